@@ -1,0 +1,1 @@
+//! The local lab: real sshd (and systemd) nodes on one machine. See docs/lab.md.

@@ -1,0 +1,10 @@
+//! netctl: provision Kubernetes pod networking from a cluster profile, over SSH.
+//!
+//! profile -> provider (what each node needs) -> render (templates) -> phases over transport (SSH),
+//! with the lab for trying and testing it all on one machine.
+
+pub mod lab;
+pub mod profile;
+pub mod provider;
+pub mod render;
+pub mod transport;

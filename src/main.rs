@@ -1,0 +1,3 @@
+fn main() {
+    println!("netctl {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,505 @@
+//! The profile as written in YAML: plain serde structs mirroring the file, with defaults.
+//! Unknown keys are errors everywhere (`deny_unknown_fields`) so a typo never falls back to a default.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub kubernetes: Kubernetes,
+    pub networking: Networking,
+    #[serde(default)]
+    pub ssh: Ssh,
+    pub nodes: Vec<NodeSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kubernetes {
+    pub version: String,
+    #[serde(rename = "clusterCIDR")]
+    pub cluster_cidr: String,
+    #[serde(rename = "serviceCIDR")]
+    pub service_cidr: String,
+    #[serde(default = "default_node_mask", rename = "nodeCIDRMaskSize")]
+    pub node_cidr_mask_size: u8,
+    #[serde(default, rename = "clusterDNS")]
+    pub cluster_dns: Option<String>,
+    #[serde(default = "default_cluster_domain")]
+    pub cluster_domain: String,
+    #[serde(default)]
+    pub api_server: Option<String>,
+    /// Local kubeconfig for kubectl steps; with neither this nor `kubectlOn`, cluster steps are skipped.
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+    /// Run kubectl on this node over SSH instead of locally.
+    #[serde(default)]
+    pub kubectl_on: Option<String>,
+    #[serde(default)]
+    pub container_runtime: ContainerRuntime,
+    /// Where the Kubernetes binaries live on the nodes.
+    #[serde(default = "default_bin_dir")]
+    pub bin_dir: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerRuntime {
+    /// containerd 1.x, config version 2.
+    #[default]
+    Containerd,
+    /// containerd 2.x, config version 3.
+    Containerd2,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Routes,
+    Kubenet,
+    Flannel,
+    Calico,
+    Canal,
+    Weave,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 6] = [
+        ProviderKind::Routes,
+        ProviderKind::Kubenet,
+        ProviderKind::Flannel,
+        ProviderKind::Calico,
+        ProviderKind::Canal,
+        ProviderKind::Weave,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Routes => "routes",
+            ProviderKind::Kubenet => "kubenet",
+            ProviderKind::Flannel => "flannel",
+            ProviderKind::Calico => "calico",
+            ProviderKind::Canal => "canal",
+            ProviderKind::Weave => "weave",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ProviderKind> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Networking {
+    pub provider: ProviderKind,
+    #[serde(default = "default_cni_bin_dir")]
+    pub cni_bin_dir: String,
+    #[serde(default = "default_cni_conf_dir")]
+    pub cni_conf_dir: String,
+    #[serde(default)]
+    pub routes: RoutesOptions,
+    #[serde(default)]
+    pub kubenet: KubenetOptions,
+    #[serde(default)]
+    pub flannel: FlannelOptions,
+    #[serde(default)]
+    pub calico: CalicoOptions,
+    #[serde(default)]
+    pub canal: CanalOptions,
+    #[serde(default)]
+    pub weave: WeaveOptions,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoutesBackend {
+    #[default]
+    HostGw,
+    Vxlan,
+    Gce,
+    Aws,
+}
+
+impl RoutesBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoutesBackend::HostGw => "host-gw",
+            RoutesBackend::Vxlan => "vxlan",
+            RoutesBackend::Gce => "gce",
+            RoutesBackend::Aws => "aws",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutesOptions {
+    #[serde(default)]
+    pub backend: RoutesBackend,
+    #[serde(default = "default_vni")]
+    pub vni: u32,
+    #[serde(default = "default_vxlan_port")]
+    pub port: u32,
+    /// VXLAN device MTU; default: the underlying interface's MTU minus 50, found on the node.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// gce: the VPC network the routes are created in.
+    #[serde(default)]
+    pub gce_network: Option<String>,
+    /// aws: the route table that receives one route per node.
+    #[serde(default)]
+    pub aws_route_table_id: Option<String>,
+    /// aws: allow more than 50 nodes (AWS route tables hold 50 entries unless raised).
+    #[serde(default)]
+    pub allow_large_route_table: bool,
+}
+
+impl Default for RoutesOptions {
+    fn default() -> Self {
+        RoutesOptions {
+            backend: RoutesBackend::HostGw,
+            vni: default_vni(),
+            port: default_vxlan_port(),
+            mtu: None,
+            gce_network: None,
+            aws_route_table_id: None,
+            allow_large_route_table: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubenetOptions {
+    /// --network-plugin-mtu; default: left to kubelet.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// --non-masquerade-cidr; default: the cluster CIDR.
+    #[serde(default)]
+    pub non_masquerade_cidr: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlannelBackend {
+    HostGw,
+    #[default]
+    Vxlan,
+    Wireguard,
+}
+
+impl FlannelBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlannelBackend::HostGw => "host-gw",
+            FlannelBackend::Vxlan => "vxlan",
+            FlannelBackend::Wireguard => "wireguard",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FlannelDeploy {
+    #[default]
+    Systemd,
+    Daemonset,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FlannelOptions {
+    #[serde(default)]
+    pub backend: FlannelBackend,
+    #[serde(default)]
+    pub iface: Option<String>,
+    #[serde(default)]
+    pub deploy: FlannelDeploy,
+    #[serde(default = "default_vni")]
+    pub vni: u32,
+    #[serde(default = "default_vxlan_port")]
+    pub port: u32,
+    #[serde(default)]
+    pub direct_routing: bool,
+    /// wireguard listen port.
+    #[serde(default = "default_wireguard_port")]
+    pub listen_port: u32,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default = "default_flannel_version")]
+    pub version: String,
+    #[serde(default = "default_true")]
+    pub ip_masq: bool,
+}
+
+impl Default for FlannelOptions {
+    fn default() -> Self {
+        FlannelOptions {
+            backend: FlannelBackend::default(),
+            iface: None,
+            deploy: FlannelDeploy::default(),
+            vni: default_vni(),
+            port: default_vxlan_port(),
+            direct_routing: false,
+            listen_port: default_wireguard_port(),
+            mtu: None,
+            version: default_flannel_version(),
+            ip_masq: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+pub enum EncapMode {
+    Always,
+    CrossSubnet,
+    #[default]
+    Never,
+}
+
+impl EncapMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncapMode::Always => "Always",
+            EncapMode::CrossSubnet => "CrossSubnet",
+            EncapMode::Never => "Never",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CalicoOptions {
+    #[serde(default = "default_calico_version")]
+    pub version: String,
+    /// A local copy of calico.yaml for air-gapped sites, used instead of the pinned upstream URL.
+    #[serde(default)]
+    pub manifest_file: Option<String>,
+    /// The IPv4 pool; default: the cluster CIDR. Must lie inside it.
+    #[serde(default, rename = "poolCIDR")]
+    pub pool_cidr: Option<String>,
+    #[serde(default = "default_always", rename = "ipipMode")]
+    pub ipip_mode: EncapMode,
+    #[serde(default)]
+    pub vxlan_mode: EncapMode,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    #[serde(default = "default_block_size")]
+    pub block_size: u8,
+}
+
+impl Default for CalicoOptions {
+    fn default() -> Self {
+        CalicoOptions {
+            version: default_calico_version(),
+            manifest_file: None,
+            pool_cidr: None,
+            ipip_mode: EncapMode::Always,
+            vxlan_mode: EncapMode::Never,
+            mtu: None,
+            block_size: default_block_size(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanalOptions {
+    #[serde(default = "default_calico_version")]
+    pub version: String,
+    #[serde(default)]
+    pub manifest_file: Option<String>,
+    /// canal_iface: the interface flannel uses; default: chosen by flannel.
+    #[serde(default)]
+    pub iface: Option<String>,
+    #[serde(default = "default_true")]
+    pub masquerade: bool,
+}
+
+impl Default for CanalOptions {
+    fn default() -> Self {
+        CanalOptions {
+            version: default_calico_version(),
+            manifest_file: None,
+            iface: None,
+            masquerade: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeaveOptions {
+    #[serde(default = "default_weave_version")]
+    pub version: String,
+    #[serde(default)]
+    pub manifest_file: Option<String>,
+    /// IPALLOC_RANGE; default: the cluster CIDR.
+    #[serde(default)]
+    pub ipalloc_range: Option<String>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+impl Default for WeaveOptions {
+    fn default() -> Self {
+        WeaveOptions {
+            version: default_weave_version(),
+            manifest_file: None,
+            ipalloc_range: None,
+            mtu: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ssh {
+    #[serde(default = "default_user")]
+    pub user: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    #[serde(default = "default_identity")]
+    pub identity_file: String,
+    #[serde(default = "default_known_hosts")]
+    pub known_hosts: String,
+    #[serde(default)]
+    pub sudo: bool,
+    #[serde(default)]
+    pub bastion: Option<String>,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Seconds to wait for a TCP connection and the SSH handshake.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: u64,
+    /// Seconds any one remote command may take.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: u64,
+}
+
+impl Default for Ssh {
+    fn default() -> Self {
+        Ssh {
+            user: default_user(),
+            port: default_ssh_port(),
+            identity_file: default_identity(),
+            known_hosts: default_known_hosts(),
+            sudo: false,
+            bastion: None,
+            concurrency: default_concurrency(),
+            connect_timeout: default_connect_timeout(),
+            command_timeout: default_command_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Controller,
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InitSystem {
+    #[default]
+    Systemd,
+    /// No init system (lab netns nodes): units are written but restarts are reported as skipped.
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    pub name: String,
+    pub address: String,
+    #[serde(default = "default_roles")]
+    pub roles: Vec<Role>,
+    #[serde(default, rename = "podCIDR")]
+    pub pod_cidr: Option<String>,
+    #[serde(default)]
+    pub init: InitSystem,
+    /// Per-node SSH port, overriding ssh.port.
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+}
+
+fn default_node_mask() -> u8 {
+    24
+}
+fn default_cluster_domain() -> String {
+    "cluster.local".into()
+}
+fn default_bin_dir() -> String {
+    "/usr/local/bin".into()
+}
+fn default_cni_bin_dir() -> String {
+    "/opt/cni/bin".into()
+}
+fn default_cni_conf_dir() -> String {
+    "/etc/cni/net.d".into()
+}
+fn default_vni() -> u32 {
+    1
+}
+fn default_vxlan_port() -> u32 {
+    8472
+}
+fn default_wireguard_port() -> u32 {
+    51820
+}
+fn default_true() -> bool {
+    true
+}
+fn default_always() -> EncapMode {
+    EncapMode::Always
+}
+fn default_block_size() -> u8 {
+    26
+}
+pub const FLANNEL_VERSION: &str = "v0.28.0";
+pub const FLANNEL_CNI_PLUGIN_VERSION: &str = "v1.7.1-flannel1";
+pub const CALICO_VERSION: &str = "v3.31.0";
+pub const WEAVE_VERSION: &str = "v2.8.1";
+fn default_flannel_version() -> String {
+    FLANNEL_VERSION.into()
+}
+fn default_calico_version() -> String {
+    CALICO_VERSION.into()
+}
+fn default_weave_version() -> String {
+    WEAVE_VERSION.into()
+}
+fn default_user() -> String {
+    "root".into()
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+fn default_identity() -> String {
+    "~/.ssh/id_ed25519".into()
+}
+fn default_known_hosts() -> String {
+    "~/.ssh/known_hosts".into()
+}
+fn default_concurrency() -> usize {
+    32
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_command_timeout() -> u64 {
+    120
+}
+fn default_roles() -> Vec<Role> {
+    vec![Role::Worker]
+}

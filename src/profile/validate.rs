@@ -1,0 +1,454 @@
+//! Every rule a profile must satisfy, checked before anything touches a node. All problems are
+//! collected (not just the first), each naming its field path. Names, interfaces and paths are
+//! restricted to characters that are harmless in a shell: quoting is still used everywhere, this
+//! is the second wall.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use ipnetwork::Ipv4Network;
+
+use super::{KubeVersion, Problem, Profile, ProviderKind, RoutesBackend};
+
+/// AWS VPC route tables hold 50 routes unless AWS raises the limit (kops-networking.md).
+pub const AWS_ROUTE_TABLE_LIMIT: usize = 50;
+pub const MTU_MIN: u32 = 576;
+pub const MTU_MAX: u32 = 9000;
+pub const VNI_MAX: u32 = 16_777_215;
+
+/// The parsed values validation produced, so nothing parses them twice.
+pub struct Checked {
+    pub version: KubeVersion,
+    pub cluster_cidr: Ipv4Network,
+    pub service_cidr: Ipv4Network,
+    pub cluster_dns: Ipv4Addr,
+    pub addresses: Vec<Option<Ipv4Addr>>,
+}
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// A DNS-1123 label: what Kubernetes accepts as a node name, and safe in a shell.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A Linux interface name (IFNAMSIZ 16 with the NUL), restricted to shell-safe characters.
+pub fn is_iface_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// A path or user name made only of characters that need no quoting.
+pub fn is_safe_path(s: &str) -> bool {
+    !s.is_empty()
+        && !s.split('/').any(|c| c == "..")
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'~' | b'+' | b'@')
+        })
+}
+
+fn is_user_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !s.starts_with('-')
+}
+
+fn parse_net(p: &mut Problems, field: &str, value: &str) -> Option<Ipv4Network> {
+    match value.parse::<Ipv4Network>() {
+        Ok(net) if value.contains('/') => {
+            if net.network() != net.ip() {
+                p.add(
+                    field,
+                    format!(
+                        "{value} has host bits set; the network is {}/{}",
+                        net.network(),
+                        net.prefix()
+                    ),
+                );
+                None
+            } else {
+                Some(net)
+            }
+        }
+        _ => {
+            p.add(
+                field,
+                format!("{value:?} is not an IPv4 CIDR such as 10.200.0.0/16"),
+            );
+            None
+        }
+    }
+}
+
+fn overlaps(a: Ipv4Network, b: Ipv4Network) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+fn check_port(p: &mut Problems, field: &str, port: u32) {
+    if !(1..=65535).contains(&port) {
+        p.add(field, format!("{port} is not a port (1-65535)"));
+    }
+}
+
+fn check_vni(p: &mut Problems, field: &str, vni: u32) {
+    if !(1..=VNI_MAX).contains(&vni) {
+        p.add(field, format!("{vni} is not a VXLAN VNI (1-{VNI_MAX})"));
+    }
+}
+
+fn check_mtu(p: &mut Problems, field: &str, mtu: Option<u32>) {
+    if let Some(m) = mtu {
+        if !(MTU_MIN..=MTU_MAX).contains(&m) {
+            p.add(field, format!("{m} is not a usable MTU ({MTU_MIN}-{MTU_MAX})"));
+        }
+    }
+}
+
+fn check_iface(p: &mut Problems, field: &str, iface: &Option<String>) {
+    if let Some(i) = iface {
+        if !is_iface_name(i) {
+            p.add(field, format!("{i:?} is not a valid Linux interface name (1-15 of a-z A-Z 0-9 . _ -)"));
+        }
+    }
+}
+
+fn check_path(p: &mut Problems, field: &str, value: &str) {
+    if !is_safe_path(value) {
+        p.add(
+            field,
+            format!("{value:?} has characters outside a-z A-Z 0-9 / . _ - ~ + @, or a '..' component"),
+        );
+    }
+}
+
+fn check_version_tag(p: &mut Problems, field: &str, value: &str) {
+    let ok = value.starts_with('v')
+        && value.len() > 1
+        && value[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if !ok {
+        p.add(field, format!("{value:?} is not a release tag such as v3.31.0"));
+    }
+}
+
+pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+    if profile.api_version != "netctl/v1" {
+        p.add("apiVersion", format!("{:?} is not supported; use netctl/v1", profile.api_version));
+    }
+    if profile.kind != "ClusterProfile" {
+        p.add("kind", format!("{:?} is not supported; use ClusterProfile", profile.kind));
+    }
+    if !is_dns_label(&profile.name) {
+        p.add("name", format!("{:?} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)", profile.name));
+    }
+
+    let k = &profile.kubernetes;
+    let version = KubeVersion::parse(&k.version);
+    if version.is_none() {
+        p.add("kubernetes.version", format!("{:?} is not a Kubernetes version such as \"1.30\"", k.version));
+    }
+    let cluster = parse_net(&mut p, "kubernetes.clusterCIDR", &k.cluster_cidr);
+    let service = parse_net(&mut p, "kubernetes.serviceCIDR", &k.service_cidr);
+    if let (Some(c), Some(s)) = (cluster, service) {
+        if overlaps(c, s) {
+            p.add("kubernetes.serviceCIDR", format!("{s} overlaps clusterCIDR {c}: pod and service addresses would collide"));
+        }
+    }
+    let mask = k.node_cidr_mask_size;
+    if let Some(c) = cluster {
+        if mask < c.prefix() || mask > 30 {
+            p.add(
+                "kubernetes.nodeCIDRMaskSize",
+                format!("{mask} must lie between the clusterCIDR prefix ({}) and 30", c.prefix()),
+            );
+        }
+    }
+    let cluster_dns = match (&k.cluster_dns, service) {
+        (Some(d), s) => match d.parse::<Ipv4Addr>() {
+            Ok(ip) => {
+                if let Some(s) = s {
+                    if !s.contains(ip) {
+                        p.add("kubernetes.clusterDNS", format!("{ip} is outside serviceCIDR {s}"));
+                    }
+                }
+                Some(ip)
+            }
+            Err(_) => {
+                p.add("kubernetes.clusterDNS", format!("{d:?} is not an IPv4 address"));
+                None
+            }
+        },
+        // The hard-way convention: the tenth address of the service range.
+        (None, Some(s)) => s.nth(10),
+        (None, None) => None,
+    };
+    if !is_dns_label_path(&k.cluster_domain) {
+        p.add("kubernetes.clusterDomain", format!("{:?} is not a DNS domain", k.cluster_domain));
+    }
+    if let Some(api) = &k.api_server {
+        let ok = api.starts_with("https://")
+            && api.len() > 8
+            && api[8..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'/'));
+        if !ok {
+            p.add("kubernetes.apiServer", format!("{api:?} is not an https:// URL"));
+        }
+    }
+    if let Some(kc) = &k.kubeconfig {
+        check_path(&mut p, "kubernetes.kubeconfig", kc);
+    }
+    check_path(&mut p, "kubernetes.binDir", &k.bin_dir);
+    if let Some(on) = &k.kubectl_on {
+        if !profile.nodes.iter().any(|n| &n.name == on) {
+            p.add("kubernetes.kubectlOn", format!("{on:?} is not a node in this profile"));
+        }
+    }
+
+    let n = &profile.networking;
+    check_path(&mut p, "networking.cniBinDir", &n.cni_bin_dir);
+    check_path(&mut p, "networking.cniConfDir", &n.cni_conf_dir);
+    if let (Some(v), ProviderKind::Kubenet) = (version, n.provider) {
+        if !v.kubelet_has_network_plugin() {
+            p.add(
+                "networking.provider",
+                format!("kubenet needs the kubelet's --network-plugin flag, removed in Kubernetes 1.24; version {v} has none. Use a CNI provider, or a version below 1.24"),
+            );
+        }
+    }
+    let r = &n.routes;
+    check_vni(&mut p, "networking.routes.vni", r.vni);
+    check_port(&mut p, "networking.routes.port", r.port);
+    check_mtu(&mut p, "networking.routes.mtu", r.mtu);
+    if n.provider == ProviderKind::Routes {
+        match r.backend {
+            RoutesBackend::Gce => match &r.gce_network {
+                Some(net) if is_dns_label(net) => {}
+                Some(net) => p.add("networking.routes.gceNetwork", format!("{net:?} is not a GCE network name")),
+                None => p.add("networking.routes.gceNetwork", "the gce backend needs the VPC network to create routes in"),
+            },
+            RoutesBackend::Aws => {
+                match &r.aws_route_table_id {
+                    Some(id) if id.starts_with("rtb-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit()) && id.len() > 4 => {}
+                    Some(id) => p.add("networking.routes.awsRouteTableId", format!("{id:?} is not a route table id (rtb-...)")),
+                    None => p.add("networking.routes.awsRouteTableId", "the aws backend needs the route table that receives the routes"),
+                }
+                let workers = profile.nodes.iter().filter(|n| n.roles.contains(&super::Role::Worker)).count();
+                if workers > AWS_ROUTE_TABLE_LIMIT && !r.allow_large_route_table {
+                    p.add(
+                        "networking.routes.backend",
+                        format!("aws with {workers} nodes: an AWS route table holds {AWS_ROUTE_TABLE_LIMIT} routes (one per node), so more than {AWS_ROUTE_TABLE_LIMIT} nodes fail unless AWS raised your limit; set networking.routes.allowLargeRouteTable: true if it did"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    check_mtu(&mut p, "networking.kubenet.mtu", n.kubenet.mtu);
+    if let Some(c) = &n.kubenet.non_masquerade_cidr {
+        parse_net(&mut p, "networking.kubenet.nonMasqueradeCIDR", c);
+    }
+    let f = &n.flannel;
+    check_iface(&mut p, "networking.flannel.iface", &f.iface);
+    check_vni(&mut p, "networking.flannel.vni", f.vni);
+    check_port(&mut p, "networking.flannel.port", f.port);
+    check_port(&mut p, "networking.flannel.listenPort", f.listen_port);
+    check_mtu(&mut p, "networking.flannel.mtu", f.mtu);
+    check_version_tag(&mut p, "networking.flannel.version", &f.version);
+    let c = &n.calico;
+    check_version_tag(&mut p, "networking.calico.version", &c.version);
+    if let Some(m) = &c.manifest_file {
+        check_path(&mut p, "networking.calico.manifestFile", m);
+    }
+    check_mtu(&mut p, "networking.calico.mtu", c.mtu);
+    if c.ipip_mode != super::EncapMode::Never && c.vxlan_mode != super::EncapMode::Never {
+        p.add("networking.calico.vxlanMode", "ipipMode and vxlanMode cannot both be enabled on one pool");
+    }
+    let pool = c.pool_cidr.as_deref().and_then(|v| parse_net(&mut p, "networking.calico.poolCIDR", v));
+    if let (Some(pool), Some(cl)) = (pool, cluster) {
+        if !cl.contains(pool.network()) || pool.prefix() < cl.prefix() {
+            p.add("networking.calico.poolCIDR", format!("{pool} must lie inside clusterCIDR {cl}"));
+        }
+    }
+    let pool_prefix = pool.or(cluster).map(|n| n.prefix()).unwrap_or(0);
+    if !(20..=32).contains(&c.block_size) || c.block_size < pool_prefix {
+        p.add("networking.calico.blockSize", format!("{} must lie between 20 and 32 and be no shorter than the pool prefix", c.block_size));
+    }
+    let cn = &n.canal;
+    check_version_tag(&mut p, "networking.canal.version", &cn.version);
+    check_iface(&mut p, "networking.canal.iface", &cn.iface);
+    if let Some(m) = &cn.manifest_file {
+        check_path(&mut p, "networking.canal.manifestFile", m);
+    }
+    let w = &n.weave;
+    check_version_tag(&mut p, "networking.weave.version", &w.version);
+    if let Some(m) = &w.manifest_file {
+        check_path(&mut p, "networking.weave.manifestFile", m);
+    }
+    check_mtu(&mut p, "networking.weave.mtu", w.mtu);
+    if let Some(range) = w.ipalloc_range.as_deref().and_then(|v| parse_net(&mut p, "networking.weave.ipallocRange", v)) {
+        if let Some(cl) = cluster {
+            if !cl.contains(range.network()) || range.prefix() < cl.prefix() {
+                p.add("networking.weave.ipallocRange", format!("{range} must lie inside clusterCIDR {cl}"));
+            }
+        }
+    }
+
+    let s = &profile.ssh;
+    if !is_user_name(&s.user) {
+        p.add("ssh.user", format!("{:?} is not a user name", s.user));
+    }
+    if s.port == 0 {
+        p.add("ssh.port", "0 is not a port");
+    }
+    check_path(&mut p, "ssh.identityFile", &s.identity_file);
+    check_path(&mut p, "ssh.knownHosts", &s.known_hosts);
+    if s.concurrency == 0 {
+        p.add("ssh.concurrency", "must be at least 1");
+    }
+    if s.connect_timeout == 0 {
+        p.add("ssh.connectTimeout", "must be at least 1 second");
+    }
+    if s.command_timeout == 0 {
+        p.add("ssh.commandTimeout", "must be at least 1 second");
+    }
+    if let Some(b) = &s.bastion {
+        let host = b.rsplit('@').next().unwrap_or(b);
+        let ok = b.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'@'));
+        if !ok || host.is_empty() {
+            p.add("ssh.bastion", format!("{b:?} is not [user@]host[:port]"));
+        }
+    }
+
+    if profile.nodes.is_empty() {
+        p.add("nodes", "a profile needs at least one node");
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut addrs: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut addresses = Vec::with_capacity(profile.nodes.len());
+    for (i, node) in profile.nodes.iter().enumerate() {
+        let f = |k: &str| format!("nodes[{i}].{k}");
+        if !is_dns_label(&node.name) {
+            p.add(f("name"), format!("{:?} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)", node.name));
+        } else if let Some(j) = names.insert(&node.name, i) {
+            p.add(f("name"), format!("{:?} is also the name of nodes[{j}]", node.name));
+        }
+        if node.roles.is_empty() {
+            p.add(f("roles"), "a node needs at least one role (controller, worker)");
+        }
+        let addr = match node.address.parse::<Ipv4Addr>() {
+            Ok(a) => {
+                if let Some(j) = addrs.insert(a, i) {
+                    p.add(f("address"), format!("{a} is also the address of nodes[{j}]"));
+                }
+                if let Some(c) = cluster {
+                    if c.contains(a) {
+                        p.add(f("address"), format!("{a} lies inside clusterCIDR {c}: node and pod addresses would collide"));
+                    }
+                }
+                if let Some(s) = service {
+                    if s.contains(a) {
+                        p.add(f("address"), format!("{a} lies inside serviceCIDR {s}"));
+                    }
+                }
+                Some(a)
+            }
+            Err(_) => {
+                p.add(f("address"), format!("{:?} is not an IPv4 address", node.address));
+                None
+            }
+        };
+        addresses.push(addr);
+        if node.ssh_port == Some(0) {
+            p.add(f("sshPort"), "0 is not a port");
+        }
+    }
+    // podCIDR rules need the cluster CIDR and mask to be sound.
+    if let Some(c) = cluster.filter(|c| mask >= c.prefix() && mask <= 30) {
+        let mut given: Vec<(usize, Ipv4Network)> = Vec::new();
+        for (i, node) in profile.nodes.iter().enumerate() {
+            let Some(v) = &node.pod_cidr else { continue };
+            let field = format!("nodes[{i}].podCIDR");
+            let Some(net) = parse_net(&mut p, &field, v) else { continue };
+            if !c.contains(net.network()) || net.prefix() < c.prefix() {
+                p.add(&field, format!("{net} is outside clusterCIDR {c}"));
+            } else if net.prefix() != mask {
+                p.add(&field, format!("{net} is a /{}, but nodeCIDRMaskSize is {mask}", net.prefix()));
+            } else if let Some((j, other)) = given.iter().find(|(_, o)| overlaps(*o, net)) {
+                p.add(&field, format!("{net} overlaps {other}, the podCIDR of nodes[{j}]"));
+            } else {
+                given.push((i, net));
+            }
+        }
+        let needed = profile
+            .nodes
+            .iter()
+            .filter(|n| n.pod_cidr.is_some() || n.roles.contains(&super::Role::Worker))
+            .count() as u64;
+        let fit = 1u64 << (mask - c.prefix());
+        if needed > fit {
+            p.add(
+                "kubernetes.nodeCIDRMaskSize",
+                format!("clusterCIDR {c} holds {fit} blocks of /{mask}, but {needed} nodes need one"),
+            );
+        }
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Checked {
+        version: version.expect("checked"),
+        cluster_cidr: cluster.expect("checked"),
+        service_cidr: service.expect("checked"),
+        cluster_dns: cluster_dns.expect("checked"),
+        addresses,
+    })
+}
+
+fn is_dns_label_path(s: &str) -> bool {
+    !s.is_empty() && s.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_metacharacters_are_not_names() {
+        for bad in ["a;b", "a b", "$(x)", "`x`", "a|b", "a&b", "a'b", "a\"b", "a\nb", "A", "-a", ""] {
+            assert!(!is_dns_label(bad), "{bad:?}");
+        }
+        for bad in ["eth0;rm", "e th", "$(x)", "abcdefghijklmnop", "..", "a/b"] {
+            assert!(!is_iface_name(bad), "{bad:?}");
+        }
+        for bad in ["/a b", "/a;b", "/a/../b", "$HOME/x", "/x`y`"] {
+            assert!(!is_safe_path(bad), "{bad:?}");
+        }
+        assert!(is_dns_label("worker-0"));
+        assert!(is_iface_name("enp0s8"));
+        assert!(is_safe_path("~/.ssh/id_ed25519"));
+    }
+}

@@ -1,0 +1,151 @@
+//! Providers answer one question: for this cluster and node, which files, units and commands, and
+//! which cluster-level manifests and commands? They are plain functions returning plain data; the
+//! diffing, pushing, restarting and rollback around them is shared and knows no provider.
+
+pub mod calico;
+pub mod canal;
+pub mod flannel;
+pub mod kube;
+pub mod kubenet;
+pub mod routes;
+pub mod weave;
+
+use serde::Serialize;
+
+use crate::profile::{Cluster, Node, ProviderKind};
+
+/// A file netctl owns on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeFile {
+    /// Absolute path on the node.
+    pub path: String,
+    pub mode: u32,
+    pub content: String,
+    /// Units restarted when this file changes.
+    pub services: Vec<String>,
+}
+
+/// A systemd unit netctl manages on a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unit {
+    pub name: String,
+    /// `systemctl enable` it (start at boot).
+    pub enable: bool,
+    /// Restart it when one of its input files changed (oneshot boot units are re-applied by a
+    /// command instead, so a re-apply does not tear routes down first).
+    pub restart: bool,
+}
+
+/// A shell command run on the node, in order, after files are in place. Commands are idempotent:
+/// running one twice leaves the node as running it once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub title: String,
+    pub command: String,
+}
+
+/// Everything one node needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodePlan {
+    pub files: Vec<NodeFile>,
+    pub units: Vec<Unit>,
+    pub commands: Vec<Step>,
+    /// Run by `reset` (and by `switch` when leaving this provider) before the files are removed:
+    /// undo what the commands did (routes, links).
+    pub teardown: Vec<Step>,
+}
+
+/// A file written under the render output's cluster/ directory, applied with kubectl or run locally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterFile {
+    /// Relative to cluster/: `kube-flannel.yaml`, `calico/kustomization.yaml`, `routes.sh`.
+    pub path: String,
+    pub content: String,
+}
+
+/// A kubectl invocation, with paths relative to the render output's cluster/ directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KubectlStep {
+    pub title: String,
+    pub args: Vec<String>,
+}
+
+/// A command run on the operator's machine with a cloud CLI (gcloud, aws).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalCommand {
+    pub title: String,
+    /// The program, found with `which` when the step runs.
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+/// What the cluster as a whole needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterPlan {
+    pub files: Vec<ClusterFile>,
+    pub kubectl: Vec<KubectlStep>,
+    pub local: Vec<LocalCommand>,
+    /// kubectl steps that remove this provider's cluster objects (used by `switch`).
+    pub kubectl_teardown: Vec<KubectlStep>,
+}
+
+/// The node plan for the cluster's provider, plus the Kubernetes units that provider needs.
+pub fn node_plan(cluster: &Cluster, node: &Node) -> NodePlan {
+    node_plan_for(cluster, node, cluster.provider())
+}
+
+/// The node plan as if `provider` were the cluster's provider (used by `switch` for both sides).
+pub fn node_plan_for(cluster: &Cluster, node: &Node, provider: ProviderKind) -> NodePlan {
+    let mut plan = match provider {
+        ProviderKind::Routes => routes::node(cluster, node),
+        ProviderKind::Kubenet => kubenet::node(cluster, node),
+        ProviderKind::Flannel => flannel::node(cluster, node),
+        ProviderKind::Calico => calico::node(cluster, node),
+        ProviderKind::Canal => canal::node(cluster, node),
+        ProviderKind::Weave => weave::node(cluster, node),
+    };
+    kube::add_units(cluster, node, provider, &mut plan);
+    plan.files.sort_by(|a, b| a.path.cmp(&b.path));
+    plan
+}
+
+pub fn cluster_plan(cluster: &Cluster) -> ClusterPlan {
+    cluster_plan_for(cluster, cluster.provider())
+}
+
+pub fn cluster_plan_for(cluster: &Cluster, provider: ProviderKind) -> ClusterPlan {
+    match provider {
+        ProviderKind::Routes => routes::cluster(cluster),
+        ProviderKind::Kubenet => ClusterPlan::default(),
+        ProviderKind::Flannel => flannel::cluster(cluster),
+        ProviderKind::Calico => calico::cluster(cluster),
+        ProviderKind::Canal => canal::cluster(cluster),
+        ProviderKind::Weave => weave::cluster(cluster),
+    }
+}
+
+/// Quote a string for a POSIX shell. Profile values are validated to safe characters as well;
+/// this is what makes that a second wall rather than the only one.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b':' | b'=' | b',' | b'@' | b'+'))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sh_quote;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("10.200.0.0/24"), "10.200.0.0/24");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote("$(rm -rf /)"), "'$(rm -rf /)'");
+        assert_eq!(sh_quote(""), "''");
+    }
+}

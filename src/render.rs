@@ -1,0 +1,179 @@
+//! Templates (built into the binary from templates/) and the render output tree.
+//! Each template takes a typed, serialisable context; an undefined variable is a template error,
+//! and a template error is a bug in netctl (golden tests render every template).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use crate::profile::Cluster;
+use crate::provider::{self, ClusterPlan, NodePlan};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+}
+
+fn engine() -> &'static tera::Tera {
+    static TERA: OnceLock<tera::Tera> = OnceLock::new();
+    TERA.get_or_init(|| {
+        let mut t = tera::Tera::default();
+        t.autoescape_on(vec![]);
+        t.add_raw_templates(embedded::TEMPLATES.iter().copied())
+            .unwrap_or_else(|e| panic!("netctl bug: a built-in template does not parse: {e:?}"));
+        t
+    })
+}
+
+/// Render the built-in template `id` (its path under templates/) with `ctx`.
+pub fn template(id: &str, ctx: &impl Serialize) -> String {
+    let ctx = tera::Context::from_serialize(ctx)
+        .unwrap_or_else(|e| panic!("netctl bug: context for {id} does not serialise: {e}"));
+    engine().render(id, &ctx).unwrap_or_else(|e| {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        panic!("netctl bug: template {id} failed to render: {msg}")
+    })
+}
+
+/// Every artifact for a cluster: per node, and cluster-wide.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    pub nodes: BTreeMap<String, NodePlan>,
+    pub cluster: ClusterPlan,
+}
+
+pub fn render_all(cluster: &Cluster) -> Rendered {
+    Rendered {
+        nodes: cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), provider::node_plan(cluster, n)))
+            .collect(),
+        cluster: provider::cluster_plan(cluster),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} exists and is not a netctl render output (no plan.json); refusing to overwrite it")]
+    NotOurs { path: PathBuf },
+}
+
+#[derive(Serialize)]
+struct PlanFile<'a> {
+    path: &'a str,
+    mode: String,
+    sha256: String,
+    services: &'a [String],
+}
+
+#[derive(Serialize)]
+struct PlanNode<'a> {
+    name: &'a str,
+    files: Vec<PlanFile<'a>>,
+    units: &'a [provider::Unit],
+    commands: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    name: &'a str,
+    provider: &'a str,
+    profile_sha256: &'a str,
+    nodes: Vec<PlanNode<'a>>,
+    kubectl: &'a [provider::KubectlStep],
+    local: &'a [provider::LocalCommand],
+}
+
+/// plan.json: per node the files (path, mode, sha256, services) and commands in order.
+pub fn plan_json(cluster: &Cluster, r: &Rendered) -> String {
+    let nodes = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let p = &r.nodes[&n.name];
+            PlanNode {
+                name: &n.name,
+                files: p
+                    .files
+                    .iter()
+                    .map(|f| PlanFile {
+                        path: &f.path,
+                        mode: format!("{:04o}", f.mode),
+                        sha256: crate::profile::sha256_hex(f.content.as_bytes()),
+                        services: &f.services,
+                    })
+                    .collect(),
+                units: &p.units,
+                commands: p.commands.iter().map(|c| c.command.as_str()).collect(),
+            }
+        })
+        .collect();
+    let doc = PlanJson {
+        name: &cluster.profile.name,
+        provider: cluster.provider().as_str(),
+        profile_sha256: &cluster.hash,
+        nodes,
+        kubectl: &r.cluster.kubectl,
+        local: &r.cluster.local,
+    };
+    let mut s = serde_json::to_string_pretty(&doc).expect("plan serialises");
+    s.push('\n');
+    s
+}
+
+/// Every output file, relative to the output directory, in a stable order.
+pub fn output_files(cluster: &Cluster, r: &Rendered) -> Vec<(String, String, u32)> {
+    let mut out = Vec::new();
+    for n in &cluster.nodes {
+        for f in &r.nodes[&n.name].files {
+            out.push((format!("nodes/{}{}", n.name, f.path), f.content.clone(), f.mode));
+        }
+    }
+    for f in &r.cluster.files {
+        let mode = if f.path.ends_with(".sh") { 0o755 } else { 0o644 };
+        out.push((format!("cluster/{}", f.path), f.content.clone(), mode));
+    }
+    out.push(("plan.json".into(), plan_json(cluster, r), 0o644));
+    out
+}
+
+/// Write the render output to `dir`, replacing an earlier render there (and nothing else).
+pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, WriteError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| WriteError::Io { path, source }
+    };
+    if dir.exists() {
+        let non_empty = std::fs::read_dir(dir).map_err(io(dir))?.next().is_some();
+        if non_empty {
+            if !dir.join("plan.json").exists() {
+                return Err(WriteError::NotOurs { path: dir.to_path_buf() });
+            }
+            std::fs::remove_dir_all(dir).map_err(io(dir))?;
+        }
+    }
+    let files = output_files(cluster, r);
+    for (rel, content, mode) in &files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, content).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).map_err(io(&path))?;
+    }
+    Ok(files.len())
+}

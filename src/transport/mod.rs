@@ -1,0 +1,1 @@
+//! SSH transport (russh): one connection per node, exec, atomic uploads.
