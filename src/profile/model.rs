@@ -43,6 +43,10 @@ pub struct Kubernetes {
     /// Where the Kubernetes binaries live on the nodes.
     #[serde(default = "default_bin_dir")]
     pub bin_dir: String,
+    /// Render and manage the kubelet, kube-controller-manager and containerd configuration.
+    /// false where another tool (kubeadm, a distribution) owns them and netctl does pod networking only.
+    #[serde(default = "default_true")]
+    pub manage_units: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]

@@ -87,6 +87,19 @@ pub struct ClusterPlan {
     pub local: Vec<LocalCommand>,
     /// kubectl steps that remove this provider's cluster objects (used by `switch`).
     pub kubectl_teardown: Vec<KubectlStep>,
+    /// Local files copied into the output (a profile's `manifestFile` for air-gapped sites).
+    pub copies: Vec<CopiedFile>,
+}
+
+/// A local file copied into cluster/ when the render is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopiedFile {
+    /// Relative to cluster/.
+    pub path: String,
+    /// The local path as the profile gives it (`~/` expanded when copied).
+    pub source: String,
+    /// The profile field that named it, for the error when it cannot be read.
+    pub field: String,
 }
 
 /// The node plan for the cluster's provider, plus the Kubernetes units that provider needs.
