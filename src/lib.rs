@@ -3,8 +3,13 @@
 //! profile -> provider (what each node needs) -> render (templates) -> phases over transport (SSH),
 //! with the lab for trying and testing it all on one machine.
 
+pub mod commands;
+pub mod error;
 pub mod lab;
+pub mod printer;
 pub mod profile;
 pub mod provider;
 pub mod render;
 pub mod transport;
+
+pub use error::Error;

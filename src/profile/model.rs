@@ -152,7 +152,7 @@ pub struct RoutesOptions {
     pub vni: u32,
     #[serde(default = "default_vxlan_port")]
     pub port: u32,
-    /// VXLAN device MTU; default: the underlying interface's MTU minus 50, found on the node.
+    /// VXLAN device and pod MTU; default 1450 (a 1500-byte underlay minus 50 for VXLAN).
     #[serde(default)]
     pub mtu: Option<u32>,
     /// gce: the VPC network the routes are created in.
@@ -435,6 +435,9 @@ pub struct NodeSpec {
     /// Per-node SSH port, overriding ssh.port.
     #[serde(default)]
     pub ssh_port: Option<u16>,
+    /// The cloud instance id (routes backend aws: the route's target).
+    #[serde(default)]
+    pub instance_id: Option<String>,
 }
 
 fn default_node_mask() -> u8 {

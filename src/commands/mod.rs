@@ -1,0 +1,5 @@
+//! What each command does, as library functions the CLI calls. Remote commands are ordered
+//! lists of phases (src/phase/); the local ones here are a few lines each.
+
+pub mod check;
+pub mod render;

@@ -1,0 +1,33 @@
+//! The one error type commands return, and the exit code each kind maps to (DESIGN.md):
+//! 0 ok; 1 a remote step or check failed; 2 bad input; 3 refused for safety.
+
+use crate::profile::ProfileError;
+use crate::render::WriteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// Bad flags or arguments, with what to do instead.
+    #[error("{0}")]
+    Usage(String),
+    /// A remote step or check failed; the details were already printed per node.
+    #[error("{0}")]
+    Failed(String),
+    /// Refused for safety (host key, node lock, switch precondition).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Profile(_) | Error::Usage(_) => 2,
+            Error::Write(WriteError::NotOurs { .. }) => 2,
+            Error::Write(_) | Error::Failed(_) => 1,
+            Error::Refused(_) => 3,
+        }
+    }
+}

@@ -1,0 +1,111 @@
+#!/bin/sh
+# Rendered by netctl for node {{ node }}: pod network routes, backend {{ backend }}.
+# `up` converges: it adds what is missing and removes what netctl added earlier that the profile
+# no longer wants (netctl's routes carry protocol {{ proto }}). `down` removes everything it added.
+# `check` exits 1 when the node differs from this file.
+set -eu
+
+NODE_ADDRESS={{ address }}
+PROTO={{ proto }}
+{%- if backend == "vxlan" %}
+DEV={{ dev }}
+VNI={{ vni }}
+PORT={{ port }}
+MTU={{ mtu }}
+MAC={{ mac }}
+VTEP={{ vtep }}
+{%- endif %}
+
+# Wanted routes, one "podCIDR next-hop" per line.
+WANT_ROUTES='{% for p in peers %}{{ p.pod_cidr }} {{ p.via }}
+{% endfor %}'
+{%- if backend == "vxlan" %}
+# Wanted VXLAN peers, one "vtep mac node-address" per line.
+WANT_PEERS='{% for p in peers %}{{ p.vtep }} {{ p.mac }} {{ p.address }}
+{% endfor %}'
+{%- endif %}
+
+wanted() { # wanted LIST WORD: does a line of LIST start with "WORD "?
+    case "
+$1" in *"
+$2 "*) return 0 ;; esac
+    return 1
+}
+
+wait_for_address() { # at boot the unit can start before the address is configured
+    i=0
+    while [ -z "$(ip -o -4 addr show to "$NODE_ADDRESS")" ]; do
+        i=$((i + 1))
+        [ "$i" -le 60 ] || { echo "netctl-routes: $NODE_ADDRESS is not configured on any interface" >&2; exit 1; }
+        sleep 0.5
+    done
+}
+
+remove_stale_routes() {
+    ip -4 route show proto "$PROTO" | while read -r dst _; do
+        wanted "$WANT_ROUTES" "$dst" || ip route del "$dst" proto "$PROTO"
+    done
+}
+{%- if backend == "vxlan" %}
+
+parent_device() {
+    set -- $(ip -o -4 addr show to "$NODE_ADDRESS")
+    echo "$2"
+}
+
+vxlan_up() {
+    parent=$(parent_device)
+    # Recreate the device only when its identity differs; MTU and MAC are converged in place.
+    if ! ip -d link show "$DEV" 2>/dev/null | grep -q "vxlan id $VNI local $NODE_ADDRESS dev $parent .*dstport $PORT nolearning"; then
+        ip link del "$DEV" 2>/dev/null || true
+        ip link add "$DEV" address "$MAC" mtu "$MTU" type vxlan id "$VNI" dev "$parent" local "$NODE_ADDRESS" dstport "$PORT" nolearning
+    fi
+    ip link set "$DEV" address "$MAC" mtu "$MTU" up
+    ip -4 addr show dev "$DEV" | grep -q " inet $VTEP/32 " || ip addr replace "$VTEP/32" dev "$DEV"
+    printf '%s\n' "$WANT_PEERS" | while read -r vtep mac addr; do
+        [ -n "$vtep" ] || continue
+        ip neigh replace "$vtep" lladdr "$mac" dev "$DEV" nud permanent
+        bridge fdb replace "$mac" dev "$DEV" dst "$addr" self permanent
+    done
+    ip neigh show dev "$DEV" | while read -r ip _; do
+        wanted "$WANT_PEERS" "$ip" || ip neigh del "$ip" dev "$DEV"
+    done
+    bridge fdb show dev "$DEV" | while read -r mac _ dst _; do
+        case "$WANT_PEERS" in *" $mac $dst
+"*) ;; *) bridge fdb del "$mac" dev "$DEV" dst "$dst" self ;; esac
+    done
+}
+{%- endif %}
+
+up() {
+    sysctl -q -w net.ipv4.ip_forward=1
+    wait_for_address
+{%- if backend == "vxlan" %}
+    vxlan_up
+{%- endif %}
+{%- for p in peers %}
+    ip route replace {{ p.pod_cidr }} via {{ p.via }}{% if backend == "vxlan" %} dev "$DEV" onlink{% endif %} proto "$PROTO"
+{%- endfor %}
+    remove_stale_routes
+}
+
+down() {
+    ip -4 route show proto "$PROTO" | while read -r dst _; do ip route del "$dst" proto "$PROTO"; done
+{%- if backend == "vxlan" %}
+    ip link del "$DEV" 2>/dev/null || true
+{%- endif %}
+}
+
+check() {
+    [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ] || { echo "net.ipv4.ip_forward is 0"; exit 1; }
+{%- for p in peers %}
+    ip -4 route show proto "$PROTO" | grep -qF "{{ p.pod_cidr }} via {{ p.via }} " || { echo "no route to {{ p.pod_cidr }} via {{ p.via }}"; exit 1; }
+{%- endfor %}
+}
+
+case "${1:-up}" in
+    up) up ;;
+    down) down ;;
+    check) check ;;
+    *) echo "usage: $0 up|down|check" >&2; exit 2 ;;
+esac
