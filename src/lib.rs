@@ -5,11 +5,17 @@
 
 pub mod commands;
 pub mod error;
+pub mod fleet;
+pub mod kubectl;
 pub mod lab;
+pub mod phase;
+pub mod plan;
 pub mod printer;
 pub mod profile;
 pub mod provider;
+pub mod remote;
 pub mod render;
+pub mod state;
 pub mod transport;
 
 pub use error::Error;

@@ -53,3 +53,88 @@ mod tests {
         assert_eq!(t.render(), "A     BB\nlong  x\n");
     }
 }
+
+/// Progress lines, one per node, showing its current phase. Hidden when stderr is not a terminal,
+/// under --quiet, or with NETCTL_NO_PROGRESS set: output then reads the same without them.
+#[derive(Clone)]
+pub struct Progress {
+    multi: Option<indicatif::MultiProgress>,
+}
+
+#[derive(Clone)]
+pub struct NodeLine {
+    bar: Option<indicatif::ProgressBar>,
+    node: String,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        use std::io::IsTerminal;
+        let enabled = !quiet && std::env::var_os("NETCTL_NO_PROGRESS").is_none() && std::io::stderr().is_terminal();
+        Progress {
+            multi: enabled.then(indicatif::MultiProgress::new),
+        }
+    }
+
+    pub fn node(&self, name: &str) -> NodeLine {
+        let bar = self.multi.as_ref().map(|m| {
+            let b = m.add(indicatif::ProgressBar::new_spinner());
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
+                    .expect("static template"),
+            );
+            b.set_prefix(name.to_string());
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        });
+        NodeLine {
+            bar,
+            node: name.to_string(),
+        }
+    }
+
+    /// Print a line without tearing the progress display.
+    pub fn println(&self, line: &str) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
+impl NodeLine {
+    pub fn phase(&self, phase: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(phase.to_string());
+        }
+    }
+
+    pub fn done(&self, msg: &str) {
+        if let Some(b) = &self.bar {
+            b.finish_with_message(msg.to_string());
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// Colour only when stdout is a terminal and NO_COLOR is unset (https://no-color.org).
+pub fn colour_enabled() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+pub fn result_word(ok: bool, word: &str) -> String {
+    if !colour_enabled() {
+        return word.to_string();
+    }
+    if ok {
+        format!("\x1b[32m{word}\x1b[0m")
+    } else {
+        format!("\x1b[31m{word}\x1b[0m")
+    }
+}

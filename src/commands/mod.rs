@@ -1,5 +1,7 @@
 //! What each command does, as library functions the CLI calls. Remote commands are ordered
 //! lists of phases (src/phase/); the local ones here are a few lines each.
 
+pub mod apply;
 pub mod check;
+pub mod reset;
 pub mod render;

@@ -1,0 +1,478 @@
+//! `netctl init` and `netctl plan` (= `init --dry-run`): per node, in a sliding window,
+//! connect -> lock -> gather -> plan, then (after an optional confirmation) files -> units ->
+//! commands -> restarts -> record -> unlock; then the cluster-level kubectl steps.
+//! A node that fails mid-apply is put back from this run's backups and reported; the others finish.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::fleet;
+use crate::kubectl::{self, Kubectl};
+use crate::phase::{self, apply, connect, gather, lock};
+use crate::plan::{self, FileAction, NodeChanges};
+use crate::printer::{NodeLine, Progress, Table};
+use crate::profile::{Cluster, Node};
+use crate::provider::{self, NodePlan};
+use crate::remote::{Remote, RemoteError};
+use crate::state::{Gathered, NodeState};
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub dry_run: bool,
+    pub yes: bool,
+    pub concurrency: Option<usize>,
+    pub accept_new_host_keys: bool,
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Applied,
+    Unchanged,
+    Planned,
+    Failed,
+    Refused,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeReport {
+    pub name: String,
+    pub result: Outcome,
+    pub files_changed: usize,
+    pub commands_run: usize,
+    pub restarts: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
+    /// Units whose inputs changed on a node without systemd (`init: none`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarts_skipped: Vec<String>,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub changes: Option<NodeChanges>,
+}
+
+impl NodeReport {
+    fn failed(name: &str, e: &RemoteError) -> NodeReport {
+        NodeReport {
+            name: name.to_string(),
+            result: if e.is_refusal() { Outcome::Refused } else { Outcome::Failed },
+            files_changed: 0,
+            commands_run: 0,
+            restarts: 0,
+            restarted: vec![],
+            restarts_skipped: vec![],
+            error: Some(e.to_string()),
+            changes: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterStepReport {
+    pub step: String,
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub nodes: Vec<NodeReport>,
+    pub cluster: Vec<ClusterStepReport>,
+}
+
+impl RunReport {
+    pub fn failed_nodes(&self) -> Vec<&NodeReport> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.result, Outcome::Failed | Outcome::Refused))
+            .collect()
+    }
+    pub fn refused(&self) -> bool {
+        self.nodes.iter().any(|n| n.result == Outcome::Refused)
+    }
+    pub fn cluster_failed(&self) -> bool {
+        self.cluster.iter().any(|c| c.result == "failed")
+    }
+}
+
+/// A node after connect, lock, gather and plan, holding its session for the apply stage.
+struct Prepared {
+    node: Node,
+    remote: Remote,
+    desired: NodePlan,
+    found: Gathered,
+    changes: NodeChanges,
+    line: NodeLine,
+}
+
+async fn prepare(cluster: Arc<Cluster>, node: Node, opts: ApplyOptions, line: NodeLine, run_id: String) -> Result<Prepared, NodeReport> {
+    let fail = |e: RemoteError| NodeReport::failed(&node.name, &e);
+    line.phase("connect");
+    let remote = connect::connect(&cluster, &node, opts.accept_new_host_keys, opts.dry_run)
+        .await
+        .map_err(fail)?;
+    line.phase("lock");
+    if let Err(e) = lock::lock(&remote, &run_id).await {
+        remote.close().await;
+        return Err(fail(e));
+    }
+    line.phase("gather");
+    let desired = provider::node_plan(&cluster, &node);
+    let found = match gather::gather(&remote, &desired).await {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = lock::unlock(&remote).await;
+            remote.close().await;
+            return Err(fail(e));
+        }
+    };
+    let changes = plan::diff(&desired, &found, node.has_systemd());
+    Ok(Prepared {
+        node,
+        remote,
+        desired,
+        found,
+        changes,
+        line,
+    })
+}
+
+/// Units whose inputs changed, on a node where nothing can restart them.
+fn skipped_restarts(p: &Prepared) -> Vec<String> {
+    if p.node.has_systemd() {
+        return vec![];
+    }
+    plan::diff(&p.desired, &p.found, true).restart
+}
+
+async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeReport {
+    let skipped = skipped_restarts(&p);
+    let Prepared {
+        node,
+        remote,
+        desired,
+        found,
+        changes,
+        line,
+    } = p;
+    let result = async {
+        line.phase("write files");
+        apply::files(&remote, &changes, &run_id).await?;
+        line.phase("units");
+        apply::units(&remote, &changes).await?;
+        line.phase("commands");
+        let n = apply::commands(&remote, &changes.commands).await?;
+        line.phase("restart");
+        apply::restart(&remote, &changes.restart).await?;
+        line.phase("record");
+        let backend = backend_name(&cluster);
+        let state = plan::next_state(
+            &desired,
+            found.state.as_ref(),
+            &changes,
+            cluster.provider().as_str(),
+            &backend,
+            &cluster.hash,
+            &run_id,
+        );
+        if found.state.as_ref() != Some(&state) || !changes.files.is_empty() {
+            apply::record(&remote, &state).await?;
+        }
+        Ok::<usize, RemoteError>(n)
+    }
+    .await;
+    let report = match result {
+        Ok(commands_run) => NodeReport {
+            name: node.name.clone(),
+            result: if changes.files.is_empty() && changes.restart.is_empty() && changes.enable.is_empty() {
+                Outcome::Unchanged
+            } else {
+                Outcome::Applied
+            },
+            files_changed: changes.files_changed(),
+            commands_run,
+            restarts: changes.restart.len(),
+            restarted: changes.restart.clone(),
+            restarts_skipped: skipped,
+            error: None,
+            changes: Some(changes),
+        },
+        Err(e) => {
+            line.phase("rolling back");
+            let mut report = NodeReport::failed(&node.name, &e);
+            if let Err(re) = roll_back(&remote, &changes, found.state.as_ref(), &run_id).await {
+                report.error = Some(format!("{e}; rolling back also failed: {re}"));
+            } else {
+                report.error = Some(format!("{e} (the node was put back as it was)"));
+            }
+            report
+        }
+    };
+    let _ = lock::unlock(&remote).await;
+    line.done(&format!("{:?}", report.result).to_lowercase());
+    remote.close().await;
+    report
+}
+
+/// Undo this run's file changes from its backups and re-apply the node's previous commands,
+/// so a failed step leaves the node as the last good run left it.
+async fn roll_back(remote: &Remote, ch: &NodeChanges, previous: Option<&NodeState>, run_id: &str) -> Result<(), RemoteError> {
+    use crate::provider::sh_quote;
+    let backups = apply::backup_dir(run_id);
+    let mut script = String::from("set -e\n");
+    for c in &ch.files {
+        let p = sh_quote(&c.path);
+        let b = sh_quote(&format!("{backups}{}", c.path));
+        match c.action {
+            FileAction::Create => script.push_str(&format!("rm -f {p}\n")),
+            _ => script.push_str(&format!("if [ -e {b} ]; then cp -a {b} {p}; fi\n")),
+        }
+    }
+    remote.change("restore backups", &script).await?;
+    if ch.daemon_reload {
+        remote.change("systemctl daemon-reload", "systemctl daemon-reload").await?;
+    }
+    if let Some(prev) = previous {
+        for c in &prev.commands {
+            remote.change("re-apply previous commands", c).await?;
+        }
+    }
+    Ok(())
+}
+
+pub fn backend_name(cluster: &Cluster) -> String {
+    let n = &cluster.profile.networking;
+    match cluster.provider() {
+        crate::profile::ProviderKind::Routes => n.routes.backend.as_str().into(),
+        crate::profile::ProviderKind::Flannel => n.flannel.backend.as_str().into(),
+        _ => String::new(),
+    }
+}
+
+/// Run init (or a dry run). Returns the report; the caller prints it and picks the exit code.
+pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
+    let run_id = phase::new_run_id();
+    let progress = Progress::new(opts.quiet);
+    let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
+    let jobs: Vec<(Node, NodeLine)> = cluster.nodes.iter().map(|n| (n.clone(), progress.node(&n.name))).collect();
+    let prepared = fleet::run(jobs, concurrency, |(node, line)| {
+        prepare(cluster.clone(), node, opts.clone(), line, run_id.clone())
+    })
+    .await;
+    let mut reports: BTreeMap<String, NodeReport> = BTreeMap::new();
+    let mut ready = Vec::new();
+    for p in prepared {
+        match p {
+            Ok(p) => ready.push(p),
+            Err(r) => {
+                progress.println(&format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")));
+                reports.insert(r.name.clone(), r);
+            }
+        }
+    }
+
+    let proceed = opts.dry_run || opts.yes || confirm(&ready);
+    if opts.dry_run || !proceed {
+        for p in ready {
+            let skipped = skipped_restarts(&p);
+            if !opts.dry_run {
+                let _ = lock::unlock(&p.remote).await;
+            }
+            p.line.done(if opts.dry_run { "planned" } else { "not applied" });
+            reports.insert(
+                p.node.name.clone(),
+                NodeReport {
+                    name: p.node.name.clone(),
+                    result: Outcome::Planned,
+                    files_changed: p.changes.files_changed(),
+                    commands_run: 0,
+                    restarts: p.changes.restart.len(),
+                    restarted: p.changes.restart.clone(),
+                    restarts_skipped: skipped,
+                    error: None,
+                    changes: Some(p.changes),
+                },
+            );
+            p.remote.close().await;
+        }
+    } else {
+        let applied = fleet::run(ready, concurrency, |p| apply_node(cluster.clone(), p, run_id.clone())).await;
+        for r in applied {
+            if let Some(e) = &r.error {
+                progress.println(&format!("{}: {e}", r.name));
+            }
+            reports.insert(r.name.clone(), r);
+        }
+    }
+    let nodes: Vec<NodeReport> = cluster
+        .nodes
+        .iter()
+        .filter_map(|n| reports.remove(&n.name))
+        .collect();
+    let any_failed = nodes.iter().any(|n| matches!(n.result, Outcome::Failed | Outcome::Refused));
+    let cluster_steps = cluster_steps(&cluster, opts.dry_run || !proceed, any_failed);
+    RunReport {
+        run_id,
+        nodes,
+        cluster: cluster_steps,
+    }
+}
+
+/// Ask before changing nodes, when a person is there to answer and something would change.
+fn confirm(ready: &[Prepared]) -> bool {
+    use std::io::IsTerminal;
+    let changing = ready.iter().filter(|p| !p.changes.files.is_empty() || !p.changes.restart.is_empty()).count();
+    if changing == 0 || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return true;
+    }
+    dialoguer::Confirm::new()
+        .with_prompt(format!("Apply changes to {changing} node(s)?"))
+        .default(false)
+        .interact()
+        .unwrap_or(false)
+}
+
+fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<ClusterStepReport> {
+    let plan = provider::cluster_plan(cluster);
+    let mut out = Vec::new();
+    for c in &plan.local {
+        out.push(ClusterStepReport {
+            step: c.title.clone(),
+            result: "skipped".into(),
+            detail: Some(format!(
+                "cloud route commands run with your cloud credentials: `netctl render` writes them to cluster/routes.sh ({} ...)",
+                c.program
+            )),
+        });
+    }
+    if plan.kubectl.is_empty() {
+        return out;
+    }
+    let skip = |why: String| {
+        plan.kubectl
+            .iter()
+            .map(|s| ClusterStepReport {
+                step: kubectl::describe(s),
+                result: "skipped".into(),
+                detail: Some(why.clone()),
+            })
+            .collect::<Vec<_>>()
+    };
+    if let Some(why) = kubectl::unavailable_reason(cluster) {
+        out.extend(skip(why));
+        return out;
+    }
+    if dry_run {
+        out.extend(skip("dry run".into()));
+        return out;
+    }
+    if nodes_failed {
+        out.extend(skip("not applied because a node failed".into()));
+        return out;
+    }
+    let dir = match tempfile_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            out.extend(skip(format!("cannot make a temporary directory: {e}")));
+            return out;
+        }
+    };
+    let result = (|| {
+        kubectl::write_cluster_files(&plan, &dir)?;
+        let k = Kubectl::find(cluster, "apply the provider's cluster manifests")?;
+        for s in &plan.kubectl {
+            k.run(&s.args, &dir)?;
+            out.push(ClusterStepReport {
+                step: kubectl::describe(s),
+                result: "applied".into(),
+                detail: None,
+            });
+        }
+        Ok::<(), kubectl::KubectlError>(())
+    })();
+    if let Err(e) = result {
+        out.push(ClusterStepReport {
+            step: "kubectl".into(),
+            result: "failed".into(),
+            detail: Some(e.to_string()),
+        });
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("netctl-{}", phase::new_run_id()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// The summary table, and for dry runs the per-node diffs, commands and restarts.
+pub fn text(report: &RunReport, dry_run: bool) -> String {
+    let mut out = String::new();
+    if dry_run {
+        for n in &report.nodes {
+            let Some(ch) = &n.changes else { continue };
+            out.push_str(&format!("==> {}\n", n.name));
+            if ch.files.is_empty() {
+                out.push_str("  files: no changes\n");
+            }
+            for f in &ch.files {
+                out.push_str(&f.diff());
+            }
+            for c in &ch.commands {
+                out.push_str(&format!("  run: {}  # {}\n", c.command, c.title));
+            }
+            if ch.daemon_reload {
+                out.push_str("  systemctl daemon-reload\n");
+            }
+            for u in &ch.enable {
+                out.push_str(&format!("  enable: {u}\n"));
+            }
+            for u in &ch.restart {
+                out.push_str(&format!("  restart: {u}\n"));
+            }
+            for u in &n.restarts_skipped {
+                out.push_str(&format!("  restart: {u} (skipped: the node has no init system)\n"));
+            }
+        }
+    }
+    let mut t = Table::new(&["NODE", "RESULT", "FILES", "COMMANDS", "RESTARTS", "ERROR"]);
+    for n in &report.nodes {
+        let restarts = if n.restarts_skipped.is_empty() {
+            n.restarts.to_string()
+        } else {
+            format!("{} ({} skipped)", n.restarts, n.restarts_skipped.len())
+        };
+        t.row(vec![
+            n.name.clone(),
+            format!("{:?}", n.result).to_lowercase(),
+            n.files_changed.to_string(),
+            n.commands_run.to_string(),
+            restarts,
+            n.error.clone().unwrap_or_default(),
+        ]);
+    }
+    out.push_str(&t.render());
+    for c in &report.cluster {
+        out.push_str(&format!(
+            "cluster: {} {}{}\n",
+            c.step,
+            c.result,
+            c.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+        ));
+    }
+    let failed = report.failed_nodes().len();
+    out.push_str(&format!(
+        "run {}: {} nodes, {} failed\n",
+        report.run_id,
+        report.nodes.len(),
+        failed
+    ));
+    out
+}

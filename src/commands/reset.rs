@@ -1,0 +1,104 @@
+//! `netctl reset`: per node, connect -> lock -> read state.json -> undo it (phase::reset) -> unlock.
+//! A node netctl never touched is reported as such and left alone.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::fleet;
+use crate::phase::{self, connect, lock, reset};
+use crate::printer::{Progress, Table};
+use crate::profile::{Cluster, Node};
+use crate::provider::NodePlan;
+
+#[derive(Debug, Serialize)]
+pub struct ResetReport {
+    pub name: String,
+    pub result: String,
+    pub files_restored: usize,
+    pub files_removed: usize,
+    pub commands_run: usize,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub refused: bool,
+}
+
+async fn reset_node(cluster: Arc<Cluster>, node: Node, accept_new: bool, run_id: String, line: crate::printer::NodeLine) -> ResetReport {
+    let name = node.name.clone();
+    let r = async {
+        line.phase("connect");
+        let remote = connect::connect(&cluster, &node, accept_new, false).await?;
+        line.phase("lock");
+        lock::lock(&remote, &run_id).await?;
+        let res = async {
+            line.phase("gather");
+            let g = crate::phase::gather::gather(&remote, &NodePlan::default()).await?;
+            match g.state {
+                None => Ok(None),
+                Some(st) => {
+                    line.phase("reset");
+                    reset::reset(&remote, &st, &run_id, node.has_systemd()).await.map(Some)
+                }
+            }
+        }
+        .await;
+        let _ = lock::unlock(&remote).await;
+        remote.close().await;
+        res
+    }
+    .await;
+    line.done("done");
+    match r {
+        Ok(None) => ResetReport {
+            name,
+            result: "unmanaged".into(),
+            files_restored: 0,
+            files_removed: 0,
+            commands_run: 0,
+            error: None,
+            refused: false,
+        },
+        Ok(Some(c)) => ResetReport {
+            name,
+            result: "reset".into(),
+            files_restored: c.files_restored,
+            files_removed: c.files_removed,
+            commands_run: c.commands_run,
+            error: None,
+            refused: false,
+        },
+        Err(e) => ResetReport {
+            name,
+            result: "failed".into(),
+            files_restored: 0,
+            files_removed: 0,
+            commands_run: 0,
+            refused: e.is_refusal(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+pub async fn run(cluster: Arc<Cluster>, accept_new: bool, concurrency: Option<usize>, quiet: bool) -> Vec<ResetReport> {
+    let run_id = phase::new_run_id();
+    let progress = Progress::new(quiet);
+    let jobs: Vec<_> = cluster.nodes.iter().map(|n| (n.clone(), progress.node(&n.name))).collect();
+    let c = concurrency.unwrap_or(cluster.profile.ssh.concurrency);
+    fleet::run(jobs, c, |(n, line)| reset_node(cluster.clone(), n, accept_new, run_id.clone(), line)).await
+}
+
+pub fn text(reports: &[ResetReport]) -> String {
+    let mut t = Table::new(&["NODE", "RESULT", "RESTORED", "REMOVED", "COMMANDS", "ERROR"]);
+    for r in reports {
+        t.row(vec![
+            r.name.clone(),
+            r.result.clone(),
+            r.files_restored.to_string(),
+            r.files_removed.to_string(),
+            r.commands_run.to_string(),
+            r.error.clone().unwrap_or_default(),
+        ]);
+    }
+    t.render()
+}
+

@@ -1,0 +1,120 @@
+//! kubectl, run on the operator's machine: found with `which` (or NETCTL_KUBECTL, which tests
+//! point at a stand-in that records its arguments), given the profile's kubeconfig.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::profile::{expand_home, Cluster};
+use crate::provider::{ClusterPlan, KubectlStep};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubectlError {
+    #[error("kubectl is needed to {step}, but it is not on PATH (install kubectl, or set NETCTL_KUBECTL)")]
+    Missing { step: String },
+    #[error("kubectl {args}: exit {status}: {stderr}")]
+    Failed {
+        args: String,
+        status: i32,
+        stderr: String,
+    },
+    #[error("kubectl {args}: {source}")]
+    Io {
+        args: String,
+        source: std::io::Error,
+    },
+    #[error("{field}: cannot read {path}: {source}")]
+    Copy {
+        field: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub struct Kubectl {
+    program: PathBuf,
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Why cluster steps cannot run for this profile, if they cannot.
+pub fn unavailable_reason(cluster: &Cluster) -> Option<String> {
+    if cluster.profile.kubernetes.kubeconfig.is_none() {
+        return Some("no cluster API configured (set kubernetes.kubeconfig)".into());
+    }
+    None
+}
+
+impl Kubectl {
+    pub fn find(cluster: &Cluster, step: &str) -> Result<Kubectl, KubectlError> {
+        let program = match std::env::var_os("NETCTL_KUBECTL") {
+            Some(p) => PathBuf::from(p),
+            None => which::which("kubectl").map_err(|_| KubectlError::Missing { step: step.to_string() })?,
+        };
+        Ok(Kubectl {
+            program,
+            kubeconfig: cluster.profile.kubernetes.kubeconfig.as_deref().map(expand_home),
+        })
+    }
+
+    pub fn run(&self, args: &[String], cwd: &Path) -> Result<String, KubectlError> {
+        let mut cmd = Command::new(&self.program);
+        if let Some(k) = &self.kubeconfig {
+            cmd.arg("--kubeconfig").arg(k);
+        }
+        let shown = args.join(" ");
+        let out = cmd
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .map_err(|source| KubectlError::Io { args: shown.clone(), source })?;
+        if !out.status.success() {
+            return Err(KubectlError::Failed {
+                args: shown,
+                status: out.status.code().unwrap_or(-1),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Get a resource as JSON.
+    pub fn get_json(&self, args: &[&str]) -> Result<serde_json::Value, KubectlError> {
+        let mut a: Vec<String> = vec!["get".into()];
+        a.extend(args.iter().map(|s| s.to_string()));
+        a.extend(["-o".into(), "json".into()]);
+        let out = self.run(&a, Path::new("."))?;
+        serde_json::from_str(&out).map_err(|e| KubectlError::Failed {
+            args: a.join(" "),
+            status: 0,
+            stderr: format!("output is not JSON: {e}"),
+        })
+    }
+}
+
+/// Write the cluster plan's files (and copied manifests) into `dir`, as `render` does under cluster/.
+pub fn write_cluster_files(plan: &ClusterPlan, dir: &Path) -> Result<(), KubectlError> {
+    let io = |path: &Path, source| KubectlError::Copy {
+        field: "render".into(),
+        path: path.to_path_buf(),
+        source,
+    };
+    for f in &plan.files {
+        let p = dir.join(&f.path);
+        std::fs::create_dir_all(p.parent().unwrap_or(dir)).map_err(|e| io(&p, e))?;
+        std::fs::write(&p, &f.content).map_err(|e| io(&p, e))?;
+    }
+    for c in &plan.copies {
+        let src = expand_home(&c.source);
+        let p = dir.join(&c.path);
+        std::fs::create_dir_all(p.parent().unwrap_or(dir)).map_err(|e| io(&p, e))?;
+        std::fs::copy(&src, &p).map_err(|source| KubectlError::Copy {
+            field: c.field.clone(),
+            path: src.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+pub fn describe(step: &KubectlStep) -> String {
+    format!("kubectl {}", step.args.join(" "))
+}

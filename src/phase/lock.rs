@@ -1,0 +1,33 @@
+//! lock / unlock: one netctl run per node at a time. The lock is created atomically (noclobber),
+//! names its holder, and lives under /run so a reboot clears it.
+
+use crate::provider::sh_quote;
+use crate::remote::{Remote, RemoteError};
+use crate::state::{LOCK_DIR, LOCK_FILE};
+
+pub async fn lock(remote: &Remote, run_id: &str) -> Result<(), RemoteError> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let holder = format!("run {run_id} from {host} (pid {})", std::process::id());
+    let script = format!(
+        "mkdir -p {dir}\nif ( set -C; printf '%s, since %s\\n' {holder} \"$(date -u +%FT%TZ)\" > {lock} ) 2>/dev/null; then exit 0; fi\ncat {lock} >&2\nexit 75\n",
+        dir = sh_quote(LOCK_DIR),
+        lock = sh_quote(LOCK_FILE),
+        holder = sh_quote(&holder),
+    );
+    match remote.change("lock", &script).await {
+        Err(RemoteError::Command {
+            status: 75,
+            stderr: holder,
+            ..
+        }) => Err(RemoteError::Locked {
+                node: remote.node.clone(),
+                holder: holder.trim().to_string(),
+                path: LOCK_FILE.into(),
+            }),
+        other => other.map(|_| ()),
+    }
+}
+
+pub async fn unlock(remote: &Remote) -> Result<(), RemoteError> {
+    remote.change("unlock", &format!("rm -f {}", sh_quote(LOCK_FILE))).await.map(|_| ())
+}

@@ -1,0 +1,309 @@
+//! Desired state (a provider's NodePlan) against what a gather found -> the changes for one node:
+//! which files to write or remove, which units to reload, enable and restart. Pure: no I/O, so
+//! `plan`, `init --dry-run` and `init` all agree by construction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::profile::sha256_hex;
+use crate::provider::{NodeFile, NodePlan, Step};
+use crate::state::{Gathered, ManagedFile, NodeState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    Create,
+    Update,
+    /// Same content, different mode.
+    Chmod,
+    Remove,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileChange {
+    pub path: String,
+    pub action: FileAction,
+    /// The file exists and netctl does not manage it yet: keep the original for `reset`.
+    pub take_over: bool,
+    /// For removals: put the pre-netctl original back instead of deleting.
+    pub restore_original: bool,
+    #[serde(skip)]
+    pub old: Option<Vec<u8>>,
+    #[serde(skip)]
+    pub new: Option<NodeFile>,
+}
+
+impl FileChange {
+    /// A unified diff for people (binary content shown as a note).
+    pub fn diff(&self) -> String {
+        let old = self.old.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+        let new = self.new.as_ref().map(|f| f.content.as_str()).unwrap_or("");
+        let (a, b) = match self.action {
+            FileAction::Create => ("/dev/null".to_string(), self.path.clone()),
+            FileAction::Remove => (self.path.clone(), "/dev/null".to_string()),
+            _ => (self.path.clone(), self.path.clone()),
+        };
+        if self.action == FileAction::Chmod {
+            return format!("mode of {} becomes {:04o}\n", self.path, self.new.as_ref().map_or(0, |f| f.mode));
+        }
+        similar::TextDiff::from_lines(old.as_ref(), new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&a, &b)
+            .to_string()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeChanges {
+    pub files: Vec<FileChange>,
+    pub daemon_reload: bool,
+    pub enable: Vec<String>,
+    pub restart: Vec<String>,
+    pub commands: Vec<Step>,
+}
+
+impl NodeChanges {
+    pub fn files_changed(&self) -> usize {
+        self.files.len()
+    }
+}
+
+/// `kubelet` and `kubelet.service` name one unit; compare the full name.
+pub fn unit_name(s: &str) -> String {
+    if s.contains('.') {
+        s.to_string()
+    } else {
+        format!("{s}.service")
+    }
+}
+
+fn unit_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/etc/systemd/system/")
+        .filter(|u| u.ends_with(".service") && !u.contains('/'))
+}
+
+/// `systemd`: whether the node runs systemd (units are reloaded, enabled, restarted there only).
+pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges {
+    let managed: BTreeMap<String, ManagedFile> = found
+        .state
+        .as_ref()
+        .map(|s| s.files.clone())
+        .unwrap_or_default();
+    let mut ch = NodeChanges::default();
+    let mut touched_units: BTreeSet<String> = BTreeSet::new();
+    let mut unit_file_changed = false;
+
+    for f in &desired.files {
+        let remote = found.files.get(&f.path).cloned().flatten();
+        let action = match &remote {
+            None => Some(FileAction::Create),
+            Some(r) if r.content != f.content.as_bytes() => Some(FileAction::Update),
+            Some(r) if r.mode != f.mode => Some(FileAction::Chmod),
+            Some(_) => None,
+        };
+        let Some(action) = action else { continue };
+        if action != FileAction::Chmod {
+            touched_units.extend(f.services.iter().map(|s| unit_name(s)));
+            if let Some(u) = unit_of(&f.path) {
+                touched_units.insert(u.to_string());
+                unit_file_changed = true;
+            }
+        }
+        ch.files.push(FileChange {
+            path: f.path.clone(),
+            action,
+            take_over: remote.is_some() && !managed.contains_key(&f.path),
+            restore_original: false,
+            old: remote.map(|r| r.content),
+            new: Some(f.clone()),
+        });
+    }
+    let wanted: BTreeSet<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
+    for (path, m) in &managed {
+        if wanted.contains(path.as_str()) {
+            continue;
+        }
+        if unit_of(path).is_some() {
+            unit_file_changed = true;
+        }
+        let remote = found.files.get(path).cloned().flatten();
+        if remote.is_none() && !m.original {
+            continue; // already gone
+        }
+        ch.files.push(FileChange {
+            path: path.clone(),
+            action: FileAction::Remove,
+            take_over: false,
+            restore_original: m.original,
+            old: remote.map(|r| r.content),
+            new: None,
+        });
+    }
+    ch.files.sort_by(|a, b| a.path.cmp(&b.path));
+
+    if systemd {
+        ch.daemon_reload = unit_file_changed;
+        for u in &desired.units {
+            if u.enable && !found.enabled.get(&u.name).copied().unwrap_or(false) {
+                ch.enable.push(u.name.clone());
+            }
+            if u.restart && touched_units.contains(&unit_name(&u.name)) {
+                ch.restart.push(u.name.clone());
+            }
+        }
+    }
+    ch.commands = desired.commands.clone();
+    ch
+}
+
+/// The state.json a successful apply leaves behind.
+pub fn next_state(
+    desired: &NodePlan,
+    previous: Option<&NodeState>,
+    changes: &NodeChanges,
+    provider: &str,
+    backend: &str,
+    profile_sha256: &str,
+    run_id: &str,
+) -> NodeState {
+    let prev = previous.map(|s| &s.files);
+    let files = desired
+        .files
+        .iter()
+        .map(|f| {
+            let took_over = changes.files.iter().any(|c| c.path == f.path && c.take_over);
+            let had = prev.and_then(|p| p.get(&f.path)).is_some_and(|m| m.original);
+            (
+                f.path.clone(),
+                ManagedFile {
+                    sha256: sha256_hex(f.content.as_bytes()),
+                    mode: f.mode,
+                    original: took_over || had,
+                },
+            )
+        })
+        .collect();
+    NodeState {
+        provider: provider.to_string(),
+        backend: backend.to_string(),
+        profile_sha256: profile_sha256.to_string(),
+        run_id: run_id.to_string(),
+        files,
+        units: desired.units.iter().filter(|u| u.enable).map(|u| u.name.clone()).collect(),
+        commands: desired.commands.iter().map(|c| c.command.clone()).collect(),
+        teardown: desired.teardown.clone(),
+        switch: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::Unit;
+    use crate::state::RemoteFile;
+
+    fn file(path: &str, content: &str, services: &[&str]) -> NodeFile {
+        NodeFile {
+            path: path.into(),
+            mode: 0o644,
+            content: content.into(),
+            services: services.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn plan() -> NodePlan {
+        NodePlan {
+            files: vec![
+                file("/etc/systemd/system/kubelet.service", "unit", &[]),
+                file("/etc/cni/net.d/10-bridge.conf", "bridge", &[]),
+                file("/etc/containerd/config.toml", "toml", &["containerd"]),
+            ],
+            units: vec![
+                Unit { name: "kubelet.service".into(), enable: true, restart: true },
+                Unit { name: "containerd".into(), enable: false, restart: true },
+            ],
+            commands: vec![],
+            teardown: vec![],
+        }
+    }
+
+    fn found_matching(p: &NodePlan) -> Gathered {
+        let mut g = Gathered::default();
+        for f in &p.files {
+            g.files.insert(f.path.clone(), Some(RemoteFile { mode: f.mode, content: f.content.clone().into_bytes() }));
+        }
+        g.enabled.insert("kubelet.service".into(), true);
+        g.state = Some(next_state(p, None, &NodeChanges::default(), "routes", "host-gw", "h", "r1"));
+        g
+    }
+
+    #[test]
+    fn nothing_changes_when_the_node_matches() {
+        let p = plan();
+        let ch = diff(&p, &found_matching(&p), true);
+        assert!(ch.files.is_empty() && ch.restart.is_empty() && ch.enable.is_empty() && !ch.daemon_reload);
+    }
+
+    #[test]
+    fn only_services_whose_inputs_changed_restart() {
+        let p = plan();
+        let mut g = found_matching(&p);
+        g.files.insert("/etc/containerd/config.toml".into(), Some(RemoteFile { mode: 0o644, content: b"old".to_vec() }));
+        let ch = diff(&p, &g, true);
+        assert_eq!(ch.restart, ["containerd"], "named as the plan names it");
+        assert!(!ch.daemon_reload);
+        let mut g = found_matching(&p);
+        g.files.insert("/etc/systemd/system/kubelet.service".into(), None);
+        let ch = diff(&p, &g, true);
+        assert_eq!(ch.restart, ["kubelet.service"]);
+        assert!(ch.daemon_reload);
+        assert_eq!(ch.files[0].action, FileAction::Create);
+    }
+
+    #[test]
+    fn no_systemd_means_no_unit_actions() {
+        let p = plan();
+        let ch = diff(&p, &Gathered::default(), false);
+        assert_eq!(ch.files.len(), 3);
+        assert!(ch.restart.is_empty() && ch.enable.is_empty() && !ch.daemon_reload);
+    }
+
+    #[test]
+    fn existing_unmanaged_files_are_taken_over_and_dropped_files_restored() {
+        let p = plan();
+        let mut g = Gathered::default();
+        g.files.insert("/etc/cni/net.d/10-bridge.conf".into(), Some(RemoteFile { mode: 0o644, content: b"theirs".to_vec() }));
+        let ch = diff(&p, &g, true);
+        let bridge = ch.files.iter().find(|c| c.path.ends_with("10-bridge.conf")).unwrap();
+        assert!(bridge.take_over && bridge.action == FileAction::Update);
+        let st = next_state(&p, None, &ch, "routes", "host-gw", "h", "r1");
+        assert!(st.files["/etc/cni/net.d/10-bridge.conf"].original);
+        assert!(!st.files["/etc/containerd/config.toml"].original);
+
+        // The next profile no longer wants the bridge config: its original comes back.
+        let mut smaller = p.clone();
+        smaller.files.retain(|f| !f.path.ends_with("10-bridge.conf"));
+        let mut g2 = found_matching(&p);
+        g2.state = Some(st);
+        let ch2 = diff(&smaller, &g2, true);
+        assert_eq!(ch2.files.len(), 1);
+        assert_eq!(ch2.files[0].action, FileAction::Remove);
+        assert!(ch2.files[0].restore_original);
+    }
+
+    #[test]
+    fn diff_is_unified() {
+        let c = FileChange {
+            path: "/etc/x".into(),
+            action: FileAction::Update,
+            take_over: false,
+            restore_original: false,
+            old: Some(b"a\nb\n".to_vec()),
+            new: Some(file("/etc/x", "a\nc\n", &[])),
+        };
+        let d = c.diff();
+        assert!(d.contains("--- /etc/x") && d.contains("-b") && d.contains("+c"), "{d}");
+    }
+}

@@ -1,0 +1,122 @@
+//! One node's SSH session behind the single gate every remote change passes through. Reads run
+//! always; changes (`change`, `upload`) are only recorded under `--dry-run`, so a test can prove a
+//! dry run wrote nothing, and every command is a script on stdin, never an interpolated string.
+
+use std::sync::Mutex;
+
+use crate::transport::{Output, Session, Target, TransportError, Upload};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{node}: {title} failed (exit {status}){}", stderr_suffix(.stderr))]
+    Command {
+        node: String,
+        title: String,
+        status: u32,
+        stderr: String,
+    },
+    #[error("{node}: locked by another netctl run ({holder}); if that run is gone, remove {path} on the node")]
+    Locked {
+        node: String,
+        holder: String,
+        path: String,
+    },
+    #[error("{node}: {message}")]
+    State { node: String, message: String },
+}
+
+fn stderr_suffix(s: &str) -> String {
+    let s = s.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
+}
+
+impl RemoteError {
+    /// Refusals (host key, lock) stop the run with exit 3; everything else is a failure (exit 1).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            RemoteError::Transport(t) => t.is_refusal(),
+            RemoteError::Locked { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+pub struct Remote {
+    pub node: String,
+    session: Session,
+    dry_run: bool,
+    /// What a dry run would have changed, in order.
+    skipped: Mutex<Vec<String>>,
+}
+
+impl Remote {
+    pub async fn connect(target: &Target, dry_run: bool) -> Result<Remote, RemoteError> {
+        let session = Session::connect(target).await?;
+        Ok(Remote {
+            node: target.name.clone(),
+            session,
+            dry_run,
+            skipped: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    async fn sh(&self, title: &str, script: &str) -> Result<Output, RemoteError> {
+        let out = self.session.exec("sh -s", script.as_bytes()).await?;
+        if !out.success() {
+            return Err(RemoteError::Command {
+                node: self.node.clone(),
+                title: title.to_string(),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Run a read-only script; returns its stdout.
+    pub async fn read(&self, title: &str, script: &str) -> Result<String, RemoteError> {
+        Ok(String::from_utf8_lossy(&self.sh(title, script).await?.stdout).into_owned())
+    }
+
+    /// Run a read-only script, returning its output whatever its exit status (checks).
+    pub async fn probe(&self, script: &str) -> Result<Output, RemoteError> {
+        Ok(self.session.exec("sh -s", script.as_bytes()).await?)
+    }
+
+    /// Run a script that changes the node (skipped and recorded under --dry-run).
+    pub async fn change(&self, title: &str, script: &str) -> Result<String, RemoteError> {
+        if self.dry_run {
+            self.skipped.lock().unwrap().push(title.to_string());
+            return Ok(String::new());
+        }
+        Ok(String::from_utf8_lossy(&self.sh(title, script).await?.stdout).into_owned())
+    }
+
+    /// Replace files atomically, backing up what they replace (skipped under --dry-run).
+    pub async fn upload(&self, files: &[Upload], backup_dir: Option<&str>) -> Result<(), RemoteError> {
+        if self.dry_run {
+            let mut s = self.skipped.lock().unwrap();
+            s.extend(files.iter().map(|f| format!("write {}", f.path)));
+            return Ok(());
+        }
+        Ok(self.session.upload(files, backup_dir).await?)
+    }
+
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped.lock().unwrap().clone()
+    }
+
+    pub async fn close(self) {
+        self.session.close().await
+    }
+}

@@ -1,0 +1,172 @@
+//! What netctl knows about a node: /var/lib/netctl/state.json (written by netctl after every
+//! apply) and what a read-only gather finds there now. state.json records how to undo what was
+//! done (teardown commands, which files had originals), so `reset` and `switch` work from the
+//! node's own record, not from whatever the profile says today.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::provider::{sh_quote, Step};
+
+pub const STATE_DIR: &str = "/var/lib/netctl";
+pub const STATE_FILE: &str = "/var/lib/netctl/state.json";
+/// Pre-netctl versions of files netctl took over, kept until `reset` puts them back.
+pub const ORIGINALS_DIR: &str = "/var/lib/netctl/originals";
+/// Per-run copies of every file a run replaced or removed.
+pub const BACKUPS_DIR: &str = "/var/lib/netctl/backups";
+/// Under /run so a reboot clears a lock left by a run that died with the machine.
+pub const LOCK_DIR: &str = "/run/netctl";
+pub const LOCK_FILE: &str = "/run/netctl/lock";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManagedFile {
+    pub sha256: String,
+    pub mode: u32,
+    /// The file existed before netctl first wrote it; its original is under ORIGINALS_DIR.
+    pub original: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct NodeState {
+    pub provider: String,
+    #[serde(default)]
+    pub backend: String,
+    pub profile_sha256: String,
+    pub run_id: String,
+    pub files: BTreeMap<String, ManagedFile>,
+    /// Units netctl enabled.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// Commands applied by the last run, in order.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    /// How to undo the commands (run before files are removed).
+    #[serde(default)]
+    pub teardown: Vec<Step>,
+    /// Progress of an unfinished `switch` on this node (see migrate.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<serde_json::Value>,
+}
+
+/// A file as found on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    pub mode: u32,
+    pub content: Vec<u8>,
+}
+
+/// Everything one read-only round trip learns about a node.
+#[derive(Debug, Clone, Default)]
+pub struct Gathered {
+    pub state: Option<NodeState>,
+    /// The state file exists but does not parse (reported, never overwritten blindly).
+    pub state_error: Option<String>,
+    pub lock: Option<String>,
+    pub files: BTreeMap<String, Option<RemoteFile>>,
+    /// `systemctl is-enabled` per unit asked about (only where the node has systemd).
+    pub enabled: BTreeMap<String, bool>,
+}
+
+/// A shell script that prints, in one round trip, the state file, the lock, and every asked-for
+/// file (mode and base64 content). Nothing it prints is interpreted by a shell.
+pub fn gather_script(paths: &[&str], units: &[&str]) -> String {
+    let mut s = String::from("set -u\nshow() { if [ -f \"$2\" ]; then printf '@@%s %s ' \"$1\" \"$(stat -c %a \"$2\")\"; base64 -w0 < \"$2\"; echo; else printf '@@%s -\\n' \"$1\"; fi; }\n");
+    s.push_str(&format!("show state {}\n", sh_quote(STATE_FILE)));
+    s.push_str(&format!("show lock {}\n", sh_quote(LOCK_FILE)));
+    for p in paths {
+        let q = sh_quote(p);
+        s.push_str(&format!("printf '@@path %s\\n' {q}\nshow file {q}\n"));
+    }
+    if !units.is_empty() {
+        s.push_str("if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then\n");
+        for u in units {
+            let q = sh_quote(u);
+            s.push_str(&format!("  printf '@@unit %s %s\\n' {q} \"$(systemctl is-enabled {q} 2>/dev/null || true)\"\n"));
+        }
+        s.push_str("fi\n");
+    }
+    s
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected gather output line {line}: {text}")]
+pub struct GatherParseError {
+    pub line: usize,
+    pub text: String,
+}
+
+fn decode(mode: &str, b64: &str) -> Option<RemoteFile> {
+    let mode = u32::from_str_radix(mode, 8).ok()?;
+    let content = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    Some(RemoteFile { mode, content })
+}
+
+pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
+    let mut g = Gathered::default();
+    let mut current_path: Option<String> = None;
+    for (i, line) in out.lines().enumerate() {
+        let err = || GatherParseError {
+            line: i + 1,
+            text: line.chars().take(120).collect(),
+        };
+        let Some(rest) = line.strip_prefix("@@") else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, ' ');
+        let tag = parts.next().unwrap_or("");
+        let a = parts.next().unwrap_or("");
+        let b = parts.next().unwrap_or("");
+        let file = if a == "-" { None } else { Some(decode(a, b).ok_or_else(err)?) };
+        match tag {
+            "state" => {
+                if let Some(f) = file {
+                    match serde_json::from_slice::<NodeState>(&f.content) {
+                        Ok(s) => g.state = Some(s),
+                        Err(e) => g.state_error = Some(e.to_string()),
+                    }
+                }
+            }
+            "lock" => g.lock = file.map(|f| String::from_utf8_lossy(&f.content).trim().to_string()),
+            "path" => current_path = Some(rest["path ".len()..].to_string()),
+            "file" => {
+                let p = current_path.take().ok_or_else(err)?;
+                g.files.insert(p, file);
+            }
+            "unit" => {
+                g.enabled.insert(a.to_string(), b.trim() == "enabled");
+            }
+            _ => return Err(err()),
+        }
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_script_runs_and_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a file");
+        std::fs::write(&a, "hello\n'quoted' $(x)\n").unwrap();
+        let a = a.to_str().unwrap().to_string();
+        let missing = dir.path().join("missing").to_str().unwrap().to_string();
+        let script = gather_script(&[&a, &missing], &[]);
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        assert!(out.status.success());
+        let g = parse_gather(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        let f = g.files[&a].as_ref().unwrap();
+        assert_eq!(f.content, b"hello\n'quoted' $(x)\n");
+        assert_eq!(f.mode, 0o644);
+        assert_eq!(g.files[&missing], None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_guess() {
+        assert!(parse_gather("@@file 644 %%%notbase64\n").is_err());
+        assert!(parse_gather("@@bogus -\n").is_err());
+    }
+}
