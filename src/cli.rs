@@ -38,6 +38,50 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Connect, read each node's state, and print what init would change (diffs, commands, restarts).
+    Plan {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Render, push and apply the profile to every node, restarting only what changed. Idempotent.
+    Init {
+        #[command(flatten)]
+        connect: Connect,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+        /// Connect and read only; print what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove what netctl installed on every node, restoring the files it replaced.
+    Reset {
+        #[command(flatten)]
+        connect: Connect,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// The local lab: real sshd (and systemd) nodes on this machine (needs root).
+    Lab {
+        #[command(subcommand)]
+        command: netctl::lab::LabCommand,
+    },
+}
+
+/// Flags shared by commands that connect to nodes.
+#[derive(clap::Args, Clone)]
+pub struct Connect {
+    #[arg(short, long)]
+    pub profile: PathBuf,
+    /// Trust host keys not yet in known_hosts and record them (trust on first use). A changed key is always refused.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// How many nodes to work on at once (default: the profile's ssh.concurrency).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Format,
 }
 
 #[derive(Subcommand)]

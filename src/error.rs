@@ -16,6 +16,8 @@ pub enum Error {
     /// A remote step or check failed; the details were already printed per node.
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Lab(Box<crate::lab::LabError>),
     /// Refused for safety (host key, node lock, switch precondition).
     #[error("{0}")]
     Refused(String),
@@ -28,6 +30,7 @@ impl Error {
             Error::Write(WriteError::NotOurs { .. }) => 2,
             Error::Write(_) | Error::Failed(_) => 1,
             Error::Refused(_) => 3,
+            Error::Lab(e) => e.exit_code(),
         }
     }
 }

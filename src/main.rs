@@ -3,8 +3,58 @@
 mod cli;
 
 use clap::Parser;
-use cli::{Cli, Command, Format, ProfileCommand};
+use std::sync::Arc;
+
+use cli::{Cli, Command, Connect, Format, ProfileCommand};
+use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::{commands, profile, Error};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("report serialises") + "\n"
+}
+
+/// Exit code for a node run: refusals (host key, lock) 3, failures 1.
+fn run_result(report: &RunReport) -> Result<i32, Error> {
+    let failed = report.failed_nodes();
+    if failed.is_empty() && !report.cluster_failed() {
+        return Ok(0);
+    }
+    let names: Vec<&str> = failed.iter().map(|n| n.name.as_str()).collect();
+    let msg = if failed.is_empty() {
+        "a cluster step failed".to_string()
+    } else {
+        format!("failed on {} node(s): {}", failed.len(), names.join(", "))
+    };
+    if report.refused() {
+        Err(Error::Refused(msg))
+    } else {
+        Err(Error::Failed(msg))
+    }
+}
+
+fn apply(connect: Connect, quiet: bool, yes: bool, dry_run: bool) -> Result<i32, Error> {
+    let cluster = Arc::new(profile::load(&connect.profile)?);
+    let opts = ApplyOptions {
+        dry_run,
+        yes,
+        concurrency: connect.concurrency,
+        accept_new_host_keys: connect.accept_new_host_keys,
+        quiet,
+    };
+    let report = runtime().block_on(commands::apply::run(cluster, opts));
+    match connect.output {
+        Format::Text => print!("{}", commands::apply::text(&report, dry_run)),
+        Format::Json => print!("{}", json(&report)),
+    }
+    run_result(&report)
+}
 
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
@@ -23,6 +73,50 @@ fn run(cli: Cli) -> Result<i32, Error> {
             println!("{}", commands::render::run(&cluster, &out)?);
             Ok(0)
         }
+        Command::Plan { connect } => apply(connect, cli.quiet, true, true),
+        Command::Init {
+            connect,
+            yes,
+            dry_run,
+        } => apply(connect, cli.quiet, yes, dry_run),
+        Command::Reset { connect, yes } => {
+            let cluster = Arc::new(profile::load(&connect.profile)?);
+            confirm_or_refuse(yes, &format!("Remove netctl's changes from {} node(s)?", cluster.nodes.len()))?;
+            let reports = runtime().block_on(commands::reset::run(
+                cluster,
+                connect.accept_new_host_keys,
+                connect.concurrency,
+                cli.quiet,
+            ));
+            match connect.output {
+                Format::Text => print!("{}", commands::reset::text(&reports)),
+                Format::Json => print!("{}", json(&reports)),
+            }
+            let failed: Vec<&str> = reports.iter().filter(|r| r.error.is_some()).map(|r| r.name.as_str()).collect();
+            if failed.is_empty() {
+                Ok(0)
+            } else if reports.iter().any(|r| r.refused) {
+                Err(Error::Refused(format!("refused on {} node(s): {}", failed.len(), failed.join(", "))))
+            } else {
+                Err(Error::Failed(format!("failed on {} node(s): {}", failed.len(), failed.join(", "))))
+            }
+        }
+        Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
+    }
+}
+
+/// Destructive commands ask first on a terminal; without one they need --yes (exit 2 otherwise).
+fn confirm_or_refuse(yes: bool, prompt: &str) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!("{prompt} There is no terminal to ask: pass --yes")));
+    }
+    match dialoguer::Confirm::new().with_prompt(prompt).default(false).interact() {
+        Ok(true) => Ok(()),
+        _ => Err(Error::Usage("not confirmed; nothing was changed".into())),
     }
 }
 

@@ -114,6 +114,10 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
         let Some(rest) = line.strip_prefix("@@") else {
             continue;
         };
+        if let Some(path) = rest.strip_prefix("path ") {
+            current_path = Some(path.to_string());
+            continue;
+        }
         let mut parts = rest.splitn(3, ' ');
         let tag = parts.next().unwrap_or("");
         let a = parts.next().unwrap_or("");
@@ -129,7 +133,6 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
                 }
             }
             "lock" => g.lock = file.map(|f| String::from_utf8_lossy(&f.content).trim().to_string()),
-            "path" => current_path = Some(rest["path ".len()..].to_string()),
             "file" => {
                 let p = current_path.take().ok_or_else(err)?;
                 g.files.insert(p, file);

@@ -38,7 +38,7 @@ pub struct Unit {
 
 /// A shell command run on the node, in order, after files are in place. Commands are idempotent:
 /// running one twice leaves the node as running it once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Step {
     pub title: String,
     pub command: String,
