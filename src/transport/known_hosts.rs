@@ -16,7 +16,9 @@ pub(crate) enum HostKeyStatus {
     Known,
     Unknown,
     /// A key of the same type is recorded for this host and differs; `line` is 1-based, counting every line.
-    Changed { line: usize },
+    Changed {
+        line: usize,
+    },
 }
 
 /// How the host appears in known_hosts: plain `host` for port 22, `[host]:port` otherwise (as OpenSSH writes).
@@ -33,7 +35,12 @@ pub fn fingerprint(key: &PublicKey) -> String {
     format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256))
 }
 
-pub(crate) fn check(host: &str, port: u16, key: &PublicKey, path: &Path) -> Result<HostKeyStatus, russh::keys::Error> {
+pub(crate) fn check(
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    path: &Path,
+) -> Result<HostKeyStatus, russh::keys::Error> {
     let mut result = russh::keys::check_known_hosts_path(host, port, key, path);
     if port == 22 && matches!(result, Ok(false)) {
         // russh looks up the literal string for port 22; pass the bracketed form to match `[host]:22` entries too.
@@ -42,7 +49,9 @@ pub(crate) fn check(host: &str, port: u16, key: &PublicKey, path: &Path) -> Resu
     match result {
         Ok(true) => Ok(HostKeyStatus::Known),
         Ok(false) => Ok(HostKeyStatus::Unknown),
-        Err(russh::keys::Error::KeyChanged { line }) => Ok(HostKeyStatus::Changed { line: real_line(path, line) }),
+        Err(russh::keys::Error::KeyChanged { line }) => Ok(HostKeyStatus::Changed {
+            line: real_line(path, line),
+        }),
         Err(e) => Err(e),
     }
 }
@@ -50,14 +59,47 @@ pub(crate) fn check(host: &str, port: u16, key: &PublicKey, path: &Path) -> Resu
 /// Serialises appends from concurrent connects in this process so two entries never interleave.
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
-/// Record `key` for the host (plain `host` for port 22, `[host]:port` otherwise).
-pub(crate) fn learn(host: &str, port: u16, key: &PublicKey, path: &Path) -> Result<(), russh::keys::Error> {
-    let _guard = LEARN_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+/// Record `key` for the host (plain `host` for port 22, `[host]:port` otherwise), appending one line.
+/// (russh's `learn_known_hosts_path` writes the same entry but starts a new file with an empty line.)
+pub(crate) fn learn(
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    path: &Path,
+) -> Result<(), russh::keys::Error> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    let _guard = LEARN_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // Another task may have recorded it since our check.
     if check(host, port, key, path)? == HostKeyStatus::Known {
         return Ok(());
     }
-    russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path)
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let mut line = String::new();
+    if file.seek(SeekFrom::End(-1)).is_ok() {
+        let mut last = [0u8; 1];
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.push('\n');
+        }
+    }
+    line.push_str(&host_entry(host, port));
+    line.push(' ');
+    line.push_str(&key.to_openssh()?);
+    line.push('\n');
+    // One write on an O_APPEND file: entries from other processes cannot interleave inside it.
+    file.write_all(line.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// russh numbers only the non-comment lines; map its number back to the file's real line number.
@@ -83,8 +125,10 @@ fn real_line(path: &Path, russh_line: usize) -> usize {
 mod tests {
     use super::*;
 
-    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
-    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILIG2T/B0l0gaqj3puu510tu9N1OkQ4znY3LYuEm5zCF";
 
     fn key(s: &str) -> PublicKey {
         PublicKey::from_openssh(s).unwrap()
@@ -94,34 +138,69 @@ mod tests {
     fn entries_for_port_22_match_plain_and_bracketed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("known_hosts");
-        std::fs::write(&path, format!("[10.0.0.1]:22 {KEY_A}\n10.0.0.2 {KEY_A}\n[10.0.0.3]:2222 {KEY_A}\n")).unwrap();
-        assert_eq!(check("10.0.0.1", 22, &key(KEY_A), &path).unwrap(), HostKeyStatus::Known);
-        assert_eq!(check("10.0.0.2", 22, &key(KEY_A), &path).unwrap(), HostKeyStatus::Known);
-        assert_eq!(check("10.0.0.3", 2222, &key(KEY_A), &path).unwrap(), HostKeyStatus::Known);
-        assert_eq!(check("10.0.0.3", 22, &key(KEY_A), &path).unwrap(), HostKeyStatus::Unknown);
-        assert_eq!(check("10.0.0.2", 2222, &key(KEY_A), &path).unwrap(), HostKeyStatus::Unknown);
+        std::fs::write(
+            &path,
+            format!("[10.0.0.1]:22 {KEY_A}\n10.0.0.2 {KEY_A}\n[10.0.0.3]:2222 {KEY_A}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            check("10.0.0.1", 22, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(
+            check("10.0.0.2", 22, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(
+            check("10.0.0.3", 2222, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(
+            check("10.0.0.3", 22, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Unknown
+        );
+        assert_eq!(
+            check("10.0.0.2", 2222, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Unknown
+        );
     }
 
     #[test]
     fn changed_key_reports_the_real_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("known_hosts");
-        std::fs::write(&path, format!("# comment\n# another\nother {KEY_A}\n[10.0.0.1]:22 {KEY_A}\n")).unwrap();
-        assert_eq!(check("10.0.0.1", 22, &key(KEY_B), &path).unwrap(), HostKeyStatus::Changed { line: 4 });
+        std::fs::write(
+            &path,
+            format!("# comment\n# another\nother {KEY_A}\n[10.0.0.1]:22 {KEY_A}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            check("10.0.0.1", 22, &key(KEY_B), &path).unwrap(),
+            HostKeyStatus::Changed { line: 4 }
+        );
     }
 
     #[test]
     fn learn_writes_openssh_style_entries_and_missing_file_is_unknown() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/known_hosts");
-        assert_eq!(check("h", 22, &key(KEY_A), &path).unwrap(), HostKeyStatus::Unknown);
+        assert_eq!(
+            check("h", 22, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Unknown
+        );
         learn("h", 22, &key(KEY_A), &path).unwrap();
         learn("h", 2200, &key(KEY_A), &path).unwrap();
         learn("h", 2200, &key(KEY_A), &path).unwrap(); // already known: not written twice
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, format!("h {KEY_A}\n[h]:2200 {KEY_A}\n"));
-        assert_eq!(check("h", 22, &key(KEY_A), &path).unwrap(), HostKeyStatus::Known);
-        assert_eq!(check("h", 2200, &key(KEY_A), &path).unwrap(), HostKeyStatus::Known);
+        assert_eq!(
+            check("h", 22, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(
+            check("h", 2200, &key(KEY_A), &path).unwrap(),
+            HostKeyStatus::Known
+        );
     }
 
     #[test]

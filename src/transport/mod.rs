@@ -77,20 +77,35 @@ pub enum TransportError {
     },
 
     #[error("{node}: connecting to {addr} timed out after {timeout:?} (TCP connect, SSH handshake and authentication)")]
-    ConnectTimeout { node: String, addr: String, timeout: Duration },
+    ConnectTimeout {
+        node: String,
+        addr: String,
+        timeout: Duration,
+    },
 
     #[error(
         "{node}: refusing to connect: host key for {host_entry} is unknown ({fingerprint}, not in {known_hosts}); \
          verify the fingerprint, then run with --accept-new-host-keys to trust it on first use and record it"
     )]
-    HostKeyUnknown { node: String, host_entry: String, fingerprint: String, known_hosts: PathBuf },
+    HostKeyUnknown {
+        node: String,
+        host_entry: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
 
     #[error(
         "{node}: refusing to connect: HOST KEY CHANGED for {host_entry}: the server offered {fingerprint}, \
          which does not match {known_hosts} line {line}; this may be a man-in-the-middle attack; \
          if the host was really reinstalled, remove that line and connect again"
     )]
-    HostKeyChanged { node: String, host_entry: String, fingerprint: String, known_hosts: PathBuf, line: usize },
+    HostKeyChanged {
+        node: String,
+        host_entry: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
 
     #[error("{node}: cannot {action} known_hosts file {path}: {source}")]
     KnownHosts {
@@ -110,10 +125,18 @@ pub enum TransportError {
     },
 
     #[error("{node}: authentication failed for user {user} with key {key_file} (is its public key in the user's authorized_keys?)")]
-    Auth { node: String, user: String, key_file: PathBuf },
+    Auth {
+        node: String,
+        user: String,
+        key_file: PathBuf,
+    },
 
     #[error("{node}: command timed out after {timeout:?}: {command}")]
-    CommandTimeout { node: String, command: String, timeout: Duration },
+    CommandTimeout {
+        node: String,
+        command: String,
+        timeout: Duration,
+    },
 
     #[error("{node}: SSH error while {action}: {source}")]
     Ssh {
@@ -127,13 +150,26 @@ pub enum TransportError {
     Protocol { node: String, message: String },
 
     #[error("{node}: invalid upload {path:?}: {reason}")]
-    InvalidUpload { node: String, path: String, reason: String },
+    InvalidUpload {
+        node: String,
+        path: String,
+        reason: String,
+    },
 
     #[error("{node}: upload failed at {path} ({step}); no file after it was replaced{}", detail_suffix(.detail))]
-    UploadFailed { node: String, path: String, step: String, detail: String },
+    UploadFailed {
+        node: String,
+        path: String,
+        step: String,
+        detail: String,
+    },
 
     #[error("{node}: upload script failed with status {status}{}", detail_suffix(.detail))]
-    UploadScript { node: String, status: u32, detail: String },
+    UploadScript {
+        node: String,
+        status: u32,
+        detail: String,
+    },
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -147,7 +183,10 @@ fn detail_suffix(detail: &str) -> String {
 impl TransportError {
     /// True for host-key refusals: the caller must stop (netctl exits 3), retrying will not help.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, TransportError::HostKeyUnknown { .. } | TransportError::HostKeyChanged { .. })
+        matches!(
+            self,
+            TransportError::HostKeyUnknown { .. } | TransportError::HostKeyChanged { .. }
+        )
     }
 
     /// The node the error is about.
@@ -184,7 +223,10 @@ mod tests {
         };
         let text = unknown.to_string();
         assert!(text.starts_with("worker-0: "), "{text}");
-        assert!(text.contains("SHA256:abc") && text.contains("/root/.ssh/known_hosts"), "{text}");
+        assert!(
+            text.contains("SHA256:abc") && text.contains("/root/.ssh/known_hosts"),
+            "{text}"
+        );
         assert!(text.contains("--accept-new-host-keys"), "{text}");
         assert!(unknown.is_refusal());
 
@@ -204,7 +246,10 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         assert!(!timeout.is_refusal());
-        assert_eq!(timeout.to_string(), "n1: command timed out after 1s: sleep 5");
+        assert_eq!(
+            timeout.to_string(),
+            "n1: command timed out after 1s: sleep 5"
+        );
         assert_eq!(timeout.node(), "n1");
     }
 

@@ -48,7 +48,10 @@ impl From<russh::Error> for HandlerError {
 impl client::Handler for Client {
     type Error = HandlerError;
 
-    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key = server_key.public_key();
         let entry = known_hosts::host_entry(&self.host, self.port);
         let refuse = |e: TransportError| Err(HandlerError::Refused(Box::new(e)));
@@ -112,13 +115,30 @@ impl Session {
         let addr = known_hosts::host_entry(&target.host, target.port);
         // The key file is local: read it first so a bad key is reported even when the node is down.
         let key = russh::keys::load_secret_key(&target.identity_file, None).map_err(|source| {
-            TransportError::KeyFile { node: node.clone(), path: target.identity_file.clone(), source }
+            TransportError::KeyFile {
+                node: node.clone(),
+                path: target.identity_file.clone(),
+                source,
+            }
         })?;
         let key = Arc::new(key);
-        let addr_text = if target.port == 22 { format!("{addr}:22") } else { addr.clone() };
-        match timeout(target.connect_timeout, Self::connect_inner(target, key, &addr_text)).await {
+        let addr_text = if target.port == 22 {
+            format!("{addr}:22")
+        } else {
+            addr.clone()
+        };
+        match timeout(
+            target.connect_timeout,
+            Self::connect_inner(target, key, &addr_text),
+        )
+        .await
+        {
             Ok(result) => result,
-            Err(_) => Err(TransportError::ConnectTimeout { node, addr: addr_text, timeout: target.connect_timeout }),
+            Err(_) => Err(TransportError::ConnectTimeout {
+                node,
+                addr: addr_text,
+                timeout: target.connect_timeout,
+            }),
         }
     }
 
@@ -130,10 +150,18 @@ impl Session {
         let node = target.name.clone();
         let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
             .await
-            .map_err(|source| TransportError::Connect { node: node.clone(), addr: addr.to_string(), source })?;
+            .map_err(|source| TransportError::Connect {
+                node: node.clone(),
+                addr: addr.to_string(),
+                source,
+            })?;
         stream
             .set_nodelay(true)
-            .map_err(|source| TransportError::Connect { node: node.clone(), addr: addr.to_string(), source })?;
+            .map_err(|source| TransportError::Connect {
+                node: node.clone(),
+                addr: addr.to_string(),
+                source,
+            })?;
         let handler = Client {
             node: node.clone(),
             host: target.host.clone(),
@@ -141,12 +169,16 @@ impl Session {
             known_hosts: target.known_hosts.clone(),
             accept_new: target.accept_new_host_keys,
         };
-        let mut handle = client::connect_stream(Arc::new(client_config()), stream, handler).await.map_err(|e| match e {
-            HandlerError::Refused(e) => *e,
-            HandlerError::Ssh(source) => {
-                TransportError::Ssh { node: node.clone(), action: format!("handshaking with {addr}"), source }
-            }
-        })?;
+        let mut handle = client::connect_stream(Arc::new(client_config()), stream, handler)
+            .await
+            .map_err(|e| match e {
+                HandlerError::Refused(e) => *e,
+                HandlerError::Ssh(source) => TransportError::Ssh {
+                    node: node.clone(),
+                    action: format!("handshaking with {addr}"),
+                    source,
+                },
+            })?;
 
         let hash_alg = if key.algorithm().is_rsa() {
             // rsa-sha2-256/512 when the server lists them (OpenSSH does); never fall back to SHA-1.
@@ -163,9 +195,16 @@ impl Session {
             None
         };
         let auth = handle
-            .authenticate_publickey(target.user.clone(), PrivateKeyWithHashAlg::new(key, hash_alg))
+            .authenticate_publickey(
+                target.user.clone(),
+                PrivateKeyWithHashAlg::new(key, hash_alg),
+            )
             .await
-            .map_err(|source| TransportError::Ssh { node: node.clone(), action: "authenticating".into(), source })?;
+            .map_err(|source| TransportError::Ssh {
+                node: node.clone(),
+                action: "authenticating".into(),
+                source,
+            })?;
         match auth {
             AuthResult::Success => {}
             AuthResult::Failure { .. } => {
@@ -177,7 +216,11 @@ impl Session {
                 });
             }
         }
-        Ok(Session { node, handle, command_timeout: target.command_timeout })
+        Ok(Session {
+            node,
+            handle,
+            command_timeout: target.command_timeout,
+        })
     }
 
     /// The node this session talks to.
@@ -188,10 +231,16 @@ impl Session {
     /// Run `command` (through the user's login shell, as ssh does) with `stdin`, bounded by `command_timeout`.
     /// A non-zero exit is not an error: look at `Output::status`.
     pub async fn exec(&self, command: &str, stdin: &[u8]) -> Result<Output, TransportError> {
-        self.exec_with_timeout(command, stdin, self.command_timeout).await
+        self.exec_with_timeout(command, stdin, self.command_timeout)
+            .await
     }
 
-    async fn exec_with_timeout(&self, command: &str, stdin: &[u8], limit: Duration) -> Result<Output, TransportError> {
+    async fn exec_with_timeout(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
         let deadline = Instant::now() + limit;
         let timed_out = || TransportError::CommandTimeout {
             node: self.node.clone(),
@@ -221,7 +270,11 @@ impl Session {
         };
         tokio::pin!(feed);
         let mut fed = false;
-        let mut out = Output { status: 0, stdout: Vec::new(), stderr: Vec::new() };
+        let mut out = Output {
+            status: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
         let mut status = None;
         let mut started = false;
         let sleep = sleep_until(deadline);
@@ -290,12 +343,20 @@ impl Session {
     /// Replace files atomically, in one remote shell; see `upload.rs` for the script.
     /// When `backup_dir` is set, an existing file at `path` is first copied (cp -a) to `backup_dir` + `path`.
     /// If a file fails, no rename after it happens and the error names its path.
-    pub async fn upload(&self, files: &[Upload], backup_dir: Option<&str>) -> Result<(), TransportError> {
+    pub async fn upload(
+        &self,
+        files: &[Upload],
+        backup_dir: Option<&str>,
+    ) -> Result<(), TransportError> {
         if files.is_empty() {
             return Ok(());
         }
         let script = upload::build_script(files, backup_dir).map_err(|(path, reason)| {
-            TransportError::InvalidUpload { node: self.node.clone(), path, reason }
+            TransportError::InvalidUpload {
+                node: self.node.clone(),
+                path,
+                reason,
+            }
         })?;
         let out = self.exec("sh -s", script.as_bytes()).await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -304,7 +365,12 @@ impl Session {
         }
         if let Some((index, step, detail)) = upload::parse_failure(&out.stderr) {
             if let Some(file) = files.get(index) {
-                return Err(TransportError::UploadFailed { node: self.node.clone(), path: file.path.clone(), step, detail });
+                return Err(TransportError::UploadFailed {
+                    node: self.node.clone(),
+                    path: file.path.clone(),
+                    step,
+                    detail,
+                });
             }
         }
         Err(TransportError::UploadScript {
@@ -316,7 +382,10 @@ impl Session {
 
     /// Say goodbye to the server and wait (briefly) for the connection to end.
     pub async fn close(self) {
-        let _ = self.handle.disconnect(Disconnect::ByApplication, "", "en").await;
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
         let _ = timeout(Duration::from_secs(2), self.handle).await;
     }
 }
@@ -339,6 +408,9 @@ mod tests {
     fn first_line_is_short() {
         assert_eq!(first_line("sleep 5"), "sleep 5");
         assert_eq!(first_line("set -e\necho hi\n"), "set -e ...");
-        assert_eq!(first_line(&"x".repeat(100)), format!("{} ...", "x".repeat(80)));
+        assert_eq!(
+            first_line(&"x".repeat(100)),
+            format!("{} ...", "x".repeat(80))
+        );
     }
 }

@@ -28,7 +28,8 @@ pub(crate) type Invalid = (String, String);
 pub(crate) fn build_script(files: &[Upload], backup_dir: Option<&str>) -> Result<String, Invalid> {
     let backup_root = match backup_dir {
         Some(dir) => {
-            check_path(dir).map_err(|reason| (dir.to_string(), format!("backup directory: {reason}")))?;
+            check_path(dir)
+                .map_err(|reason| (dir.to_string(), format!("backup directory: {reason}")))?;
             if dir.trim_end_matches('/').is_empty() {
                 return Err((dir.to_string(), "backup directory must not be /".into()));
             }
@@ -40,13 +41,19 @@ pub(crate) fn build_script(files: &[Upload], backup_dir: Option<&str>) -> Result
     for file in files {
         check_path(&file.path).map_err(|reason| (file.path.clone(), reason))?;
         if file.path.ends_with('/') {
-            return Err((file.path.clone(), "path must name a file, not end with /".into()));
+            return Err((
+                file.path.clone(),
+                "path must name a file, not end with /".into(),
+            ));
         }
         if !seen.insert(file.path.as_str()) {
             return Err((file.path.clone(), "path appears twice in one upload".into()));
         }
         if file.mode > 0o7777 {
-            return Err((file.path.clone(), format!("mode {:o} is not a permission mode", file.mode)));
+            return Err((
+                file.path.clone(),
+                format!("mode {:o} is not a permission mode", file.mode),
+            ));
         }
         if let Some(owner) = &file.owner {
             if owner.is_empty() || owner.chars().any(|c| c.is_control()) {
@@ -74,19 +81,31 @@ pub(crate) fn build_script(files: &[Upload], backup_dir: Option<&str>) -> Result
         s.push_str(&format!(
             "if [ -d \"$p{i}\" ] && [ ! -L \"$p{i}\" ]; then echo \"$p{i} is a directory\" >&2; fail {i} 'check target'; fi\n"
         ));
-        s.push_str(&format!("mkdir -p -- \"$d{i}\" || fail {i} 'create parent directory'\n"));
+        s.push_str(&format!(
+            "mkdir -p -- \"$d{i}\" || fail {i} 'create parent directory'\n"
+        ));
         s.push_str(&format!(
             "t{i}=$(mktemp -- \"$d{i}/.netctl-upload.XXXXXX\") || fail {i} 'create temp file'\n"
         ));
-        s.push_str(&format!("base64 -d > \"$t{i}\" <<'{HEREDOC_END}' || fail {i} 'write temp file'\n"));
+        s.push_str(&format!(
+            "base64 -d > \"$t{i}\" <<'{HEREDOC_END}' || fail {i} 'write temp file'\n"
+        ));
         push_base64_lines(&mut s, &file.content);
         s.push_str(HEREDOC_END);
         s.push('\n');
         if let Some(owner) = &file.owner {
-            s.push_str(&format!("chown -- {} \"$t{i}\" || fail {i} 'chown'\n", sh_quote(owner)));
+            s.push_str(&format!(
+                "chown -- {} \"$t{i}\" || fail {i} 'chown'\n",
+                sh_quote(owner)
+            ));
         }
-        s.push_str(&format!("chmod {:04o} -- \"$t{i}\" || fail {i} 'chmod'\n", file.mode));
-        s.push_str(&format!("sync -- \"$t{i}\" || fail {i} 'fsync temp file'\n"));
+        s.push_str(&format!(
+            "chmod {:04o} -- \"$t{i}\" || fail {i} 'chmod'\n",
+            file.mode
+        ));
+        s.push_str(&format!(
+            "sync -- \"$t{i}\" || fail {i} 'fsync temp file'\n"
+        ));
     }
 
     // 2. back up what will be replaced
@@ -104,7 +123,9 @@ pub(crate) fn build_script(files: &[Upload], backup_dir: Option<&str>) -> Result
 
     // 3. commit
     for i in 0..files.len() {
-        s.push_str(&format!("mv -fT -- \"$t{i}\" \"$p{i}\" || fail {i} 'rename into place'\nt{i}=\n"));
+        s.push_str(&format!(
+            "mv -fT -- \"$t{i}\" \"$p{i}\" || fail {i} 'rename into place'\nt{i}=\n"
+        ));
         s.push_str(&format!("sync -- \"$d{i}\" 2>/dev/null || :\n"));
     }
     s.push_str(&format!("echo {OK_MARKER}\n}}\nnetctl_upload\n"));
@@ -117,7 +138,10 @@ pub(crate) fn parse_failure(stderr: &[u8]) -> Option<(usize, String, String)> {
     let mut found = None;
     let mut detail = Vec::new();
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix(FAIL_MARKER).and_then(|r| r.strip_prefix(' ')) {
+        if let Some(rest) = line
+            .strip_prefix(FAIL_MARKER)
+            .and_then(|r| r.strip_prefix(' '))
+        {
             if let Some((index, step)) = rest.split_once(' ') {
                 if let Ok(index) = index.parse::<usize>() {
                     found = Some((index, step.to_string()));
@@ -140,7 +164,12 @@ fn check_path(path: &str) -> Result<(), String> {
         return Err("path contains a control character".into());
     }
     let trimmed = path.trim_end_matches('/');
-    if trimmed.split('/').skip(1).any(|part| part.is_empty() || part == "." || part == "..") && !trimmed.is_empty() {
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|part| part.is_empty() || part == "." || part == "..")
+        && !trimmed.is_empty()
+    {
         return Err("path must be normalised (no empty, . or .. components)".into());
     }
     Ok(())
@@ -167,19 +196,31 @@ mod tests {
     use super::*;
 
     fn file(path: &str, content: &[u8]) -> Upload {
-        Upload { path: path.into(), content: content.to_vec(), mode: 0o644, owner: None }
+        Upload {
+            path: path.into(),
+            content: content.to_vec(),
+            mode: 0o644,
+            owner: None,
+        }
     }
 
     #[test]
     fn paths_with_spaces_and_quotes_are_quoted() {
-        let nasty = "/etc/cni/net.d/it's a \"test\" $(rm -rf /).conf";
-        let script = build_script(&[file(nasty, b"x")], Some("/var/lib/netctl/backups/run 1")).unwrap();
-        assert!(script.contains(&format!("p0={}\n", sh_quote(nasty))), "{script}");
-        assert!(script.contains("d0='/etc/cni/net.d'") || script.contains("d0=/etc/cni/net.d\n"), "{script}");
+        let nasty = "/etc/cni/net.d/it's a \"test\" $(reboot) `id`.conf";
+        let script =
+            build_script(&[file(nasty, b"x")], Some("/var/lib/netctl/backups/run 1")).unwrap();
+        assert!(
+            script.contains(&format!("p0={}\n", sh_quote(nasty))),
+            "{script}"
+        );
+        assert!(script.contains("d0=/etc/cni/net.d\n"), "{script}");
         let backup = sh_quote(&format!("/var/lib/netctl/backups/run 1{nasty}"));
-        assert!(script.contains(&format!("cp -a -- \"$p0\" {backup}")), "{script}");
+        assert!(
+            script.contains(&format!("cp -a -- \"$p0\" {backup}")),
+            "{script}"
+        );
         // The raw path appears only inside single quotes.
-        for line in script.lines().filter(|l| l.contains("rm -rf /)")) {
+        for line in script.lines().filter(|l| l.contains("$(reboot)")) {
             assert!(line.contains("'"), "unquoted: {line}");
         }
     }
@@ -195,7 +236,9 @@ mod tests {
         let body_end = script[body_start..].find("\nNETCTL_B64_END\n").unwrap() + body_start;
         let body: String = script[body_start..body_end].lines().collect();
         assert!(script[body_start..body_end].lines().all(|l| l.len() <= 76));
-        let decoded = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
         assert_eq!(decoded, content);
     }
 
