@@ -103,9 +103,13 @@ impl Sshd {
             "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-             UseDNS no\nMaxStartups 100\nMaxSessions 100\n",
+             UseDNS no\nMaxStartups 100\nMaxSessions 100\n\
+             SetEnv SHLVL=1\n",
             d = d.display()
         );
+        // SetEnv SHLVL=1: bash skips ~/.bashrc for ssh commands when SHLVL is set. This host's root
+        // .bashrc runs `pyenv init` (0.1-0.3 s per command), which would swamp what the transport costs;
+        // lab nodes avoid it the same way with a private /root (LAB-NOTES.md).
         fs::write(d.join("sshd_config"), config).unwrap();
         let log = d.join("sshd.log");
         let child = Command::new(SSHD)
