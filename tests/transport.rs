@@ -53,8 +53,12 @@ fn free_port() -> u16 {
 
 /// Generate an ed25519 key pair; returns the public key as `ssh-ed25519 AAAA...`.
 fn keygen(path: &Path) -> String {
+    keygen_type(path, "ed25519")
+}
+
+fn keygen_type(path: &Path, kind: &str) -> String {
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+        .args(["-q", "-t", kind, "-N", "", "-C", "", "-f"])
         .arg(path)
         .stdin(Stdio::null())
         .status()
@@ -588,7 +592,7 @@ async fn closed_port_is_a_quick_connect_error() {
     assert!(matches!(err, TransportError::Connect { .. }), "{err}");
     assert!(
         err.to_string()
-            .starts_with("node-x: cannot connect to [127.0.0.1]:"),
+            .starts_with("node-x: cannot connect to 127.0.0.1:"),
         "{err}"
     );
 }
@@ -614,5 +618,25 @@ async fn command_timeout_and_session_survives() {
     );
     // The connection is still usable afterwards.
     assert_eq!(session.exec("echo ok", b"").await.unwrap().stdout, b"ok\n");
+    session.close().await;
+}
+
+#[tokio::test]
+async fn rsa_client_key_authenticates() {
+    let Some(sshd) = Sshd::start() else { return };
+    let mut target = sshd.target();
+    target.identity_file = sshd.path("rsa_key");
+    let public = keygen_type(&target.identity_file, "rsa");
+    let authorized = sshd.path("authorized_keys");
+    let mut keys = fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&format!("{public}\n"));
+    fs::write(&authorized, keys).unwrap();
+    let session = Session::connect(&target)
+        .await
+        .expect("RSA key (rsa-sha2) connects");
+    assert_eq!(
+        session.exec("echo rsa", b"").await.unwrap().stdout,
+        b"rsa\n"
+    );
     session.close().await;
 }

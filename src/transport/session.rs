@@ -112,7 +112,6 @@ impl Session {
     /// Connect, check the host key, authenticate with the key file. `connect_timeout` bounds all of it.
     pub async fn connect(target: &Target) -> Result<Session, TransportError> {
         let node = target.name.clone();
-        let addr = known_hosts::host_entry(&target.host, target.port);
         // The key file is local: read it first so a bad key is reported even when the node is down.
         let key = russh::keys::load_secret_key(&target.identity_file, None).map_err(|source| {
             TransportError::KeyFile {
@@ -122,10 +121,11 @@ impl Session {
             }
         })?;
         let key = Arc::new(key);
-        let addr_text = if target.port == 22 {
-            format!("{addr}:22")
+        // `host:port`, bracketed when the host is an IPv6 literal.
+        let addr_text = if target.host.contains(':') {
+            format!("[{}]:{}", target.host, target.port)
         } else {
-            addr.clone()
+            format!("{}:{}", target.host, target.port)
         };
         match timeout(
             target.connect_timeout,
