@@ -1,1 +1,262 @@
-//! SSH transport (russh): one connection per node, exec, atomic uploads.
+//! SSH transport (russh): one connection per node, reused for every step.
+//!
+//! Why this module exists: every remote action netctl takes (gather, lock, backup, upload, run, restart)
+//! goes through one [`Session`] per node. Connecting is the expensive part (key exchange, auth), so a
+//! session is opened once and then carries many cheap channels, concurrently if the caller wants.
+//! Safety lives here too: host keys are checked against known_hosts (unknown keys are refused unless
+//! trust-on-first-use is asked for, changed keys always), and uploads replace files atomically with a
+//! backup of what they replace.
+
+mod known_hosts;
+mod session;
+mod upload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::provider::sh_quote;
+pub use known_hosts::fingerprint;
+pub use session::Session;
+
+/// Where and how to reach one node.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Node name, used in every error message.
+    pub name: String,
+    /// Address to connect to (IP or DNS name).
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// ed25519 or RSA private key (OpenSSH format, unencrypted).
+    pub identity_file: PathBuf,
+    pub known_hosts: PathBuf,
+    /// Trust (and record) a host key that known_hosts does not know yet. A changed key is always refused.
+    pub accept_new_host_keys: bool,
+    /// Bound on TCP connect + handshake + authentication.
+    pub connect_timeout: Duration,
+    /// Bound on any one exec (and on one upload, which is one exec).
+    pub command_timeout: Duration,
+}
+
+/// What a remote command produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status; 255 when the command was killed by a signal (stderr then ends with a note).
+    pub status: u32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// One file to place on a node.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    /// Absolute path on the node.
+    pub path: String,
+    pub content: Vec<u8>,
+    /// Permission bits, e.g. 0o644.
+    pub mode: u32,
+    /// `chown` argument such as "root:root"; None leaves the default (the SSH user).
+    pub owner: Option<String>,
+}
+
+/// Everything that can go wrong talking to a node. Every message starts with the node name.
+#[derive(thiserror::Error, Debug)]
+pub enum TransportError {
+    #[error("{node}: cannot connect to {addr}: {source}")]
+    Connect {
+        node: String,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{node}: connecting to {addr} timed out after {timeout:?} (TCP connect, SSH handshake and authentication)")]
+    ConnectTimeout {
+        node: String,
+        addr: String,
+        timeout: Duration,
+    },
+
+    #[error(
+        "{node}: refusing to connect: host key for {host_entry} is unknown ({fingerprint}, not in {known_hosts}); \
+         verify the fingerprint, then run with --accept-new-host-keys to trust it on first use and record it"
+    )]
+    HostKeyUnknown {
+        node: String,
+        host_entry: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+
+    #[error(
+        "{node}: refusing to connect: HOST KEY CHANGED for {host_entry}: the server offered {fingerprint}, \
+         which does not match {known_hosts} line {line}; this may be a man-in-the-middle attack; \
+         if the host was really reinstalled, remove that line and connect again"
+    )]
+    HostKeyChanged {
+        node: String,
+        host_entry: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+
+    #[error("{node}: cannot {action} known_hosts file {path}: {source}")]
+    KnownHosts {
+        node: String,
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
+
+    #[error("{node}: cannot use key file {path}: {source}")]
+    KeyFile {
+        node: String,
+        path: PathBuf,
+        #[source]
+        source: russh::keys::Error,
+    },
+
+    #[error("{node}: authentication failed for user {user} with key {key_file} (is its public key in the user's authorized_keys?)")]
+    Auth {
+        node: String,
+        user: String,
+        key_file: PathBuf,
+    },
+
+    #[error("{node}: command timed out after {timeout:?}: {command}")]
+    CommandTimeout {
+        node: String,
+        command: String,
+        timeout: Duration,
+    },
+
+    #[error("{node}: SSH error while {action}: {source}")]
+    Ssh {
+        node: String,
+        action: String,
+        #[source]
+        source: russh::Error,
+    },
+
+    #[error("{node}: {message}")]
+    Protocol { node: String, message: String },
+
+    #[error("{node}: invalid upload {path:?}: {reason}")]
+    InvalidUpload {
+        node: String,
+        path: String,
+        reason: String,
+    },
+
+    #[error("{node}: upload failed at {path} ({step}); no file after it was replaced{}", detail_suffix(.detail))]
+    UploadFailed {
+        node: String,
+        path: String,
+        step: String,
+        detail: String,
+    },
+
+    #[error("{node}: upload script failed with status {status}{}", detail_suffix(.detail))]
+    UploadScript {
+        node: String,
+        status: u32,
+        detail: String,
+    },
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", detail.trim())
+    }
+}
+
+impl TransportError {
+    /// True for host-key refusals: the caller must stop (netctl exits 3), retrying will not help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            TransportError::HostKeyUnknown { .. } | TransportError::HostKeyChanged { .. }
+        )
+    }
+
+    /// The node the error is about.
+    pub fn node(&self) -> &str {
+        match self {
+            TransportError::Connect { node, .. }
+            | TransportError::ConnectTimeout { node, .. }
+            | TransportError::HostKeyUnknown { node, .. }
+            | TransportError::HostKeyChanged { node, .. }
+            | TransportError::KnownHosts { node, .. }
+            | TransportError::KeyFile { node, .. }
+            | TransportError::Auth { node, .. }
+            | TransportError::CommandTimeout { node, .. }
+            | TransportError::Ssh { node, .. }
+            | TransportError::Protocol { node, .. }
+            | TransportError::InvalidUpload { node, .. }
+            | TransportError::UploadFailed { node, .. }
+            | TransportError::UploadScript { node, .. } => node,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_start_with_node_and_refusals_are_flagged() {
+        let unknown = TransportError::HostKeyUnknown {
+            node: "worker-0".into(),
+            host_entry: "[10.0.0.1]:2222".into(),
+            fingerprint: "ssh-ed25519 SHA256:abc".into(),
+            known_hosts: PathBuf::from("/root/.ssh/known_hosts"),
+        };
+        let text = unknown.to_string();
+        assert!(text.starts_with("worker-0: "), "{text}");
+        assert!(
+            text.contains("SHA256:abc") && text.contains("/root/.ssh/known_hosts"),
+            "{text}"
+        );
+        assert!(text.contains("--accept-new-host-keys"), "{text}");
+        assert!(unknown.is_refusal());
+
+        let changed = TransportError::HostKeyChanged {
+            node: "worker-0".into(),
+            host_entry: "10.0.0.1".into(),
+            fingerprint: "ssh-ed25519 SHA256:abc".into(),
+            known_hosts: PathBuf::from("/kh"),
+            line: 7,
+        };
+        assert!(changed.to_string().contains("/kh line 7"));
+        assert!(changed.is_refusal());
+
+        let timeout = TransportError::CommandTimeout {
+            node: "n1".into(),
+            command: "sleep 5".into(),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!timeout.is_refusal());
+        assert_eq!(
+            timeout.to_string(),
+            "n1: command timed out after 1s: sleep 5"
+        );
+        assert_eq!(timeout.node(), "n1");
+    }
+
+    #[test]
+    fn session_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Session>();
+        assert_send_sync::<TransportError>();
+    }
+}
