@@ -497,6 +497,94 @@ mod tests {
         }
     }
 
+    /// Every provider, deploy mode and node: JSON files parse, manifests and patches have
+    /// apiVersion, kind and metadata.name, and no removed API group appears anywhere.
+    #[test]
+    fn every_rendered_file_is_well_formed() {
+        let cases = [
+            ("1.23", "  provider: kubenet\n"),
+            ("1.30", "  provider: flannel\n  flannel: { backend: host-gw }\n"),
+            ("1.30", "  provider: flannel\n  flannel: { backend: vxlan, deploy: daemonset, mtu: 1400 }\n"),
+            ("1.30", "  provider: flannel\n  flannel: { backend: wireguard, deploy: daemonset }\n"),
+            ("1.30", "  provider: calico\n  calico: { mtu: 1400 }\n"),
+            ("1.30", "  provider: canal\n  canal: { iface: eth1 }\n"),
+            ("1.30", "  provider: weave\n  weave: { mtu: 1376 }\n"),
+        ];
+        let mut json_files = 0;
+        for (version, networking) in cases {
+            let c = cluster(version, "", networking);
+            for n in &c.nodes {
+                for f in node_plan(&c, n).files {
+                    assert!(!f.content.contains("v1beta1"), "{}", f.path);
+                    if f.path.ends_with(".json") || f.path.ends_with(".conflist") {
+                        serde_json::from_str::<serde_json::Value>(&f.content)
+                            .unwrap_or_else(|e| panic!("{}: {e}", f.path));
+                        json_files += 1;
+                    }
+                }
+            }
+            let plan = crate::provider::cluster_plan(&c);
+            for f in &plan.files {
+                if f.path.ends_with("kustomization.yaml") {
+                    let k: serde_yaml::Value = serde_yaml::from_str(&f.content).unwrap();
+                    assert_eq!(k["kind"].as_str(), Some("Kustomization"));
+                    for p in k["patches"].as_sequence().unwrap() {
+                        let dir = f.path.rsplit_once('/').unwrap().0;
+                        let path = format!("{dir}/{}", p["path"].as_str().unwrap());
+                        assert!(
+                            plan.files.iter().any(|f| f.path == path),
+                            "patch {path} not rendered"
+                        );
+                    }
+                    continue;
+                }
+                for doc in super::testkit::check_manifest(&f.content) {
+                    // JSON embedded in ConfigMaps must parse too.
+                    if let Some(data) = doc["data"].as_mapping() {
+                        for (k, v) in data {
+                            if k.as_str().unwrap().ends_with(".json") {
+                                serde_json::from_str::<serde_json::Value>(v.as_str().unwrap())
+                                    .unwrap_or_else(|e| panic!("{} {k:?}: {e}", f.path));
+                                json_files += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(json_files >= 8, "only {json_files} JSON documents checked");
+    }
+
+    /// With kubernetes-validate (PyPI) installed, the DaemonSet manifest netctl writes itself is
+    /// checked against the real OpenAPI schemas; it is optional, so its absence only skips.
+    #[test]
+    fn flannel_manifest_passes_kubernetes_validate_when_available() {
+        let Ok(kv) = which::which("kubernetes-validate") else {
+            eprintln!("skipping: kubernetes-validate not installed");
+            return;
+        };
+        let c = cluster(
+            "1.30",
+            "",
+            "  provider: flannel\n  flannel: { deploy: daemonset, iface: eth1 }\n",
+        );
+        let plan = crate::provider::cluster_plan(&c);
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("kube-flannel.yaml");
+        std::fs::write(&p, &plan.files[0].content).unwrap();
+        let out = std::process::Command::new(kv)
+            .args(["--strict", "-k", "1.30.0"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `systemd-analyze verify` exits 1 when an ExecStart binary or a Requires= unit is missing on
     /// this machine, and only warns (exit 0) on unknown keys or bad values. So the units are rendered
     /// with binDir pointing at a temp dir holding executable stubs, a stub containerd.service sits
