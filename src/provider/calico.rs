@@ -1,11 +1,226 @@
-//! calico (in progress).
-use super::{ClusterPlan, NodePlan};
-use crate::profile::{Cluster, Node};
+//! calico: the pinned upstream calico.yaml (or the profile's local copy) applied through a
+//! kustomization whose patches carry the profile's IPv4 pool and MTU. Its DaemonSet installs the CNI
+//! plugin and config itself, so nodes get only the Kubernetes units.
 
-pub fn node(_cluster: &Cluster, _node: &Node) -> NodePlan {
-    NodePlan::default()
+use serde::Serialize;
+
+use super::{kustomize_plan, sh_quote, ClusterPlan, NodePlan, Step};
+use crate::profile::{Cluster, Node, ProviderKind};
+
+pub fn upstream_url(version: &str) -> String {
+    format!(
+        "https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/calico.yaml"
+    )
 }
 
-pub fn cluster(_cluster: &Cluster) -> ClusterPlan {
-    ClusterPlan::default()
+/// Context of templates/calico/calico-node.yaml.
+#[derive(Serialize)]
+struct NodeCtx {
+    /// Must lie inside --cluster-cidr (validated); unset, calico would pick 192.168.0.0/16.
+    pool_cidr: String,
+    ipip_mode: &'static str,
+    vxlan_mode: &'static str,
+    block_size: u8,
+}
+
+/// Context of templates/calico/calico-config.yaml.
+#[derive(Serialize)]
+struct ConfigCtx {
+    mtu: u32,
+}
+
+/// Nothing to write; leaving calico removes what its DaemonSet installed on the node, above all its
+/// CNI config, which sorts before 10-flannel.conflist and would keep winning.
+pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
+    let mut plan = NodePlan::default();
+    if !node.is_worker() {
+        return plan;
+    }
+    let dir = &cluster.profile.networking.cni_conf_dir;
+    plan.teardown.push(Step {
+        title: "remove calico's CNI config".into(),
+        command: format!(
+            "rm -f {} {}",
+            sh_quote(&format!("{dir}/10-calico.conflist")),
+            sh_quote(&format!("{dir}/calico-kubeconfig"))
+        ),
+    });
+    plan.teardown.push(Step {
+        title: "delete calico's tunnel links".into(),
+        command:
+            "if ip link show vxlan.calico >/dev/null 2>&1; then ip link delete vxlan.calico; fi; \
+                  if ip link show tunl0 >/dev/null 2>&1; then ip addr flush dev tunl0; fi"
+                .into(),
+    });
+    plan
+}
+
+pub fn cluster(cluster: &Cluster) -> ClusterPlan {
+    let c = &cluster.profile.networking.calico;
+    let pool_cidr = c
+        .pool_cidr
+        .clone()
+        .unwrap_or_else(|| cluster.cluster_cidr.to_string());
+    let mut patches = vec![(
+        "calico-node.yaml".to_string(),
+        crate::render::template(
+            "calico/calico-node.yaml",
+            &NodeCtx {
+                pool_cidr,
+                ipip_mode: c.ipip_mode.as_str(),
+                vxlan_mode: c.vxlan_mode.as_str(),
+                block_size: c.block_size,
+            },
+        ),
+    )];
+    if let Some(mtu) = c.mtu {
+        patches.push((
+            "calico-config.yaml".to_string(),
+            crate::render::template("calico/calico-config.yaml", &ConfigCtx { mtu }),
+        ));
+    }
+    kustomize_plan(
+        ProviderKind::Calico,
+        &upstream_url(&c.version),
+        c.manifest_file.as_deref(),
+        patches,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::kube::testkit::{
+        check_manifest, cluster as profile, env, env_value, find, fixture, kustomize,
+    };
+    use crate::provider::{node_plan, CopiedFile};
+
+    fn with_fixture(opts: &str) -> Cluster {
+        profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: calico\n  calico: {{ manifestFile: {}{opts} }}\n",
+                fixture("calico.yaml")
+            ),
+        )
+    }
+
+    #[test]
+    fn kustomization_points_at_the_pinned_upstream() {
+        let c = profile("1.30", "", "  provider: calico\n");
+        let plan = cluster(&c);
+        let k: serde_yaml::Value = serde_yaml::from_str(&plan.files[0].content).unwrap();
+        assert_eq!(plan.files[0].path, "calico/kustomization.yaml");
+        assert_eq!(
+            k["resources"][0].as_str(),
+            Some("https://raw.githubusercontent.com/projectcalico/calico/v3.31.0/manifests/calico.yaml")
+        );
+        assert_eq!(k["patches"][0]["path"].as_str(), Some("calico-node.yaml"));
+        assert_eq!(
+            k["patches"].as_sequence().unwrap().len(),
+            1,
+            "no MTU, no ConfigMap patch"
+        );
+        assert!(plan.copies.is_empty());
+        assert_eq!(plan.kubectl[0].args, ["apply", "-k", "calico"]);
+        assert_eq!(
+            plan.kubectl_teardown[0].args,
+            ["delete", "-k", "calico", "--ignore-not-found"]
+        );
+        for f in &plan.files[1..] {
+            check_manifest(&f.content);
+        }
+    }
+
+    #[test]
+    fn manifest_file_is_copied_and_used() {
+        let c = with_fixture("");
+        let plan = cluster(&c);
+        assert_eq!(
+            plan.copies,
+            [CopiedFile {
+                path: "calico/upstream.yaml".into(),
+                source: fixture("calico.yaml"),
+                field: "networking.calico.manifestFile".into(),
+            }]
+        );
+        let k: serde_yaml::Value = serde_yaml::from_str(&plan.files[0].content).unwrap();
+        assert_eq!(k["resources"][0].as_str(), Some("upstream.yaml"));
+    }
+
+    #[test]
+    fn kustomize_applies_the_profile() {
+        let c = with_fixture(", poolCIDR: 10.200.128.0/17, ipipMode: Never, vxlanMode: CrossSubnet, blockSize: 24, mtu: 1410");
+        let Some(docs) = kustomize(&cluster(&c), "calico") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "calico-node");
+        let get = |n| env_value(ds, "calico-node", n);
+        assert_eq!(
+            get("CALICO_IPV4POOL_CIDR").as_deref(),
+            Some("10.200.128.0/17")
+        );
+        assert_eq!(get("CALICO_IPV4POOL_IPIP").as_deref(), Some("Never"));
+        assert_eq!(get("CALICO_IPV4POOL_VXLAN").as_deref(), Some("CrossSubnet"));
+        assert_eq!(get("CALICO_IPV4POOL_BLOCK_SIZE").as_deref(), Some("24"));
+        // Everything else is as upstream.
+        assert_eq!(get("CLUSTER_TYPE").as_deref(), Some("k8s,bgp"));
+        assert_eq!(get("CALICO_IPV6POOL_VXLAN").as_deref(), Some("Never"));
+        assert_eq!(get("FELIX_IPINIPMTU").as_deref(), Some("<valueFrom>"));
+        assert_eq!(get("NODENAME").as_deref(), Some("<valueFrom>"));
+        assert_eq!(
+            env(ds, "calico-node").len(),
+            17,
+            "{:?}",
+            env(ds, "calico-node")
+        );
+        let cm = find(&docs, "ConfigMap", "calico-config");
+        assert_eq!(cm["data"]["veth_mtu"].as_str(), Some("1410"));
+        assert_eq!(cm["data"]["calico_backend"].as_str(), Some("bird"));
+    }
+
+    #[test]
+    fn kustomize_defaults_pool_to_cluster_cidr() {
+        let c = with_fixture("");
+        let Some(docs) = kustomize(&cluster(&c), "calico") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "calico-node");
+        assert_eq!(
+            env_value(ds, "calico-node", "CALICO_IPV4POOL_CIDR").as_deref(),
+            Some("10.200.0.0/16")
+        );
+        assert_eq!(
+            env_value(ds, "calico-node", "CALICO_IPV4POOL_IPIP").as_deref(),
+            Some("Always")
+        );
+        assert_eq!(
+            env_value(ds, "calico-node", "CALICO_IPV4POOL_BLOCK_SIZE").as_deref(),
+            Some("26")
+        );
+        let cm = find(&docs, "ConfigMap", "calico-config");
+        assert_eq!(
+            cm["data"]["veth_mtu"].as_str(),
+            Some("0"),
+            "MTU left to calico when unset"
+        );
+    }
+
+    #[test]
+    fn nodes_get_only_kubernetes_units() {
+        let c = profile("1.30", "", "  provider: calico\n");
+        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let paths: Vec<_> = plan.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/containerd/config.toml",
+                "/etc/systemd/system/kubelet.service"
+            ]
+        );
+        assert!(plan.teardown[0]
+            .command
+            .contains("/etc/cni/net.d/10-calico.conflist"));
+    }
 }

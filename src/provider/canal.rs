@@ -1,11 +1,180 @@
-//! canal (in progress).
-use super::{ClusterPlan, NodePlan};
-use crate::profile::{Cluster, Node};
+//! canal: flannel for the network, calico for policy. The pinned upstream canal.yaml (or the
+//! profile's local copy) is applied through a kustomization that patches ConfigMap canal-config:
+//! flannel's Network must equal the controller-manager's --cluster-cidr (its kube-subnet-mgr reads
+//! allocated podCIDRs, so kube.rs turns allocation on for canal).
 
-pub fn node(_cluster: &Cluster, _node: &Node) -> NodePlan {
-    NodePlan::default()
+use serde::Serialize;
+
+use super::{kustomize_plan, sh_quote, ClusterPlan, NodePlan, Step};
+use crate::profile::{Cluster, Node, ProviderKind};
+
+pub fn upstream_url(version: &str) -> String {
+    format!("https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/canal.yaml")
 }
 
-pub fn cluster(_cluster: &Cluster) -> ClusterPlan {
-    ClusterPlan::default()
+/// canal's net-conf.json: upstream's, with the cluster's network.
+#[derive(Serialize)]
+struct NetConf {
+    #[serde(rename = "Network")]
+    network: String,
+    #[serde(rename = "Backend")]
+    backend: Backend,
+}
+
+#[derive(Serialize)]
+struct Backend {
+    #[serde(rename = "Type")]
+    kind: &'static str,
+}
+
+/// Context of templates/canal/canal-config.yaml.
+#[derive(Serialize)]
+struct ConfigCtx<'a> {
+    /// None leaves upstream's "" (flannel picks the default-route interface).
+    iface: Option<&'a str>,
+    masquerade: bool,
+    /// JSON indented four spaces for the block scalar.
+    net_conf: String,
+}
+
+/// Nothing to write; leaving canal removes what its DaemonSet installed: its CNI config (which
+/// sorts before 10-flannel.conflist), its kubeconfig and flannel's vxlan link and lease.
+pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
+    let mut plan = NodePlan::default();
+    if !node.is_worker() {
+        return plan;
+    }
+    let dir = &cluster.profile.networking.cni_conf_dir;
+    plan.teardown.push(Step {
+        title: "remove canal's CNI config".into(),
+        command: format!(
+            "rm -f {} {}",
+            sh_quote(&format!("{dir}/10-canal.conflist")),
+            sh_quote(&format!("{dir}/calico-kubeconfig"))
+        ),
+    });
+    plan.teardown.push(Step {
+        title: "delete flannel's vxlan link and lease".into(),
+        command: "if ip link show flannel.1 >/dev/null 2>&1; then ip link delete flannel.1; fi; rm -f /run/flannel/subnet.env".into(),
+    });
+    plan
+}
+
+pub fn cluster(cluster: &Cluster) -> ClusterPlan {
+    let c = &cluster.profile.networking.canal;
+    let net_conf = NetConf {
+        network: cluster.cluster_cidr.to_string(),
+        backend: Backend { kind: "vxlan" },
+    };
+    let net_conf = serde_json::to_string_pretty(&net_conf).expect("net-conf serialises");
+    let config = crate::render::template(
+        "canal/canal-config.yaml",
+        &ConfigCtx {
+            iface: c.iface.as_deref(),
+            masquerade: c.masquerade,
+            net_conf: net_conf
+                .lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        },
+    );
+    kustomize_plan(
+        ProviderKind::Canal,
+        &upstream_url(&c.version),
+        c.manifest_file.as_deref(),
+        vec![("canal-config.yaml".to_string(), config)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::provider::kube::testkit::{
+        check_manifest, cluster as profile, env, find, fixture, kustomize,
+    };
+    use crate::provider::kube::CONTROLLER_MANAGER_UNIT;
+    use crate::provider::node_plan;
+
+    fn with_fixture(opts: &str) -> Cluster {
+        profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: canal\n  canal: {{ manifestFile: {}{opts} }}\n",
+                fixture("canal.yaml")
+            ),
+        )
+    }
+
+    #[test]
+    fn kustomization_points_at_the_pinned_upstream() {
+        let c = profile("1.30", "", "  provider: canal\n");
+        let plan = cluster(&c);
+        let k: serde_yaml::Value = serde_yaml::from_str(&plan.files[0].content).unwrap();
+        assert_eq!(
+            k["resources"][0].as_str(),
+            Some("https://raw.githubusercontent.com/projectcalico/calico/v3.31.0/manifests/canal.yaml")
+        );
+        assert_eq!(plan.files[1].path, "canal/canal-config.yaml");
+        check_manifest(&plan.files[1].content);
+        assert_eq!(plan.kubectl[0].args, ["apply", "-k", "canal"]);
+        assert_eq!(
+            plan.kubectl_teardown[0].args,
+            ["delete", "-k", "canal", "--ignore-not-found"]
+        );
+    }
+
+    #[test]
+    fn kustomize_applies_the_profile() {
+        let c = with_fixture(", iface: enp0s8, masquerade: false");
+        assert_eq!(cluster(&c).copies[0].path, "canal/upstream.yaml");
+        let Some(docs) = kustomize(&cluster(&c), "canal") else {
+            return;
+        };
+        let cm = find(&docs, "ConfigMap", "canal-config");
+        let net: serde_json::Value =
+            serde_json::from_str(cm["data"]["net-conf.json"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            net,
+            json!({"Network": "10.200.0.0/16", "Backend": {"Type": "vxlan"}})
+        );
+        assert_eq!(cm["data"]["canal_iface"].as_str(), Some("enp0s8"));
+        assert_eq!(cm["data"]["masquerade"].as_str(), Some("false"));
+        assert_eq!(
+            cm["data"]["veth_mtu"].as_str(),
+            Some("0"),
+            "other keys untouched"
+        );
+        // The DaemonSet is as upstream: flannel reads the ConfigMap.
+        let ds = find(&docs, "DaemonSet", "canal");
+        assert_eq!(env(ds, "kube-flannel").len(), 4);
+        assert_eq!(env(ds, "calico-node").len(), 7);
+    }
+
+    #[test]
+    fn kustomize_keeps_upstream_iface_when_unset() {
+        let c = with_fixture("");
+        let Some(docs) = kustomize(&cluster(&c), "canal") else {
+            return;
+        };
+        let cm = find(&docs, "ConfigMap", "canal-config");
+        assert_eq!(cm["data"]["canal_iface"].as_str(), Some(""));
+        assert_eq!(cm["data"]["masquerade"].as_str(), Some("true"));
+    }
+
+    #[test]
+    fn nodes_get_units_and_controllers_allocate_pod_cidrs() {
+        let c = profile("1.30", "", "  provider: canal\n");
+        let w = node_plan(&c, c.node("worker-0").unwrap());
+        assert!(
+            !w.files.iter().any(|f| f.path.contains("/cni/")),
+            "{:?}",
+            w.files
+        );
+        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        assert!(ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
+    }
 }

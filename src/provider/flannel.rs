@@ -1,11 +1,643 @@
-//! flannel (in progress).
-use super::{ClusterPlan, NodePlan};
-use crate::profile::{Cluster, Node};
+//! flannel: each node leases its podCIDR from the Node object (kube-subnet-mgr) and flanneld routes
+//! between them (host-gw), or tunnels (vxlan, wireguard). Deployed either as a systemd unit on the
+//! workers (the hard-way guide) or as a DaemonSet whose manifest netctl writes itself (the upstream
+//! kube-flannel.yml is small enough to own: its facts are in PROVIDER-NOTES.md).
 
-pub fn node(_cluster: &Cluster, _node: &Node) -> NodePlan {
-    NodePlan::default()
+use serde::Serialize;
+
+use super::{sh_quote, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit};
+use crate::profile::{Cluster, FlannelBackend, FlannelDeploy, Node, FLANNEL_CNI_PLUGIN_VERSION};
+
+pub const CONFIG_DIR: &str = "/etc/kube-flannel";
+pub const NET_CONF: &str = "/etc/kube-flannel/net-conf.json";
+pub const KUBECONFIG: &str = "/etc/kube-flannel/kubeconfig";
+pub const UNIT: &str = "/etc/systemd/system/flanneld.service";
+pub const CONFLIST: &str = "10-flannel.conflist";
+pub const MANIFEST: &str = "kube-flannel.yaml";
+/// Written by the certificates issue.
+const CA: &str = "/etc/kube-flannel/ca.crt";
+const CERT: &str = "/etc/kube-flannel/flanneld.crt";
+const KEY: &str = "/etc/kube-flannel/flanneld.key";
+
+/// net-conf.json. Defaults flannel applies itself are left out, so a profile reproduces the
+/// guides' files exactly.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct NetConf {
+    #[serde(rename = "Network")]
+    pub network: String,
+    #[serde(rename = "SubnetLen", skip_serializing_if = "Option::is_none")]
+    pub subnet_len: Option<u8>,
+    #[serde(rename = "Backend")]
+    pub backend: Backend,
 }
 
-pub fn cluster(_cluster: &Cluster) -> ClusterPlan {
-    ClusterPlan::default()
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Backend {
+    #[serde(rename = "Type")]
+    pub kind: &'static str,
+    #[serde(rename = "VNI", skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+    #[serde(rename = "Port", skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    #[serde(rename = "DirectRouting", skip_serializing_if = "std::ops::Not::not")]
+    pub direct_routing: bool,
+    #[serde(rename = "ListenPort", skip_serializing_if = "Option::is_none")]
+    pub listen_port: Option<u32>,
+    #[serde(rename = "MTU", skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+/// 10-flannel.conflist, as kube-flannel.yml's cni-conf.json.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflist {
+    pub name: &'static str,
+    pub cni_version: &'static str,
+    pub plugins: (FlannelPlugin, PortmapPlugin),
+}
+
+#[derive(Debug, Serialize)]
+pub struct FlannelPlugin {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub delegate: Delegate,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delegate {
+    pub hairpin_mode: bool,
+    pub is_default_gateway: bool,
+    /// Only when flanneld does not masquerade. The flannel CNI plugin defaults the bridge's ipMasq to
+    /// !FLANNEL_IPMASQ; with both on, the bridge would SNAT pod-to-pod traffic to other nodes. The
+    /// hard-way guide runs flanneld without -ip-masq and sets it here (profile `ipMasq: false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_masq: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PortmapPlugin {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub capabilities: PortMappings,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMappings {
+    pub port_mappings: bool,
+}
+
+pub fn net_conf(cluster: &Cluster) -> NetConf {
+    let f = &cluster.profile.networking.flannel;
+    let mask = cluster.profile.kubernetes.node_cidr_mask_size;
+    let backend = match f.backend {
+        FlannelBackend::HostGw => Backend {
+            kind: "host-gw",
+            vni: None,
+            port: None,
+            direct_routing: false,
+            listen_port: None,
+            mtu: None,
+        },
+        FlannelBackend::Vxlan => Backend {
+            kind: "vxlan",
+            vni: Some(f.vni).filter(|v| *v != 1),
+            port: Some(f.port).filter(|p| *p != 8472),
+            direct_routing: f.direct_routing,
+            listen_port: None,
+            mtu: f.mtu,
+        },
+        FlannelBackend::Wireguard => Backend {
+            kind: "wireguard",
+            vni: None,
+            port: None,
+            direct_routing: false,
+            listen_port: Some(f.listen_port),
+            mtu: f.mtu,
+        },
+    };
+    NetConf {
+        network: cluster.cluster_cidr.to_string(),
+        // flannel leases /24s unless told; the controller-manager hands out nodeCIDRMaskSize blocks.
+        subnet_len: Some(mask).filter(|m| *m != 24),
+        backend,
+    }
+}
+
+pub fn conflist(cluster: &Cluster) -> Conflist {
+    let ip_masq = cluster.profile.networking.flannel.ip_masq;
+    Conflist {
+        name: "cbr0",
+        cni_version: "0.3.1",
+        plugins: (
+            FlannelPlugin {
+                kind: "flannel",
+                delegate: Delegate {
+                    hairpin_mode: true,
+                    is_default_gateway: true,
+                    ip_masq: (!ip_masq).then_some(true),
+                },
+            },
+            PortmapPlugin {
+                kind: "portmap",
+                capabilities: PortMappings {
+                    port_mappings: true,
+                },
+            },
+        ),
+    }
+}
+
+fn json(v: &impl Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("flannel config serialises");
+    s.push('\n');
+    s
+}
+
+/// Context of templates/flannel/flanneld.service.
+#[derive(Serialize)]
+struct UnitCtx<'a> {
+    node_name: &'a str,
+    bin_dir: &'a str,
+    flags: Vec<String>,
+}
+
+/// Context of templates/flannel/kubeconfig.
+#[derive(Serialize)]
+struct KubeconfigCtx<'a> {
+    server: &'a str,
+    ca: &'a str,
+    cert: &'a str,
+    key: &'a str,
+}
+
+/// Context of templates/flannel/kube-flannel.yaml.
+#[derive(Serialize)]
+struct ManifestCtx<'a> {
+    version: &'a str,
+    cni_plugin_version: &'a str,
+    backend: &'a str,
+    /// JSON documents indented four spaces, for the ConfigMap's block scalars.
+    cni_conf: String,
+    net_conf: String,
+    args: Vec<String>,
+    cni_bin_dir: &'a str,
+    cni_conf_dir: &'a str,
+}
+
+/// flanneld's arguments beyond the systemd-only ones.
+fn flanneld_args(cluster: &Cluster) -> Vec<String> {
+    let f = &cluster.profile.networking.flannel;
+    let mut args = Vec::new();
+    if f.ip_masq {
+        args.push("--ip-masq".to_string());
+    }
+    args.push("--kube-subnet-mgr".to_string());
+    if let Some(iface) = &f.iface {
+        args.push(format!("--iface={iface}"));
+    }
+    args
+}
+
+/// The API server flanneld talks to: the profile's, else the first controller's (the hard-way
+/// layout), else a node-local one (an apiserver or proxy on every node, as k0s and rke2 run).
+fn api_server(cluster: &Cluster) -> String {
+    if let Some(s) = &cluster.profile.kubernetes.api_server {
+        return s.clone();
+    }
+    match cluster.nodes.iter().find(|n| n.is_controller()) {
+        Some(c) => format!("https://{}:6443", c.address),
+        None => "https://127.0.0.1:6443".to_string(),
+    }
+}
+
+pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
+    let mut plan = NodePlan::default();
+    if !node.is_worker() {
+        return plan;
+    }
+    let f = &cluster.profile.networking.flannel;
+    if f.deploy == FlannelDeploy::Systemd {
+        let mut flags = flanneld_args(cluster);
+        flags.push(format!("--net-config-path={NET_CONF}"));
+        flags.push(format!("--kubeconfig-file={KUBECONFIG}"));
+        let unit = crate::render::template(
+            "flannel/flanneld.service",
+            &UnitCtx {
+                node_name: &node.name,
+                bin_dir: &cluster.profile.kubernetes.bin_dir,
+                flags,
+            },
+        );
+        let server = api_server(cluster);
+        let kubeconfig = crate::render::template(
+            "flannel/kubeconfig",
+            &KubeconfigCtx {
+                server: &server,
+                ca: CA,
+                cert: CERT,
+                key: KEY,
+            },
+        );
+        let flanneld = || vec!["flanneld".to_string()];
+        plan.files.push(NodeFile {
+            path: UNIT.into(),
+            mode: 0o644,
+            content: unit,
+            services: flanneld(),
+        });
+        plan.files.push(NodeFile {
+            path: NET_CONF.into(),
+            mode: 0o644,
+            content: json(&net_conf(cluster)),
+            services: flanneld(),
+        });
+        plan.files.push(NodeFile {
+            path: KUBECONFIG.into(),
+            mode: 0o600,
+            content: kubeconfig,
+            services: flanneld(),
+        });
+        // The runtime reads CNI configs per pod: nothing to restart.
+        plan.files.push(NodeFile {
+            path: format!("{}/{CONFLIST}", cluster.profile.networking.cni_conf_dir),
+            mode: 0o644,
+            content: json(&conflist(cluster)),
+            services: vec![],
+        });
+        plan.units.push(Unit {
+            name: "flanneld".into(),
+            enable: true,
+            restart: true,
+        });
+        // Stop the daemon first, or host-gw re-adds its routes within 10 s.
+        plan.teardown.push(Step {
+            title: "stop flanneld".into(),
+            command: "if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet flanneld; then systemctl stop flanneld; fi".into(),
+        });
+    }
+    // What flanneld made, whichever way it ran: its links, the bridge the CNI plugin made, its
+    // lease file and its host-gw routes (every route via a gateway inside the cluster CIDR).
+    for link in ["flannel.1", "flannel-wg", "cni0"] {
+        plan.teardown.push(Step {
+            title: format!("delete link {link}"),
+            command: format!(
+                "if ip link show {l} >/dev/null 2>&1; then ip link delete {l}; fi",
+                l = sh_quote(link)
+            ),
+        });
+    }
+    if f.backend == FlannelBackend::HostGw {
+        plan.teardown.push(Step {
+            title: "delete flannel host-gw routes".into(),
+            command: format!(
+                "ip -4 route show root {} | awk '/ via /{{print $1}}' | while read -r dst; do ip route del \"$dst\"; done",
+                sh_quote(&cluster.cluster_cidr.to_string())
+            ),
+        });
+    }
+    plan.teardown.push(Step {
+        title: "remove the flannel lease file".into(),
+        command: "rm -f /run/flannel/subnet.env".into(),
+    });
+    plan
+}
+
+/// Indent every line by four spaces, for a YAML block scalar under a ConfigMap key.
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn cluster(cluster: &Cluster) -> ClusterPlan {
+    let f = &cluster.profile.networking.flannel;
+    if f.deploy != FlannelDeploy::Daemonset {
+        return ClusterPlan::default();
+    }
+    let net = &cluster.profile.networking;
+    let manifest = crate::render::template(
+        "flannel/kube-flannel.yaml",
+        &ManifestCtx {
+            version: &f.version,
+            cni_plugin_version: FLANNEL_CNI_PLUGIN_VERSION,
+            backend: f.backend.as_str(),
+            cni_conf: indent(&json(&conflist(cluster))),
+            net_conf: indent(&json(&net_conf(cluster))),
+            args: flanneld_args(cluster),
+            cni_bin_dir: &net.cni_bin_dir,
+            cni_conf_dir: &net.cni_conf_dir,
+        },
+    );
+    ClusterPlan {
+        files: vec![ClusterFile {
+            path: MANIFEST.into(),
+            content: manifest,
+        }],
+        kubectl: vec![KubectlStep {
+            title: "apply the flannel DaemonSet".into(),
+            args: vec!["apply".into(), "-f".into(), MANIFEST.into()],
+        }],
+        kubectl_teardown: vec![KubectlStep {
+            title: "delete the flannel DaemonSet".into(),
+            args: vec![
+                "delete".into(),
+                "-f".into(),
+                MANIFEST.into(),
+                "--ignore-not-found".into(),
+            ],
+        }],
+        local: vec![],
+        copies: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::provider::kube::testkit::{check_manifest, cluster as profile, env, find};
+    use crate::provider::node_plan;
+
+    fn file<'a>(plan: &'a NodePlan, path: &str) -> &'a NodeFile {
+        plan.files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+    }
+
+    fn parse(s: &str) -> Value {
+        serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+    }
+
+    /// flannel-host-gw-hard-way.md: host-gw, systemd, flanneld without -ip-masq.
+    fn hard_way() -> Cluster {
+        profile(
+            "1.30",
+            "",
+            "  provider: flannel\n  flannel: { backend: host-gw, deploy: systemd, ipMasq: false }\n",
+        )
+    }
+
+    /// flannel-vxlan-vagrant-and-gce-routes.md: DaemonSet, vxlan, --iface=enp0s8, 10.244.0.0/16.
+    fn vagrant() -> Cluster {
+        let c = profile(
+            "1.30",
+            "",
+            "  provider: flannel\n  flannel: { backend: vxlan, deploy: daemonset, iface: enp0s8 }\n",
+        );
+        let text = serde_yaml::to_string(&c.profile)
+            .unwrap()
+            .replace("10.200.0.0/16", "10.244.0.0/16");
+        crate::profile::load_str(&text, std::path::Path::new("vagrant.yaml")).unwrap()
+    }
+
+    #[test]
+    fn hard_way_net_conf_equals_the_guide() {
+        let c = hard_way();
+        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let conf = parse(&file(&plan, NET_CONF).content);
+        assert_eq!(
+            conf,
+            json!({"Network": "10.200.0.0/16", "Backend": {"Type": "host-gw"}})
+        );
+    }
+
+    #[test]
+    fn hard_way_cni_delegates_with_default_gateway_and_masquerade() {
+        let c = hard_way();
+        let plan = node_plan(&c, c.node("worker-1").unwrap());
+        let conf = parse(&file(&plan, "/etc/cni/net.d/10-flannel.conflist").content);
+        assert_eq!(
+            conf,
+            json!({"name": "cbr0", "cniVersion": "0.3.1", "plugins": [
+                {"type": "flannel", "delegate": {"hairpinMode": true, "isDefaultGateway": true, "ipMasq": true}},
+                {"type": "portmap", "capabilities": {"portMappings": true}}
+            ]})
+        );
+        let unit = &file(&plan, UNIT).content;
+        assert!(!unit.contains("--ip-masq"), "{unit}");
+    }
+
+    #[test]
+    fn masquerading_flanneld_leaves_the_bridge_alone() {
+        let c = profile("1.30", "", "  provider: flannel\n");
+        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let conf = parse(&file(&plan, "/etc/cni/net.d/10-flannel.conflist").content);
+        assert_eq!(
+            conf["plugins"][0]["delegate"],
+            json!({"hairpinMode": true, "isDefaultGateway": true})
+        );
+        assert!(file(&plan, UNIT).content.contains("  --ip-masq \\\n"));
+    }
+
+    #[test]
+    fn systemd_unit_and_files() {
+        let c = profile(
+            "1.30",
+            "  binDir: /opt/k8s/bin\n  nodeCIDRMaskSize: 25\n",
+            "  provider: flannel\n  cniConfDir: /etc/cni/conf.d\n  flannel: { backend: vxlan, iface: enp0s8, vni: 4096, port: 4789, directRouting: true, mtu: 1400 }\n",
+        );
+        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let unit = &file(&plan, UNIT).content;
+        assert!(unit.contains("Environment=NODE_NAME=worker-0\n"), "{unit}");
+        assert!(unit.contains("Restart=on-failure\n"));
+        let exec = unit
+            .split("ExecStart=")
+            .nth(1)
+            .unwrap()
+            .split("\nRestart")
+            .next()
+            .unwrap();
+        assert_eq!(
+            exec,
+            "/opt/k8s/bin/flanneld \\\n  --ip-masq \\\n  --kube-subnet-mgr \\\n  --iface=enp0s8 \\\n  --net-config-path=/etc/kube-flannel/net-conf.json \\\n  --kubeconfig-file=/etc/kube-flannel/kubeconfig"
+        );
+        assert_eq!(
+            parse(&file(&plan, NET_CONF).content),
+            json!({"Network": "10.200.0.0/16", "SubnetLen": 25,
+                   "Backend": {"Type": "vxlan", "VNI": 4096, "Port": 4789, "DirectRouting": true, "MTU": 1400}})
+        );
+        let kc = file(&plan, KUBECONFIG);
+        assert_eq!(kc.mode, 0o600);
+        let kc_yaml: serde_yaml::Value = serde_yaml::from_str(&kc.content).unwrap();
+        assert_eq!(
+            kc_yaml["clusters"][0]["cluster"]["server"].as_str(),
+            Some("https://10.240.0.10:6443")
+        );
+        assert_eq!(
+            kc_yaml["clusters"][0]["cluster"]["certificate-authority"].as_str(),
+            Some(CA)
+        );
+        assert_eq!(
+            kc_yaml["users"][0]["user"]["client-certificate"].as_str(),
+            Some(CERT)
+        );
+        assert_eq!(
+            kc_yaml["users"][0]["user"]["client-key"].as_str(),
+            Some(KEY)
+        );
+        assert!(plan
+            .files
+            .iter()
+            .any(|f| f.path == "/etc/cni/conf.d/10-flannel.conflist"));
+        for p in [UNIT, NET_CONF, KUBECONFIG] {
+            assert_eq!(file(&plan, p).services, ["flanneld"], "{p}");
+        }
+        assert!(plan.units.contains(&Unit {
+            name: "flanneld".into(),
+            enable: true,
+            restart: true
+        }));
+        // Controllers run no flanneld.
+        let ctl = node(&c, c.node("controller-0").unwrap());
+        assert!(ctl.files.is_empty() && ctl.units.is_empty());
+        // No cluster objects in systemd mode.
+        assert_eq!(cluster(&c), ClusterPlan::default());
+    }
+
+    #[test]
+    fn wireguard_backend_options() {
+        let c = profile(
+            "1.30",
+            "",
+            "  provider: flannel\n  flannel: { backend: wireguard, listenPort: 51821 }\n",
+        );
+        assert_eq!(
+            serde_json::to_value(net_conf(&c)).unwrap(),
+            json!({"Network": "10.200.0.0/16", "Backend": {"Type": "wireguard", "ListenPort": 51821}})
+        );
+    }
+
+    #[test]
+    fn vagrant_daemonset_reproduces_the_guide() {
+        let c = vagrant();
+        let plan = cluster(&c);
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.files[0].path, "kube-flannel.yaml");
+        let docs = check_manifest(&plan.files[0].content);
+        let kinds: Vec<_> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ServiceAccount",
+                "ConfigMap",
+                "DaemonSet"
+            ]
+        );
+        for d in &docs {
+            let api = d["apiVersion"].as_str().unwrap();
+            assert!(
+                ["v1", "apps/v1", "rbac.authorization.k8s.io/v1"].contains(&api),
+                "{api}"
+            );
+        }
+        let ns = find(&docs, "Namespace", "kube-flannel");
+        assert_eq!(
+            ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].as_str(),
+            Some("privileged")
+        );
+
+        let cm = find(&docs, "ConfigMap", "kube-flannel-cfg");
+        let net = parse(cm["data"]["net-conf.json"].as_str().unwrap());
+        assert_eq!(
+            net,
+            json!({"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}})
+        );
+        let cni = parse(cm["data"]["cni-conf.json"].as_str().unwrap());
+        assert_eq!(cni["plugins"][0]["delegate"]["hairpinMode"], json!(true));
+        assert_eq!(
+            cni["plugins"][1],
+            json!({"type": "portmap", "capabilities": {"portMappings": true}})
+        );
+
+        let ds = find(&docs, "DaemonSet", "kube-flannel-ds");
+        let spec = &ds["spec"]["template"]["spec"];
+        assert_eq!(spec["hostNetwork"].as_bool(), Some(true));
+        assert_eq!(
+            spec["priorityClassName"].as_str(),
+            Some("system-node-critical")
+        );
+        let c0 = &spec["containers"][0];
+        assert_eq!(
+            c0["image"].as_str(),
+            Some("ghcr.io/flannel-io/flannel:v0.28.0")
+        );
+        let args: Vec<_> = c0["args"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args, ["--ip-masq", "--kube-subnet-mgr", "--iface=enp0s8"]);
+        let caps: Vec<_> = c0["securityContext"]["capabilities"]["add"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(caps, ["NET_ADMIN", "NET_RAW"]);
+        let names: Vec<_> = env(ds, "kube-flannel")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["POD_NAME", "POD_NAMESPACE", "EVENT_QUEUE_DEPTH"]);
+        let init = spec["initContainers"].as_sequence().unwrap();
+        assert_eq!(
+            init[0]["image"].as_str(),
+            Some("ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1")
+        );
+        assert_eq!(
+            init[1]["args"][2].as_str(),
+            Some("/etc/cni/net.d/10-flannel.conflist")
+        );
+        let paths: Vec<_> = spec["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["hostPath"]["path"].as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/run/flannel",
+                "/opt/cni/bin",
+                "/etc/cni/net.d",
+                "/run/xtables.lock"
+            ]
+        );
+
+        assert_eq!(plan.kubectl[0].args, ["apply", "-f", "kube-flannel.yaml"]);
+        assert_eq!(
+            plan.kubectl_teardown[0].args,
+            ["delete", "-f", "kube-flannel.yaml", "--ignore-not-found"]
+        );
+        // Workers get only the Kubernetes units: the DaemonSet installs the CNI config.
+        let w = node_plan(&c, c.node("worker-0").unwrap());
+        assert!(!w
+            .files
+            .iter()
+            .any(|f| f.path.starts_with(CONFIG_DIR) || f.path.ends_with(CONFLIST)));
+        assert!(!w.units.iter().any(|u| u.name == "flanneld"));
+    }
+
+    #[test]
+    fn teardown_removes_host_gw_routes_quoted() {
+        let c = hard_way();
+        let plan = node(&c, c.node("worker-0").unwrap());
+        let cmds: Vec<_> = plan.teardown.iter().map(|s| s.command.as_str()).collect();
+        assert!(cmds[0].contains("systemctl stop flanneld"));
+        assert!(
+            cmds.iter()
+                .any(|c| c.starts_with("ip -4 route show root 10.200.0.0/16 ")),
+            "{cmds:?}"
+        );
+        assert!(cmds.iter().any(|c| c.contains("ip link delete flannel.1")));
+    }
 }

@@ -137,6 +137,82 @@ pub fn cluster_plan_for(cluster: &Cluster, provider: ProviderKind) -> ClusterPla
     }
 }
 
+/// A kustomization under cluster/<dir>/: `resources` is the pinned upstream manifest, or the
+/// profile's local copy (copied in as upstream.yaml, since kustomize refuses files outside its
+/// directory); `patches` are (file name, content) pairs of strategic-merge patches written next to
+/// it. Shared by calico, canal and weave, which never carry their upstream manifests.
+pub fn kustomize_plan(
+    provider: ProviderKind,
+    upstream_url: &str,
+    manifest_file: Option<&str>,
+    patches: Vec<(String, String)>,
+) -> ClusterPlan {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Kustomization<'a> {
+        api_version: &'a str,
+        kind: &'a str,
+        resources: Vec<&'a str>,
+        patches: Vec<Patch<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Patch<'a> {
+        path: &'a str,
+    }
+    const LOCAL: &str = "upstream.yaml";
+    let dir = provider.as_str();
+    let mut copies = Vec::new();
+    let resource = match manifest_file {
+        Some(source) => {
+            copies.push(CopiedFile {
+                path: format!("{dir}/{LOCAL}"),
+                source: source.to_string(),
+                field: format!("networking.{dir}.manifestFile"),
+            });
+            LOCAL
+        }
+        None => upstream_url,
+    };
+    let doc = Kustomization {
+        api_version: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources: vec![resource],
+        patches: patches
+            .iter()
+            .map(|(name, _)| Patch { path: name })
+            .collect(),
+    };
+    let mut files = vec![ClusterFile {
+        path: format!("{dir}/kustomization.yaml"),
+        content: format!(
+            "# Rendered by netctl ({dir}): the upstream manifest, patched with the profile.\n{}",
+            serde_yaml::to_string(&doc).expect("kustomization serialises")
+        ),
+    }];
+    files.extend(patches.into_iter().map(|(name, content)| ClusterFile {
+        path: format!("{dir}/{name}"),
+        content,
+    }));
+    ClusterPlan {
+        files,
+        kubectl: vec![KubectlStep {
+            title: format!("apply {dir}"),
+            args: vec!["apply".into(), "-k".into(), dir.into()],
+        }],
+        local: vec![],
+        kubectl_teardown: vec![KubectlStep {
+            title: format!("delete {dir}"),
+            args: vec![
+                "delete".into(),
+                "-k".into(),
+                dir.into(),
+                "--ignore-not-found".into(),
+            ],
+        }],
+        copies,
+    }
+}
+
 /// Quote a string for a POSIX shell. Profile values are validated to safe characters as well;
 /// this is what makes that a second wall rather than the only one.
 pub fn sh_quote(s: &str) -> String {

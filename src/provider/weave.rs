@@ -1,11 +1,150 @@
-//! weave (in progress).
-use super::{ClusterPlan, NodePlan};
-use crate::profile::{Cluster, Node};
+//! weave: the pinned upstream weave-daemonset-k8s.yaml (a v1 List, which kustomize flattens) or the
+//! profile's local copy, applied through a kustomization that sets the weave container's
+//! IPALLOC_RANGE (the cluster CIDR unless the profile narrows it) and WEAVE_MTU. Weave allocates
+//! addresses itself, so no controller-manager change.
 
-pub fn node(_cluster: &Cluster, _node: &Node) -> NodePlan {
-    NodePlan::default()
+use serde::Serialize;
+
+use super::{kustomize_plan, sh_quote, ClusterPlan, NodePlan, Step};
+use crate::profile::{Cluster, Node, ProviderKind};
+
+pub fn upstream_url(version: &str) -> String {
+    format!(
+        "https://github.com/weaveworks/weave/releases/download/{version}/weave-daemonset-k8s.yaml"
+    )
 }
 
-pub fn cluster(_cluster: &Cluster) -> ClusterPlan {
-    ClusterPlan::default()
+/// Context of templates/weave/weave-net.yaml.
+#[derive(Serialize)]
+struct PatchCtx {
+    ipalloc_range: String,
+    mtu: Option<u32>,
+}
+
+/// Nothing to write; leaving weave removes its CNI config and bridge (`weave reset` needs the
+/// weave script, which the DaemonSet never installs on the host).
+pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
+    let mut plan = NodePlan::default();
+    if !node.is_worker() {
+        return plan;
+    }
+    let dir = &cluster.profile.networking.cni_conf_dir;
+    plan.teardown.push(Step {
+        title: "remove weave's CNI config".into(),
+        command: format!("rm -f {}", sh_quote(&format!("{dir}/10-weave.conflist"))),
+    });
+    plan.teardown.push(Step {
+        title: "delete weave's links".into(),
+        command: "for l in weave datapath vxlan-6784; do if ip link show \"$l\" >/dev/null 2>&1; then ip link delete \"$l\"; fi; done".into(),
+    });
+    plan
+}
+
+pub fn cluster(cluster: &Cluster) -> ClusterPlan {
+    let w = &cluster.profile.networking.weave;
+    let patch = crate::render::template(
+        "weave/weave-net.yaml",
+        &PatchCtx {
+            ipalloc_range: w
+                .ipalloc_range
+                .clone()
+                .unwrap_or_else(|| cluster.cluster_cidr.to_string()),
+            mtu: w.mtu,
+        },
+    );
+    kustomize_plan(
+        ProviderKind::Weave,
+        &upstream_url(&w.version),
+        w.manifest_file.as_deref(),
+        vec![("weave-net.yaml".to_string(), patch)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::kube::testkit::{
+        check_manifest, cluster as profile, env, env_value, find, fixture, kustomize,
+    };
+    use crate::provider::kube::CONTROLLER_MANAGER_UNIT;
+    use crate::provider::node_plan;
+
+    fn with_fixture(opts: &str) -> Cluster {
+        profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: weave\n  weave: {{ manifestFile: {}{opts} }}\n",
+                fixture("weave.yaml")
+            ),
+        )
+    }
+
+    #[test]
+    fn kustomization_points_at_the_pinned_upstream() {
+        let c = profile("1.30", "", "  provider: weave\n");
+        let plan = cluster(&c);
+        let k: serde_yaml::Value = serde_yaml::from_str(&plan.files[0].content).unwrap();
+        assert_eq!(
+            k["resources"][0].as_str(),
+            Some("https://github.com/weaveworks/weave/releases/download/v2.8.1/weave-daemonset-k8s.yaml")
+        );
+        let docs = check_manifest(&plan.files[1].content);
+        assert_eq!(
+            env(&docs[0], "weave"),
+            [("IPALLOC_RANGE".to_string(), "10.200.0.0/16".to_string())]
+        );
+        assert_eq!(plan.kubectl[0].args, ["apply", "-k", "weave"]);
+        assert_eq!(
+            plan.kubectl_teardown[0].args,
+            ["delete", "-k", "weave", "--ignore-not-found"]
+        );
+    }
+
+    #[test]
+    fn kustomize_applies_the_profile() {
+        let c = with_fixture(", ipallocRange: 10.200.64.0/18, mtu: 1376");
+        let Some(docs) = kustomize(&cluster(&c), "weave") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "weave-net");
+        assert_eq!(
+            env_value(ds, "weave", "IPALLOC_RANGE").as_deref(),
+            Some("10.200.64.0/18")
+        );
+        assert_eq!(env_value(ds, "weave", "WEAVE_MTU").as_deref(), Some("1376"));
+        assert_eq!(
+            env_value(ds, "weave", "INIT_CONTAINER").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            env_value(ds, "weave", "HOSTNAME").as_deref(),
+            Some("<valueFrom>")
+        );
+        assert_eq!(env(ds, "weave").len(), 4);
+        // weave-npc untouched.
+        assert_eq!(env(ds, "weave-npc").len(), 1);
+        find(&docs, "ServiceAccount", "weave-net");
+    }
+
+    #[test]
+    fn kustomize_defaults_range_to_cluster_cidr() {
+        let c = with_fixture("");
+        let Some(docs) = kustomize(&cluster(&c), "weave") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "weave-net");
+        assert_eq!(
+            env_value(ds, "weave", "IPALLOC_RANGE").as_deref(),
+            Some("10.200.0.0/16")
+        );
+        assert_eq!(env_value(ds, "weave", "WEAVE_MTU"), None);
+    }
+
+    #[test]
+    fn no_controller_manager_for_weave() {
+        let c = profile("1.30", "", "  provider: weave\n");
+        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        assert!(!ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
+    }
 }
