@@ -27,7 +27,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Profile(_) | Error::Usage(_) => 2,
-            Error::Write(WriteError::NotOurs { .. }) => 2,
+            Error::Write(WriteError::NotOurs { .. } | WriteError::Source { .. }) => 2,
             Error::Write(_) | Error::Failed(_) => 1,
             Error::Refused(_) => 3,
             Error::Lab(e) => e.exit_code(),

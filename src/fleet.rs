@@ -22,7 +22,10 @@ where
         let permits = permits.clone();
         let fut = job(item);
         set.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore never closed");
             (i, fut.await)
         });
     }
@@ -34,7 +37,9 @@ where
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
-    out.into_iter().map(|r| r.expect("every job reported")).collect()
+    out.into_iter()
+        .map(|r| r.expect("every job reported"))
+        .collect()
 }
 
 #[cfg(test)]

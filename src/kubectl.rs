@@ -47,11 +47,18 @@ impl Kubectl {
     pub fn find(cluster: &Cluster, step: &str) -> Result<Kubectl, KubectlError> {
         let program = match std::env::var_os("NETCTL_KUBECTL") {
             Some(p) => PathBuf::from(p),
-            None => which::which("kubectl").map_err(|_| KubectlError::Missing { step: step.to_string() })?,
+            None => which::which("kubectl").map_err(|_| KubectlError::Missing {
+                step: step.to_string(),
+            })?,
         };
         Ok(Kubectl {
             program,
-            kubeconfig: cluster.profile.kubernetes.kubeconfig.as_deref().map(expand_home),
+            kubeconfig: cluster
+                .profile
+                .kubernetes
+                .kubeconfig
+                .as_deref()
+                .map(expand_home),
         })
     }
 
@@ -65,7 +72,10 @@ impl Kubectl {
             .args(args)
             .current_dir(cwd)
             .output()
-            .map_err(|source| KubectlError::Io { args: shown.clone(), source })?;
+            .map_err(|source| KubectlError::Io {
+                args: shown.clone(),
+                source,
+            })?;
         if !out.status.success() {
             return Err(KubectlError::Failed {
                 args: shown,

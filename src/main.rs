@@ -81,7 +81,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
         } => apply(connect, cli.quiet, yes, dry_run),
         Command::Reset { connect, yes } => {
             let cluster = Arc::new(profile::load(&connect.profile)?);
-            confirm_or_refuse(yes, &format!("Remove netctl's changes from {} node(s)?", cluster.nodes.len()))?;
+            confirm_or_refuse(
+                yes,
+                &format!(
+                    "Remove netctl's changes from {} node(s)?",
+                    cluster.nodes.len()
+                ),
+            )?;
             let reports = runtime().block_on(commands::reset::run(
                 cluster,
                 connect.accept_new_host_keys,
@@ -92,13 +98,25 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 Format::Text => print!("{}", commands::reset::text(&reports)),
                 Format::Json => print!("{}", json(&reports)),
             }
-            let failed: Vec<&str> = reports.iter().filter(|r| r.error.is_some()).map(|r| r.name.as_str()).collect();
+            let failed: Vec<&str> = reports
+                .iter()
+                .filter(|r| r.error.is_some())
+                .map(|r| r.name.as_str())
+                .collect();
             if failed.is_empty() {
                 Ok(0)
             } else if reports.iter().any(|r| r.refused) {
-                Err(Error::Refused(format!("refused on {} node(s): {}", failed.len(), failed.join(", "))))
+                Err(Error::Refused(format!(
+                    "refused on {} node(s): {}",
+                    failed.len(),
+                    failed.join(", ")
+                )))
             } else {
-                Err(Error::Failed(format!("failed on {} node(s): {}", failed.len(), failed.join(", "))))
+                Err(Error::Failed(format!(
+                    "failed on {} node(s): {}",
+                    failed.len(),
+                    failed.join(", ")
+                )))
             }
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
@@ -112,9 +130,15 @@ fn confirm_or_refuse(yes: bool, prompt: &str) -> Result<(), Error> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(format!("{prompt} There is no terminal to ask: pass --yes")));
+        return Err(Error::Usage(format!(
+            "{prompt} There is no terminal to ask: pass --yes"
+        )));
     }
-    match dialoguer::Confirm::new().with_prompt(prompt).default(false).interact() {
+    match dialoguer::Confirm::new()
+        .with_prompt(prompt)
+        .default(false)
+        .interact()
+    {
         Ok(true) => Ok(()),
         _ => Err(Error::Usage("not confirmed; nothing was changed".into())),
     }

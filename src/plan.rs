@@ -37,7 +37,11 @@ pub struct FileChange {
 impl FileChange {
     /// A unified diff for people (binary content shown as a note).
     pub fn diff(&self) -> String {
-        let old = self.old.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+        let old = self
+            .old
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
         let new = self.new.as_ref().map(|f| f.content.as_str()).unwrap_or("");
         let (a, b) = match self.action {
             FileAction::Create => ("/dev/null".to_string(), self.path.clone()),
@@ -45,7 +49,11 @@ impl FileChange {
             _ => (self.path.clone(), self.path.clone()),
         };
         if self.action == FileAction::Chmod {
-            return format!("mode of {} becomes {:04o}\n", self.path, self.new.as_ref().map_or(0, |f| f.mode));
+            return format!(
+                "mode of {} becomes {:04o}\n",
+                self.path,
+                self.new.as_ref().map_or(0, |f| f.mode)
+            );
         }
         similar::TextDiff::from_lines(old.as_ref(), new)
             .unified_diff()
@@ -173,8 +181,13 @@ pub fn next_state(
         .files
         .iter()
         .map(|f| {
-            let took_over = changes.files.iter().any(|c| c.path == f.path && c.take_over);
-            let had = prev.and_then(|p| p.get(&f.path)).is_some_and(|m| m.original);
+            let took_over = changes
+                .files
+                .iter()
+                .any(|c| c.path == f.path && c.take_over);
+            let had = prev
+                .and_then(|p| p.get(&f.path))
+                .is_some_and(|m| m.original);
             (
                 f.path.clone(),
                 ManagedFile {
@@ -191,7 +204,12 @@ pub fn next_state(
         profile_sha256: profile_sha256.to_string(),
         run_id: run_id.to_string(),
         files,
-        units: desired.units.iter().filter(|u| u.enable).map(|u| u.name.clone()).collect(),
+        units: desired
+            .units
+            .iter()
+            .filter(|u| u.enable)
+            .map(|u| u.name.clone())
+            .collect(),
         commands: desired.commands.iter().map(|c| c.command.clone()).collect(),
         teardown: desired.teardown.clone(),
         switch: None,
@@ -221,8 +239,16 @@ mod tests {
                 file("/etc/containerd/config.toml", "toml", &["containerd"]),
             ],
             units: vec![
-                Unit { name: "kubelet.service".into(), enable: true, restart: true },
-                Unit { name: "containerd".into(), enable: false, restart: true },
+                Unit {
+                    name: "kubelet.service".into(),
+                    enable: true,
+                    restart: true,
+                },
+                Unit {
+                    name: "containerd".into(),
+                    enable: false,
+                    restart: true,
+                },
             ],
             commands: vec![],
             teardown: vec![],
@@ -232,10 +258,24 @@ mod tests {
     fn found_matching(p: &NodePlan) -> Gathered {
         let mut g = Gathered::default();
         for f in &p.files {
-            g.files.insert(f.path.clone(), Some(RemoteFile { mode: f.mode, content: f.content.clone().into_bytes() }));
+            g.files.insert(
+                f.path.clone(),
+                Some(RemoteFile {
+                    mode: f.mode,
+                    content: f.content.clone().into_bytes(),
+                }),
+            );
         }
         g.enabled.insert("kubelet.service".into(), true);
-        g.state = Some(next_state(p, None, &NodeChanges::default(), "routes", "host-gw", "h", "r1"));
+        g.state = Some(next_state(
+            p,
+            None,
+            &NodeChanges::default(),
+            "routes",
+            "host-gw",
+            "h",
+            "r1",
+        ));
         g
     }
 
@@ -243,19 +283,31 @@ mod tests {
     fn nothing_changes_when_the_node_matches() {
         let p = plan();
         let ch = diff(&p, &found_matching(&p), true);
-        assert!(ch.files.is_empty() && ch.restart.is_empty() && ch.enable.is_empty() && !ch.daemon_reload);
+        assert!(
+            ch.files.is_empty()
+                && ch.restart.is_empty()
+                && ch.enable.is_empty()
+                && !ch.daemon_reload
+        );
     }
 
     #[test]
     fn only_services_whose_inputs_changed_restart() {
         let p = plan();
         let mut g = found_matching(&p);
-        g.files.insert("/etc/containerd/config.toml".into(), Some(RemoteFile { mode: 0o644, content: b"old".to_vec() }));
+        g.files.insert(
+            "/etc/containerd/config.toml".into(),
+            Some(RemoteFile {
+                mode: 0o644,
+                content: b"old".to_vec(),
+            }),
+        );
         let ch = diff(&p, &g, true);
         assert_eq!(ch.restart, ["containerd"], "named as the plan names it");
         assert!(!ch.daemon_reload);
         let mut g = found_matching(&p);
-        g.files.insert("/etc/systemd/system/kubelet.service".into(), None);
+        g.files
+            .insert("/etc/systemd/system/kubelet.service".into(), None);
         let ch = diff(&p, &g, true);
         assert_eq!(ch.restart, ["kubelet.service"]);
         assert!(ch.daemon_reload);
@@ -274,9 +326,19 @@ mod tests {
     fn existing_unmanaged_files_are_taken_over_and_dropped_files_restored() {
         let p = plan();
         let mut g = Gathered::default();
-        g.files.insert("/etc/cni/net.d/10-bridge.conf".into(), Some(RemoteFile { mode: 0o644, content: b"theirs".to_vec() }));
+        g.files.insert(
+            "/etc/cni/net.d/10-bridge.conf".into(),
+            Some(RemoteFile {
+                mode: 0o644,
+                content: b"theirs".to_vec(),
+            }),
+        );
         let ch = diff(&p, &g, true);
-        let bridge = ch.files.iter().find(|c| c.path.ends_with("10-bridge.conf")).unwrap();
+        let bridge = ch
+            .files
+            .iter()
+            .find(|c| c.path.ends_with("10-bridge.conf"))
+            .unwrap();
         assert!(bridge.take_over && bridge.action == FileAction::Update);
         let st = next_state(&p, None, &ch, "routes", "host-gw", "h", "r1");
         assert!(st.files["/etc/cni/net.d/10-bridge.conf"].original);
@@ -284,7 +346,9 @@ mod tests {
 
         // The next profile no longer wants the bridge config: its original comes back.
         let mut smaller = p.clone();
-        smaller.files.retain(|f| !f.path.ends_with("10-bridge.conf"));
+        smaller
+            .files
+            .retain(|f| !f.path.ends_with("10-bridge.conf"));
         let mut g2 = found_matching(&p);
         g2.state = Some(st);
         let ch2 = diff(&smaller, &g2, true);
@@ -304,6 +368,9 @@ mod tests {
             new: Some(file("/etc/x", "a\nc\n", &[])),
         };
         let d = c.diff();
-        assert!(d.contains("--- /etc/x") && d.contains("-b") && d.contains("+c"), "{d}");
+        assert!(
+            d.contains("--- /etc/x") && d.contains("-b") && d.contains("+c"),
+            "{d}"
+        );
     }
 }

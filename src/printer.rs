@@ -70,7 +70,9 @@ pub struct NodeLine {
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
         use std::io::IsTerminal;
-        let enabled = !quiet && std::env::var_os("NETCTL_NO_PROGRESS").is_none() && std::io::stderr().is_terminal();
+        let enabled = !quiet
+            && std::env::var_os("NETCTL_NO_PROGRESS").is_none()
+            && std::io::stderr().is_terminal();
         Progress {
             multi: enabled.then(indicatif::MultiProgress::new),
         }

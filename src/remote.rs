@@ -103,7 +103,11 @@ impl Remote {
     }
 
     /// Replace files atomically, backing up what they replace (skipped under --dry-run).
-    pub async fn upload(&self, files: &[Upload], backup_dir: Option<&str>) -> Result<(), RemoteError> {
+    pub async fn upload(
+        &self,
+        files: &[Upload],
+        backup_dir: Option<&str>,
+    ) -> Result<(), RemoteError> {
         if self.dry_run {
             let mut s = self.skipped.lock().unwrap();
             s.extend(files.iter().map(|f| format!("write {}", f.path)));

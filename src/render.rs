@@ -183,6 +183,17 @@ pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, 
             std::fs::remove_dir_all(dir).map_err(io(dir))?;
         }
     }
+    // Local manifests first: a missing one is the profile's fault, found before anything is written.
+    let mut copies = Vec::new();
+    for c in &r.cluster.copies {
+        let src = crate::profile::expand_home(&c.source);
+        let content = std::fs::read(&src).map_err(|source| WriteError::Source {
+            field: c.field.clone(),
+            path: src.clone(),
+            source,
+        })?;
+        copies.push((format!("cluster/{}", c.path), content));
+    }
     let files = output_files(cluster, r);
     for (rel, content, mode) in &files {
         let path = dir.join(rel);
@@ -193,5 +204,12 @@ pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
             .map_err(io(&path))?;
     }
-    Ok(files.len())
+    for (rel, content) in &copies {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, content).map_err(io(&path))?;
+    }
+    Ok(files.len() + copies.len())
 }

@@ -99,7 +99,9 @@ pub struct GatherParseError {
 
 fn decode(mode: &str, b64: &str) -> Option<RemoteFile> {
     let mode = u32::from_str_radix(mode, 8).ok()?;
-    let content = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     Some(RemoteFile { mode, content })
 }
 
@@ -122,7 +124,11 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
         let tag = parts.next().unwrap_or("");
         let a = parts.next().unwrap_or("");
         let b = parts.next().unwrap_or("");
-        let file = if a == "-" { None } else { Some(decode(a, b).ok_or_else(err)?) };
+        let file = if a == "-" {
+            None
+        } else {
+            Some(decode(a, b).ok_or_else(err)?)
+        };
         match tag {
             "state" => {
                 if let Some(f) = file {
@@ -158,7 +164,11 @@ mod tests {
         let a = a.to_str().unwrap().to_string();
         let missing = dir.path().join("missing").to_str().unwrap().to_string();
         let script = gather_script(&[&a, &missing], &[]);
-        let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let g = parse_gather(&String::from_utf8(out.stdout).unwrap()).unwrap();
         let f = g.files[&a].as_ref().unwrap();

@@ -35,7 +35,8 @@ fn make_pod(lab: &Lab, node: &str, pod: &str) -> String {
              CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge < /etc/cni/net.d/10-bridge.conf"
         ),
     );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{node}: CNI result {out}: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{node}: CNI result {out}: {e}"));
     let addr = v["ips"][0]["address"].as_str().unwrap().to_string();
     addr.split('/').next().unwrap().to_string()
 }
@@ -57,8 +58,14 @@ fn scenario(kind: &str, name: &str, octet: u8) {
     let n2 = lab.node(2);
 
     // A config the node had before netctl: backed up, and restored byte for byte by reset.
-    lab.exec_ok(&n2, "mkdir -p /etc/cni/net.d && printf '{\"theirs\": true}\\n' > /etc/cni/net.d/10-bridge.conf");
-    let theirs = lab.exec_ok(&n2, "sha256sum /etc/cni/net.d/10-bridge.conf; stat -c %a /etc/cni/net.d/10-bridge.conf");
+    lab.exec_ok(
+        &n2,
+        "mkdir -p /etc/cni/net.d && printf '{\"theirs\": true}\\n' > /etc/cni/net.d/10-bridge.conf",
+    );
+    let theirs = lab.exec_ok(
+        &n2,
+        "sha256sum /etc/cni/net.d/10-bridge.conf; stat -c %a /etc/cni/net.d/10-bridge.conf",
+    );
 
     // plan and init --dry-run read only.
     let before = snapshot(&lab);
@@ -66,7 +73,10 @@ fn scenario(kind: &str, name: &str, octet: u8) {
     assert!(o.status.success(), "{}", text(&o));
     let plan = String::from_utf8_lossy(&o.stdout);
     assert!(plan.contains("+++ /etc/cni/net.d/10-bridge.conf"), "{plan}");
-    assert!(plan.contains("-{\"theirs\": true}"), "the diff shows the file being replaced: {plan}");
+    assert!(
+        plan.contains("-{\"theirs\": true}"),
+        "the diff shows the file being replaced: {plan}"
+    );
     let o = lab.netctl(&["init", "--dry-run"], &lab.profile);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(before, snapshot(&lab), "plan / dry-run changed a node");
@@ -80,28 +90,60 @@ fn scenario(kind: &str, name: &str, octet: u8) {
         assert_eq!(n["error"], serde_json::Value::Null);
     }
     let routes = lab.exec_ok(&n1, "ip -4 route show proto 211");
-    assert!(routes.contains(&format!("10.200.1.0/24 via {}", sub(12))), "{routes}");
-    assert!(routes.contains(&format!("10.200.2.0/24 via {}", sub(13))), "{routes}");
-    assert_eq!(lab.exec_ok(&n1, "sysctl -n net.ipv4.ip_forward").trim(), "1");
+    assert!(
+        routes.contains(&format!("10.200.1.0/24 via {}", sub(12))),
+        "{routes}"
+    );
+    assert!(
+        routes.contains(&format!("10.200.2.0/24 via {}", sub(13))),
+        "{routes}"
+    );
+    assert_eq!(
+        lab.exec_ok(&n1, "sysctl -n net.ipv4.ip_forward").trim(),
+        "1"
+    );
     let modes = lab.exec_ok(&n1, "stat -c '%n %a' /usr/local/lib/netctl/routes.sh /etc/cni/net.d/10-bridge.conf /etc/cni/net.d/99-loopback.conf");
-    assert!(modes.contains("routes.sh 755") && modes.contains("10-bridge.conf 644"), "{modes}");
-    assert!(lab.exec_ok(&n2, "cat /etc/cni/net.d/10-bridge.conf").contains("10.200.1.0/24"));
-    let state: serde_json::Value = serde_json::from_str(&lab.exec_ok(&n2, "cat /var/lib/netctl/state.json")).unwrap();
+    assert!(
+        modes.contains("routes.sh 755") && modes.contains("10-bridge.conf 644"),
+        "{modes}"
+    );
+    assert!(lab
+        .exec_ok(&n2, "cat /etc/cni/net.d/10-bridge.conf")
+        .contains("10.200.1.0/24"));
+    let state: serde_json::Value =
+        serde_json::from_str(&lab.exec_ok(&n2, "cat /var/lib/netctl/state.json")).unwrap();
     assert_eq!(state["provider"], "routes");
     assert_eq!(state["backend"], "host-gw");
-    assert_eq!(state["files"]["/etc/cni/net.d/10-bridge.conf"]["original"], true);
-    assert_eq!(state["files"]["/usr/local/lib/netctl/routes.sh"]["mode"], 0o755);
-    let backups = lab.exec_ok(&n2, "ls /var/lib/netctl/backups/*/etc/cni/net.d/10-bridge.conf");
+    assert_eq!(
+        state["files"]["/etc/cni/net.d/10-bridge.conf"]["original"],
+        true
+    );
+    assert_eq!(
+        state["files"]["/usr/local/lib/netctl/routes.sh"]["mode"],
+        0o755
+    );
+    let backups = lab.exec_ok(
+        &n2,
+        "ls /var/lib/netctl/backups/*/etc/cni/net.d/10-bridge.conf",
+    );
     assert!(!backups.trim().is_empty());
     if kind == "systemd" {
-        assert_eq!(lab.exec_ok(&n1, "systemctl is-enabled netctl-routes.service").trim(), "enabled");
+        assert_eq!(
+            lab.exec_ok(&n1, "systemctl is-enabled netctl-routes.service")
+                .trim(),
+            "enabled"
+        );
     }
 
     // Pods on two nodes, made with the real bridge plugin, reach each other.
     let a = make_pod(&lab, &n1, "pa");
     let b = make_pod(&lab, &n2, "pb");
     let ping = lab.exec(&n1, &format!("ip netns exec pa ping -c 2 -W 2 {b}"));
-    assert!(ping.status.success(), "pod {a} on {n1} -> pod {b} on {n2}: {}", text(&ping));
+    assert!(
+        ping.status.success(),
+        "pod {a} on {n1} -> pod {b} on {n2}: {}",
+        text(&ping)
+    );
     remove_pod(&lab, &n1, "pa");
     remove_pod(&lab, &n2, "pb");
 
@@ -118,7 +160,10 @@ fn scenario(kind: &str, name: &str, octet: u8) {
 
     // The boot unit brings routes back after a real reboot (systemd nodes).
     if kind == "systemd" {
-        let o = labkit::netctl().args(["lab", "restart", "--name", &lab.name, &n1]).output().unwrap();
+        let o = labkit::netctl()
+            .args(["lab", "restart", "--name", &lab.name, &n1])
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", text(&o));
         let mut routes = String::new();
         for _ in 0..40 {
@@ -128,24 +173,36 @@ fn scenario(kind: &str, name: &str, octet: u8) {
             }
             std::thread::sleep(std::time::Duration::from_millis(250));
         }
-        assert!(routes.contains(&format!("10.200.1.0/24 via {}", sub(12))), "after reboot: {routes}");
+        assert!(
+            routes.contains(&format!("10.200.1.0/24 via {}", sub(12))),
+            "after reboot: {routes}"
+        );
     }
 
     // A node removed from the profile: its peers drop their route to it.
     let two = lab.profile_variant("two", |v| {
-        v["nodes"].as_sequence_mut().unwrap().retain(|n| n["name"] != "node-3");
+        v["nodes"]
+            .as_sequence_mut()
+            .unwrap()
+            .retain(|n| n["name"] != "node-3");
     });
     let o = lab.netctl(&["init", "--yes"], &two);
     assert!(o.status.success(), "{}", text(&o));
     let routes = lab.exec_ok(&n1, "ip -4 route show proto 211");
-    assert!(!routes.contains("10.200.2.0/24"), "route to the removed node remains: {routes}");
+    assert!(
+        !routes.contains("10.200.2.0/24"),
+        "route to the removed node remains: {routes}"
+    );
     assert!(routes.contains("10.200.1.0/24"), "{routes}");
 
     // reset puts every node back as it was.
     let o = lab.netctl(&["reset", "--yes"], &lab.profile);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
-        lab.exec_ok(&n2, "sha256sum /etc/cni/net.d/10-bridge.conf; stat -c %a /etc/cni/net.d/10-bridge.conf"),
+        lab.exec_ok(
+            &n2,
+            "sha256sum /etc/cni/net.d/10-bridge.conf; stat -c %a /etc/cni/net.d/10-bridge.conf"
+        ),
         theirs,
         "reset restores the original byte for byte"
     );
@@ -186,10 +243,15 @@ fn failures_are_per_node_and_refusals_exit_3() {
     let all = text(&o);
     assert!(all.contains("node-3"), "{all}");
     assert!(all.contains("failed on 1 node(s): node-3"), "{all}");
-    assert!(lab.exec_ok("node-1", "cat /var/lib/netctl/state.json").contains("\"provider\""));
+    assert!(lab
+        .exec_ok("node-1", "cat /var/lib/netctl/state.json")
+        .contains("\"provider\""));
 
     // A lock held by another run: exit 3, naming the holder; nothing changed there.
-    lab.exec_ok("node-2", "mkdir -p /run/netctl && echo 'run X from elsewhere' > /run/netctl/lock");
+    lab.exec_ok(
+        "node-2",
+        "mkdir -p /run/netctl && echo 'run X from elsewhere' > /run/netctl/lock",
+    );
     let o = lab.netctl(&["init", "--yes"], &lab.profile);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("run X from elsewhere"), "{}", text(&o));
@@ -204,8 +266,19 @@ fn failures_are_per_node_and_refusals_exit_3() {
     let o = lab.netctl(&["plan"], &strict);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("unknown"), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(&empty).unwrap(), "", "a refused key is not recorded");
-    let o = labkit::netctl().args(["plan", "--accept-new-host-keys", "-p"]).arg(&strict).output().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&empty).unwrap(),
+        "",
+        "a refused key is not recorded"
+    );
+    let o = labkit::netctl()
+        .args(["plan", "--accept-new-host-keys", "-p"])
+        .arg(&strict)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(std::fs::read_to_string(&empty).unwrap().lines().count(), NODES);
+    assert_eq!(
+        std::fs::read_to_string(&empty).unwrap().lines().count(),
+        NODES
+    );
 }

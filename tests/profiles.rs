@@ -25,7 +25,11 @@ fn example_profiles_check_clean() {
     let files = yaml_files("profiles");
     assert!(files.len() >= 6);
     for f in files {
-        let out = netctl().args(["profile", "check", "-p"]).arg(&f).output().unwrap();
+        let out = netctl()
+            .args(["profile", "check", "-p"])
+            .arg(&f)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}: {}",
@@ -46,12 +50,24 @@ fn bad_profiles_exit_2_naming_the_field() {
             .next()
             .and_then(|l| l.strip_prefix("# expect: "))
             .unwrap_or_else(|| panic!("{} lacks its '# expect: FIELD' line", f.display()));
-        let out = netctl().args(["profile", "check", "-p"]).arg(&f).output().unwrap();
+        let out = netctl()
+            .args(["profile", "check", "-p"])
+            .arg(&f)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{}: {stderr}", f.display());
-        assert!(stderr.contains(expect), "{}: expected {expect:?} in {stderr}", f.display());
+        assert!(
+            stderr.contains(expect),
+            "{}: expected {expect:?} in {stderr}",
+            f.display()
+        );
         assert!(!stderr.contains("panicked"), "{}: {stderr}", f.display());
-        assert!(out.stdout.is_empty(), "{}: nothing on stdout for a bad profile", f.display());
+        assert!(
+            out.stdout.is_empty(),
+            "{}: nothing on stdout for a bad profile",
+            f.display()
+        );
     }
 }
 
@@ -64,10 +80,18 @@ fn all_problems_are_reported_not_just_the_first() {
         "apiVersion: netctl/v1\nkind: ClusterProfile\nname: x\nkubernetes: {version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.200.0.0/24}\nnetworking: {provider: routes}\nnodes:\n  - {name: a, address: 10.0.0.1}\n  - {name: a, address: 10.0.0.1}\n",
     )
     .unwrap();
-    let out = netctl().args(["profile", "check", "-p"]).arg(&p).output().unwrap();
+    let out = netctl()
+        .args(["profile", "check", "-p"])
+        .arg(&p)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    for field in ["kubernetes.serviceCIDR", "nodes[1].name", "nodes[1].address"] {
+    for field in [
+        "kubernetes.serviceCIDR",
+        "nodes[1].name",
+        "nodes[1].address",
+    ] {
         assert!(stderr.contains(field), "{field} missing from {stderr}");
     }
 }

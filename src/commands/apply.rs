@@ -58,7 +58,11 @@ impl NodeReport {
     fn failed(name: &str, e: &RemoteError) -> NodeReport {
         NodeReport {
             name: name.to_string(),
-            result: if e.is_refusal() { Outcome::Refused } else { Outcome::Failed },
+            result: if e.is_refusal() {
+                Outcome::Refused
+            } else {
+                Outcome::Failed
+            },
             files_changed: 0,
             commands_run: 0,
             restarts: 0,
@@ -110,7 +114,13 @@ struct Prepared {
     line: NodeLine,
 }
 
-async fn prepare(cluster: Arc<Cluster>, node: Node, opts: ApplyOptions, line: NodeLine, run_id: String) -> Result<Prepared, NodeReport> {
+async fn prepare(
+    cluster: Arc<Cluster>,
+    node: Node,
+    opts: ApplyOptions,
+    line: NodeLine,
+    run_id: String,
+) -> Result<Prepared, NodeReport> {
     let fail = |e: RemoteError| NodeReport::failed(&node.name, &e);
     line.phase("connect");
     let remote = connect::connect(&cluster, &node, opts.accept_new_host_keys, opts.dry_run)
@@ -189,7 +199,10 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
     let report = match result {
         Ok(commands_run) => NodeReport {
             name: node.name.clone(),
-            result: if changes.files.is_empty() && changes.restart.is_empty() && changes.enable.is_empty() {
+            result: if changes.files.is_empty()
+                && changes.restart.is_empty()
+                && changes.enable.is_empty()
+            {
                 Outcome::Unchanged
             } else {
                 Outcome::Applied
@@ -221,7 +234,12 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
 
 /// Undo this run's file changes from its backups and re-apply the node's previous commands,
 /// so a failed step leaves the node as the last good run left it.
-async fn roll_back(remote: &Remote, ch: &NodeChanges, previous: Option<&NodeState>, run_id: &str) -> Result<(), RemoteError> {
+async fn roll_back(
+    remote: &Remote,
+    ch: &NodeChanges,
+    previous: Option<&NodeState>,
+    run_id: &str,
+) -> Result<(), RemoteError> {
     use crate::provider::sh_quote;
     let backups = apply::backup_dir(run_id);
     let mut script = String::from("set -e\n");
@@ -235,7 +253,9 @@ async fn roll_back(remote: &Remote, ch: &NodeChanges, previous: Option<&NodeStat
     }
     remote.change("restore backups", &script).await?;
     if ch.daemon_reload {
-        remote.change("systemctl daemon-reload", "systemctl daemon-reload").await?;
+        remote
+            .change("systemctl daemon-reload", "systemctl daemon-reload")
+            .await?;
     }
     if let Some(prev) = previous {
         for c in &prev.commands {
@@ -259,7 +279,11 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
     let run_id = phase::new_run_id();
     let progress = Progress::new(opts.quiet);
     let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
-    let jobs: Vec<(Node, NodeLine)> = cluster.nodes.iter().map(|n| (n.clone(), progress.node(&n.name))).collect();
+    let jobs: Vec<(Node, NodeLine)> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.clone(), progress.node(&n.name)))
+        .collect();
     let prepared = fleet::run(jobs, concurrency, |(node, line)| {
         prepare(cluster.clone(), node, opts.clone(), line, run_id.clone())
     })
@@ -270,7 +294,11 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
         match p {
             Ok(p) => ready.push(p),
             Err(r) => {
-                progress.println(&format!("{}: {}", r.name, r.error.as_deref().unwrap_or("failed")));
+                progress.println(&format!(
+                    "{}: {}",
+                    r.name,
+                    r.error.as_deref().unwrap_or("failed")
+                ));
                 reports.insert(r.name.clone(), r);
             }
         }
@@ -283,7 +311,11 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
             if !opts.dry_run {
                 let _ = lock::unlock(&p.remote).await;
             }
-            p.line.done(if opts.dry_run { "planned" } else { "not applied" });
+            p.line.done(if opts.dry_run {
+                "planned"
+            } else {
+                "not applied"
+            });
             reports.insert(
                 p.node.name.clone(),
                 NodeReport {
@@ -301,7 +333,10 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
             p.remote.close().await;
         }
     } else {
-        let applied = fleet::run(ready, concurrency, |p| apply_node(cluster.clone(), p, run_id.clone())).await;
+        let applied = fleet::run(ready, concurrency, |p| {
+            apply_node(cluster.clone(), p, run_id.clone())
+        })
+        .await;
         for r in applied {
             if let Some(e) = &r.error {
                 progress.println(&format!("{}: {e}", r.name));
@@ -314,7 +349,9 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
         .iter()
         .filter_map(|n| reports.remove(&n.name))
         .collect();
-    let any_failed = nodes.iter().any(|n| matches!(n.result, Outcome::Failed | Outcome::Refused));
+    let any_failed = nodes
+        .iter()
+        .any(|n| matches!(n.result, Outcome::Failed | Outcome::Refused));
     let cluster_steps = cluster_steps(&cluster, opts.dry_run || !proceed, any_failed);
     RunReport {
         run_id,
@@ -326,7 +363,10 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
 /// Ask before changing nodes, when a person is there to answer and something would change.
 fn confirm(ready: &[Prepared]) -> bool {
     use std::io::IsTerminal;
-    let changing = ready.iter().filter(|p| !p.changes.files.is_empty() || !p.changes.restart.is_empty()).count();
+    let changing = ready
+        .iter()
+        .filter(|p| !p.changes.files.is_empty() || !p.changes.restart.is_empty())
+        .count();
     if changing == 0 || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return true;
     }
@@ -438,7 +478,9 @@ pub fn text(report: &RunReport, dry_run: bool) -> String {
                 out.push_str(&format!("  restart: {u}\n"));
             }
             for u in &n.restarts_skipped {
-                out.push_str(&format!("  restart: {u} (skipped: the node has no init system)\n"));
+                out.push_str(&format!(
+                    "  restart: {u} (skipped: the node has no init system)\n"
+                ));
             }
         }
     }
@@ -464,7 +506,10 @@ pub fn text(report: &RunReport, dry_run: bool) -> String {
             "cluster: {} {}{}\n",
             c.step,
             c.result,
-            c.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+            c.detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
         ));
     }
     let failed = report.failed_nodes().len();

@@ -3,5 +3,5 @@
 
 pub mod apply;
 pub mod check;
-pub mod reset;
 pub mod render;
+pub mod reset;

@@ -23,7 +23,13 @@ pub struct ResetReport {
     pub refused: bool,
 }
 
-async fn reset_node(cluster: Arc<Cluster>, node: Node, accept_new: bool, run_id: String, line: crate::printer::NodeLine) -> ResetReport {
+async fn reset_node(
+    cluster: Arc<Cluster>,
+    node: Node,
+    accept_new: bool,
+    run_id: String,
+    line: crate::printer::NodeLine,
+) -> ResetReport {
     let name = node.name.clone();
     let r = async {
         line.phase("connect");
@@ -37,7 +43,9 @@ async fn reset_node(cluster: Arc<Cluster>, node: Node, accept_new: bool, run_id:
                 None => Ok(None),
                 Some(st) => {
                     line.phase("reset");
-                    reset::reset(&remote, &st, &run_id, node.has_systemd()).await.map(Some)
+                    reset::reset(&remote, &st, &run_id, node.has_systemd())
+                        .await
+                        .map(Some)
                 }
             }
         }
@@ -79,12 +87,24 @@ async fn reset_node(cluster: Arc<Cluster>, node: Node, accept_new: bool, run_id:
     }
 }
 
-pub async fn run(cluster: Arc<Cluster>, accept_new: bool, concurrency: Option<usize>, quiet: bool) -> Vec<ResetReport> {
+pub async fn run(
+    cluster: Arc<Cluster>,
+    accept_new: bool,
+    concurrency: Option<usize>,
+    quiet: bool,
+) -> Vec<ResetReport> {
     let run_id = phase::new_run_id();
     let progress = Progress::new(quiet);
-    let jobs: Vec<_> = cluster.nodes.iter().map(|n| (n.clone(), progress.node(&n.name))).collect();
+    let jobs: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.clone(), progress.node(&n.name)))
+        .collect();
     let c = concurrency.unwrap_or(cluster.profile.ssh.concurrency);
-    fleet::run(jobs, c, |(n, line)| reset_node(cluster.clone(), n, accept_new, run_id.clone(), line)).await
+    fleet::run(jobs, c, |(n, line)| {
+        reset_node(cluster.clone(), n, accept_new, run_id.clone(), line)
+    })
+    .await
 }
 
 pub fn text(reports: &[ResetReport]) -> String {
@@ -101,4 +121,3 @@ pub fn text(reports: &[ResetReport]) -> String {
     }
     t.render()
 }
-

@@ -24,7 +24,9 @@ pub async fn files(remote: &Remote, ch: &NodeChanges, run_id: &str) -> Result<()
         ));
     }
     if !keep.is_empty() {
-        remote.change("keep originals", &format!("set -e\n{keep}")).await?;
+        remote
+            .change("keep originals", &format!("set -e\n{keep}"))
+            .await?;
     }
     let uploads: Vec<Upload> = ch
         .files
@@ -52,13 +54,19 @@ pub async fn files(remote: &Remote, ch: &NodeChanges, run_id: &str) -> Result<()
         ));
         if c.restore_original {
             let o = format!("{ORIGINALS_DIR}{}", c.path);
-            remove.push_str(&format!("mv -f {o} {p}\n", o = sh_quote(&o), p = sh_quote(&c.path)));
+            remove.push_str(&format!(
+                "mv -f {o} {p}\n",
+                o = sh_quote(&o),
+                p = sh_quote(&c.path)
+            ));
         } else {
             remove.push_str(&format!("rm -f {}\n", sh_quote(&c.path)));
         }
     }
     if !remove.is_empty() {
-        remote.change("remove files", &format!("set -e\n{remove}")).await?;
+        remote
+            .change("remove files", &format!("set -e\n{remove}"))
+            .await?;
     }
     Ok(())
 }
@@ -66,11 +74,16 @@ pub async fn files(remote: &Remote, ch: &NodeChanges, run_id: &str) -> Result<()
 /// daemon-reload when a unit file changed, and enable units that are not yet.
 pub async fn units(remote: &Remote, ch: &NodeChanges) -> Result<(), RemoteError> {
     if ch.daemon_reload {
-        remote.change("systemctl daemon-reload", "systemctl daemon-reload").await?;
+        remote
+            .change("systemctl daemon-reload", "systemctl daemon-reload")
+            .await?;
     }
     for u in &ch.enable {
         remote
-            .change(&format!("enable {u}"), &format!("systemctl enable --quiet {}", sh_quote(u)))
+            .change(
+                &format!("enable {u}"),
+                &format!("systemctl enable --quiet {}", sh_quote(u)),
+            )
             .await?;
     }
     Ok(())
@@ -87,7 +100,10 @@ pub async fn commands(remote: &Remote, steps: &[Step]) -> Result<usize, RemoteEr
 pub async fn restart(remote: &Remote, units: &[String]) -> Result<(), RemoteError> {
     for u in units {
         remote
-            .change(&format!("restart {u}"), &format!("systemctl restart {}", sh_quote(u)))
+            .change(
+                &format!("restart {u}"),
+                &format!("systemctl restart {}", sh_quote(u)),
+            )
             .await?;
     }
     Ok(())

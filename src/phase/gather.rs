@@ -17,17 +17,30 @@ pub async fn gather(remote: &Remote, desired: &NodePlan) -> Result<Gathered, Rem
     let extra: Vec<String> = g
         .state
         .as_ref()
-        .map(|s| s.files.keys().filter(|p| !paths.contains(p.as_str())).cloned().collect())
+        .map(|s| {
+            s.files
+                .keys()
+                .filter(|p| !paths.contains(p.as_str()))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     if !extra.is_empty() {
         paths = extra.iter().map(|s| s.as_str()).collect();
-        let more = parse(remote, &state::gather_script(&paths.iter().copied().collect::<Vec<_>>(), &[])).await?;
+        let more = parse(
+            remote,
+            &state::gather_script(&paths.iter().copied().collect::<Vec<_>>(), &[]),
+        )
+        .await?;
         g.files.extend(more.files);
     }
     if let Some(e) = &g.state_error {
         return Err(RemoteError::State {
             node: remote.node.clone(),
-            message: format!("{} does not parse ({e}); move it aside to let netctl start afresh", state::STATE_FILE),
+            message: format!(
+                "{} does not parse ({e}); move it aside to let netctl start afresh",
+                state::STATE_FILE
+            ),
         });
     }
     Ok(g)

@@ -20,14 +20,17 @@ pub async fn lock(remote: &Remote, run_id: &str) -> Result<(), RemoteError> {
             stderr: holder,
             ..
         }) => Err(RemoteError::Locked {
-                node: remote.node.clone(),
-                holder: holder.trim().to_string(),
-                path: LOCK_FILE.into(),
-            }),
+            node: remote.node.clone(),
+            holder: holder.trim().to_string(),
+            path: LOCK_FILE.into(),
+        }),
         other => other.map(|_| ()),
     }
 }
 
 pub async fn unlock(remote: &Remote) -> Result<(), RemoteError> {
-    remote.change("unlock", &format!("rm -f {}", sh_quote(LOCK_FILE))).await.map(|_| ())
+    remote
+        .change("unlock", &format!("rm -f {}", sh_quote(LOCK_FILE)))
+        .await
+        .map(|_| ())
 }

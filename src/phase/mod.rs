@@ -12,7 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A run id: UTC time plus a few random bits, sortable, used for backup directories and locks.
 pub fn new_run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (d, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, day) = civil_from_days(d as i64);

@@ -16,7 +16,12 @@ pub struct ResetCounts {
     pub units_disabled: usize,
 }
 
-pub async fn reset(remote: &Remote, state: &NodeState, run_id: &str, systemd: bool) -> Result<ResetCounts, RemoteError> {
+pub async fn reset(
+    remote: &Remote,
+    state: &NodeState,
+    run_id: &str,
+    systemd: bool,
+) -> Result<ResetCounts, RemoteError> {
     for s in &state.teardown {
         remote.change(&s.title, &s.command).await?;
     }
@@ -33,7 +38,10 @@ pub async fn reset(remote: &Remote, state: &NodeState, run_id: &str, systemd: bo
     if systemd {
         for u in &created_units {
             remote
-                .change(&format!("disable {u}"), &format!("systemctl disable --now --quiet {} || true", sh_quote(u)))
+                .change(
+                    &format!("disable {u}"),
+                    &format!("systemctl disable --now --quiet {} || true", sh_quote(u)),
+                )
                 .await?;
         }
     }
@@ -43,7 +51,9 @@ pub async fn reset(remote: &Remote, state: &NodeState, run_id: &str, systemd: bo
     for (path, f) in &state.files {
         let p = sh_quote(path);
         let b = sh_quote(&format!("{backups}{path}"));
-        script.push_str(&format!("if [ -e {p} ]; then mkdir -p \"$(dirname {b})\" && cp -a {p} {b}; fi\n"));
+        script.push_str(&format!(
+            "if [ -e {p} ]; then mkdir -p \"$(dirname {b})\" && cp -a {p} {b}; fi\n"
+        ));
         if f.original {
             let o = sh_quote(&format!("{ORIGINALS_DIR}{path}"));
             script.push_str(&format!("mv -f {o} {p}\n"));
@@ -59,8 +69,15 @@ pub async fn reset(remote: &Remote, state: &NodeState, run_id: &str, systemd: bo
         sh_quote(ORIGINALS_DIR)
     ));
     remote.change("restore files", &script).await?;
-    if systemd && state.files.keys().any(|p| p.starts_with("/etc/systemd/system/")) {
-        remote.change("systemctl daemon-reload", "systemctl daemon-reload").await?;
+    if systemd
+        && state
+            .files
+            .keys()
+            .any(|p| p.starts_with("/etc/systemd/system/"))
+    {
+        remote
+            .change("systemctl daemon-reload", "systemctl daemon-reload")
+            .await?;
     }
     Ok(ResetCounts {
         files_restored: restored,

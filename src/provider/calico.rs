@@ -208,7 +208,7 @@ mod tests {
     }
 
     #[test]
-    fn nodes_get_only_kubernetes_units() {
+    fn nodes_get_only_kubernetes_units_and_forwarding() {
         let c = profile("1.30", "", "  provider: calico\n");
         let plan = node_plan(&c, c.node("worker-0").unwrap());
         let paths: Vec<_> = plan.files.iter().map(|f| f.path.as_str()).collect();
@@ -216,6 +216,7 @@ mod tests {
             paths,
             [
                 "/etc/containerd/config.toml",
+                "/etc/sysctl.d/90-netctl.conf",
                 "/etc/systemd/system/kubelet.service"
             ]
         );

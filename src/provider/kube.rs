@@ -485,12 +485,13 @@ mod tests {
     }
 
     #[test]
-    fn manage_units_false_renders_nothing() {
+    fn manage_units_false_renders_no_kubernetes_units() {
         let c = cluster("1.30", "  manageUnits: false\n", "  provider: calico\n");
         for n in &c.nodes {
             let plan = node_plan(&c, n);
+            let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
             assert!(
-                plan.files.is_empty() && plan.units.is_empty(),
+                paths == [crate::provider::routes::SYSCTL_FILE] && plan.units.is_empty(),
                 "{}: {plan:?}",
                 n.name
             );

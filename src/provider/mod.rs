@@ -118,6 +118,22 @@ pub fn node_plan_for(cluster: &Cluster, node: &Node, provider: ProviderKind) -> 
         ProviderKind::Weave => weave::node(cluster, node),
     };
     kube::add_units(cluster, node, provider, &mut plan);
+    // Every provider routes pod traffic through the node (the routes script sets it itself).
+    if provider != ProviderKind::Routes {
+        plan.files.push(NodeFile {
+            path: routes::SYSCTL_FILE.into(),
+            mode: 0o644,
+            content: crate::render::template_plain("routes/90-netctl.conf"),
+            services: vec![],
+        });
+        plan.commands.insert(
+            0,
+            Step {
+                title: "enable IP forwarding".into(),
+                command: "sysctl -q -w net.ipv4.ip_forward=1".into(),
+            },
+        );
+    }
     plan.files.sort_by(|a, b| a.path.cmp(&b.path));
     plan
 }

@@ -74,7 +74,13 @@ impl Lab {
             &format!("10.240.{subnet_octet}.0/24"),
         ]));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let profile = PathBuf::from(stdout.lines().last().expect("lab up prints the profile path").trim());
+        let profile = PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("lab up prints the profile path")
+                .trim(),
+        );
         assert!(profile.exists(), "{}", profile.display());
         Lab {
             name: name.to_string(),
@@ -86,7 +92,9 @@ impl Lab {
     /// Run a shell command inside a node (`netctl lab exec`).
     pub fn exec(&self, node: &str, script: &str) -> Output {
         netctl()
-            .args(["lab", "exec", "--name", &self.name, node, "--", "sh", "-c", script])
+            .args([
+                "lab", "exec", "--name", &self.name, node, "--", "sh", "-c", script,
+            ])
             .output()
             .expect("lab exec")
     }
@@ -114,20 +122,29 @@ impl Lab {
     pub fn profile_variant(&self, suffix: &str, edit: impl Fn(&mut serde_yaml::Value)) -> PathBuf {
         let mut v: serde_yaml::Value = serde_yaml::from_str(&self.profile_text()).unwrap();
         edit(&mut v);
-        let p = self.profile.with_file_name(format!("profile-{suffix}.yaml"));
+        let p = self
+            .profile
+            .with_file_name(format!("profile-{suffix}.yaml"));
         std::fs::write(&p, serde_yaml::to_string(&v).unwrap()).unwrap();
         p
     }
 
     /// Run netctl with `args` and `-p profile`.
     pub fn netctl(&self, args: &[&str], profile: &Path) -> Output {
-        netctl().args(args).arg("-p").arg(profile).output().expect("netctl")
+        netctl()
+            .args(args)
+            .arg("-p")
+            .arg(profile)
+            .output()
+            .expect("netctl")
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let _ = netctl().args(["lab", "down", "--name", &self.name]).output();
+        let _ = netctl()
+            .args(["lab", "down", "--name", &self.name])
+            .output();
     }
 }
 
