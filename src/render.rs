@@ -76,6 +76,12 @@ pub enum WriteError {
         "{path} exists and is not a netctl render output (no plan.json); refusing to overwrite it"
     )]
     NotOurs { path: PathBuf },
+    #[error("{field}: cannot read {path}: {source}")]
+    Source {
+        field: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Serialize)]
