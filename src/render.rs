@@ -67,7 +67,9 @@ pub enum WriteError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} exists and is not a netctl render output (no plan.json); refusing to overwrite it")]
+    #[error(
+        "{path} exists and is not a netctl render output (no plan.json); refusing to overwrite it"
+    )]
     NotOurs { path: PathBuf },
 }
 
@@ -139,11 +141,19 @@ pub fn output_files(cluster: &Cluster, r: &Rendered) -> Vec<(String, String, u32
     let mut out = Vec::new();
     for n in &cluster.nodes {
         for f in &r.nodes[&n.name].files {
-            out.push((format!("nodes/{}{}", n.name, f.path), f.content.clone(), f.mode));
+            out.push((
+                format!("nodes/{}{}", n.name, f.path),
+                f.content.clone(),
+                f.mode,
+            ));
         }
     }
     for f in &r.cluster.files {
-        let mode = if f.path.ends_with(".sh") { 0o755 } else { 0o644 };
+        let mode = if f.path.ends_with(".sh") {
+            0o755
+        } else {
+            0o644
+        };
         out.push((format!("cluster/{}", f.path), f.content.clone(), mode));
     }
     out.push(("plan.json".into(), plan_json(cluster, r), 0o644));
@@ -161,7 +171,9 @@ pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, 
         let non_empty = std::fs::read_dir(dir).map_err(io(dir))?.next().is_some();
         if non_empty {
             if !dir.join("plan.json").exists() {
-                return Err(WriteError::NotOurs { path: dir.to_path_buf() });
+                return Err(WriteError::NotOurs {
+                    path: dir.to_path_buf(),
+                });
             }
             std::fs::remove_dir_all(dir).map_err(io(dir))?;
         }
@@ -173,7 +185,8 @@ pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, 
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         std::fs::write(&path, content).map_err(io(&path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+            .map_err(io(&path))?;
     }
     Ok(files.len())
 }

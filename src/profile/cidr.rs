@@ -27,7 +27,10 @@ pub fn plan(profile: &Profile, checked: &Checked) -> Result<Vec<Node>, Problem> 
     let mut next = 0u32;
     let mut nodes = Vec::with_capacity(profile.nodes.len());
     for (i, spec) in profile.nodes.iter().enumerate() {
-        let given = spec.pod_cidr.as_deref().and_then(|c| c.parse::<Ipv4Network>().ok());
+        let given = spec
+            .pod_cidr
+            .as_deref()
+            .and_then(|c| c.parse::<Ipv4Network>().ok());
         let pod_cidr = match given {
             Some(net) => Some(net),
             None if spec.roles.contains(&Role::Worker) => {
@@ -85,13 +88,17 @@ mod tests {
         let c = cluster(
             "  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2, podCIDR: 10.200.1.0/24}\n  - {name: c, address: 10.0.0.3}\n  - {name: m, address: 10.0.0.9, roles: [controller]}\n",
         );
-        assert_eq!(cidrs(&c), ["10.200.0.0/24", "10.200.1.0/24", "10.200.2.0/24", ""]);
+        assert_eq!(
+            cidrs(&c),
+            ["10.200.0.0/24", "10.200.1.0/24", "10.200.2.0/24", ""]
+        );
         assert!(!c.nodes[0].pod_cidr_given && c.nodes[1].pod_cidr_given);
     }
 
     #[test]
     fn appending_a_node_keeps_existing_blocks() {
-        let before = cluster("  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2}\n");
+        let before =
+            cluster("  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2}\n");
         let after = cluster(
             "  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2}\n  - {name: c, address: 10.0.0.3}\n",
         );

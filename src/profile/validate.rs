@@ -119,7 +119,10 @@ fn check_vni(p: &mut Problems, field: &str, vni: u32) {
 fn check_mtu(p: &mut Problems, field: &str, mtu: Option<u32>) {
     if let Some(m) = mtu {
         if !(MTU_MIN..=MTU_MAX).contains(&m) {
-            p.add(field, format!("{m} is not a usable MTU ({MTU_MIN}-{MTU_MAX})"));
+            p.add(
+                field,
+                format!("{m} is not a usable MTU ({MTU_MIN}-{MTU_MAX})"),
+            );
         }
     }
 }
@@ -127,7 +130,10 @@ fn check_mtu(p: &mut Problems, field: &str, mtu: Option<u32>) {
 fn check_iface(p: &mut Problems, field: &str, iface: &Option<String>) {
     if let Some(i) = iface {
         if !is_iface_name(i) {
-            p.add(field, format!("{i:?} is not a valid Linux interface name (1-15 of a-z A-Z 0-9 . _ -)"));
+            p.add(
+                field,
+                format!("{i:?} is not a valid Linux interface name (1-15 of a-z A-Z 0-9 . _ -)"),
+            );
         }
     }
 }
@@ -136,7 +142,9 @@ fn check_path(p: &mut Problems, field: &str, value: &str) {
     if !is_safe_path(value) {
         p.add(
             field,
-            format!("{value:?} has characters outside a-z A-Z 0-9 / . _ - ~ + @, or a '..' component"),
+            format!(
+                "{value:?} has characters outside a-z A-Z 0-9 / . _ - ~ + @, or a '..' component"
+            ),
         );
     }
 }
@@ -148,32 +156,56 @@ fn check_version_tag(p: &mut Problems, field: &str, value: &str) {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
     if !ok {
-        p.add(field, format!("{value:?} is not a release tag such as v3.31.0"));
+        p.add(
+            field,
+            format!("{value:?} is not a release tag such as v3.31.0"),
+        );
     }
 }
 
 pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     let mut p = Problems(Vec::new());
     if profile.api_version != "netctl/v1" {
-        p.add("apiVersion", format!("{:?} is not supported; use netctl/v1", profile.api_version));
+        p.add(
+            "apiVersion",
+            format!("{:?} is not supported; use netctl/v1", profile.api_version),
+        );
     }
     if profile.kind != "ClusterProfile" {
-        p.add("kind", format!("{:?} is not supported; use ClusterProfile", profile.kind));
+        p.add(
+            "kind",
+            format!("{:?} is not supported; use ClusterProfile", profile.kind),
+        );
     }
     if !is_dns_label(&profile.name) {
-        p.add("name", format!("{:?} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)", profile.name));
+        p.add(
+            "name",
+            format!(
+                "{:?} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)",
+                profile.name
+            ),
+        );
     }
 
     let k = &profile.kubernetes;
     let version = KubeVersion::parse(&k.version);
     if version.is_none() {
-        p.add("kubernetes.version", format!("{:?} is not a Kubernetes version such as \"1.30\"", k.version));
+        p.add(
+            "kubernetes.version",
+            format!(
+                "{:?} is not a Kubernetes version such as \"1.30\"",
+                k.version
+            ),
+        );
     }
     let cluster = parse_net(&mut p, "kubernetes.clusterCIDR", &k.cluster_cidr);
     let service = parse_net(&mut p, "kubernetes.serviceCIDR", &k.service_cidr);
     if let (Some(c), Some(s)) = (cluster, service) {
         if overlaps(c, s) {
-            p.add("kubernetes.serviceCIDR", format!("{s} overlaps clusterCIDR {c}: pod and service addresses would collide"));
+            p.add(
+                "kubernetes.serviceCIDR",
+                format!("{s} overlaps clusterCIDR {c}: pod and service addresses would collide"),
+            );
         }
     }
     let mask = k.node_cidr_mask_size;
@@ -181,7 +213,10 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         if mask < c.prefix() || mask > 30 {
             p.add(
                 "kubernetes.nodeCIDRMaskSize",
-                format!("{mask} must lie between the clusterCIDR prefix ({}) and 30", c.prefix()),
+                format!(
+                    "{mask} must lie between the clusterCIDR prefix ({}) and 30",
+                    c.prefix()
+                ),
             );
         }
     }
@@ -190,13 +225,19 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             Ok(ip) => {
                 if let Some(s) = s {
                     if !s.contains(ip) {
-                        p.add("kubernetes.clusterDNS", format!("{ip} is outside serviceCIDR {s}"));
+                        p.add(
+                            "kubernetes.clusterDNS",
+                            format!("{ip} is outside serviceCIDR {s}"),
+                        );
                     }
                 }
                 Some(ip)
             }
             Err(_) => {
-                p.add("kubernetes.clusterDNS", format!("{d:?} is not an IPv4 address"));
+                p.add(
+                    "kubernetes.clusterDNS",
+                    format!("{d:?} is not an IPv4 address"),
+                );
                 None
             }
         },
@@ -205,16 +246,22 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         (None, None) => None,
     };
     if !is_dns_label_path(&k.cluster_domain) {
-        p.add("kubernetes.clusterDomain", format!("{:?} is not a DNS domain", k.cluster_domain));
+        p.add(
+            "kubernetes.clusterDomain",
+            format!("{:?} is not a DNS domain", k.cluster_domain),
+        );
     }
     if let Some(api) = &k.api_server {
         let ok = api.starts_with("https://")
             && api.len() > 8
-            && api[8..]
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'/'));
+            && api[8..].bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'/')
+            });
         if !ok {
-            p.add("kubernetes.apiServer", format!("{api:?} is not an https:// URL"));
+            p.add(
+                "kubernetes.apiServer",
+                format!("{api:?} is not an https:// URL"),
+            );
         }
     }
     if let Some(kc) = &k.kubeconfig {
@@ -223,7 +270,10 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     check_path(&mut p, "kubernetes.binDir", &k.bin_dir);
     if let Some(on) = &k.kubectl_on {
         if !profile.nodes.iter().any(|n| &n.name == on) {
-            p.add("kubernetes.kubectlOn", format!("{on:?} is not a node in this profile"));
+            p.add(
+                "kubernetes.kubectlOn",
+                format!("{on:?} is not a node in this profile"),
+            );
         }
     }
 
@@ -246,16 +296,35 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         match r.backend {
             RoutesBackend::Gce => match &r.gce_network {
                 Some(net) if is_dns_label(net) => {}
-                Some(net) => p.add("networking.routes.gceNetwork", format!("{net:?} is not a GCE network name")),
-                None => p.add("networking.routes.gceNetwork", "the gce backend needs the VPC network to create routes in"),
+                Some(net) => p.add(
+                    "networking.routes.gceNetwork",
+                    format!("{net:?} is not a GCE network name"),
+                ),
+                None => p.add(
+                    "networking.routes.gceNetwork",
+                    "the gce backend needs the VPC network to create routes in",
+                ),
             },
             RoutesBackend::Aws => {
                 match &r.aws_route_table_id {
-                    Some(id) if id.starts_with("rtb-") && id[4..].bytes().all(|b| b.is_ascii_hexdigit()) && id.len() > 4 => {}
-                    Some(id) => p.add("networking.routes.awsRouteTableId", format!("{id:?} is not a route table id (rtb-...)")),
-                    None => p.add("networking.routes.awsRouteTableId", "the aws backend needs the route table that receives the routes"),
+                    Some(id)
+                        if id.starts_with("rtb-")
+                            && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
+                            && id.len() > 4 => {}
+                    Some(id) => p.add(
+                        "networking.routes.awsRouteTableId",
+                        format!("{id:?} is not a route table id (rtb-...)"),
+                    ),
+                    None => p.add(
+                        "networking.routes.awsRouteTableId",
+                        "the aws backend needs the route table that receives the routes",
+                    ),
                 }
-                let workers = profile.nodes.iter().filter(|n| n.roles.contains(&super::Role::Worker)).count();
+                let workers = profile
+                    .nodes
+                    .iter()
+                    .filter(|n| n.roles.contains(&super::Role::Worker))
+                    .count();
                 if workers > AWS_ROUTE_TABLE_LIMIT && !r.allow_large_route_table {
                     p.add(
                         "networking.routes.backend",
@@ -284,17 +353,32 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     }
     check_mtu(&mut p, "networking.calico.mtu", c.mtu);
     if c.ipip_mode != super::EncapMode::Never && c.vxlan_mode != super::EncapMode::Never {
-        p.add("networking.calico.vxlanMode", "ipipMode and vxlanMode cannot both be enabled on one pool");
+        p.add(
+            "networking.calico.vxlanMode",
+            "ipipMode and vxlanMode cannot both be enabled on one pool",
+        );
     }
-    let pool = c.pool_cidr.as_deref().and_then(|v| parse_net(&mut p, "networking.calico.poolCIDR", v));
+    let pool = c
+        .pool_cidr
+        .as_deref()
+        .and_then(|v| parse_net(&mut p, "networking.calico.poolCIDR", v));
     if let (Some(pool), Some(cl)) = (pool, cluster) {
         if !cl.contains(pool.network()) || pool.prefix() < cl.prefix() {
-            p.add("networking.calico.poolCIDR", format!("{pool} must lie inside clusterCIDR {cl}"));
+            p.add(
+                "networking.calico.poolCIDR",
+                format!("{pool} must lie inside clusterCIDR {cl}"),
+            );
         }
     }
     let pool_prefix = pool.or(cluster).map(|n| n.prefix()).unwrap_or(0);
     if !(20..=32).contains(&c.block_size) || c.block_size < pool_prefix {
-        p.add("networking.calico.blockSize", format!("{} must lie between 20 and 32 and be no shorter than the pool prefix", c.block_size));
+        p.add(
+            "networking.calico.blockSize",
+            format!(
+                "{} must lie between 20 and 32 and be no shorter than the pool prefix",
+                c.block_size
+            ),
+        );
     }
     let cn = &n.canal;
     check_version_tag(&mut p, "networking.canal.version", &cn.version);
@@ -308,10 +392,17 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         check_path(&mut p, "networking.weave.manifestFile", m);
     }
     check_mtu(&mut p, "networking.weave.mtu", w.mtu);
-    if let Some(range) = w.ipalloc_range.as_deref().and_then(|v| parse_net(&mut p, "networking.weave.ipallocRange", v)) {
+    if let Some(range) = w
+        .ipalloc_range
+        .as_deref()
+        .and_then(|v| parse_net(&mut p, "networking.weave.ipallocRange", v))
+    {
         if let Some(cl) = cluster {
             if !cl.contains(range.network()) || range.prefix() < cl.prefix() {
-                p.add("networking.weave.ipallocRange", format!("{range} must lie inside clusterCIDR {cl}"));
+                p.add(
+                    "networking.weave.ipallocRange",
+                    format!("{range} must lie inside clusterCIDR {cl}"),
+                );
             }
         }
     }
@@ -336,7 +427,9 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     }
     if let Some(b) = &s.bastion {
         let host = b.rsplit('@').next().unwrap_or(b);
-        let ok = b.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'@'));
+        let ok = b
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'@'));
         if !ok || host.is_empty() {
             p.add("ssh.bastion", format!("{b:?} is not [user@]host[:port]"));
         }
@@ -351,17 +444,32 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     for (i, node) in profile.nodes.iter().enumerate() {
         let f = |k: &str| format!("nodes[{i}].{k}");
         if !is_dns_label(&node.name) {
-            p.add(f("name"), format!("{:?} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)", node.name));
+            p.add(
+                f("name"),
+                format!(
+                    "{:?} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)",
+                    node.name
+                ),
+            );
         } else if let Some(j) = names.insert(&node.name, i) {
-            p.add(f("name"), format!("{:?} is also the name of nodes[{j}]", node.name));
+            p.add(
+                f("name"),
+                format!("{:?} is also the name of nodes[{j}]", node.name),
+            );
         }
         if node.roles.is_empty() {
-            p.add(f("roles"), "a node needs at least one role (controller, worker)");
+            p.add(
+                f("roles"),
+                "a node needs at least one role (controller, worker)",
+            );
         }
         let addr = match node.address.parse::<Ipv4Addr>() {
             Ok(a) => {
                 if let Some(j) = addrs.insert(a, i) {
-                    p.add(f("address"), format!("{a} is also the address of nodes[{j}]"));
+                    p.add(
+                        f("address"),
+                        format!("{a} is also the address of nodes[{j}]"),
+                    );
                 }
                 if let Some(c) = cluster {
                     if c.contains(a) {
@@ -376,7 +484,10 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
                 Some(a)
             }
             Err(_) => {
-                p.add(f("address"), format!("{:?} is not an IPv4 address", node.address));
+                p.add(
+                    f("address"),
+                    format!("{:?} is not an IPv4 address", node.address),
+                );
                 None
             }
         };
@@ -391,13 +502,24 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         for (i, node) in profile.nodes.iter().enumerate() {
             let Some(v) = &node.pod_cidr else { continue };
             let field = format!("nodes[{i}].podCIDR");
-            let Some(net) = parse_net(&mut p, &field, v) else { continue };
+            let Some(net) = parse_net(&mut p, &field, v) else {
+                continue;
+            };
             if !c.contains(net.network()) || net.prefix() < c.prefix() {
                 p.add(&field, format!("{net} is outside clusterCIDR {c}"));
             } else if net.prefix() != mask {
-                p.add(&field, format!("{net} is a /{}, but nodeCIDRMaskSize is {mask}", net.prefix()));
+                p.add(
+                    &field,
+                    format!(
+                        "{net} is a /{}, but nodeCIDRMaskSize is {mask}",
+                        net.prefix()
+                    ),
+                );
             } else if let Some((j, other)) = given.iter().find(|(_, o)| overlaps(*o, net)) {
-                p.add(&field, format!("{net} overlaps {other}, the podCIDR of nodes[{j}]"));
+                p.add(
+                    &field,
+                    format!("{net} overlaps {other}, the podCIDR of nodes[{j}]"),
+                );
             } else {
                 given.push((i, net));
             }
@@ -411,7 +533,9 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         if needed > fit {
             p.add(
                 "kubernetes.nodeCIDRMaskSize",
-                format!("clusterCIDR {c} holds {fit} blocks of /{mask}, but {needed} nodes need one"),
+                format!(
+                    "clusterCIDR {c} holds {fit} blocks of /{mask}, but {needed} nodes need one"
+                ),
             );
         }
     }
@@ -438,7 +562,9 @@ mod tests {
 
     #[test]
     fn shell_metacharacters_are_not_names() {
-        for bad in ["a;b", "a b", "$(x)", "`x`", "a|b", "a&b", "a'b", "a\"b", "a\nb", "A", "-a", ""] {
+        for bad in [
+            "a;b", "a b", "$(x)", "`x`", "a|b", "a&b", "a'b", "a\"b", "a\nb", "A", "-a", "",
+        ] {
             assert!(!is_dns_label(bad), "{bad:?}");
         }
         for bad in ["eth0;rm", "e th", "$(x)", "abcdefghijklmnop", "..", "a/b"] {

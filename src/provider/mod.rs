@@ -141,8 +141,13 @@ pub fn cluster_plan_for(cluster: &Cluster, provider: ProviderKind) -> ClusterPla
 /// this is what makes that a second wall rather than the only one.
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b':' | b'=' | b',' | b'@' | b'+'))
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'.' | b'_' | b'-' | b':' | b'=' | b',' | b'@' | b'+'
+                )
+        })
     {
         return s.to_string();
     }
