@@ -60,6 +60,9 @@ pub fn provision(
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
             .map_err(|e| LabError::io("cannot chmod", &p, e))
     };
+    // Where CNI configuration goes on every node (the netns nodes have it too).
+    let cni = root.join("etc/cni/net.d");
+    std::fs::create_dir_all(&cni).map_err(|e| LabError::io("cannot create", &cni, e))?;
     write("etc/hostname", &format!("{}\n", node.name), 0o644)?;
     write("etc/machine-id", &format!("{}\n", machine_id()?), 0o444)?;
     write(
