@@ -535,3 +535,51 @@ fn bad_input_and_non_root_exit_2() {
         text(&o)
     );
 }
+
+#[test]
+fn a_failed_up_removes_what_it_made() {
+    if !can_run("a_failed_up_removes_what_it_made") {
+        return;
+    }
+    let name = "tf1";
+    let dir = netctl::lab::lab_dir(name);
+    netctl(&["lab", "down", "--name", name]);
+    // node-2's veth name is taken, so `lab up` fails half way, after node-1 and the bridge.
+    let _ = Command::new("ip")
+        .args(["link", "del", "nl-tf1-2"])
+        .output();
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "nl-tf1-2",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "tf1-blocker",
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let o = netctl(&[
+        "lab",
+        "up",
+        "--name",
+        name,
+        "--kind",
+        "netns",
+        "--nodes",
+        "3",
+        "--subnet",
+        "10.243.11.0/24",
+    ]);
+    let _ = Command::new("ip")
+        .args(["link", "del", "nl-tf1-2"])
+        .output();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ip link add nl-tf1-2"), "{err}");
+    assert_eq!(traces(name, &dir), Vec::<String>::new());
+    assert!(!dir.exists());
+}
