@@ -130,7 +130,12 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         let o = self.down();
-        if !o.status.success() {
+        // A failed tear-down fails the test, unless it is already failing (a second panic
+        // while unwinding would abort and hide the first).
+        if !std::thread::panicking() {
+            assert!(o.status.success(), "lab down {}: {}", self.name, text(&o));
+            assert_eq!(traces(&self.name, &self.dir), Vec::<String>::new());
+        } else if !o.status.success() {
             eprintln!("lab down {} in Drop: {}", self.name, text(&o));
         }
     }

@@ -33,7 +33,7 @@ pub fn delete(bridge: &str) -> Result<(), LabError> {
     run_tolerant(
         "ip",
         &["link", "del", bridge],
-        &["Cannot find device", "does not exist"],
+        &["Cannot find device", "does not exist", "No such device"],
     )
 }
 

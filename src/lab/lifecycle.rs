@@ -156,7 +156,7 @@ fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
     let host_keys = match state.kind {
         Kind::Netns => {
             register_host_dirs(&netns::ensure_host_dirs()?)?;
-            for_each_node(state, 6, |node| {
+            for_each_node(state, 6, false, |node| {
                 let host_key = netns::prepare(&dir, node)?;
                 netns::boot(&dir, node, &bridge, prefix)?;
                 Ok(host_key)
@@ -164,7 +164,7 @@ fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
         }
         Kind::Systemd => {
             let lower = lower.expect("systemd labs have a root");
-            for_each_node(state, 4, |node| {
+            for_each_node(state, 4, false, |node| {
                 nspawn::mount_overlay(&dir, node, lower)?;
                 node.overlay_mounted = true;
                 let host_key = nspawn::provision(&dir, node, prefix, &client_pub)?;
@@ -215,7 +215,12 @@ fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
 /// Run `f` on every node with up to `workers` at a time, saving the state after each node so
 /// that whatever `f` made (a process, a mount) is recorded even if a later node fails.
 /// Returns each node's result in node order.
-fn for_each_node<F>(state: &mut State, workers: usize, f: F) -> Result<Vec<String>, LabError>
+fn for_each_node<F>(
+    state: &mut State,
+    workers: usize,
+    keep_going: bool,
+    f: F,
+) -> Result<Vec<String>, LabError>
 where
     F: Fn(&mut NodeState) -> Result<String, LabError> + Sync,
 {
@@ -236,7 +241,7 @@ where
                 g.0.nodes[i] = node;
                 let _ = g.0.save();
                 g.1[i] = Some(r);
-                if failed {
+                if failed && !keep_going {
                     // Stop handing out work: the whole lab is torn down anyway.
                     queue.lock().unwrap().clear();
                 }
@@ -291,7 +296,7 @@ fn teardown(state: &mut State) -> Result<(), LabError> {
         // Halting is mostly waiting for systemd inside: all at once.
         Kind::Systemd => state.nodes.len(),
     };
-    for_each_node(state, workers.max(1), |node| {
+    let nodes = for_each_node(state, workers.max(1), true, |node| {
         match kind {
             Kind::Netns => netns::halt(node)?,
             Kind::Systemd => {
@@ -300,8 +305,10 @@ fn teardown(state: &mut State) -> Result<(), LabError> {
             }
         }
         Ok(String::new())
-    })?;
+    });
     bridge::delete(&state.bridge)?;
+    // A node that could not be removed keeps the state (and the directory) for another `down`.
+    nodes?;
     if other_labs(&state.name).is_empty() {
         remove_host_dirs();
     }

@@ -170,7 +170,8 @@ pub fn halt(node: &mut NodeState) -> Result<(), LabError> {
         run_tolerant(
             "ip",
             &["link", "del", veth],
-            &["Cannot find device", "does not exist"],
+            // The veth may be going away on its own, with its namespace's other end.
+            &["Cannot find device", "does not exist", "No such device"],
         )?;
     }
     Ok(())
