@@ -1,14 +1,197 @@
-//! The local lab (being merged).
-#[derive(clap::Subcommand)]
-pub enum LabCommand {}
-#[derive(Debug, thiserror::Error)]
-#[error("lab")]
-pub struct LabError;
-impl LabError {
-    pub fn exit_code(&self) -> i32 {
-        2
+//! The local lab: real sshd (and systemd) nodes on one machine, for trying and testing netctl
+//! without VMs or a cloud. See docs/lab.md. This module is the CLI surface and dispatch; the
+//! work is in `lifecycle` (up/down/restart/status/exec) and the modules it composes.
+
+mod bridge;
+mod cmd;
+mod error;
+mod keys;
+mod lifecycle;
+mod netns;
+mod nspawn;
+mod preflight;
+mod probe;
+mod process;
+mod profile;
+mod rootfs;
+mod state;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnetwork::Ipv4Network;
+use serde::{Deserialize, Serialize};
+
+pub use error::LabError;
+pub use state::{LabInfo, NodeInfo};
+
+/// What a lab node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// systemd-nspawn container booted with real systemd and sshd.
+    Systemd,
+    /// A network namespace with a private mount namespace and its own sshd (fast, 100+ nodes).
+    Netns,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Systemd => "systemd",
+            Kind::Netns => "netns",
+        }
     }
 }
-pub fn run(c: LabCommand) -> Result<i32, LabError> {
-    match c {}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum LabCommand {
+    /// Build a lab: a bridge, N nodes with sshd, a lab key, known_hosts and a profile
+    /// (its path is the last line of output).
+    Up {
+        /// Lab name: a DNS label of at most 8 characters (link names derive from it).
+        #[arg(long, default_value = "lab")]
+        name: String,
+        /// Number of nodes (netns: up to 100; systemd: up to 50).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[arg(long, value_enum, default_value_t = Kind::Systemd)]
+        kind: Kind,
+        /// The lab network: the bridge takes its first host, node-i its (10+i)th host.
+        #[arg(long, default_value = "10.240.0.0/24")]
+        subnet: Ipv4Network,
+    },
+    /// Remove everything the lab made (processes, namespaces, links, mounts, files). Idempotent.
+    Down {
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
+    /// List nodes, addresses and whether each sshd answers (exit 1 if one does not).
+    Status {
+        #[arg(long, default_value = "lab")]
+        name: String,
+    },
+    /// Run a command inside a node's namespaces; its exit code is passed through.
+    Exec {
+        #[arg(long, default_value = "lab")]
+        name: String,
+        /// Node name (node-1, ...).
+        node: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Reboot one node (its disk is kept) and wait until its sshd answers again.
+    Restart {
+        #[arg(long, default_value = "lab")]
+        name: String,
+        node: String,
+    },
+    /// Internal: the first process of a netns node (mounts its directories, then runs sshd).
+    #[command(hide = true)]
+    NodeInit {
+        #[arg(long)]
+        node_dir: PathBuf,
+        #[arg(long)]
+        hostname: String,
+    },
+}
+
+/// Run a lab command; Ok(exit code) (exec passes its command's code through).
+pub fn run(cmd: LabCommand) -> Result<i32, LabError> {
+    match cmd {
+        LabCommand::Up {
+            name,
+            nodes,
+            kind,
+            subnet,
+        } => lifecycle::up(&name, nodes, kind, subnet),
+        LabCommand::Down { name } => lifecycle::down(&name),
+        LabCommand::Status { name } => lifecycle::status(&name),
+        LabCommand::Exec {
+            name,
+            node,
+            command,
+        } => lifecycle::exec(&name, &node, &command),
+        LabCommand::Restart { name, node } => lifecycle::restart(&name, &node),
+        LabCommand::NodeInit { node_dir, hostname } => {
+            netns::node_init(&node_dir, &hostname).map(|never| match never {})
+        }
+    }
+}
+
+/// Where all labs live: `NETCTL_LAB_ROOT`, default /var/lib/netctl-lab. Deliberately not under
+/// /var/lib/netctl or /root, which netns nodes cover with their own directories.
+pub fn labs_root() -> PathBuf {
+    std::env::var_os("NETCTL_LAB_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/netctl-lab"))
+}
+
+/// A lab's directory: its state, keys, profile and node disks.
+pub fn lab_dir(name: &str) -> PathBuf {
+    labs_root().join(name)
+}
+
+/// A running lab's nodes, keys and profile (see `LabInfo`).
+pub fn load(name: &str) -> Result<LabInfo, LabError> {
+    LabInfo::load(name)
+}
+
+/// Lab names become link names (`nl-NAME-100`, 15 characters at most): a DNS label of 1-8.
+pub fn validate_name(name: &str) -> Result<(), LabError> {
+    let ok = !name.is_empty()
+        && name.len() <= 8
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(LabError::BadInput(format!(
+            "invalid lab name {name:?}: use 1-8 characters a-z, 0-9 and '-', starting with a letter \
+             and not ending with '-' (link names are derived from it)"
+        )))
+    }
+}
+
+/// The bridge's address: the subnet's first host.
+pub fn gateway(subnet: Ipv4Network) -> Ipv4Addr {
+    host(subnet, 1)
+}
+
+/// node-i's address: the subnet's (10+i)th host (node-1 = .11 in a /24).
+pub fn node_address(subnet: Ipv4Network, i: usize) -> Ipv4Addr {
+    host(subnet, 10 + i as u32)
+}
+
+fn host(subnet: Ipv4Network, n: u32) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(subnet.network()) + n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_links() {
+        for ok in ["lab", "a", "abcdefgh", "t-1"] {
+            validate_name(ok).unwrap();
+            assert!(format!("nl-{ok}-100").len() <= 15);
+            assert!(format!("nl-{ok}-br").len() <= 15);
+        }
+        for bad in ["", "abcdefghi", "Lab", "1ab", "ab-", "a_b", "a.b", "a b"] {
+            assert_eq!(validate_name(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        let s: Ipv4Network = "10.240.0.0/24".parse().unwrap();
+        assert_eq!(gateway(s), Ipv4Addr::new(10, 240, 0, 1));
+        assert_eq!(node_address(s, 1), Ipv4Addr::new(10, 240, 0, 11));
+        assert_eq!(node_address(s, 100), Ipv4Addr::new(10, 240, 0, 110));
+    }
 }

@@ -1,0 +1,57 @@
+//! The netctl profile written for a lab, so `netctl init --profile <labdir>/profile.yaml` works
+//! against it unchanged. Checked with the real profile loader before `lab up` reports success.
+
+use std::path::Path;
+
+use super::state::State;
+use super::{Kind, LabError};
+
+/// Pod and service networks of every lab: each lab is isolated, so they need not differ.
+pub const CLUSTER_CIDR: &str = "10.200.0.0/16";
+pub const SERVICE_CIDR: &str = "10.32.0.0/24";
+
+pub fn render(state: &State, dir: &Path, cni_dir: &Path) -> String {
+    let init = match state.kind {
+        Kind::Systemd => "systemd",
+        Kind::Netns => "none",
+    };
+    let mut s = format!(
+        "# Written by `netctl lab up` for the lab {name:?}; removed by `netctl lab down`.\n\
+         apiVersion: netctl/v1\n\
+         kind: ClusterProfile\n\
+         name: {name}\n\
+         kubernetes:\n  \
+           version: \"1.30\"\n  \
+           clusterCIDR: {CLUSTER_CIDR}\n  \
+           serviceCIDR: {SERVICE_CIDR}\n  \
+           manageUnits: false   # the lab has no kubelet/containerd binaries\n\
+         networking:\n  \
+           provider: routes\n  \
+           cniBinDir: {cni}\n  \
+           routes: {{ backend: host-gw }}\n\
+         ssh: {{ user: root, port: 22, identityFile: {key}, knownHosts: {kh} }}\n\
+         nodes:\n",
+        name = state.name,
+        cni = cni_dir.display(),
+        key = dir.join("id_ed25519").display(),
+        kh = dir.join("known_hosts").display(),
+    );
+    for n in &state.nodes {
+        s.push_str(&format!(
+            "  - {{ name: {}, address: {}, roles: [worker], init: {init} }}\n",
+            n.name, n.address
+        ));
+    }
+    s
+}
+
+/// Write the profile and load it back with `netctl::profile::load`: a lab whose profile netctl
+/// would reject is a bug, reported here rather than at the user's first `init`.
+pub fn write(state: &State, dir: &Path, cni_dir: &Path) -> Result<(), LabError> {
+    let path = dir.join("profile.yaml");
+    std::fs::write(&path, render(state, dir, cni_dir))
+        .map_err(|e| LabError::io("cannot write", &path, e))?;
+    crate::profile::load(&path)
+        .map(|_| ())
+        .map_err(|e| LabError::Failed(format!("the generated lab profile does not load: {e}")))
+}
