@@ -124,6 +124,10 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
         let tag = parts.next().unwrap_or("");
         let a = parts.next().unwrap_or("");
         let b = parts.next().unwrap_or("");
+        if tag == "unit" {
+            g.enabled.insert(a.to_string(), b.trim() == "enabled");
+            continue;
+        }
         let file = if a == "-" {
             None
         } else {
@@ -142,9 +146,6 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
             "file" => {
                 let p = current_path.take().ok_or_else(err)?;
                 g.files.insert(p, file);
-            }
-            "unit" => {
-                g.enabled.insert(a.to_string(), b.trim() == "enabled");
             }
             _ => return Err(err()),
         }
@@ -175,6 +176,17 @@ mod tests {
         assert_eq!(f.content, b"hello\n'quoted' $(x)\n");
         assert_eq!(f.mode, 0o644);
         assert_eq!(g.files[&missing], None);
+    }
+
+    #[test]
+    fn unit_lines_parse_with_or_without_a_state() {
+        let g = parse_gather(
+            "@@unit a.service enabled\n@@unit b.service \n@@unit c.service disabled\n",
+        )
+        .unwrap();
+        assert_eq!(g.enabled["a.service"], true);
+        assert_eq!(g.enabled["b.service"], false);
+        assert_eq!(g.enabled["c.service"], false);
     }
 
     #[test]

@@ -181,7 +181,7 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
         apply::restart(&remote, &changes.restart).await?;
         line.phase("record");
         let backend = backend_name(&cluster);
-        let state = plan::next_state(
+        let mut state = plan::next_state(
             &desired,
             found.state.as_ref(),
             &changes,
@@ -190,7 +190,13 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
             &cluster.hash,
             &run_id,
         );
-        if found.state.as_ref() != Some(&state) || !changes.files.is_empty() {
+        // An unchanged node keeps its record as it is (run id included): a no-op run writes nothing.
+        if let Some(prev) = &found.state {
+            if changes.files.is_empty() {
+                state.run_id = prev.run_id.clone();
+            }
+        }
+        if found.state.as_ref() != Some(&state) {
             apply::record(&remote, &state).await?;
         }
         Ok::<usize, RemoteError>(n)
