@@ -184,9 +184,9 @@ mod tests {
             "@@unit a.service enabled\n@@unit b.service \n@@unit c.service disabled\n",
         )
         .unwrap();
-        assert_eq!(g.enabled["a.service"], true);
-        assert_eq!(g.enabled["b.service"], false);
-        assert_eq!(g.enabled["c.service"], false);
+        assert!(g.enabled["a.service"]);
+        assert!(!g.enabled["b.service"]);
+        assert!(!g.enabled["c.service"]);
     }
 
     #[test]
