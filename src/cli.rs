@@ -62,6 +62,41 @@ pub enum Command {
         #[arg(long, short)]
         yes: bool,
     },
+    /// Migrate a live cluster to another provider (or backend), node by node, with verify gates and rollback.
+    Switch {
+        #[arg(short, long)]
+        profile: PathBuf,
+        /// The provider to move to: routes, kubenet, flannel, calico, canal, weave.
+        #[arg(long, required_unless_present = "rollback")]
+        networking: Option<String>,
+        /// The new provider's backend (routes: host-gw, vxlan; flannel: host-gw, vxlan, wireguard).
+        #[arg(long)]
+        backend: Option<String>,
+        /// What the nodes run now, PROVIDER[:BACKEND], when their records do not say.
+        #[arg(long)]
+        from: Option<String>,
+        /// Nodes switched at once.
+        #[arg(long, default_value_t = 1)]
+        max_unavailable: usize,
+        #[arg(long, short)]
+        yes: bool,
+        /// Show the migration plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Continue an interrupted switch from where it stopped.
+        #[arg(long, conflicts_with = "rollback")]
+        resume: bool,
+        /// Undo an interrupted switch.
+        #[arg(long)]
+        rollback: bool,
+        /// On failure, stop in place instead of rolling back.
+        #[arg(long)]
+        no_rollback: bool,
+        #[arg(long)]
+        accept_new_host_keys: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+    },
     /// The local lab: real sshd (and systemd) nodes on this machine (needs root).
     Lab {
         #[command(subcommand)]

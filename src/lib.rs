@@ -8,6 +8,7 @@ pub mod error;
 pub mod fleet;
 pub mod kubectl;
 pub mod lab;
+pub mod migrate;
 pub mod phase;
 pub mod plan;
 pub mod printer;

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use cli::{Cli, Command, Connect, Format, ProfileCommand};
 use netctl::commands::apply::{ApplyOptions, RunReport};
+use netctl::commands::switch::SwitchOptions;
+use netctl::migrate::{self, Endpoint};
+use netctl::profile::ProviderKind;
 use netctl::{commands, profile, Error};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -118,6 +121,61 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     failed.join(", ")
                 )))
             }
+        }
+        Command::Switch {
+            profile,
+            networking,
+            backend,
+            from,
+            max_unavailable,
+            yes,
+            dry_run,
+            resume,
+            rollback,
+            no_rollback,
+            accept_new_host_keys,
+            output,
+        } => {
+            let cluster = Arc::new(profile::load(&profile)?);
+            let parse = |flag: &str, v: &str, backend: Option<String>| -> Result<Endpoint, Error> {
+                let (p, b) = match v.split_once(':') {
+                    Some((p, b)) => (p, Some(b.to_string())),
+                    None => (v, backend),
+                };
+                let provider = ProviderKind::parse(p).ok_or_else(|| {
+                    Error::Usage(format!("{flag}: {p:?} is not a provider (routes, kubenet, flannel, calico, canal, weave)"))
+                })?;
+                Ok(Endpoint {
+                    provider,
+                    backend: b.unwrap_or_default(),
+                })
+            };
+            let to = match &networking {
+                Some(n) => parse("--networking", n, backend)?,
+                None => migrate::endpoint_of(&cluster),
+            };
+            let from = from
+                .as_deref()
+                .map(|f| parse("--from", f, None))
+                .transpose()?;
+            let opts = SwitchOptions {
+                to,
+                from,
+                max_unavailable,
+                yes,
+                dry_run,
+                resume,
+                rollback,
+                no_rollback,
+                accept_new_host_keys,
+                quiet: cli.quiet,
+            };
+            let report = runtime().block_on(commands::switch::run(cluster, opts))?;
+            match output {
+                Format::Text => print!("{}", commands::switch::text(&report)),
+                Format::Json => print!("{}", json(&report)),
+            }
+            Ok(if report.error.is_some() { 1 } else { 0 })
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
     }

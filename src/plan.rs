@@ -10,7 +10,7 @@ use crate::profile::sha256_hex;
 use crate::provider::{NodeFile, NodePlan, Step};
 use crate::state::{Gathered, ManagedFile, NodeState};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileAction {
     Create,

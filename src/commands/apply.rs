@@ -197,7 +197,7 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
             }
         }
         if found.state.as_ref() != Some(&state) {
-            apply::record(&remote, &state).await?;
+            apply::record(&remote, &state, &run_id).await?;
         }
         Ok::<usize, RemoteError>(n)
     }

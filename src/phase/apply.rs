@@ -109,8 +109,9 @@ pub async fn restart(remote: &Remote, units: &[String]) -> Result<(), RemoteErro
     Ok(())
 }
 
-/// Write state.json: the node's own record of what netctl installed and how to undo it.
-pub async fn record(remote: &Remote, state: &NodeState) -> Result<(), RemoteError> {
+/// Write state.json: the node's own record of what netctl installed and how to undo it. The
+/// record it replaces is backed up with the run's other files, so a rollback restores it too.
+pub async fn record(remote: &Remote, state: &NodeState, run_id: &str) -> Result<(), RemoteError> {
     let mut json = serde_json::to_vec_pretty(state).expect("state serialises");
     json.push(b'\n');
     remote
@@ -121,7 +122,7 @@ pub async fn record(remote: &Remote, state: &NodeState) -> Result<(), RemoteErro
                 mode: 0o644,
                 owner: None,
             }],
-            None,
+            Some(&backup_dir(run_id)),
         )
         .await
 }

@@ -34,3 +34,9 @@ pub async fn unlock(remote: &Remote) -> Result<(), RemoteError> {
         .await
         .map(|_| ())
 }
+
+/// Replace a lock left by a dead run (the caller has checked that run is the one to continue).
+pub async fn take_over(remote: &Remote, run_id: &str) -> Result<(), RemoteError> {
+    unlock(remote).await?;
+    lock(remote, run_id).await
+}

@@ -2,13 +2,15 @@
 # Rendered by netctl for node {{ node }}: pod network routes, backend {{ backend }}.
 # `up` converges: it adds what is missing and removes what netctl added earlier that the profile
 # no longer wants (netctl's routes carry protocol {{ proto }}). `down` removes everything it added.
-# `check` exits 1 when the node differs from this file.
+# `check` exits 1 when the node differs from this file. `switch` splits `up` in three so a
+# rolling change of backend loses no packets: `prepare` (additive: receive the new way) on every
+# node first, then `converge` (send the new way) node by node, then `cleanup` (drop the old way).
 set -eu
 
 NODE_ADDRESS={{ address }}
 PROTO={{ proto }}
-{%- if backend == "vxlan" %}
 DEV={{ dev }}
+{%- if backend == "vxlan" %}
 VNI={{ vni }}
 PORT={{ port }}
 MTU={{ mtu }}
@@ -77,23 +79,33 @@ vxlan_up() {
 }
 {%- endif %}
 
-up() {
+prepare() {
     sysctl -q -w net.ipv4.ip_forward=1
     wait_for_address
 {%- if backend == "vxlan" %}
     vxlan_up
 {%- endif %}
+}
+
+converge() {
+    prepare
 {%- for p in peers %}
     ip route replace {{ p.pod_cidr }} via {{ p.via }}{% if backend == "vxlan" %} dev "$DEV" onlink{% endif %} proto "$PROTO"
 {%- endfor %}
     remove_stale_routes
 }
 
+cleanup() {
+{%- if backend == "vxlan" %}
+    : # nothing of host-gw outlives converge: its routes were replaced
+{%- else %}
+    ip link del "$DEV" 2>/dev/null || true # a VXLAN mesh from an earlier backend
+{%- endif %}
+}
+
 down() {
     ip -4 route show proto "$PROTO" | while read -r dst _; do ip route del "$dst" proto "$PROTO"; done
-{%- if backend == "vxlan" %}
     ip link del "$DEV" 2>/dev/null || true
-{%- endif %}
 }
 
 check() {
@@ -104,8 +116,11 @@ check() {
 }
 
 case "${1:-up}" in
-    up) up ;;
+    up) converge; cleanup ;;
+    prepare) prepare ;;
+    converge) converge ;;
+    cleanup) cleanup ;;
     down) down ;;
     check) check ;;
-    *) echo "usage: $0 up|down|check" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|check|prepare|converge|cleanup" >&2; exit 2 ;;
 esac

@@ -1,0 +1,467 @@
+//! switch: the migration plan from one provider (or backend) to another. Pure: built from the
+//! two rendered NodePlans per node, so every from -> to pair is plan-tested without a cluster.
+//!
+//! Order, as in flannel-host-gw-hard-way.md's "Cleaning up": cluster preparation (the new
+//! provider's objects), then nodes in rolling waves (drain, stop kubelet, the old provider's
+//! teardown, files, commands, restarts, a verify gate), then the old provider's cluster objects.
+//! Between two backends of the routes provider the change is split so no packet is lost: every
+//! node first learns to receive the new way (`prepare`), then nodes send the new way one by one
+//! (`converge`), and only then is the old way removed (`cleanup`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::profile::{Cluster, FlannelBackend, ProviderKind, RoutesBackend};
+use crate::provider::{self, routes, KubectlStep, NodePlan, Step};
+
+/// A provider with its backend: what a node runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub provider: ProviderKind,
+    #[serde(default)]
+    pub backend: String,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.backend.is_empty() {
+            write!(f, "{}", self.provider)
+        } else {
+            write!(f, "{} ({})", self.provider, self.backend)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct EndpointError {
+    pub field: String,
+    pub message: String,
+}
+
+/// The profile's cluster as it would be running `to`: the provider and backend replaced.
+pub fn retarget(cluster: &Cluster, to: &Endpoint) -> Result<Cluster, EndpointError> {
+    let mut profile = cluster.profile.clone();
+    profile.networking.provider = to.provider;
+    let bad = |what: &str| EndpointError {
+        field: "--backend".into(),
+        message: format!("{:?} is not a {what} backend", to.backend),
+    };
+    match to.provider {
+        ProviderKind::Routes if !to.backend.is_empty() => {
+            profile.networking.routes.backend = match to.backend.as_str() {
+                "host-gw" => RoutesBackend::HostGw,
+                "vxlan" => RoutesBackend::Vxlan,
+                "gce" => RoutesBackend::Gce,
+                "aws" => RoutesBackend::Aws,
+                _ => return Err(bad("routes (host-gw, vxlan, gce, aws)")),
+            }
+        }
+        ProviderKind::Flannel if !to.backend.is_empty() => {
+            profile.networking.flannel.backend = match to.backend.as_str() {
+                "host-gw" => FlannelBackend::HostGw,
+                "vxlan" => FlannelBackend::Vxlan,
+                "wireguard" => FlannelBackend::Wireguard,
+                _ => return Err(bad("flannel (host-gw, vxlan, wireguard)")),
+            }
+        }
+        _ if !to.backend.is_empty() => {
+            return Err(EndpointError {
+                field: "--backend".into(),
+                message: format!("{} has no backends", to.provider),
+            })
+        }
+        _ => {}
+    }
+    crate::profile::resolve(profile).map_err(|problems| EndpointError {
+        field: problems
+            .first()
+            .map(|p| p.field.clone())
+            .unwrap_or_default(),
+        message: problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// The endpoint a cluster's profile describes.
+pub fn endpoint_of(cluster: &Cluster) -> Endpoint {
+    Endpoint {
+        provider: cluster.provider(),
+        backend: crate::commands::apply::backend_name(cluster),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeMigration {
+    pub node: String,
+    /// Run on every node before any node switches.
+    pub prepare: Vec<Step>,
+    /// Units stopped before the node's files change (kubelet), started again afterwards.
+    pub stop: Vec<String>,
+    /// The old provider's teardown, when the provider changes.
+    pub teardown: Vec<Step>,
+    /// Files of the old provider the new one does not have.
+    pub remove: Vec<String>,
+    /// Units the old provider enabled that the new one does not have.
+    pub disable: Vec<String>,
+    /// Everything the new provider installs; its commands are the ones to run.
+    pub install: NodePlan,
+    /// Run on every node after all nodes switched.
+    pub cleanup: Vec<Step>,
+    /// Undo `prepare` on a rollback (with the old provider's script).
+    pub unprepare: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationPlan {
+    pub from: Endpoint,
+    pub to: Endpoint,
+    pub cluster_prepare: Vec<KubectlStep>,
+    pub nodes: Vec<NodeMigration>,
+    pub cluster_cleanup: Vec<KubectlStep>,
+}
+
+fn script_step(title: &str, script: &str, arg: &str) -> Step {
+    // The script runs from stdin with its argument set first: nothing is installed to prepare.
+    Step {
+        title: title.to_string(),
+        command: format!("set -- {arg}\n{script}"),
+    }
+}
+
+pub fn plan(from: &Cluster, to: &Cluster) -> MigrationPlan {
+    let from_ep = endpoint_of(from);
+    let to_ep = endpoint_of(to);
+    let same_provider = from_ep.provider == to_ep.provider;
+    let routes_to_routes = same_provider && to_ep.provider == ProviderKind::Routes;
+    let from_cluster = provider::cluster_plan(from);
+    let to_cluster = provider::cluster_plan(to);
+    let nodes = to
+        .nodes
+        .iter()
+        .map(|node| {
+            let old = provider::node_plan(from, from.node(&node.name).unwrap_or(node));
+            let mut new = provider::node_plan(to, node);
+            let script = new
+                .files
+                .iter()
+                .find(|f| f.path == routes::SCRIPT)
+                .map(|f| f.content.clone());
+            let old_script = old
+                .files
+                .iter()
+                .find(|f| f.path == routes::SCRIPT)
+                .map(|f| f.content.clone());
+            let (prepare, cleanup) = match (&script, routes_to_routes) {
+                (Some(s), true) => {
+                    // Converge instead of up: the old way stays until every node sends the new way.
+                    for c in new
+                        .commands
+                        .iter_mut()
+                        .filter(|c| c.command == format!("/bin/sh {} up", routes::SCRIPT))
+                    {
+                        c.command = format!("/bin/sh {} converge", routes::SCRIPT);
+                    }
+                    (
+                        vec![script_step(&format!("prepare {}", to_ep), s, "prepare")],
+                        vec![Step {
+                            title: format!("remove what {} needed", from_ep),
+                            command: format!("/bin/sh {} cleanup", routes::SCRIPT),
+                        }],
+                    )
+                }
+                _ => (vec![], vec![]),
+            };
+            let wanted: std::collections::BTreeSet<&str> =
+                new.files.iter().map(|f| f.path.as_str()).collect();
+            let remove = old
+                .files
+                .iter()
+                .filter(|f| !wanted.contains(f.path.as_str()))
+                .map(|f| f.path.clone())
+                .collect();
+            let new_units: std::collections::BTreeSet<&str> =
+                new.units.iter().map(|u| u.name.as_str()).collect();
+            let disable = old
+                .units
+                .iter()
+                .filter(|u| u.enable && !new_units.contains(u.name.as_str()))
+                .map(|u| u.name.clone())
+                .collect();
+            let stop = new
+                .units
+                .iter()
+                .filter(|u| u.name == "kubelet" || u.name == "kubelet.service")
+                .map(|u| u.name.clone())
+                .collect();
+            let unprepare = match (&old_script, prepare.is_empty()) {
+                (Some(s), false) => vec![script_step(
+                    &format!("undo prepare of {}", to_ep),
+                    s,
+                    "cleanup",
+                )],
+                _ => vec![],
+            };
+            NodeMigration {
+                node: node.name.clone(),
+                unprepare,
+                prepare,
+                stop,
+                teardown: if same_provider {
+                    vec![]
+                } else {
+                    old.teardown.clone()
+                },
+                remove,
+                disable,
+                install: new,
+                cleanup,
+            }
+        })
+        .collect();
+    MigrationPlan {
+        from: from_ep,
+        to: to_ep,
+        cluster_prepare: if same_provider && from_cluster == to_cluster {
+            vec![]
+        } else {
+            to_cluster.kubectl.clone()
+        },
+        nodes,
+        cluster_cleanup: if same_provider {
+            vec![]
+        } else {
+            from_cluster.kubectl_teardown.clone()
+        },
+    }
+}
+
+/// What a person reads before confirming.
+pub fn describe(p: &MigrationPlan, waves: &[Vec<String>]) -> String {
+    let mut s = format!("switch from {} to {}\n", p.from, p.to);
+    for k in &p.cluster_prepare {
+        s.push_str(&format!("  cluster: kubectl {}\n", k.args.join(" ")));
+    }
+    if p.nodes.iter().any(|n| !n.prepare.is_empty()) {
+        s.push_str("  every node: prepare to receive the new way (nothing removed)\n");
+    }
+    for (i, w) in waves.iter().enumerate() {
+        s.push_str(&format!("  wave {}: {}\n", i + 1, w.join(", ")));
+    }
+    if let Some(n) = p.nodes.first() {
+        s.push_str(&format!("  per node (e.g. {}):\n", n.node));
+        for u in &n.stop {
+            s.push_str(&format!("    stop {u}\n"));
+        }
+        for t in &n.teardown {
+            s.push_str(&format!("    {}\n", t.title));
+        }
+        for r in &n.remove {
+            s.push_str(&format!("    remove {r}\n"));
+        }
+        for f in &n.install.files {
+            s.push_str(&format!("    write {}\n", f.path));
+        }
+        for c in &n.install.commands {
+            s.push_str(&format!("    run: {}\n", c.title));
+        }
+        s.push_str("    verify the node (gate); on failure every switched node is rolled back\n");
+    }
+    if p.nodes.iter().any(|n| !n.cleanup.is_empty()) {
+        s.push_str("  every node: remove what the old backend needed\n");
+    }
+    for k in &p.cluster_cleanup {
+        s.push_str(&format!("  cluster: kubectl {}\n", k.args.join(" ")));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::load_str;
+    use std::path::Path;
+
+    fn base(version: &str) -> Cluster {
+        let text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"{version}\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\n  kubeconfig: /root/.kube/config\nnetworking:\n  provider: routes\nnodes:\n  - {{name: c1, address: 10.0.0.10, roles: [controller]}}\n  - {{name: w1, address: 10.0.0.11}}\n  - {{name: w2, address: 10.0.0.12}}\n"
+        );
+        load_str(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    fn endpoints() -> Vec<Endpoint> {
+        let ep = |p: ProviderKind, b: &str| Endpoint {
+            provider: p,
+            backend: b.into(),
+        };
+        vec![
+            ep(ProviderKind::Routes, "host-gw"),
+            ep(ProviderKind::Routes, "vxlan"),
+            ep(ProviderKind::Kubenet, ""),
+            ep(ProviderKind::Flannel, "host-gw"),
+            ep(ProviderKind::Flannel, "vxlan"),
+            ep(ProviderKind::Flannel, "wireguard"),
+            ep(ProviderKind::Calico, ""),
+            ep(ProviderKind::Canal, ""),
+            ep(ProviderKind::Weave, ""),
+        ]
+    }
+
+    /// Every from -> to pair: the old provider's artifacts all go, the new ones all come, and the
+    /// controller-manager carries the flags the new provider needs.
+    #[test]
+    fn every_pair_removes_the_old_and_installs_the_new() {
+        for from_ep in endpoints() {
+            for to_ep in endpoints() {
+                if from_ep == to_ep {
+                    continue;
+                }
+                // kubenet exists only below 1.24.
+                let version = if from_ep.provider == ProviderKind::Kubenet
+                    || to_ep.provider == ProviderKind::Kubenet
+                {
+                    "1.23"
+                } else {
+                    "1.30"
+                };
+                let c = base(version);
+                let from = retarget(&c, &from_ep).unwrap();
+                let to = retarget(&c, &to_ep).unwrap();
+                let p = plan(&from, &to);
+                let pair = format!("{from_ep} -> {to_ep}");
+                assert_eq!(p.from, from_ep, "{pair}");
+                assert_eq!(p.to, to_ep, "{pair}");
+                for n in &p.nodes {
+                    let node = to.node(&n.node).unwrap();
+                    let old = provider::node_plan(&from, node);
+                    let new = provider::node_plan(&to, node);
+                    assert_eq!(
+                        n.install.files, new.files,
+                        "{pair} {}: the new files",
+                        n.node
+                    );
+                    for f in &old.files {
+                        let kept = new.files.iter().any(|g| g.path == f.path);
+                        assert!(
+                            kept || n.remove.contains(&f.path),
+                            "{pair} {}: {} stays behind",
+                            n.node,
+                            f.path
+                        );
+                    }
+                    if from_ep.provider != to_ep.provider {
+                        assert_eq!(
+                            n.teardown, old.teardown,
+                            "{pair} {}: the old teardown runs",
+                            n.node
+                        );
+                    }
+                    for u in old.units.iter().filter(|u| u.enable) {
+                        assert!(
+                            new.units.iter().any(|v| v.name == u.name)
+                                || n.disable.contains(&u.name),
+                            "{pair}: {} stays enabled",
+                            u.name
+                        );
+                    }
+                    if node.is_controller() {
+                        let kcm = n
+                            .install
+                            .files
+                            .iter()
+                            .find(|f| f.path.ends_with("kube-controller-manager.service"));
+                        let needs = matches!(
+                            to_ep.provider,
+                            ProviderKind::Flannel | ProviderKind::Canal | ProviderKind::Kubenet
+                        );
+                        match (needs, kcm) {
+                            (true, Some(f)) => {
+                                assert!(f.content.contains("--allocate-node-cidrs=true"), "{pair}");
+                                assert!(
+                                    f.content.contains("--cluster-cidr=10.200.0.0/16"),
+                                    "{pair}"
+                                );
+                            }
+                            (true, None) => {
+                                panic!("{pair}: controllers need kube-controller-manager")
+                            }
+                            (false, Some(_)) => panic!(
+                                "{pair}: {} does not need kube-controller-manager",
+                                to_ep.provider
+                            ),
+                            (false, None) => {}
+                        }
+                    }
+                }
+                let to_objects = provider::cluster_plan(&to).kubectl;
+                if from_ep.provider != to_ep.provider {
+                    assert_eq!(
+                        p.cluster_prepare, to_objects,
+                        "{pair}: the new cluster objects"
+                    );
+                    assert_eq!(
+                        p.cluster_cleanup,
+                        provider::cluster_plan(&from).kubectl_teardown,
+                        "{pair}: the old cluster objects go"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn routes_backends_switch_without_a_gap() {
+        let c = base("1.30");
+        let hg = Endpoint {
+            provider: ProviderKind::Routes,
+            backend: "host-gw".into(),
+        };
+        let vx = Endpoint {
+            provider: ProviderKind::Routes,
+            backend: "vxlan".into(),
+        };
+        let p = plan(&retarget(&c, &hg).unwrap(), &retarget(&c, &vx).unwrap());
+        let w1 = &p.nodes[1];
+        assert!(w1.prepare[0]
+            .command
+            .starts_with("set -- prepare\n#!/bin/sh"));
+        assert!(w1
+            .install
+            .commands
+            .iter()
+            .any(|c| c.command.ends_with("routes.sh converge")));
+        assert_eq!(
+            w1.cleanup[0].command,
+            "/bin/sh /usr/local/lib/netctl/routes.sh cleanup"
+        );
+        assert!(
+            w1.teardown.is_empty(),
+            "no teardown: routes are replaced in place"
+        );
+    }
+
+    #[test]
+    fn bad_backends_are_named() {
+        let c = base("1.30");
+        let e = retarget(
+            &c,
+            &Endpoint {
+                provider: ProviderKind::Calico,
+                backend: "vxlan".into(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "--backend");
+        let e = retarget(
+            &c,
+            &Endpoint {
+                provider: ProviderKind::Kubenet,
+                backend: String::new(),
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "networking.provider", "kubenet on 1.30: {e}");
+    }
+}

@@ -1,0 +1,285 @@
+//! `netctl switch` end to end on the lab: routes host-gw -> vxlan -> host-gw with a ping running
+//! between pods throughout (packets lost are counted and printed), an automatic rollback when the
+//! new provider cannot work (flannel without flanneld), an interrupted switch undone with
+//! `--rollback` or continued with `--resume`, and `--dry-run` changing nothing.
+
+mod labkit;
+
+use std::process::{Child, Command, Stdio};
+
+use labkit::{can_run, text, Lab};
+
+fn snapshot(lab: &Lab) -> Vec<String> {
+    (1..=lab.nodes)
+        .map(|i| {
+            lab.exec_ok(
+                &lab.node(i),
+                "for d in /etc/cni/net.d /etc/sysctl.d /usr/local/lib/netctl /var/lib/netctl /etc/systemd/system /etc/kube-flannel; do \
+                   [ -d $d ] && find $d -xdev -type f -not -path '/var/lib/netctl/backups/*' -printf '%p %T@ %s %m\\n' -exec sha256sum {} \\; ; done | sort; \
+                 ip -4 route show proto 211; ip -o link show | cut -d' ' -f2",
+            )
+        })
+        .collect()
+}
+
+fn make_pod(lab: &Lab, node: &str, pod: &str) -> String {
+    let out = lab.exec_ok(
+        node,
+        &format!(
+            "ip netns add {pod} && CNI_COMMAND=ADD CNI_CONTAINERID={pod} CNI_NETNS=/var/run/netns/{pod} CNI_IFNAME=eth0 \
+             CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge < /etc/cni/net.d/10-bridge.conf"
+        ),
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A ping from `pod` on `node` to `ip`, every 10 ms until `stop_ping`.
+fn start_ping(lab: &Lab, node: &str, pod: &str, ip: &str) -> Child {
+    let c = labkit::netctl()
+        .args(["lab", "exec", "--name", &lab.name, node, "--", "sh", "-c"])
+        .arg(format!(
+            "ip netns exec {pod} ping -i 0.01 {ip} > /root/ping.log 2>&1 & echo $! > /root/ping.pid; wait"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    c
+}
+
+/// Stop the ping; returns (sent, lost).
+fn stop_ping(lab: &Lab, node: &str, mut child: Child) -> (u64, u64) {
+    lab.exec_ok(node, "kill -INT $(cat /root/ping.pid)");
+    let _ = child.wait();
+    let log = lab.exec_ok(node, "cat /root/ping.log");
+    let stats = log
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let nums: Vec<u64> = stats
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    (nums[0], nums[0] - nums[1])
+}
+
+fn switch(lab: &Lab, args: &[&str]) -> std::process::Output {
+    let mut a = vec!["switch", "--yes"];
+    a.extend_from_slice(args);
+    lab.netctl(&a, &lab.profile)
+}
+
+fn routes_backend(lab: &Lab, node: &str) -> String {
+    let st: serde_json::Value =
+        serde_json::from_str(&lab.exec_ok(node, "cat /var/lib/netctl/state.json")).unwrap();
+    assert_eq!(
+        st["switch"],
+        serde_json::Value::Null,
+        "{node}: a finished switch leaves no progress record"
+    );
+    st["backend"].as_str().unwrap().to_string()
+}
+
+fn round_trip(kind: &str, name: &str, nodes: usize, octet: u8) {
+    let lab = Lab::up(name, kind, nodes, octet);
+    let o = lab.netctl(&["init", "--yes"], &lab.profile);
+    assert!(o.status.success(), "{}", text(&o));
+    let last = lab.node(nodes);
+    let _a = make_pod(&lab, "node-1", "pa");
+    let b = make_pod(&lab, &last, "pb");
+    let mut report = Vec::new();
+    for backend in ["vxlan", "host-gw"] {
+        let ping = start_ping(&lab, "node-1", "pa", &b);
+        let started = std::time::Instant::now();
+        let o = switch(&lab, &["--networking", "routes", "--backend", backend]);
+        let took = started.elapsed();
+        let (sent, lost) = stop_ping(&lab, "node-1", ping);
+        assert!(o.status.success(), "{}", text(&o));
+        for i in 1..=nodes {
+            assert_eq!(routes_backend(&lab, &lab.node(i)), backend);
+        }
+        let vx = lab.exec(&"node-1".to_string(), "ip link show netctl-vxlan");
+        assert_eq!(
+            vx.status.success(),
+            backend == "vxlan",
+            "the VXLAN device exists only on vxlan"
+        );
+        let ping = lab.exec(
+            &"node-1".to_string(),
+            &format!("ip netns exec pa ping -c 2 -W 2 {b}"),
+        );
+        assert!(
+            ping.status.success(),
+            "after the switch to {backend}: {}",
+            text(&ping)
+        );
+        let o = lab.netctl(&["plan"], &lab.profile);
+        assert!(o.status.success(), "{}", text(&o));
+        report.push(format!(
+            "{kind} {nodes} nodes, routes -> {backend}: switch {:.2} s, ping every 10 ms: {sent} sent, {lost} lost",
+            took.as_secs_f64()
+        ));
+        // At most one node's reconfiguration window.
+        assert!(
+            lost <= 20,
+            "{lost} of {sent} pings lost switching to {backend}"
+        );
+    }
+    for r in &report {
+        eprintln!("SWITCH-LOSS {r}");
+    }
+}
+
+#[test]
+fn routes_host_gw_to_vxlan_and_back_on_systemd_nodes() {
+    if can_run("routes_host_gw_to_vxlan_and_back_on_systemd_nodes") {
+        round_trip("systemd", "sw-sd", 3, 31);
+    }
+}
+
+#[test]
+fn routes_host_gw_to_vxlan_and_back_on_netns_nodes() {
+    if can_run("routes_host_gw_to_vxlan_and_back_on_netns_nodes") {
+        round_trip("netns", "sw-ns", 5, 32);
+    }
+}
+
+/// The lab has no flanneld: the first node's gate fails and netctl rolls back by itself, leaving
+/// every node as it was.
+#[test]
+fn a_failed_gate_rolls_back_byte_for_byte() {
+    if !can_run("a_failed_gate_rolls_back_byte_for_byte") {
+        return;
+    }
+    for (kind, name, octet) in [("netns", "sw-rb", 33u8), ("systemd", "sw-rbs", 34)] {
+        let lab = Lab::up(name, kind, 3, octet);
+        let o = lab.netctl(&["init", "--yes"], &lab.profile);
+        assert!(o.status.success(), "{}", text(&o));
+        let before = snapshot(&lab);
+        let o = switch(&lab, &["--networking", "flannel", "--backend", "host-gw"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let all = text(&o);
+        assert!(all.contains("back on routes (host-gw)"), "{all}");
+        assert_eq!(before, snapshot(&lab), "{kind}: rollback left a difference");
+    }
+}
+
+fn kill_after_first_node(lab: &Lab) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netctl"))
+        .args([
+            "switch",
+            "--yes",
+            "--networking",
+            "routes",
+            "--backend",
+            "vxlan",
+            "-p",
+        ])
+        .arg(&lab.profile)
+        .env("NETCTL_SWITCH_PAUSE_MS", "5000")
+        .env("NETCTL_NO_PROGRESS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let st = lab.exec_ok("node-1", "cat /var/lib/netctl/state.json");
+        if st.contains("\"phase\": \"switched\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node-1 never switched: {st}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup runs
+    child.wait().unwrap();
+    let st = lab.exec_ok("node-2", "cat /var/lib/netctl/state.json");
+    assert!(
+        st.contains("\"backend\": \"host-gw\""),
+        "node-2 had not switched yet: {st}"
+    );
+}
+
+#[test]
+fn an_interrupted_switch_is_rolled_back() {
+    if !can_run("an_interrupted_switch_is_rolled_back") {
+        return;
+    }
+    let lab = Lab::up("sw-kr", "netns", 3, 35);
+    assert!(lab
+        .netctl(&["init", "--yes"], &lab.profile)
+        .status
+        .success());
+    let before = snapshot(&lab);
+    kill_after_first_node(&lab);
+    // A plain switch refuses: the records say a switch is half done.
+    let o = switch(&lab, &["--networking", "routes", "--backend", "vxlan"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = switch(&lab, &["--rollback"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(before, snapshot(&lab), "--rollback left a difference");
+}
+
+#[test]
+fn an_interrupted_switch_is_resumed() {
+    if !can_run("an_interrupted_switch_is_resumed") {
+        return;
+    }
+    let lab = Lab::up("sw-ks", "netns", 3, 36);
+    assert!(lab
+        .netctl(&["init", "--yes"], &lab.profile)
+        .status
+        .success());
+    kill_after_first_node(&lab);
+    let o = switch(
+        &lab,
+        &["--resume", "--networking", "routes", "--backend", "vxlan"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    for i in 1..=3 {
+        assert_eq!(routes_backend(&lab, &lab.node(i)), "vxlan");
+    }
+    let b = make_pod(&lab, "node-3", "pb");
+    let _a = make_pod(&lab, "node-1", "pa");
+    let ping = lab.exec("node-1", &format!("ip netns exec pa ping -c 2 -W 2 {b}"));
+    assert!(ping.status.success(), "{}", text(&ping));
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    if !can_run("dry_run_changes_nothing") {
+        return;
+    }
+    let lab = Lab::up("sw-dr", "netns", 2, 37);
+    assert!(lab
+        .netctl(&["init", "--yes"], &lab.profile)
+        .status
+        .success());
+    let before = snapshot(&lab);
+    let o = switch(
+        &lab,
+        &["--dry-run", "--networking", "routes", "--backend", "vxlan"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("switch from routes (host-gw) to routes (vxlan)"));
+    assert_eq!(before, snapshot(&lab));
+    // Without a terminal and without --yes, a switch is refused before touching anything.
+    let o = lab.netctl(
+        &["switch", "--networking", "routes", "--backend", "vxlan"],
+        &lab.profile,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(before, snapshot(&lab));
+}
