@@ -451,12 +451,13 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             steps: vec![],
         });
     }
-    if interrupted.is_some() && !opts.resume {
-        release(conns).await;
-        return Err(Error::Refused(format!(
+    if let Some(r) = interrupted.as_ref().filter(|_| !opts.resume) {
+        let msg = format!(
             "an interrupted switch (run {}) is recorded on the nodes: continue it with `netctl switch --resume` or undo it with `netctl switch --rollback`",
-            interrupted.unwrap().run_id
-        )));
+            r.run_id
+        );
+        release(conns).await;
+        return Err(Error::Refused(msg));
     }
 
     // Where does the cluster start?
