@@ -106,16 +106,13 @@ fn round_trip(kind: &str, name: &str, nodes: usize, octet: u8) {
         for i in 1..=nodes {
             assert_eq!(routes_backend(&lab, &lab.node(i)), backend);
         }
-        let vx = lab.exec(&"node-1".to_string(), "ip link show netctl-vxlan");
+        let vx = lab.exec("node-1", "ip link show netctl-vxlan");
         assert_eq!(
             vx.status.success(),
             backend == "vxlan",
             "the VXLAN device exists only on vxlan"
         );
-        let ping = lab.exec(
-            &"node-1".to_string(),
-            &format!("ip netns exec pa ping -c 2 -W 2 {b}"),
-        );
+        let ping = lab.exec("node-1", &format!("ip netns exec pa ping -c 2 -W 2 {b}"));
         assert!(
             ping.status.success(),
             "after the switch to {backend}: {}",
