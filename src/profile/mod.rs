@@ -137,7 +137,7 @@ impl Cluster {
     }
     /// Whether kubectl steps can run: the profile names a kubeconfig or a node to run kubectl on.
     pub fn has_cluster_api(&self) -> bool {
-        self.profile.kubernetes.kubeconfig.is_some() || self.profile.kubernetes.kubectl_on.is_some()
+        self.profile.kubernetes.kubeconfig.is_some()
     }
     /// Nodes that carry pods: they get a podCIDR, CNI config and kubelet.
     pub fn workers(&self) -> impl Iterator<Item = &Node> {

@@ -32,12 +32,9 @@ pub struct Kubernetes {
     pub cluster_domain: String,
     #[serde(default)]
     pub api_server: Option<String>,
-    /// Local kubeconfig for kubectl steps; with neither this nor `kubectlOn`, cluster steps are skipped.
+    /// Local kubeconfig for kubectl steps; without it, cluster steps are skipped with that reason.
     #[serde(default)]
     pub kubeconfig: Option<String>,
-    /// Run kubectl on this node over SSH instead of locally.
-    #[serde(default)]
-    pub kubectl_on: Option<String>,
     #[serde(default)]
     pub container_runtime: ContainerRuntime,
     /// Where the Kubernetes binaries live on the nodes.

@@ -268,14 +268,6 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         check_path(&mut p, "kubernetes.kubeconfig", kc);
     }
     check_path(&mut p, "kubernetes.binDir", &k.bin_dir);
-    if let Some(on) = &k.kubectl_on {
-        if !profile.nodes.iter().any(|n| &n.name == on) {
-            p.add(
-                "kubernetes.kubectlOn",
-                format!("{on:?} is not a node in this profile"),
-            );
-        }
-    }
 
     let n = &profile.networking;
     check_path(&mut p, "networking.cniBinDir", &n.cni_bin_dir);

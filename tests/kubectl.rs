@@ -1,0 +1,203 @@
+//! The kubectl layer of init and switch, against a stand-in kubectl that records its arguments
+//! (tests/standin/kubectl): no API server can run here. The nodes are real lab nodes. Every path
+//! tested only this way is listed in docs/verify.md.
+
+mod labkit;
+
+use std::path::{Path, PathBuf};
+
+use labkit::{can_run, text, Lab};
+
+fn standin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standin/kubectl")
+}
+
+fn run(lab: &Lab, dir: &Path, args: &[&str], profile: &Path) -> std::process::Output {
+    labkit::netctl()
+        .args(args)
+        .arg("-p")
+        .arg(profile)
+        .env("NETCTL_KUBECTL", standin())
+        .env("NETCTL_STANDIN_DIR", dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", lab.name))
+}
+
+fn calls(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("calls"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn flannel_daemonset_is_applied_with_kubectl() {
+    if !can_run("flannel_daemonset_is_applied_with_kubectl") {
+        return;
+    }
+    let lab = Lab::up("kc-fl", "netns", 2, 41);
+    let dir = tempfile::tempdir().unwrap();
+    let p = lab.profile_variant("flannel-ds", |v| {
+        v["networking"]["provider"] = "flannel".into();
+        v["networking"]["flannel"] =
+            serde_yaml::from_str("{deploy: daemonset, backend: vxlan}").unwrap();
+        v["kubernetes"]["kubeconfig"] = "/etc/netctl-test/kubeconfig".into();
+    });
+    let o = run(&lab, dir.path(), &["init", "--yes"], &p);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(calls(dir.path()), ["apply -f kube-flannel.yaml"]);
+    let applied = std::fs::read_to_string(dir.path().join("applied/kube-flannel.yaml")).unwrap();
+    assert!(applied.contains("kind: DaemonSet") && applied.contains("name: kube-flannel-ds"));
+    // A profile without a cluster API skips the step and says why.
+    let q = lab.profile_variant("flannel-ds-noapi", |v| {
+        v["networking"]["provider"] = "flannel".into();
+        v["networking"]["flannel"] = serde_yaml::from_str("{deploy: daemonset}").unwrap();
+    });
+    let dir2 = tempfile::tempdir().unwrap();
+    let o = run(&lab, dir2.path(), &["init", "--yes"], &q);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(calls(dir2.path()).is_empty());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("no cluster API configured"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// routes -> calico -> routes: the new provider's kustomization is applied first, each node is
+/// drained, waited for and uncordoned in its wave, and the old provider's objects are deleted last.
+#[test]
+fn switch_drives_kubectl_in_order() {
+    if !can_run("switch_drives_kubectl_in_order") {
+        return;
+    }
+    let lab = Lab::up("kc-sw", "netns", 2, 42);
+    let p = lab.profile_variant("api", |v| {
+        v["kubernetes"]["kubeconfig"] = "/etc/netctl-test/kubeconfig".into();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&lab, dir.path(), &["init", "--yes"], &p);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        calls(dir.path()).is_empty(),
+        "routes has no cluster objects"
+    );
+
+    let o = run(
+        &lab,
+        dir.path(),
+        &["switch", "--yes", "--networking", "calico"],
+        &p,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let want: Vec<String> = [
+        "apply -k calico",
+        "drain node-1 --ignore-daemonsets --delete-emptydir-data",
+        "wait --for=condition=Ready node/node-1 --timeout=300s",
+        "uncordon node-1",
+        "drain node-2 --ignore-daemonsets --delete-emptydir-data",
+        "wait --for=condition=Ready node/node-2 --timeout=300s",
+        "uncordon node-2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(calls(dir.path()), want);
+    assert!(dir
+        .path()
+        .join("applied/calico/kustomization.yaml")
+        .exists());
+    assert_eq!(
+        lab.exec_ok("node-1", "ip -4 route show proto 211"),
+        "",
+        "the old provider's routes are gone"
+    );
+    assert!(!lab
+        .exec("node-1", "test -e /usr/local/lib/netctl/routes.sh")
+        .status
+        .success());
+    let st = lab.exec_ok("node-2", "cat /var/lib/netctl/state.json");
+    assert!(st.contains("\"provider\": \"calico\""), "{st}");
+
+    std::fs::remove_file(dir.path().join("calls")).unwrap();
+    let o = run(
+        &lab,
+        dir.path(),
+        &[
+            "switch",
+            "--yes",
+            "--networking",
+            "routes",
+            "--backend",
+            "host-gw",
+        ],
+        &p,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let c = calls(dir.path());
+    assert_eq!(
+        c.last().map(String::as_str),
+        Some("delete -k calico --ignore-not-found"),
+        "{c:?}"
+    );
+    assert!(lab
+        .exec_ok("node-1", "ip -4 route show proto 211")
+        .contains("10.200.1.0/24"));
+}
+
+/// A node that does not become Ready fails its wave: the switch rolls back and says so.
+#[test]
+fn a_node_not_ready_rolls_the_switch_back() {
+    if !can_run("a_node_not_ready_rolls_the_switch_back") {
+        return;
+    }
+    let lab = Lab::up("kc-nr", "netns", 2, 43);
+    let p = lab.profile_variant("api", |v| {
+        v["kubernetes"]["kubeconfig"] = "/etc/netctl-test/kubeconfig".into();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(&lab, dir.path(), &["init", "--yes"], &p)
+        .status
+        .success());
+    let before = lab.exec_ok(
+        "node-1",
+        "cat /var/lib/netctl/state.json; ip -4 route show proto 211",
+    );
+    std::fs::write(
+        dir.path().join("fail-on"),
+        "wait --for=condition=Ready node/node-1",
+    )
+    .unwrap();
+    let o = run(
+        &lab,
+        dir.path(),
+        &[
+            "switch",
+            "--yes",
+            "--networking",
+            "routes",
+            "--backend",
+            "vxlan",
+        ],
+        &p,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("node-1: not ready after the switch"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("back on routes (host-gw)"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        before,
+        lab.exec_ok(
+            "node-1",
+            "cat /var/lib/netctl/state.json; ip -4 route show proto 211"
+        )
+    );
+}
