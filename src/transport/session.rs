@@ -218,7 +218,7 @@ impl Session {
             node: self.node.clone(),
             message,
         };
-        let said = String::from_utf8_lossy(&probe.stderr).trim().to_string();
+        let said = sudo_said(&probe.stderr);
         if probe.status == 127 {
             return Err(sudo_err(format!("sudo is not installed ({said})")));
         }
@@ -234,7 +234,7 @@ impl Session {
         if !check.success() {
             return Err(sudo_err(format!(
                 "the sudo password was refused for user {user} ({})",
-                String::from_utf8_lossy(&check.stderr).trim()
+                sudo_said(&check.stderr)
             )));
         }
         Ok(Mode::Password(password))
@@ -411,6 +411,18 @@ impl Session {
             .await;
         let _ = timeout(Duration::from_secs(2), self.handle).await;
     }
+}
+
+/// sudo's complaint without its noise (a node whose hostname does not resolve, the retry prompt).
+fn sudo_said(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.contains("unable to resolve host") && *l != "Sorry, try again."
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The first line of a command, shortened, for error messages.
