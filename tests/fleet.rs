@@ -127,11 +127,21 @@ fn init_through_a_bastion_as_a_sudo_user() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("NETCTL_SUDO_PASSWORD"), "{}", text(&o));
 
-    // The right password: files (owned by root) and routes land on the nodes, through the bastion.
+    // The right password: files (owned by root) and routes land on the nodes, through the bastion,
+    // which sees one login for the whole run.
+    let bastion_log = lab.profile.with_file_name("nodes/bastion/sshd.log");
+    let logins = || {
+        std::fs::read_to_string(&bastion_log)
+            .unwrap_or_default()
+            .matches("Accepted publickey for netctl-fleet")
+            .count()
+    };
+    let before = logins();
     let mut cmd = netctl_in(home.path());
     cmd.env("NETCTL_SUDO_PASSWORD", "s3cret pass");
     let o = init(cmd, &lab.profile);
     assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(logins(), before + 1, "one bastion login per run, for both nodes");
     let routes = lab.exec_ok("node-1", "ip -4 route show proto 211");
     assert!(
         routes.contains("10.200.1.0/24 via 10.240.81.12"),
