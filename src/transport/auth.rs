@@ -18,6 +18,8 @@ pub(crate) struct Keys {
     missing: Vec<PathBuf>,
 }
 
+// The transport's one error type, as every (async, hence unlinted) transport function returns.
+#[allow(clippy::result_large_err)]
 pub(crate) fn load_files(target: &Target) -> Result<Keys, TransportError> {
     let mut keys = Keys {
         files: Vec::new(),
