@@ -141,7 +141,11 @@ fn init_through_a_bastion_as_a_sudo_user() {
     cmd.env("NETCTL_SUDO_PASSWORD", "s3cret pass");
     let o = init(cmd, &lab.profile);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(logins(), before + 1, "one bastion login per run, for both nodes");
+    assert_eq!(
+        logins(),
+        before + 1,
+        "one bastion login per run, for both nodes"
+    );
     let routes = lab.exec_ok("node-1", "ip -4 route show proto 211");
     assert!(
         routes.contains("10.200.1.0/24 via 10.240.81.12"),
