@@ -71,7 +71,7 @@ impl Remote {
     }
 
     async fn sh(&self, title: &str, script: &str) -> Result<Output, RemoteError> {
-        let out = self.session.exec("sh -s", script.as_bytes()).await?;
+        let out = self.session.run_script(script.as_bytes()).await?;
         if !out.success() {
             return Err(RemoteError::Command {
                 node: self.node.clone(),
@@ -90,7 +90,7 @@ impl Remote {
 
     /// Run a read-only script, returning its output whatever its exit status (checks).
     pub async fn probe(&self, script: &str) -> Result<Output, RemoteError> {
-        Ok(self.session.exec("sh -s", script.as_bytes()).await?)
+        Ok(self.session.run_script(script.as_bytes()).await?)
     }
 
     /// Run a script that changes the node (skipped and recorded under --dry-run).

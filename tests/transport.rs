@@ -167,11 +167,12 @@ impl Sshd {
             host: "127.0.0.1".into(),
             port: self.port,
             user: "root".into(),
-            identity_file: self.client_key.clone(),
+            identity_files: vec![self.client_key.clone()],
             known_hosts: self.trusted_known_hosts(),
             accept_new_host_keys: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(30),
+            ..Target::default()
         }
     }
 
@@ -543,8 +544,8 @@ async fn changed_host_key_is_always_refused() {
 async fn wrong_client_key_is_an_auth_error() {
     let Some(sshd) = Sshd::start() else { return };
     let mut target = sshd.target();
-    target.identity_file = sshd.path("stranger_key");
-    keygen(&target.identity_file);
+    target.identity_files = vec![sshd.path("stranger_key")];
+    keygen(&target.identity_files[0]);
     let err = Session::connect(&target)
         .await
         .err()
@@ -557,7 +558,14 @@ async fn wrong_client_key_is_an_auth_error() {
         "{text}"
     );
 
-    target.identity_file = sshd.path("no_such_key");
+    // A missing key file is skipped (as OpenSSH does); with no agent either, nothing is left to try.
+    target.identity_files = vec![sshd.path("no_such_key")];
+    let err = Session::connect(&target).await.err().unwrap();
+    assert!(matches!(err, TransportError::Auth { .. }), "{err}");
+    assert!(err.to_string().contains("no_such_key"), "{err}");
+
+    // A file that is not a key is reported as such.
+    target.identity_files = vec![sshd.path("known_hosts")];
     let err = Session::connect(&target).await.err().unwrap();
     assert!(matches!(err, TransportError::KeyFile { .. }), "{err}");
 }
@@ -573,11 +581,12 @@ async fn closed_port_is_a_quick_connect_error() {
         host: "127.0.0.1".into(),
         port: free_port(),
         user: "root".into(),
-        identity_file: key,
+        identity_files: vec![key],
         known_hosts: dir.path().join("known_hosts"),
         accept_new_host_keys: false,
         connect_timeout: Duration::from_secs(10),
         command_timeout: Duration::from_secs(10),
+        ..Target::default()
     };
     let started = Instant::now();
     let err = Session::connect(&target)
@@ -625,8 +634,8 @@ async fn command_timeout_and_session_survives() {
 async fn rsa_client_key_authenticates() {
     let Some(sshd) = Sshd::start() else { return };
     let mut target = sshd.target();
-    target.identity_file = sshd.path("rsa_key");
-    let public = keygen_type(&target.identity_file, "rsa");
+    target.identity_files = vec![sshd.path("rsa_key")];
+    let public = keygen_type(&target.identity_files[0], "rsa");
     let authorized = sshd.path("authorized_keys");
     let mut keys = fs::read_to_string(&authorized).unwrap();
     keys.push_str(&format!("{public}\n"));

@@ -22,6 +22,13 @@ pub fn create(bridge: &str, gateway: Ipv4Addr, subnet: Ipv4Network) -> Result<()
     Ok(())
 }
 
+/// A bridge with no address in the root namespace: the segment behind a lab's bastion.
+pub fn create_internal(bridge: &str) -> Result<(), LabError> {
+    run_args("ip", &["link", "add", bridge, "type", "bridge"])?;
+    run_args("ip", &["link", "set", bridge, "up"])?;
+    Ok(())
+}
+
 /// A stable, locally administered MAC for a lab address (0a:58 + the IPv4 address, the
 /// convention of the CNI bridge plugin).
 pub fn mac_for(addr: Ipv4Addr) -> String {

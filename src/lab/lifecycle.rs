@@ -10,8 +10,16 @@ use std::time::{Duration, Instant};
 use ipnetwork::Ipv4Network;
 
 use super::state::{NodeState, State};
-use super::{bridge, keys, netns, nspawn, preflight, probe, profile, rootfs};
+use super::{bastion_address, bastion_inner_address};
+use super::{bridge, keys, netns, nspawn, preflight, probe, profile, rootfs, user};
 use super::{gateway, lab_dir, labs_root, node_address, validate_name, Kind, LabError, LabInfo};
+
+/// The optional parts of a lab: a bastion in front of the nodes, a sudo user instead of root.
+pub struct Extras {
+    pub bastion: bool,
+    /// (login, sudo password)
+    pub user: Option<(String, String)>,
+}
 
 const MAX_NETNS: usize = 100;
 const MAX_SYSTEMD: usize = 50;
@@ -24,11 +32,26 @@ fn ssh_timeout(kind: Kind, nodes: usize) -> Duration {
     }
 }
 
-pub fn up(name: &str, n: usize, kind: Kind, subnet: Ipv4Network) -> Result<i32, LabError> {
+pub fn up(
+    name: &str,
+    n: usize,
+    kind: Kind,
+    subnet: Ipv4Network,
+    extras: &Extras,
+) -> Result<i32, LabError> {
     let started = Instant::now();
     validate_name(name)?;
     preflight::require_root()?;
     preflight::require_packages(kind)?;
+    if let Some((login, password)) = &extras.user {
+        if kind != Kind::Netns {
+            return Err(LabError::BadInput(
+                "--user needs --kind netns: the cached systemd node root has no sudo".into(),
+            ));
+        }
+        preflight::require_user_tools()?;
+        user::validate(login, password)?;
+    }
     check_labs_root()?;
     let max = match kind {
         Kind::Netns => MAX_NETNS,
@@ -108,6 +131,18 @@ pub fn up(name: &str, n: usize, kind: Kind, subnet: Ipv4Network) -> Result<i32, 
         kind,
         subnet,
         gateway: gateway(subnet),
+        inner_bridge: extras.bastion.then(|| format!("nl-{name}-in")),
+        bastion: extras.bastion.then(|| NodeState {
+            name: "bastion".into(),
+            address: bastion_address(subnet),
+            netns: Some(format!("{name}-bastion")),
+            veth: Some(format!("nl-{name}-b0")),
+            veth2: Some(format!("nl-{name}-b1")),
+            machine: None,
+            overlay_mounted: false,
+            process: None,
+        }),
+        user: extras.user.as_ref().map(|(login, _)| login.clone()),
         bridge: br,
         nodes: (1..=n)
             .map(|i| NodeState {
@@ -115,6 +150,7 @@ pub fn up(name: &str, n: usize, kind: Kind, subnet: Ipv4Network) -> Result<i32, 
                 address: node_address(subnet, i),
                 netns: None,
                 veth: None,
+                veth2: None,
                 machine: (kind == Kind::Systemd).then(|| format!("{name}-node-{i}")),
                 overlay_mounted: false,
                 process: None,
@@ -124,8 +160,10 @@ pub fn up(name: &str, n: usize, kind: Kind, subnet: Ipv4Network) -> Result<i32, 
     if kind == Kind::Netns {
         netns::name_nodes(&mut state);
     }
+    // Recorded before anything is made (the user included), so a failed `up` removes it.
     state.save()?;
-    match build(&mut state, lower.as_deref()) {
+    let password = extras.user.as_ref().map(|(_, p)| p.as_str());
+    match build(&mut state, lower.as_deref(), password) {
         Ok(()) => {
             eprintln!("lab {name} up in {:.1} s", started.elapsed().as_secs_f64());
             println!("{}", dir.join("profile.yaml").display());
@@ -141,7 +179,7 @@ pub fn up(name: &str, n: usize, kind: Kind, subnet: Ipv4Network) -> Result<i32, 
     }
 }
 
-fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
+fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Result<(), LabError> {
     let dir = lab_dir(&state.name);
     let key = dir.join("id_ed25519");
     keys::generate(&key, &format!("netctl-lab-{}", state.name))?;
@@ -149,19 +187,30 @@ fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
     let ak = dir.join("authorized_keys");
     std::fs::write(&ak, format!("{client_pub}\n"))
         .map_err(|e| LabError::io("cannot write", &ak, e))?;
+    if let (Some(login), Some(password)) = (state.user.clone(), password) {
+        user::create(&login, password, &client_pub)?;
+    }
     bridge::create(&state.bridge, state.gateway, state.subnet)?;
+    if let Some(inner) = &state.inner_bridge {
+        bridge::create_internal(inner)?;
+    }
+    if state.kind == Kind::Netns || state.bastion.is_some() {
+        register_host_dirs(&netns::ensure_host_dirs()?)?;
+    }
 
     let prefix = state.subnet.prefix();
-    let bridge = state.bridge.clone();
+    let bridge = state.node_bridge().to_string();
+    let login = state.user.clone();
     let host_keys = match state.kind {
-        Kind::Netns => {
-            register_host_dirs(&netns::ensure_host_dirs()?)?;
-            for_each_node(state, 6, false, |node| {
-                let host_key = netns::prepare(&dir, node)?;
-                netns::boot(&dir, node, &bridge, prefix)?;
-                Ok(host_key)
-            })?
-        }
+        Kind::Netns => for_each_node(state, 6, false, |node| {
+            let host_key = netns::prepare(&dir, node)?;
+            if let Some(login) = &login {
+                let sudoers = netns::node_dir(&dir, &node.name).join("fs/etc/sudoers.d");
+                user::grant(&sudoers, login)?;
+            }
+            netns::boot(&dir, node, &bridge, prefix)?;
+            Ok(host_key)
+        })?,
         Kind::Systemd => {
             let lower = lower.expect("systemd labs have a root");
             for_each_node(state, 4, false, |node| {
@@ -173,12 +222,28 @@ fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
             })?
         }
     };
-    let entries: Vec<_> = state
+    let mut entries: Vec<_> = state
         .nodes
         .iter()
         .zip(host_keys)
         .map(|(n, k)| (n.address, k))
         .collect();
+    if let Some(mut b) = state.bastion.clone() {
+        let host_key = netns::prepare(&dir, &b)?;
+        let booted = netns::boot_bastion(
+            &dir,
+            &mut b,
+            (&state.bridge, state.node_bridge()),
+            bastion_inner_address(state.subnet),
+            state.gateway,
+            prefix,
+        );
+        state.bastion = Some(b.clone());
+        state.save()?;
+        booted?;
+        entries.push((b.address, host_key));
+        probe::wait_all(&[(b.name.clone(), b.address)], ssh_timeout(Kind::Netns, 1))?;
+    }
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, keys::known_hosts(&entries))
         .map_err(|e| LabError::io("cannot write", &kh, e))?;
@@ -188,7 +253,8 @@ fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
         .iter()
         .map(|n| (n.name.clone(), n.address))
         .collect();
-    probe::wait_all(&addrs, ssh_timeout(state.kind, addrs.len()))?;
+    let timeout = ssh_timeout(state.kind, addrs.len());
+    probe::in_netns(state.probe_netns(), || probe::wait_all(&addrs, timeout))??;
     profile::write(state, &dir, &preflight::cni_dir())?;
 
     println!(
@@ -200,7 +266,7 @@ fn build(state: &mut State, lower: Option<&Path>) -> Result<(), LabError> {
         state.bridge,
         state.gateway
     );
-    for n in &state.nodes {
+    for n in state.bastion.iter().chain(&state.nodes) {
         println!("  {:<9} {}", n.name, n.address);
     }
     println!(
@@ -306,7 +372,20 @@ fn teardown(state: &mut State) -> Result<(), LabError> {
         }
         Ok(String::new())
     });
+    if let Some(mut b) = state.bastion.clone() {
+        let halted = netns::halt(&mut b);
+        state.bastion = Some(b);
+        state.save()?;
+        halted?;
+    }
     bridge::delete(&state.bridge)?;
+    if let Some(inner) = &state.inner_bridge {
+        bridge::delete(inner)?;
+    }
+    // After the nodes: no sshd session of the user is left to keep it busy.
+    if let Some(login) = &state.user {
+        user::remove(login)?;
+    }
     // A node that could not be removed keeps the state (and the directory) for another `down`.
     nodes?;
     if other_labs(&state.name).is_empty() {
@@ -394,8 +473,26 @@ pub fn status(name: &str) -> Result<i32, LabError> {
     );
     println!("{:<10} {:<15} {:<8} SSH", "NODE", "ADDRESS", "PID");
     let mut down = 0;
-    for n in &info.nodes {
-        let up = probe::ssh_answers(n.address, Duration::from_secs(2));
+    let answers = probe::in_netns(info.probe_netns.as_deref(), || {
+        info.nodes
+            .iter()
+            .map(|n| probe::ssh_answers(n.address, Duration::from_secs(2)))
+            .collect::<Vec<_>>()
+    })?;
+    if let Some(b) = info.bastion {
+        let up = probe::ssh_answers(b, Duration::from_secs(2));
+        println!(
+            "{:<10} {:<15} {:<8} {}",
+            "bastion",
+            b.to_string(),
+            "-",
+            if up { "up" } else { "down" }
+        );
+        if !up {
+            down += 1;
+        }
+    }
+    for (n, up) in info.nodes.iter().zip(answers) {
         if !up {
             down += 1;
         }
@@ -453,7 +550,7 @@ pub fn restart(name: &str, node: &str) -> Result<i32, LabError> {
         Kind::Netns => netns::halt(&mut n).and_then(|()| {
             state.nodes[i] = n.clone();
             state.save()?;
-            netns::boot(&dir, &mut n, &state.bridge, state.subnet.prefix())
+            netns::boot(&dir, &mut n, state.node_bridge(), state.subnet.prefix())
         }),
         Kind::Systemd => {
             nspawn::halt(&mut n);
@@ -466,13 +563,16 @@ pub fn restart(name: &str, node: &str) -> Result<i32, LabError> {
                     n.overlay_mounted = true;
                 })
             };
-            mounted.and_then(|()| nspawn::boot(&dir, &mut n, &state.bridge))
+            mounted.and_then(|()| nspawn::boot(&dir, &mut n, state.node_bridge()))
         }
     };
     state.nodes[i] = n.clone();
     state.save()?;
     r?;
-    probe::wait_all(&[(n.name.clone(), n.address)], ssh_timeout(state.kind, 1))?;
+    let timeout = ssh_timeout(state.kind, 1);
+    probe::in_netns(state.probe_netns(), || {
+        probe::wait_all(&[(n.name.clone(), n.address)], timeout)
+    })??;
     println!(
         "{node} restarted in {:.1} s",
         started.elapsed().as_secs_f64()

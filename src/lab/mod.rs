@@ -15,6 +15,7 @@ mod process;
 mod profile;
 mod rootfs;
 mod state;
+mod user;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -60,6 +61,17 @@ pub enum LabCommand {
         /// The lab network: the bridge takes its first host, node-i its (10+i)th host.
         #[arg(long, default_value = "10.240.0.0/24")]
         subnet: Ipv4Network,
+        /// Put the nodes behind a jump host: `bastion` (the subnet's .5) is the only node the host can
+        /// reach; the nodes are on an internal bridge, reachable only through its sshd (no forwarding).
+        #[arg(long)]
+        bastion: bool,
+        /// Log in as this new non-root user with sudo (password required) instead of root; made on the
+        /// host and removed by `lab down` (netns labs only: nodes share the host's /etc/passwd).
+        #[arg(long, requires = "sudo_password")]
+        user: Option<String>,
+        /// The --user's password (for sudo; SSH logins use the lab key).
+        #[arg(long, requires = "user")]
+        sudo_password: Option<String>,
     },
     /// Remove everything the lab made (processes, namespaces, links, mounts, files). Idempotent.
     Down {
@@ -105,7 +117,19 @@ pub fn run(cmd: LabCommand) -> Result<i32, LabError> {
             nodes,
             kind,
             subnet,
-        } => lifecycle::up(&name, nodes, kind, subnet),
+            bastion,
+            user,
+            sudo_password,
+        } => lifecycle::up(
+            &name,
+            nodes,
+            kind,
+            subnet,
+            &lifecycle::Extras {
+                bastion,
+                user: user.zip(sudo_password),
+            },
+        ),
         LabCommand::Down { name } => lifecycle::down(&name),
         LabCommand::Status { name } => lifecycle::status(&name),
         LabCommand::Exec {
@@ -160,6 +184,16 @@ pub fn validate_name(name: &str) -> Result<(), LabError> {
 /// The bridge's address: the subnet's first host.
 pub fn gateway(subnet: Ipv4Network) -> Ipv4Addr {
     host(subnet, 1)
+}
+
+/// The bastion's address on the lab bridge: the subnet's 5th host.
+pub fn bastion_address(subnet: Ipv4Network) -> Ipv4Addr {
+    host(subnet, 5)
+}
+
+/// The bastion's address on the internal bridge, next to the nodes: the 4th host.
+pub fn bastion_inner_address(subnet: Ipv4Network) -> Ipv4Addr {
+    host(subnet, 4)
 }
 
 /// node-i's address: the subnet's (10+i)th host (node-1 = .11 in a /24).

@@ -32,6 +32,8 @@ pub const NODE_DIRS: &[&str] = &[
     "/etc/kube-flannel",
     "/etc/containerd",
     "/usr/local/lib/netctl",
+    // `lab up --user`: sudo rights inside the nodes only, never on the host.
+    "/etc/sudoers.d",
 ];
 
 pub fn node_dir(lab_dir: &Path, node: &str) -> PathBuf {
@@ -68,7 +70,7 @@ fn sshd_config(lab_dir: &Path, dir: &Path, addr: Ipv4Addr) -> String {
          UsePAM no\n\
          StrictModes no\n\
          UseDNS no\n\
-         AuthorizedKeysFile {ak}\n\
+         AuthorizedKeysFile {ak} .ssh/authorized_keys\n\
          MaxStartups 200\n\
          MaxSessions 100\n\
          Subsystem sftp internal-sftp\n",
@@ -85,6 +87,17 @@ pub fn boot(
     node: &mut NodeState,
     bridge: &str,
     prefix: u8,
+) -> Result<(), LabError> {
+    boot_with(lab_dir, node, bridge, prefix, |_| Ok(()))
+}
+
+/// `boot`, with `more` run on the namespace after eth0 is up and before sshd starts.
+fn boot_with(
+    lab_dir: &Path,
+    node: &mut NodeState,
+    bridge: &str,
+    prefix: u8,
+    more: impl FnOnce(&str) -> Result<(), LabError>,
 ) -> Result<(), LabError> {
     let ns = node.netns.clone().expect("netns node has a namespace name");
     let veth = node.veth.clone().expect("netns node has a veth name");
@@ -104,6 +117,7 @@ pub fn boot(
     run_args("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
     run_args("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
     run_args("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+    more(&ns)?;
 
     let dir = node_dir(lab_dir, &node.name);
     let exe = std::env::current_exe()
@@ -149,6 +163,55 @@ pub fn boot(
     Ok(())
 }
 
+/// The bastion's network: `eth0` on the lab bridge with `outer` only (a /32 plus a route to the gateway),
+/// `eth1` on the internal bridge with `inner`/prefix, so the nodes' subnet is reached through `eth1` alone.
+/// Forwarding stays off: the nodes are reachable only by SSH direct-tcpip, which sshd does itself.
+pub fn boot_bastion(
+    lab_dir: &Path,
+    node: &mut NodeState,
+    bridges: (&str, &str),
+    inner: Ipv4Addr,
+    gateway: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), LabError> {
+    let veth2 = node_veth2(node);
+    boot_with(lab_dir, node, bridges.0, 32, |ns| {
+        let mac = super::bridge::mac_for(inner);
+        run_args(
+            "ip",
+            &[
+                "link", "add", &veth2, "type", "veth", "peer", "name", "eth1", "address", &mac,
+                "netns", ns,
+            ],
+        )?;
+        run_args("ip", &["link", "set", &veth2, "master", bridges.1, "up"])?;
+        let gw = format!("{gateway}/32");
+        run_args("ip", &["-n", ns, "route", "add", &gw, "dev", "eth0"])?;
+        let addr = format!("{inner}/{prefix}");
+        run_args("ip", &["-n", ns, "addr", "add", &addr, "dev", "eth1"])?;
+        run_args("ip", &["-n", ns, "link", "set", "eth1", "up"])?;
+        run_args(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv4.ip_forward=0",
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+fn node_veth2(node: &NodeState) -> String {
+    node.veth2
+        .clone()
+        .expect("the bastion has a second veth name")
+}
+
 /// Undo `boot`: stop sshd (by its recorded PID), whatever is left inside the namespace (it was
 /// started in a node the lab made), the namespace and the veth. Safe to repeat.
 pub fn halt(node: &mut NodeState) -> Result<(), LabError> {
@@ -168,7 +231,7 @@ pub fn halt(node: &mut NodeState) -> Result<(), LabError> {
             &["No such file", "Invalid argument"],
         )?;
     }
-    if let Some(veth) = &node.veth {
+    for veth in node.veth.iter().chain(node.veth2.iter()) {
         run_tolerant(
             "ip",
             &["link", "del", veth],

@@ -13,6 +13,24 @@ pub fn cni_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/cni"))
 }
 
+/// What `lab up --user` runs on the host.
+pub fn require_user_tools() -> Result<(), LabError> {
+    for (tool, package) in [
+        ("sudo", "sudo"),
+        ("useradd", "passwd"),
+        ("userdel", "passwd"),
+        ("chpasswd", "passwd"),
+        ("getent", "libc-bin"),
+    ] {
+        if which::which(tool).is_err() {
+            return Err(LabError::BadInput(format!(
+                "--user needs {tool} on this machine (apt-get install {package})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn require_root() -> Result<(), LabError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {

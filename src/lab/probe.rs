@@ -25,6 +25,30 @@ pub fn ssh_answers(addr: Ipv4Addr, timeout: Duration) -> bool {
     &buf == b"SSH-"
 }
 
+/// Run `f` on a thread inside the network namespace /run/netns/NS (the root namespace when None): behind a
+/// bastion, the nodes are reachable only from its namespace. setns affects only the calling thread.
+pub fn in_netns<T: Send>(netns: Option<&str>, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+    let Some(ns) = netns else { return Ok(f()) };
+    let path = std::path::Path::new("/run/netns").join(ns);
+    let file = std::fs::File::open(&path).map_err(|e| LabError::io("cannot open", &path, e))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on a namespace fd we hold open; it changes only this thread's namespace.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(LabError::io(
+                    "cannot enter the network namespace",
+                    &path,
+                    std::io::Error::last_os_error(),
+                ));
+            }
+            Ok(f())
+        })
+        .join()
+        .expect("probe thread")
+    })
+}
+
 /// Wait until every address answers, or fail naming the ones that did not.
 pub fn wait_all(nodes: &[(String, Ipv4Addr)], timeout: Duration) -> Result<(), LabError> {
     let deadline = Instant::now() + timeout;

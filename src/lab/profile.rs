@@ -29,18 +29,32 @@ pub fn render(state: &State, dir: &Path, cni_dir: &Path) -> String {
            provider: routes\n  \
            cniBinDir: {cni}\n  \
            routes: {{ backend: host-gw }}\n\
-         ssh: {{ user: root, port: 22, identityFile: {key}, knownHosts: {kh} }}\n\
+         ssh: {{ user: {user}, port: 22, identityFile: {key}, knownHosts: {kh}{extra} }}\n\
          nodes:\n",
         name = state.name,
         cni = cni_dir.display(),
         key = dir.join("id_ed25519").display(),
         kh = dir.join("known_hosts").display(),
+        user = state.user.as_deref().unwrap_or("root"),
+        extra = extra_ssh(state),
     );
     for n in &state.nodes {
         s.push_str(&format!(
             "  - {{ name: {}, address: {}, roles: [worker], init: {init} }}\n",
             n.name, n.address
         ));
+    }
+    s
+}
+
+/// `sudo` for a `--user` lab; the bastion (logged into as the same user) for a `--bastion` lab.
+fn extra_ssh(state: &State) -> String {
+    let mut s = String::new();
+    if state.user.is_some() {
+        s.push_str(", sudo: true");
+    }
+    if let Some(b) = &state.bastion {
+        s.push_str(&format!(", bastion: {}", b.address));
     }
     s
 }

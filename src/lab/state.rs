@@ -19,6 +19,27 @@ pub struct State {
     pub gateway: Ipv4Addr,
     pub bridge: String,
     pub nodes: Vec<NodeState>,
+    /// `--bastion`: the bridge only the nodes and the bastion join (no address in the root namespace).
+    #[serde(default)]
+    pub inner_bridge: Option<String>,
+    /// `--bastion`: the jump host, a netns node on both bridges.
+    #[serde(default)]
+    pub bastion: Option<NodeState>,
+    /// `--user`: the login made on the host (recorded before useradd, removed by `lab down`).
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+impl State {
+    /// The bridge the nodes are on: the internal one behind a bastion, else the lab bridge.
+    pub fn node_bridge(&self) -> &str {
+        self.inner_bridge.as_deref().unwrap_or(&self.bridge)
+    }
+
+    /// The network namespace from which the nodes can be reached (the bastion's), if not the root one.
+    pub fn probe_netns(&self) -> Option<&str> {
+        self.bastion.as_ref().and_then(|b| b.netns.as_deref())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +52,9 @@ pub struct NodeState {
     /// netns: the root end of the node's veth.
     #[serde(default)]
     pub veth: Option<String>,
+    /// The bastion's second veth (on the internal bridge).
+    #[serde(default)]
+    pub veth2: Option<String>,
     /// systemd: the nspawn machine name (unique across labs).
     #[serde(default)]
     pub machine: Option<String>,
@@ -106,6 +130,10 @@ pub struct LabInfo {
     pub known_hosts: PathBuf,
     /// The netctl profile for the lab.
     pub profile: PathBuf,
+    /// `--bastion`: the jump host's address (the nodes are reachable only through it).
+    pub bastion: Option<Ipv4Addr>,
+    /// The namespace the nodes can be reached from (the bastion's), when not the root namespace.
+    pub probe_netns: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +183,8 @@ impl LabInfo {
             key: dir.join("id_ed25519"),
             known_hosts: dir.join("known_hosts"),
             profile: dir.join("profile.yaml"),
+            bastion: state.bastion.as_ref().map(|b| b.address),
+            probe_netns: state.probe_netns().map(String::from),
             dir,
         }
     }

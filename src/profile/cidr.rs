@@ -58,7 +58,7 @@ pub fn plan(profile: &Profile, checked: &Checked) -> Result<Vec<Node>, Problem> 
             pod_cidr,
             pod_cidr_given: given.is_some(),
             init: spec.init,
-            ssh_port: spec.ssh_port.unwrap_or(profile.ssh.port),
+            ssh_port: spec.ssh_port.or(profile.ssh.port).unwrap_or(22),
         });
     }
     Ok(nodes)

@@ -361,26 +361,38 @@ impl Default for WeaveOptions {
     }
 }
 
+/// How nodes are reached. Connection fields are optional: a field the profile leaves out is taken from
+/// ~/.ssh/config (or `config`) for the node, and only then from netctl's default (see `phase::connect`
+/// and docs/ssh.md), so an explicit profile value always wins over the ssh config.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ssh {
-    #[serde(default = "default_user")]
-    pub user: String,
-    #[serde(default = "default_ssh_port")]
-    pub port: u16,
-    #[serde(default = "default_identity")]
-    pub identity_file: String,
-    #[serde(default = "default_known_hosts")]
-    pub known_hosts: String,
+    /// Default: ssh config `User`, else root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Default: ssh config `Port`, else 22.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Default: ssh config `IdentityFile`s, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa. Agent keys are tried after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_file: Option<String>,
+    /// Default: ssh config `UserKnownHostsFile`, else ~/.ssh/known_hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+    /// An OpenSSH client config file; default: NETCTL_SSH_CONFIG, else ~/.ssh/config when it exists.
+    /// `none` reads no config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
     #[serde(default)]
     pub sudo: bool,
+    /// `[user@]host[:port]`; default: ssh config `ProxyJump`.
     #[serde(default)]
     pub bastion: Option<String>,
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Seconds to wait for a TCP connection and the SSH handshake.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: u64,
+    /// Seconds to wait for a TCP connection and the SSH handshake; default: ssh config `ConnectTimeout`, else 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<u64>,
     /// Seconds any one remote command may take.
     #[serde(default = "default_command_timeout")]
     pub command_timeout: u64,
@@ -389,14 +401,15 @@ pub struct Ssh {
 impl Default for Ssh {
     fn default() -> Self {
         Ssh {
-            user: default_user(),
-            port: default_ssh_port(),
-            identity_file: default_identity(),
-            known_hosts: default_known_hosts(),
+            user: None,
+            port: None,
+            identity_file: None,
+            known_hosts: None,
+            config: None,
             sudo: false,
             bastion: None,
             concurrency: default_concurrency(),
-            connect_timeout: default_connect_timeout(),
+            connect_timeout: None,
             command_timeout: default_command_timeout(),
         }
     }
@@ -483,23 +496,8 @@ fn default_calico_version() -> String {
 fn default_weave_version() -> String {
     WEAVE_VERSION.into()
 }
-fn default_user() -> String {
-    "root".into()
-}
-fn default_ssh_port() -> u16 {
-    22
-}
-fn default_identity() -> String {
-    "~/.ssh/id_ed25519".into()
-}
-fn default_known_hosts() -> String {
-    "~/.ssh/known_hosts".into()
-}
 fn default_concurrency() -> usize {
     32
-}
-fn default_connect_timeout() -> u64 {
-    10
 }
 fn default_command_timeout() -> u64 {
     120

@@ -400,29 +400,38 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     }
 
     let s = &profile.ssh;
-    if !is_user_name(&s.user) {
-        p.add("ssh.user", format!("{:?} is not a user name", s.user));
+    if let Some(user) = &s.user {
+        if !is_user_name(user) {
+            p.add("ssh.user", format!("{user:?} is not a user name"));
+        }
     }
-    if s.port == 0 {
+    if s.port == Some(0) {
         p.add("ssh.port", "0 is not a port");
     }
-    check_path(&mut p, "ssh.identityFile", &s.identity_file);
-    check_path(&mut p, "ssh.knownHosts", &s.known_hosts);
+    for (field, path) in [
+        ("ssh.identityFile", &s.identity_file),
+        ("ssh.knownHosts", &s.known_hosts),
+        ("ssh.config", &s.config),
+    ] {
+        if let Some(path) = path {
+            check_path(&mut p, field, path);
+        }
+    }
     if s.concurrency == 0 {
         p.add("ssh.concurrency", "must be at least 1");
     }
-    if s.connect_timeout == 0 {
+    if s.connect_timeout == Some(0) {
         p.add("ssh.connectTimeout", "must be at least 1 second");
     }
     if s.command_timeout == 0 {
         p.add("ssh.commandTimeout", "must be at least 1 second");
     }
     if let Some(b) = &s.bastion {
-        let host = b.rsplit('@').next().unwrap_or(b);
         let ok = b
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'@'));
-        if !ok || host.is_empty() {
+        let parsed = crate::transport::ssh_config::parse_jump(b);
+        if !ok || parsed.is_err() {
             p.add("ssh.bastion", format!("{b:?} is not [user@]host[:port]"));
         }
     }

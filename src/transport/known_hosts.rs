@@ -56,6 +56,30 @@ pub(crate) fn check(
     }
 }
 
+/// Which file said what: the status, and the file a `Changed` line is in.
+pub(crate) fn check_files(
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    files: &[&Path],
+) -> Result<(HostKeyStatus, usize), (usize, russh::keys::Error)> {
+    // As OpenSSH: a match in any file (the user's or the global ones) is enough; otherwise a
+    // different key recorded in any of them is a change; otherwise the key is unknown.
+    let mut changed = None;
+    for (i, path) in files.iter().enumerate() {
+        match check(host, port, key, path).map_err(|e| (i, e))? {
+            HostKeyStatus::Known => return Ok((HostKeyStatus::Known, i)),
+            c @ HostKeyStatus::Changed { .. } => {
+                if changed.is_none() {
+                    changed = Some((c, i));
+                }
+            }
+            HostKeyStatus::Unknown => {}
+        }
+    }
+    Ok(changed.unwrap_or((HostKeyStatus::Unknown, 0)))
+}
+
 /// Serialises appends from concurrent connects in this process so two entries never interleave.
 static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
@@ -200,6 +224,49 @@ mod tests {
         assert_eq!(
             check("h", 2200, &key(KEY_A), &path).unwrap(),
             HostKeyStatus::Known
+        );
+    }
+
+    #[test]
+    fn hashed_entries_and_global_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("known_hosts");
+        let global = dir.path().join("ssh_known_hosts");
+        // Hashed by OpenSSH itself: `10.0.0.1` becomes |1|salt|hmac.
+        std::fs::write(&global, format!("10.0.0.1 {KEY_A}\n")).unwrap();
+        let hashed = std::process::Command::new("ssh-keygen")
+            .arg("-H")
+            .arg("-f")
+            .arg(&global)
+            .output();
+        if !hashed.is_ok_and(|o| o.status.success()) {
+            eprintln!("SKIP hashed_entries_and_global_files: ssh-keygen -H is not available");
+            return;
+        }
+        let text = std::fs::read_to_string(&global).unwrap();
+        assert!(
+            text.starts_with("|1|") && !text.contains("10.0.0.1"),
+            "{text}"
+        );
+        std::fs::write(&global, format!("{text}10.0.0.2 {KEY_A}\n")).unwrap();
+        let files = [user.as_path(), global.as_path()];
+        assert_eq!(
+            check_files("10.0.0.1", 22, &key(KEY_A), &files).unwrap(),
+            (HostKeyStatus::Known, 1)
+        );
+        assert_eq!(
+            check_files("10.0.0.1", 22, &key(KEY_B), &files).unwrap(),
+            (HostKeyStatus::Changed { line: 1 }, 1)
+        );
+        assert_eq!(
+            check_files("10.0.0.9", 22, &key(KEY_A), &files).unwrap().0,
+            HostKeyStatus::Unknown
+        );
+        // A key known in the user file wins over a different one in the global file.
+        std::fs::write(&user, format!("10.0.0.2 {KEY_B}\n")).unwrap();
+        assert_eq!(
+            check_files("10.0.0.2", 22, &key(KEY_B), &files).unwrap(),
+            (HostKeyStatus::Known, 0)
         );
     }
 

@@ -7,8 +7,13 @@
 //! trust-on-first-use is asked for, changed keys always), and uploads replace files atomically with a
 //! backup of what they replace.
 
+mod auth;
+mod jump;
 mod known_hosts;
+pub mod secrets;
 mod session;
+pub mod ssh_config;
+mod sudo;
 mod upload;
 
 use std::path::PathBuf;
@@ -18,24 +23,66 @@ pub use crate::provider::sh_quote;
 pub use known_hosts::fingerprint;
 pub use session::Session;
 
-/// Where and how to reach one node.
+/// Where and how to reach one node (or a bastion). Built by `phase::connect` from the profile and
+/// ~/.ssh/config; plain data so tests can make one by hand (`..Default::default()`).
 #[derive(Clone, Debug)]
 pub struct Target {
     /// Node name, used in every error message.
     pub name: String,
-    /// Address to connect to (IP or DNS name).
+    /// Address to connect to (IP or DNS name); through a bastion, the address the bastion connects to.
     pub host: String,
     pub port: u16,
     pub user: String,
-    /// ed25519 or RSA private key (OpenSSH format, unencrypted).
-    pub identity_file: PathBuf,
+    /// Private keys (OpenSSH format; ed25519, ECDSA or RSA; encrypted ones are asked for once), tried in
+    /// order. A file that does not exist is skipped, as OpenSSH does.
+    pub identity_files: Vec<PathBuf>,
+    /// The ssh-agent socket whose keys are tried after the files; None: no agent.
+    pub agent: Option<PathBuf>,
+    /// The user's known_hosts: read, and written when a new key is accepted.
     pub known_hosts: PathBuf,
+    /// Read-only known_hosts files (/etc/ssh/ssh_known_hosts).
+    pub global_known_hosts: Vec<PathBuf>,
     /// Trust (and record) a host key that known_hosts does not know yet. A changed key is always refused.
     pub accept_new_host_keys: bool,
+    /// Reach the node through this bastion (one shared connection per run, a direct-tcpip channel per node).
+    pub jump: Option<Box<Target>>,
+    /// Run every script through sudo (see `sudo.rs`).
+    pub sudo: bool,
     /// Bound on TCP connect + handshake + authentication.
     pub connect_timeout: Duration,
     /// Bound on any one exec (and on one upload, which is one exec).
     pub command_timeout: Duration,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            name: String::new(),
+            host: String::new(),
+            port: 22,
+            user: "root".into(),
+            identity_files: Vec::new(),
+            agent: None,
+            known_hosts: PathBuf::new(),
+            global_known_hosts: Vec::new(),
+            accept_new_host_keys: false,
+            jump: None,
+            sudo: false,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Target {
+    /// `host:port`, bracketed when the host is an IPv6 literal.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
 }
 
 /// What a remote command produced.
@@ -124,12 +171,36 @@ pub enum TransportError {
         source: russh::keys::Error,
     },
 
-    #[error("{node}: authentication failed for user {user} with key {key_file} (is its public key in the user's authorized_keys?)")]
+    #[error("{node}: authentication failed for user {user}; tried {tried} (is one of these public keys in the user's authorized_keys?)")]
     Auth {
         node: String,
         user: String,
-        key_file: PathBuf,
+        /// What was offered: key files and agent keys, or "no key at all" with the reasons.
+        tried: String,
     },
+
+    #[error("{node}: cannot reach the bastion: {message}")]
+    Bastion {
+        node: String,
+        message: String,
+        /// The bastion's host key was refused: stop, as for the node's own key.
+        refused: bool,
+    },
+
+    #[error("{node}: the bastion {bastion} could not open a tunnel to {addr}: {source}")]
+    Tunnel {
+        node: String,
+        bastion: String,
+        addr: String,
+        #[source]
+        source: russh::Error,
+    },
+
+    #[error("{node}: sudo: {message}")]
+    Sudo { node: String, message: String },
+
+    #[error("{node}: {message}")]
+    Config { node: String, message: String },
 
     #[error("{node}: command timed out after {timeout:?}: {command}")]
     CommandTimeout {
@@ -185,7 +256,9 @@ impl TransportError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            TransportError::HostKeyUnknown { .. } | TransportError::HostKeyChanged { .. }
+            TransportError::HostKeyUnknown { .. }
+                | TransportError::HostKeyChanged { .. }
+                | TransportError::Bastion { refused: true, .. }
         )
     }
 
@@ -199,6 +272,10 @@ impl TransportError {
             | TransportError::KnownHosts { node, .. }
             | TransportError::KeyFile { node, .. }
             | TransportError::Auth { node, .. }
+            | TransportError::Bastion { node, .. }
+            | TransportError::Tunnel { node, .. }
+            | TransportError::Sudo { node, .. }
+            | TransportError::Config { node, .. }
             | TransportError::CommandTimeout { node, .. }
             | TransportError::Ssh { node, .. }
             | TransportError::Protocol { node, .. }

@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::client::{self, AuthResult, Handle};
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::client::{self, Handle};
+use russh::keys::PublicKeyOrCertificate;
 use russh::{ChannelMsg, Disconnect, Sig};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::known_hosts::{self, HostKeyStatus};
-use super::upload;
+use super::sudo::{self, Mode};
+use super::{auth, jump, secrets, upload};
 use super::{Output, Target, TransportError, Upload};
 
 /// An open, authenticated SSH connection to one node.
@@ -21,20 +23,23 @@ pub struct Session {
     node: String,
     handle: Handle<Client>,
     command_timeout: Duration,
+    /// How scripts become root (see sudo.rs).
+    sudo: Mode,
 }
 
 /// Handler for the russh client: checks the server key against known_hosts.
-struct Client {
+pub(crate) struct Client {
     node: String,
     host: String,
     port: u16,
     known_hosts: PathBuf,
+    global_known_hosts: Vec<PathBuf>,
     accept_new: bool,
 }
 
 /// Errors out of the handler: either russh's, or our own refusal carried through the handshake.
 #[derive(Debug)]
-enum HandlerError {
+pub(crate) enum HandlerError {
     Ssh(russh::Error),
     Refused(Box<TransportError>),
 }
@@ -55,13 +60,16 @@ impl client::Handler for Client {
         let key = server_key.public_key();
         let entry = known_hosts::host_entry(&self.host, self.port);
         let refuse = |e: TransportError| Err(HandlerError::Refused(Box::new(e)));
-        let status = match known_hosts::check(&self.host, self.port, &key, &self.known_hosts) {
-            Ok(status) => status,
-            Err(source) => {
+        // The user's file first (the one new keys are written to), then the read-only global ones.
+        let mut files = vec![self.known_hosts.as_path()];
+        files.extend(self.global_known_hosts.iter().map(PathBuf::as_path));
+        let (status, file) = match known_hosts::check_files(&self.host, self.port, &key, &files) {
+            Ok(found) => found,
+            Err((i, source)) => {
                 return refuse(TransportError::KnownHosts {
                     node: self.node.clone(),
                     action: "read",
-                    path: self.known_hosts.clone(),
+                    path: files[i].to_path_buf(),
                     source,
                 })
             }
@@ -72,7 +80,7 @@ impl client::Handler for Client {
                 node: self.node.clone(),
                 host_entry: entry,
                 fingerprint: known_hosts::fingerprint(&key),
-                known_hosts: self.known_hosts.clone(),
+                known_hosts: files[file].to_path_buf(),
                 line,
             }),
             HostKeyStatus::Unknown if self.accept_new => {
@@ -108,119 +116,134 @@ fn client_config() -> client::Config {
     }
 }
 
-impl Session {
-    /// Connect, check the host key, authenticate with the key file. `connect_timeout` bounds all of it.
-    pub async fn connect(target: &Target) -> Result<Session, TransportError> {
-        let node = target.name.clone();
-        // The key file is local: read it first so a bad key is reported even when the node is down.
-        let key = russh::keys::load_secret_key(&target.identity_file, None).map_err(|source| {
-            TransportError::KeyFile {
-                node: node.clone(),
-                path: target.identity_file.clone(),
-                source,
+/// Connect (directly, or through the target's bastion), check the host key and authenticate.
+/// `connect_timeout` bounds all of it.
+pub(crate) async fn open(target: &Target) -> Result<Handle<Client>, TransportError> {
+    // Key files are local: read them first so a bad key is reported even when the node is down.
+    let keys = auth::load_files(target)?;
+    let addr = target.addr();
+    let connect = async {
+        let mut handle = match &target.jump {
+            None => {
+                let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+                    .await
+                    .and_then(|s| s.set_nodelay(true).map(|()| s))
+                    .map_err(|source| TransportError::Connect {
+                        node: target.name.clone(),
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                handshake(target, stream).await?
             }
-        })?;
-        let key = Arc::new(key);
-        // `host:port`, bracketed when the host is an IPv6 literal.
-        let addr_text = if target.host.contains(':') {
-            format!("[{}]:{}", target.host, target.port)
-        } else {
-            format!("{}:{}", target.host, target.port)
+            Some(bastion) => {
+                let via = jump::connection(&target.name, bastion).await?;
+                // The originator fields are informational for the bastion's sshd (it logs them).
+                let channel = via
+                    .channel_open_direct_tcpip(
+                        target.host.clone(),
+                        u32::from(target.port),
+                        "127.0.0.1",
+                        0,
+                    )
+                    .await
+                    .map_err(|source| TransportError::Tunnel {
+                        node: target.name.clone(),
+                        bastion: bastion.addr(),
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                handshake(target, channel.into_stream()).await?
+            }
         };
-        match timeout(
-            target.connect_timeout,
-            Self::connect_inner(target, key, &addr_text),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(TransportError::ConnectTimeout {
-                node,
-                addr: addr_text,
-                timeout: target.connect_timeout,
-            }),
-        }
+        auth::authenticate(&mut handle, target, &keys).await?;
+        Ok(handle)
+    };
+    match timeout(target.connect_timeout, connect).await {
+        Ok(result) => result,
+        Err(_) => Err(TransportError::ConnectTimeout {
+            node: target.name.clone(),
+            addr,
+            timeout: target.connect_timeout,
+        }),
     }
+}
 
-    async fn connect_inner(
-        target: &Target,
-        key: Arc<russh::keys::PrivateKey>,
-        addr: &str,
-    ) -> Result<Session, TransportError> {
-        let node = target.name.clone();
-        let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
-            .await
-            .map_err(|source| TransportError::Connect {
-                node: node.clone(),
-                addr: addr.to_string(),
+async fn handshake<R>(target: &Target, stream: R) -> Result<Handle<Client>, TransportError>
+where
+    R: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let handler = Client {
+        node: target.name.clone(),
+        host: target.host.clone(),
+        port: target.port,
+        known_hosts: target.known_hosts.clone(),
+        global_known_hosts: target.global_known_hosts.clone(),
+        accept_new: target.accept_new_host_keys,
+    };
+    client::connect_stream(Arc::new(client_config()), stream, handler)
+        .await
+        .map_err(|e| match e {
+            HandlerError::Refused(e) => *e,
+            HandlerError::Ssh(source) => TransportError::Ssh {
+                node: target.name.clone(),
+                action: format!("handshaking with {}", target.addr()),
                 source,
-            })?;
-        stream
-            .set_nodelay(true)
-            .map_err(|source| TransportError::Connect {
-                node: node.clone(),
-                addr: addr.to_string(),
-                source,
-            })?;
-        let handler = Client {
-            node: node.clone(),
-            host: target.host.clone(),
-            port: target.port,
-            known_hosts: target.known_hosts.clone(),
-            accept_new: target.accept_new_host_keys,
-        };
-        let mut handle = client::connect_stream(Arc::new(client_config()), stream, handler)
-            .await
-            .map_err(|e| match e {
-                HandlerError::Refused(e) => *e,
-                HandlerError::Ssh(source) => TransportError::Ssh {
-                    node: node.clone(),
-                    action: format!("handshaking with {addr}"),
-                    source,
-                },
-            })?;
+            },
+        })
+}
 
-        let hash_alg = if key.algorithm().is_rsa() {
-            // rsa-sha2-256/512 when the server lists them (OpenSSH does); never fall back to SHA-1.
-            handle
-                .best_supported_rsa_hash()
-                .await
-                .map_err(|source| TransportError::Ssh {
-                    node: node.clone(),
-                    action: "negotiating the RSA signature hash".into(),
-                    source,
-                })?
-                .unwrap_or(Some(HashAlg::Sha256))
-        } else {
-            None
-        };
-        let auth = handle
-            .authenticate_publickey(
-                target.user.clone(),
-                PrivateKeyWithHashAlg::new(key, hash_alg),
-            )
-            .await
-            .map_err(|source| TransportError::Ssh {
-                node: node.clone(),
-                action: "authenticating".into(),
-                source,
-            })?;
-        match auth {
-            AuthResult::Success => {}
-            AuthResult::Failure { .. } => {
-                let _ = handle.disconnect(Disconnect::ByApplication, "", "en").await;
-                return Err(TransportError::Auth {
-                    node,
-                    user: target.user.clone(),
-                    key_file: target.identity_file.clone(),
-                });
-            }
-        }
-        Ok(Session {
-            node,
+impl Session {
+    /// Connect, check the host key, authenticate (key files, then agent keys), and with `target.sudo`
+    /// find out how to become root (passwordless, or with the password, checked here once).
+    pub async fn connect(target: &Target) -> Result<Session, TransportError> {
+        let handle = open(target).await?;
+        let mut session = Session {
+            node: target.name.clone(),
             handle,
             command_timeout: target.command_timeout,
-        })
+            sudo: Mode::Direct,
+        };
+        if target.sudo {
+            session.sudo = session.sudo_mode(&target.user).await?;
+        }
+        Ok(session)
+    }
+
+    async fn sudo_mode(&self, user: &str) -> Result<Mode, TransportError> {
+        let probe = self.exec(sudo::PROBE, b"").await?;
+        if probe.success() {
+            return Ok(Mode::NoPassword);
+        }
+        let sudo_err = |message: String| TransportError::Sudo {
+            node: self.node.clone(),
+            message,
+        };
+        let said = sudo_said(&probe.stderr);
+        if probe.status == 127 {
+            return Err(sudo_err(format!("sudo is not installed ({said})")));
+        }
+        let password = secrets::sudo_password().map_err(|e| {
+            sudo_err(format!(
+                "user {user} needs a password for sudo ({said}); {e}"
+            ))
+        })?;
+        sudo::check_password(&password).map_err(sudo_err)?;
+        let check = self
+            .exec(sudo::CHECK, format!("{password}\n").as_bytes())
+            .await?;
+        if !check.success() {
+            return Err(sudo_err(format!(
+                "the sudo password was refused for user {user} ({})",
+                sudo_said(&check.stderr)
+            )));
+        }
+        Ok(Mode::Password(password))
+    }
+
+    /// Run a netctl script (a `sh` program on stdin) as root: directly, or through sudo.
+    pub async fn run_script(&self, script: &[u8]) -> Result<Output, TransportError> {
+        let (command, stdin) = sudo::wrap(&self.sudo, script);
+        self.exec(command, &stdin).await
     }
 
     /// The node this session talks to.
@@ -358,7 +381,7 @@ impl Session {
                 reason,
             }
         })?;
-        let out = self.exec("sh -s", script.as_bytes()).await?;
+        let out = self.run_script(script.as_bytes()).await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if out.status == 0 && stdout.lines().any(|l| l == upload::OK_MARKER) {
             return Ok(());
@@ -388,6 +411,18 @@ impl Session {
             .await;
         let _ = timeout(Duration::from_secs(2), self.handle).await;
     }
+}
+
+/// sudo's complaint without its noise (a node whose hostname does not resolve, the retry prompt).
+fn sudo_said(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.contains("unable to resolve host") && *l != "Sorry, try again."
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The first line of a command, shortened, for error messages.

@@ -1,0 +1,469 @@
+//! The subset of OpenSSH's client configuration (~/.ssh/config) that decides how a node is reached.
+//!
+//! Why: operators already describe their fleet there (jump hosts, users, keys); a provisioner that ignores
+//! it is the top complaint against k0sctl and friends. Semantics follow ssh_config(5): `Host` blocks whose
+//! patterns (`*`, `?`, `!negation`) match, read top to bottom, and for each option the FIRST value found
+//! wins (IdentityFile accumulates, as in OpenSSH). Options before any `Host` line apply to every host.
+//! `Match` blocks are never applied (their conditions are not evaluated); `Include` is not followed.
+//! docs/ssh.md lists what is honoured.
+
+use std::path::{Path, PathBuf};
+
+/// A parsed config file: its blocks in file order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SshConfig {
+    blocks: Vec<Block>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Block {
+    /// None: a `Match` block (never applied).
+    patterns: Option<Vec<Pattern>>,
+    options: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Pattern {
+    negated: bool,
+    glob: String,
+}
+
+/// What the config says about one host. Every field is None (or empty) when the config is silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostOptions {
+    pub host_name: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    /// In order; `~` and `%d`/`%h`/`%r`/`%u`/`%%` are expanded by `expand`.
+    pub identity_files: Vec<String>,
+    pub proxy_jump: Option<String>,
+    pub user_known_hosts_file: Option<String>,
+    pub global_known_hosts_file: Option<String>,
+    pub strict_host_key_checking: Option<String>,
+    pub identity_agent: Option<String>,
+    pub connect_timeout: Option<u64>,
+}
+
+impl HostOptions {
+    /// `StrictHostKeyChecking no` / `accept-new`: record unknown keys. (A changed key is still refused.)
+    pub fn accepts_new_keys(&self) -> bool {
+        matches!(
+            self.strict_host_key_checking
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("no" | "off" | "accept-new")
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshConfigError {
+    #[error("cannot read ssh config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Read and parse a config file.
+pub fn load(path: &Path) -> Result<SshConfig, SshConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SshConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text).map_err(|(line, message)| SshConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+    })
+}
+
+/// Parse config text; an error is (1-based line, message).
+pub fn parse(text: &str) -> Result<SshConfig, (usize, String)> {
+    // Options before the first Host line apply to all hosts.
+    let mut blocks = vec![Block {
+        patterns: Some(vec![Pattern {
+            negated: false,
+            glob: "*".into(),
+        }]),
+        options: Vec::new(),
+    }];
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (keyword, rest) = split_keyword(line);
+        let args = split_args(rest).map_err(|m| (index + 1, m))?;
+        let keyword = keyword.to_ascii_lowercase();
+        match keyword.as_str() {
+            "host" => {
+                if args.is_empty() {
+                    return Err((index + 1, "Host needs at least one pattern".into()));
+                }
+                let patterns = args
+                    .iter()
+                    .map(|a| match a.strip_prefix('!') {
+                        Some(glob) => Pattern {
+                            negated: true,
+                            glob: glob.to_ascii_lowercase(),
+                        },
+                        None => Pattern {
+                            negated: false,
+                            glob: a.to_ascii_lowercase(),
+                        },
+                    })
+                    .collect();
+                blocks.push(Block {
+                    patterns: Some(patterns),
+                    options: Vec::new(),
+                });
+            }
+            "match" => blocks.push(Block {
+                patterns: None,
+                options: Vec::new(),
+            }),
+            _ => {
+                if args.is_empty() {
+                    return Err((index + 1, format!("{keyword} needs a value")));
+                }
+                blocks
+                    .last_mut()
+                    .expect("there is always a block")
+                    .options
+                    .push((keyword, args));
+            }
+        }
+    }
+    Ok(SshConfig { blocks })
+}
+
+/// `Keyword value` or `Keyword=value`.
+fn split_keyword(line: &str) -> (&str, &str) {
+    let end = line
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(line.len());
+    let (keyword, rest) = line.split_at(end);
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+    (keyword, rest)
+}
+
+/// Whitespace-separated arguments; double quotes group (as in OpenSSH).
+fn split_args(s: &str) -> Result<Vec<String>, String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut in_arg = false;
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_arg = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_arg {
+                    args.push(std::mem::take(&mut current));
+                    in_arg = false;
+                }
+            }
+            c => {
+                current.push(c);
+                in_arg = true;
+            }
+        }
+    }
+    if quoted {
+        return Err("unterminated quote".into());
+    }
+    if in_arg {
+        args.push(current);
+    }
+    Ok(args)
+}
+
+impl SshConfig {
+    /// The options for a host known by any of `names` (netctl passes a node's name and its address).
+    /// A block applies when one of its patterns matches one of the names and no negated pattern
+    /// matches any of them.
+    pub fn lookup(&self, names: &[&str]) -> HostOptions {
+        let names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+        let mut o = HostOptions::default();
+        for block in &self.blocks {
+            let Some(patterns) = &block.patterns else {
+                continue;
+            };
+            let negated = patterns
+                .iter()
+                .filter(|p| p.negated)
+                .any(|p| names.iter().any(|n| glob_match(&p.glob, n)));
+            let positive = patterns
+                .iter()
+                .filter(|p| !p.negated)
+                .any(|p| names.iter().any(|n| glob_match(&p.glob, n)));
+            if negated || !positive {
+                continue;
+            }
+            for (key, args) in &block.options {
+                let first = || Some(args[0].clone());
+                match key.as_str() {
+                    "hostname" => set(&mut o.host_name, first()),
+                    "user" => set(&mut o.user, first()),
+                    "port" => set(&mut o.port, args[0].parse().ok()),
+                    "identityfile" => o.identity_files.push(args[0].clone()),
+                    "proxyjump" => set(&mut o.proxy_jump, first()),
+                    "userknownhostsfile" => set(&mut o.user_known_hosts_file, first()),
+                    "globalknownhostsfile" => set(&mut o.global_known_hosts_file, first()),
+                    "stricthostkeychecking" => set(&mut o.strict_host_key_checking, first()),
+                    "identityagent" => set(&mut o.identity_agent, first()),
+                    "connecttimeout" => set(&mut o.connect_timeout, args[0].parse().ok()),
+                    _ => {}
+                }
+            }
+        }
+        o
+    }
+}
+
+/// First value wins.
+fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+/// OpenSSH's host patterns: `*` any run of characters, `?` exactly one.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Iterative wildcard match with backtracking to the last star.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Expand `~/` and the tokens OpenSSH allows in file options: %d (home), %h (remote host),
+/// %r (remote user), %u (local user), %% (a percent sign).
+pub fn expand(value: &str, host: &str, remote_user: &str) -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let local_user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    expand_with(value, host, remote_user, &home, &local_user)
+}
+
+fn expand_with(
+    value: &str,
+    host: &str,
+    remote_user: &str,
+    home: &str,
+    local_user: &str,
+) -> PathBuf {
+    let mut out = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str(home),
+            Some('h') => out.push_str(host),
+            Some('r') => out.push_str(remote_user),
+            Some('u') => out.push_str(local_user),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    match out.strip_prefix("~/") {
+        Some(rest) if !home.is_empty() => Path::new(home).join(rest),
+        _ => PathBuf::from(out),
+    }
+}
+
+/// `[user@]host[:port]`, the form of `ssh.bastion` and of one ProxyJump hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpSpec {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+pub fn parse_jump(spec: &str) -> Result<JumpSpec, String> {
+    let spec = spec.trim();
+    if spec.contains(',') {
+        return Err(format!(
+            "{spec:?}: only one jump host is supported (a ProxyJump chain is not)"
+        ));
+    }
+    let spec = spec.strip_prefix("ssh://").unwrap_or(spec);
+    let (user, rest) = match spec.rsplit_once('@') {
+        Some((u, r)) => (Some(u.to_string()), r),
+        None => (None, spec),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => {
+            let port = p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{spec:?}: {p:?} is not a port"))?;
+            (h.to_string(), Some(port))
+        }
+        _ => (rest.to_string(), None),
+    };
+    if host.is_empty() || user.as_deref() == Some("") {
+        return Err(format!("{spec:?} is not [user@]host[:port]"));
+    }
+    Ok(JumpSpec { user, host, port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "\
+# global defaults
+ConnectTimeout 7
+
+Host bastion-*
+    User jump
+    Port 2222
+
+Host n1-alias node-?
+    HostName 10.0.0.11
+    User=ops
+    IdentityFile ~/.ssh/ops_key
+    IdentityFile \"/keys/with space\"
+
+Host * !10.0.0.13
+    User fallback
+    ProxyJump bastion-1
+    StrictHostKeyChecking accept-new
+    IdentityFile ~/.ssh/id_ed25519
+
+Match host n1-alias
+    User never
+";
+
+    #[test]
+    fn first_match_wins_and_identity_files_accumulate() {
+        let c = parse(CONFIG).unwrap();
+        let o = c.lookup(&["n1-alias", "10.0.0.11"]);
+        assert_eq!(o.host_name.as_deref(), Some("10.0.0.11"));
+        assert_eq!(
+            o.user.as_deref(),
+            Some("ops"),
+            "first User wins; Match is not applied"
+        );
+        assert_eq!(o.connect_timeout, Some(7));
+        assert_eq!(o.proxy_jump.as_deref(), Some("bastion-1"));
+        assert_eq!(
+            o.identity_files,
+            vec!["~/.ssh/ops_key", "/keys/with space", "~/.ssh/id_ed25519"]
+        );
+        assert!(o.accepts_new_keys());
+        assert_eq!(o.port, None);
+    }
+
+    #[test]
+    fn patterns_negation_and_question_mark() {
+        let c = parse(CONFIG).unwrap();
+        // node-? matches one character only.
+        assert_eq!(
+            c.lookup(&["node-12", "10.0.0.12"]).user.as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(
+            c.lookup(&["node-1", "10.0.0.12"]).user.as_deref(),
+            Some("ops")
+        );
+        // A negated pattern matching the address removes the whole block.
+        let o = c.lookup(&["worker", "10.0.0.13"]);
+        assert_eq!(o.user, None);
+        assert_eq!(o.proxy_jump, None);
+        assert!(!o.accepts_new_keys());
+        let b = c.lookup(&["bastion-1"]);
+        assert_eq!((b.user.as_deref(), b.port), (Some("jump"), Some(2222)));
+        // Host matching is case-insensitive, as in OpenSSH.
+        assert_eq!(c.lookup(&["N1-ALIAS"]).user.as_deref(), Some("ops"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        assert_eq!(parse("Host\n").unwrap_err().0, 1);
+        assert_eq!(parse("Host a\n  User\n").unwrap_err().0, 2);
+        assert_eq!(parse("Host a\n IdentityFile \"x\n").unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("10.0.*.1?", "10.0.5.12"));
+        assert!(!glob_match("10.0.*.1?", "10.0.5.1"));
+        assert!(glob_match("*.example.com", "a.b.example.com"));
+        assert!(!glob_match("*.example.com", "example.com"));
+        assert!(glob_match("a*b*c", "aXXbYYc"));
+        assert!(!glob_match("a*b*c", "aXXbYY"));
+    }
+
+    #[test]
+    fn tokens_and_home() {
+        assert_eq!(
+            expand_with("~/.ssh/%h-%r-%u-100%%", "h1", "ops", "/home/t", "me"),
+            PathBuf::from("/home/t/.ssh/h1-ops-me-100%")
+        );
+        assert_eq!(
+            expand_with("%d/k", "h", "u", "/home/t", "me"),
+            PathBuf::from("/home/t/k")
+        );
+    }
+
+    #[test]
+    fn jump_specs() {
+        assert_eq!(
+            parse_jump("ops@10.0.0.5:2200").unwrap(),
+            JumpSpec {
+                user: Some("ops".into()),
+                host: "10.0.0.5".into(),
+                port: Some(2200)
+            }
+        );
+        assert_eq!(
+            parse_jump("bastion").unwrap(),
+            JumpSpec {
+                user: None,
+                host: "bastion".into(),
+                port: None
+            }
+        );
+        assert!(parse_jump("a,b").is_err());
+        assert!(parse_jump("h:0").is_err());
+        assert!(parse_jump("@h").is_err());
+    }
+}

@@ -1,0 +1,353 @@
+//! Real fleets, end to end on the lab (root; netns nodes with real sshd and real sudo): nodes reachable only
+//! through a bastion, a non-root user with password sudo, keys held by a real ssh-agent, and an OpenSSH
+//! client config (alias, user, key, hashed known_hosts, accept-new) in place of profile values.
+
+mod labkit;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use labkit::{can_run, netctl, run_ok, text, Lab};
+
+/// `netctl lab up --kind netns` with extra flags (labkit's `Lab::up` takes none).
+fn lab_up(name: &str, nodes: usize, octet: u8, extra: &[&str]) -> Lab {
+    let _ = netctl().args(["lab", "down", "--name", name]).output();
+    let subnet = format!("10.240.{octet}.0/24");
+    let out = run_ok(
+        netctl()
+            .args([
+                "lab", "up", "--name", name, "--kind", "netns", "--subnet", &subnet,
+            ])
+            .args(["--nodes", &nodes.to_string()])
+            .args(extra),
+    );
+    let profile = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("lab up prints the profile path")
+            .trim(),
+    );
+    Lab {
+        name: name.to_string(),
+        profile,
+        nodes,
+    }
+}
+
+/// netctl with a clean SSH environment: no agent, no ~/.ssh (HOME is `home`), no config unless given.
+fn netctl_in(home: &Path) -> Command {
+    let mut c = netctl();
+    c.env("HOME", home)
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("NETCTL_SSH_CONFIG")
+        .env_remove("NETCTL_SUDO_PASSWORD")
+        .stdin(Stdio::null());
+    c
+}
+
+fn init(mut cmd: Command, profile: &Path) -> Output {
+    cmd.args(["init", "--yes", "-p"])
+        .arg(profile)
+        .output()
+        .expect("netctl")
+}
+
+#[test]
+fn init_through_a_bastion_as_a_sudo_user() {
+    if !can_run("init_through_a_bastion_as_a_sudo_user") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let lab = lab_up(
+        "fl-bast",
+        2,
+        81,
+        &[
+            "--bastion",
+            "--user",
+            "netctl-fleet",
+            "--sudo-password",
+            "s3cret pass",
+        ],
+    );
+    let profile = lab.profile_text();
+    assert!(profile.contains("user: netctl-fleet"), "{profile}");
+    assert!(
+        profile.contains("sudo: true") && profile.contains("bastion: 10.240.81.5"),
+        "{profile}"
+    );
+
+    // The nodes are not reachable from here; the bastion is.
+    for addr in ["10.240.81.11:22", "10.240.81.12:22"] {
+        let sa: SocketAddr = addr.parse().unwrap();
+        assert!(
+            TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_err(),
+            "{addr} is reachable without the bastion"
+        );
+    }
+    let bastion: SocketAddr = "10.240.81.5:22".parse().unwrap();
+    TcpStream::connect_timeout(&bastion, Duration::from_secs(2)).expect("the bastion answers");
+
+    // A wrong sudo password: exit 1, quickly, naming each node and sudo.
+    let started = Instant::now();
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SUDO_PASSWORD", "not the password");
+    let o = init(cmd, &lab.profile);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("node-1: sudo: the sudo password was refused for user netctl-fleet"),
+        "{out}"
+    );
+    assert!(out.contains("node-2: sudo:"), "{out}");
+    assert!(
+        !out.contains("not the password"),
+        "the password leaked: {out}"
+    );
+    assert_eq!(
+        lab.exec_ok("node-1", "ls /var/lib/netctl"),
+        "",
+        "nothing written"
+    );
+
+    // No password and no terminal: a clear error, not a prompt or a hang.
+    let o = init(netctl_in(home.path()), &lab.profile);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("NETCTL_SUDO_PASSWORD"), "{}", text(&o));
+
+    // The right password: files (owned by root) and routes land on the nodes, through the bastion,
+    // which sees one login for the whole run.
+    let bastion_log = lab.profile.with_file_name("nodes/bastion/sshd.log");
+    let logins = || {
+        std::fs::read_to_string(&bastion_log)
+            .unwrap_or_default()
+            .matches("Accepted publickey for netctl-fleet")
+            .count()
+    };
+    let before = logins();
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SUDO_PASSWORD", "s3cret pass");
+    let o = init(cmd, &lab.profile);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        logins(),
+        before + 1,
+        "one bastion login per run, for both nodes"
+    );
+    let routes = lab.exec_ok("node-1", "ip -4 route show proto 211");
+    assert!(
+        routes.contains("10.200.1.0/24 via 10.240.81.12"),
+        "{routes}"
+    );
+    let routes = lab.exec_ok("node-2", "ip -4 route show proto 211");
+    assert!(
+        routes.contains("10.200.0.0/24 via 10.240.81.11"),
+        "{routes}"
+    );
+    let owner = lab.exec_ok(
+        "node-2",
+        "stat -c '%U %a' /etc/cni/net.d/10-bridge.conf /var/lib/netctl/state.json",
+    );
+    assert_eq!(owner, "root 644\nroot 644\n", "{owner}");
+    // No script copy is left in the user's temp directory.
+    let left = lab.exec_ok(
+        "node-1",
+        "find /tmp -maxdepth 1 -user netctl-fleet -name 'tmp.*'",
+    );
+    assert_eq!(left, "", "temp scripts left: {left}");
+
+    // A second run changes nothing.
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SUDO_PASSWORD", "s3cret pass");
+    let o = init(cmd, &lab.profile);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("unchanged"),
+        "{}",
+        text(&o)
+    );
+
+    drop(lab);
+    assert!(
+        !Command::new("getent")
+            .args(["passwd", "netctl-fleet"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "lab down removes the user"
+    );
+}
+
+/// A real ssh-agent, killed by PID when the test ends.
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("ssh-agent");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "ssh-agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Agent { child, socket }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn keys_from_an_ssh_agent() {
+    if !can_run("keys_from_an_ssh_agent") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let lab = lab_up("fl-agent", 1, 82, &[]);
+    let agent = Agent::start(home.path());
+    let key = lab.profile.with_file_name("id_ed25519");
+    run_ok(
+        Command::new("ssh-add")
+            .arg("-q")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &agent.socket),
+    );
+    let profile = lab.profile_variant("agent", |v| {
+        v["ssh"]["identityFile"] = "/nonexistent/id_ed25519".into();
+    });
+
+    // Without the agent nothing can log in, and the error says what was tried.
+    let o = init(netctl_in(home.path()), &profile);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("node-1: authentication failed for user root")
+            && text(&o).contains("/nonexistent/id_ed25519"),
+        "{}",
+        text(&o)
+    );
+
+    let mut cmd = netctl_in(home.path());
+    cmd.env("SSH_AUTH_SOCK", &agent.socket);
+    let o = init(cmd, &profile);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(lab
+        .exec_ok("node-1", "cat /var/lib/netctl/state.json")
+        .contains("routes"));
+}
+
+#[test]
+fn ssh_config_alias_hashed_known_hosts_and_accept_new() {
+    if !can_run("ssh_config_alias_hashed_known_hosts_and_accept_new") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let lab = lab_up("fl-conf", 1, 83, &[]);
+    let key = lab.profile.with_file_name("id_ed25519");
+    // The node is called by its alias; user, key and known_hosts come from the ssh config only.
+    let profile = lab.profile_variant("alias", |v| {
+        let ssh = v["ssh"].as_mapping_mut().unwrap();
+        for k in ["user", "identityFile", "knownHosts"] {
+            ssh.remove(k);
+        }
+        v["nodes"][0]["name"] = "n1-alias".into();
+    });
+    let hashed = home.path().join("known_hosts.hashed");
+    std::fs::copy(lab.profile.with_file_name("known_hosts"), &hashed).unwrap();
+    run_ok(Command::new("ssh-keygen").arg("-H").arg("-f").arg(&hashed));
+    let kh = std::fs::read_to_string(&hashed).unwrap();
+    assert!(
+        kh.starts_with("|1|") && !kh.contains("10.240.83.11"),
+        "{kh}"
+    );
+
+    let config = home.path().join("ssh_config");
+    let write_config = |known_hosts: &Path, extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "Host other\n  User nobody\n\nHost n1-*\n  HostName 10.240.83.11\n  User root\n  \
+                 IdentityFile {}\n  UserKnownHostsFile {}\n{extra}\nHost *\n  User wrong\n",
+                key.display(),
+                known_hosts.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_config(&hashed, "");
+
+    // Without the config: the host is unknown (no ~/.ssh/known_hosts): refused before any key is tried.
+    let o = init(netctl_in(home.path()), &profile);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SSH_CONFIG", &config);
+    let o = init(cmd, &profile);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(lab
+        .exec_ok(
+            "node-1",
+            "ip -4 -o addr show; cat /var/lib/netctl/state.json"
+        )
+        .contains("routes"));
+
+    // An empty known_hosts: refused (exit 3) ... unless the config says StrictHostKeyChecking accept-new.
+    let fresh = home.path().join("known_hosts.fresh");
+    std::fs::write(&fresh, "").unwrap();
+    write_config(&fresh, "  StrictHostKeyChecking yes\n");
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SSH_CONFIG", &config);
+    let o = init(cmd, &profile);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    write_config(&fresh, "  StrictHostKeyChecking accept-new\n");
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SSH_CONFIG", &config);
+    let o = init(cmd, &profile);
+    assert!(o.status.success(), "{}", text(&o));
+    let learned = std::fs::read_to_string(&fresh).unwrap();
+    assert!(
+        learned.starts_with("10.240.83.11 ssh-ed25519 "),
+        "{learned}"
+    );
+
+    // accept-new never accepts a changed key.
+    let other = home.path().join("other_key");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&other),
+    );
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let fake: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    std::fs::write(&fresh, format!("10.240.83.11 {}\n", fake.join(" "))).unwrap();
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SSH_CONFIG", &config);
+    let o = init(cmd, &profile);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("HOST KEY CHANGED"), "{}", text(&o));
+}
