@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(openssh-server openssh-client containernetworking-plugins iproute2 iputils-ping iptables
-          systemd systemd-container debootstrap kmod procps openssl tmux)
+          systemd systemd-container debootstrap kmod procps openssl tmux sudo bsdutils)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${PACKAGES[@]}"; do
