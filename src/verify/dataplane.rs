@@ -99,6 +99,8 @@ pub struct Made {
     pub bridge_new: Option<String>,
     /// host-local's /var/lib/cni/networks/<name> did not exist before verify.
     pub ipam_dir_new: Option<String>,
+    /// Directories host-local creates (/var/lib/cni/networks and its parent) that were not there.
+    pub cni_dirs_new: Vec<String>,
     /// ip_forward was 0: the bridge plugin (isGateway) turns it on; put it back.
     pub forward_was_off: bool,
 }
@@ -194,6 +196,10 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
         }
         if let Some(d) = &m.ipam_dir_new {
             script.push_str(&format!("rm -rf {}\n", sh_quote(d)));
+        }
+        for d in &m.cni_dirs_new {
+            // rmdir: only if empty, so nothing but what the pods made goes.
+            script.push_str(&format!("rmdir {} 2>/dev/null || true\n", sh_quote(d)));
         }
         if m.forward_was_off {
             script.push_str("sysctl -q -w net.ipv4.ip_forward=0\n");
@@ -431,6 +437,11 @@ pub async fn run(
                     bridge_new,
                     ipam_dir_new,
                     forward_was_off: p.facts.forward == "0",
+                    cni_dirs_new: ["/var/lib/cni/networks", "/var/lib/cni"]
+                        .into_iter()
+                        .filter(|d| !p.facts.cni_dirs.contains(*d))
+                        .map(String::from)
+                        .collect(),
                 },
             );
             // Both pods at once: two channels on the node's one connection.

@@ -41,6 +41,8 @@ pub struct Facts {
     pub units: BTreeMap<String, String>,
     /// Directories under /var/lib/cni/networks (host-local's per-network state).
     pub cni_networks: BTreeSet<String>,
+    /// Which of /var/lib/cni and /var/lib/cni/networks existed.
+    pub cni_dirs: BTreeSet<String>,
 }
 
 /// The one read-only script. Every value it prints is tagged; nothing it prints is run.
@@ -59,6 +61,7 @@ pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
         "printf '@@brnf %s %s\\n' $m \"$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo -)\"\n",
         "for f in \"$CONF\"/*.conf \"$CONF\"/*.conflist \"$CONF\"/*.json; do [ -f \"$f\" ] || continue; printf '@@conf %s ' \"${f##*/}\"; base64 -w0 < \"$f\"; echo; done\n",
         "for f in \"$BIN\"/*; do [ -f \"$f\" ] && [ -x \"$f\" ] && printf '@@bin %s\\n' \"${f##*/}\"; done\n",
+        "for d in /var/lib/cni /var/lib/cni/networks; do [ -d \"$d\" ] && printf '@@cnidir %s\\n' \"$d\"; done\n",
         "for d in /var/lib/cni/networks/*; do [ -d \"$d\" ] && printf '@@cninet %s\\n' \"${d##*/}\"; done\n",
         "set -- $(ip -o -4 addr show to \"$ADDR\"); printf '@@nodedev %s\\n' \"${2:-}\"\n",
         "ip -o -4 addr show | while read -r _ d _ a _; do printf '@@addr %s %s\\n' \"$d\" \"$a\"; done\n",
@@ -121,6 +124,9 @@ pub fn parse(out: &str) -> Facts {
             }
             "bin" => {
                 f.bins.insert(rest.trim().to_string());
+            }
+            "cnidir" => {
+                f.cni_dirs.insert(rest.trim().to_string());
             }
             "cninet" => {
                 f.cni_networks.insert(rest.trim().to_string());
