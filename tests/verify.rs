@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const NODES: usize = 3;
 
-/// Files (with mtimes), routes, links, addresses, netns, host-local state and ip_forward of every
+/// Files (with mtimes; directories by name: adding and removing a pod's entry bumps theirs), routes, links, addresses, netns, host-local state and ip_forward of every
 /// node: equal before and after means verify changed nothing.
 fn snapshot(lab: &Lab) -> Vec<String> {
     (1..=NODES)
@@ -23,7 +23,7 @@ fn snapshot(lab: &Lab) -> Vec<String> {
             lab.exec_ok(
                 &lab.node(i),
                 "for d in /etc/cni/net.d /etc/sysctl.d /usr/local/lib/netctl /var/lib/netctl /etc/systemd/system /var/lib/cni /run/netns; do \
-                   [ -d $d ] && find $d -xdev -printf '%p %T@ %s %m\\n'; done | sort; \
+                   [ -d $d ] && find $d -xdev \\( -type d -printf '%p/ %m\\n' \\) -o -printf '%p %T@ %s %m\\n'; done | sort; \
                  ip -4 route show table all | grep -v ' table local'; ip -o link show | cut -d' ' -f2,3,5; ip -4 -o addr show | cut -d' ' -f2,7; \
                  ip netns list; sysctl -n net.ipv4.ip_forward; ip neigh show nud permanent; bridge fdb show | grep -c .",
             )
