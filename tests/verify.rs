@@ -57,7 +57,13 @@ fn failures(v: &Value) -> Vec<String> {
 }
 
 fn assert_all_pass(v: &Value, o: &Output, what: &str) {
-    assert_eq!(o.status.code(), Some(0), "{what}: {:?}\n{}", failures(v), text(o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{what}: {:?}\n{}",
+        failures(v),
+        text(o)
+    );
     assert_eq!(v["summary"]["fail"], 0, "{what}: {v}");
     for id in [
         "node.ssh",
@@ -120,7 +126,10 @@ fn ctrl_c_removes_test_pods(lab: &Lab) {
             break;
         }
         assert!(Instant::now() < deadline, "no test pod appeared");
-        assert!(child.try_wait().unwrap().is_none(), "verify ended before its pods were seen");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "verify ended before its pods were seen"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: signalling our own child by its PID.
@@ -128,7 +137,11 @@ fn ctrl_c_removes_test_pods(lab: &Lab) {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(check(&v, "verify.interrupted", "cluster")["status"], "fail", "{v}");
+    assert_eq!(
+        check(&v, "verify.interrupted", "cluster")["status"],
+        "fail",
+        "{v}"
+    );
     assert!(!netns_left(lab).contains("netctl-"), "{}", netns_left(lab));
 }
 
@@ -136,9 +149,15 @@ fn junit_is_valid_xml(lab: &Lab) {
     let o = lab.netctl(&["verify", "--output", "junit"], &lab.profile);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let xml = String::from_utf8(o.stdout).unwrap();
-    assert!(xml.contains("<testsuite name=\"dataplane.pod-to-pod\" tests=\"3\" failures=\"0\""), "{xml}");
+    assert!(
+        xml.contains("<testsuite name=\"dataplane.pod-to-pod\" tests=\"3\" failures=\"0\""),
+        "{xml}"
+    );
     let py = std::process::Command::new("python3")
-        .args(["-c", "import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.read())"])
+        .args([
+            "-c",
+            "import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.read())",
+        ])
         .stdin(Stdio::piped())
         .spawn();
     if let Ok(mut py) = py {
@@ -161,14 +180,24 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
     assert!(o.status.success(), "{}", text(&o));
     assert_all_pass(&v["verify"], &o, "init's verify");
-    assert_eq!(v["verify"]["summary"]["skip"].as_u64().unwrap() as usize, 2 * NODES, "br-netfilter and services skip: {v}");
+    assert_eq!(
+        v["verify"]["summary"]["skip"].as_u64().unwrap() as usize,
+        2 * NODES,
+        "br-netfilter and services skip: {v}"
+    );
 
     // verify passes and changes nothing.
     let before = snapshot(&lab);
     let (o, v) = verify(&lab, &p, &[]);
     assert_all_pass(&v, &o, "verify after init");
-    assert_eq!(check(&v, "cluster.nodes-ready", "cluster")["status"], "skip");
-    assert!(check(&v, "node.services", "node-1")["detail"].as_str().unwrap().contains("init: none"));
+    assert_eq!(
+        check(&v, "cluster.nodes-ready", "cluster")["status"],
+        "skip"
+    );
+    assert!(check(&v, "node.services", "node-1")["detail"]
+        .as_str()
+        .unwrap()
+        .contains("init: none"));
     assert_eq!(before, snapshot(&lab), "verify changed a node");
     let (o, v) = verify(&lab, &p, &["--mesh", "ring"]);
     assert_all_pass(&v, &o, "ring");
@@ -177,13 +206,20 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
     // ip_forward off on one node; verify leaves it off (the bridge plugin would turn it on).
     lab.exec_ok("node-2", "sysctl -q -w net.ipv4.ip_forward=0");
     assert_fails(&lab, &p, "node.forwarding", "node-2", "ip_forward off");
-    assert_eq!(lab.exec_ok("node-2", "sysctl -n net.ipv4.ip_forward").trim(), "0");
+    assert_eq!(
+        lab.exec_ok("node-2", "sysctl -n net.ipv4.ip_forward")
+            .trim(),
+        "0"
+    );
     lab.exec_ok("node-2", "sysctl -q -w net.ipv4.ip_forward=1");
 
     // One route deleted: node.routes and the pings from that node fail; Ctrl-C meanwhile.
     lab.exec_ok("node-1", "ip route del 10.200.1.0/24");
     let c = assert_fails(&lab, &p, "node.routes", "node-1", "route deleted");
-    assert!(c["detail"].as_str().unwrap().contains("no route to node-2"), "{c}");
+    assert!(
+        c["detail"].as_str().unwrap().contains("no route to node-2"),
+        "{c}"
+    );
     ctrl_c_removes_test_pods(&lab);
     lab.exec_ok("node-1", "/bin/sh /usr/local/lib/netctl/routes.sh up");
 
@@ -193,16 +229,32 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
         r#"printf '{"cniVersion":"1.0.0","name":"foreign","plugins":[{"type":"flannel"}]}\n' > /etc/cni/net.d/00-foreign.conflist"#,
     );
     let c = assert_fails(&lab, &p, "node.cni-config", "node-3", "foreign config");
-    assert!(c["detail"].as_str().unwrap().contains("00-foreign.conflist"), "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("00-foreign.conflist"),
+        "{c}"
+    );
     let (_, v) = verify(&lab, &p, &[]);
     assert_eq!(check(&v, "node.stale-cni", "node-3")["status"], "fail");
-    assert_eq!(check(&v, "dataplane.pods", "node-3")["status"], "skip", "flannel is not on the node");
+    assert_eq!(
+        check(&v, "dataplane.pods", "node-3")["status"],
+        "skip",
+        "flannel is not on the node"
+    );
     lab.exec_ok("node-3", "rm /etc/cni/net.d/00-foreign.conflist");
 
     // A managed file edited.
     lab.exec_ok("node-1", "echo '# edited' >> /etc/sysctl.d/90-netctl.conf");
     let c = assert_fails(&lab, &p, "node.files", "node-1", "file edited");
-    assert!(c["detail"].as_str().unwrap().contains("/etc/sysctl.d/90-netctl.conf edited"), "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/sysctl.d/90-netctl.conf edited"),
+        "{c}"
+    );
     let o = lab.netctl(&["init", "--yes", "--no-verify"], &p);
     assert!(o.status.success(), "{}", text(&o));
 
@@ -214,9 +266,16 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(check(&v, "node.ssh", "node-3")["status"], "fail");
     assert_eq!(check(&v, "node.routes", "node-3")["status"], "skip");
-    assert_eq!(check(&v, "dataplane.pod-to-pod", "node-3")["status"], "skip");
+    assert_eq!(
+        check(&v, "dataplane.pod-to-pod", "node-3")["status"],
+        "skip"
+    );
     assert_eq!(check(&v, "node.routes", "node-1")["status"], "pass");
-    assert_eq!(check(&v, "dataplane.pod-to-pod", "node-1")["status"], "pass", "{v}");
+    assert_eq!(
+        check(&v, "dataplane.pod-to-pod", "node-1")["status"],
+        "pass",
+        "{v}"
+    );
     assert_eq!(failures(&v).len(), 1, "{:?}", failures(&v));
 
     // vxlan: init switches the backend, verify passes, a wrong device MTU fails node.routes.
@@ -228,11 +287,23 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
     let before = snapshot(&lab);
     let (o, v) = verify(&lab, &vx, &[]);
     assert_all_pass(&v, &o, "vxlan");
-    assert!(check(&v, "dataplane.mtu", "node-1")["detail"].as_str().unwrap().contains("1450-byte"), "{v}");
+    assert!(
+        check(&v, "dataplane.mtu", "node-1")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1450-byte"),
+        "{v}"
+    );
     assert_eq!(before, snapshot(&lab), "verify changed a vxlan node");
     lab.exec_ok("node-2", "ip link set netctl-vxlan mtu 1400");
     let c = assert_fails(&lab, &vx, "node.routes", "node-2", "vxlan MTU");
-    assert!(c["detail"].as_str().unwrap().contains("MTU 1400, want 1450"), "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("MTU 1400, want 1450"),
+        "{c}"
+    );
     lab.exec_ok("node-2", "/bin/sh /usr/local/lib/netctl/routes.sh up");
     let (o, v) = verify(&lab, &vx, &[]);
     assert_all_pass(&v, &o, "vxlan repaired");
@@ -247,30 +318,53 @@ fn verify_on_systemd_nodes() {
     let p = lab.profile.clone();
     let o = lab.netctl(&["init", "--yes"], &p);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("dataplane.pod-to-pod"), "init shows the verify table: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("dataplane.pod-to-pod"),
+        "init shows the verify table: {}",
+        text(&o)
+    );
 
     let before = snapshot(&lab);
     let (o, v) = verify(&lab, &p, &[]);
     assert_all_pass(&v, &o, "systemd");
     let s = check(&v, "node.services", "node-1");
     assert_eq!(s["status"], "pass", "{s}");
-    assert!(s["detail"].as_str().unwrap().contains("netctl-routes.service"), "{s}");
+    assert!(
+        s["detail"]
+            .as_str()
+            .unwrap()
+            .contains("netctl-routes.service"),
+        "{s}"
+    );
     assert_eq!(before, snapshot(&lab), "verify changed a node");
 
-    // The boot unit stopped: node.services fails there.
-    lab.exec_ok("node-1", "systemctl stop netctl-routes.service");
-    let c = assert_fails(&lab, &p, "node.services", "node-1", "unit stopped");
-    assert!(c["detail"].as_str().unwrap().contains("netctl-routes.service is inactive"), "{c}");
-    lab.exec_ok("node-1", "systemctl start netctl-routes.service");
+    // The boot unit disabled: routes would be gone after a reboot, node.services fails there.
+    lab.exec_ok("node-1", "systemctl disable netctl-routes.service");
+    let c = assert_fails(&lab, &p, "node.services", "node-1", "unit disabled");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("netctl-routes.service is disabled, not enabled"),
+        "{c}"
+    );
+    lab.exec_ok("node-1", "systemctl enable netctl-routes.service");
 
     // sshd stopped on one node: unreachable, the others still checked.
     lab.exec_ok("node-3", "systemctl stop ssh.socket ssh.service");
     let (o, v) = verify(&lab, &p, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(check(&v, "node.ssh", "node-3")["status"], "fail");
-    assert!(check(&v, "node.ssh", "node-3")["hint"].as_str().unwrap().contains("sshd"));
+    assert!(check(&v, "node.ssh", "node-3")["hint"]
+        .as_str()
+        .unwrap()
+        .contains("sshd"));
     assert_eq!(check(&v, "node.forwarding", "node-3")["status"], "skip");
-    assert_eq!(check(&v, "dataplane.pod-to-pod", "node-1")["status"], "pass", "{v}");
+    assert_eq!(
+        check(&v, "dataplane.pod-to-pod", "node-1")["status"],
+        "pass",
+        "{v}"
+    );
     assert_eq!(failures(&v).len(), 1, "{:?}", failures(&v));
     lab.exec_ok("node-3", "systemctl start ssh.service");
 }
@@ -291,7 +385,12 @@ fn standin(dir: &Path, fail: Option<&str>, ready: bool) -> PathBuf {
         {"metadata": {"name": "nginx-2"}, "spec": {"nodeName": "w2"}, "status": {"podIP": "10.200.2.5"}},
     ]});
     let svc = serde_json::json!({"kind": "Service", "spec": {"clusterIP": "10.32.0.77"}});
-    for (f, v) in [("nodes.json", &nodes), ("ds.json", &ds), ("pods.json", &pods), ("svc.json", &svc)] {
+    for (f, v) in [
+        ("nodes.json", &nodes),
+        ("ds.json", &ds),
+        ("pods.json", &pods),
+        ("svc.json", &svc),
+    ] {
         std::fs::write(dir.join(f), v.to_string()).unwrap();
     }
     let d = dir.display();
@@ -355,20 +454,58 @@ fn cluster_checks_against_a_stand_in_kubectl() {
     let dir = tempfile::tempdir().unwrap();
     let k = standin(dir.path(), None, true);
     let (o, v, calls) = run_standin(dir.path(), &k, &[]);
-    assert_eq!(o.status.code(), Some(1), "nodes are unreachable: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "nodes are unreachable: {}",
+        text(&o)
+    );
     assert_eq!(check(&v, "node.ssh", "w1")["status"], "fail");
-    for id in ["cluster.nodes-ready", "cluster.pod-cidrs", "cluster.provider-pods"] {
+    for id in [
+        "cluster.nodes-ready",
+        "cluster.pod-cidrs",
+        "cluster.provider-pods",
+    ] {
         assert_eq!(check(&v, id, "cluster")["status"], "pass", "{v}");
     }
-    assert!(calls.iter().any(|c| c.ends_with("get nodes -o json")), "{calls:?}");
-    assert!(calls.iter().any(|c| c.ends_with("get daemonset calico-node -n kube-system -o json")), "{calls:?}");
-    assert!(calls.iter().all(|c| c.starts_with(&format!("--kubeconfig {}/kubeconfig ", dir.path().display()))), "{calls:?}");
+    assert!(
+        calls.iter().any(|c| c.ends_with("get nodes -o json")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.ends_with("get daemonset calico-node -n kube-system -o json")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().all(|c| c.starts_with(&format!(
+            "--kubeconfig {}/kubeconfig ",
+            dir.path().display()
+        ))),
+        "{calls:?}"
+    );
 
     let k = standin(dir.path(), None, false);
     let (_, v, _) = run_standin(dir.path(), &k, &[]);
-    assert!(check(&v, "cluster.nodes-ready", "cluster")["detail"].as_str().unwrap().contains("not Ready: w2"), "{v}");
-    assert!(check(&v, "cluster.pod-cidrs", "cluster")["detail"].as_str().unwrap().contains("share podCIDR"), "{v}");
-    assert_eq!(check(&v, "cluster.provider-pods", "cluster")["detail"], "kube-system/calico-node: 1/2 pods ready");
+    assert!(
+        check(&v, "cluster.nodes-ready", "cluster")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not Ready: w2"),
+        "{v}"
+    );
+    assert!(
+        check(&v, "cluster.pod-cidrs", "cluster")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("share podCIDR"),
+        "{v}"
+    );
+    assert_eq!(
+        check(&v, "cluster.provider-pods", "cluster")["detail"],
+        "kube-system/calico-node: 1/2 pods ready"
+    );
 }
 
 #[test]
@@ -376,7 +513,12 @@ fn smoke_test_against_a_stand_in_kubectl() {
     let dir = tempfile::tempdir().unwrap();
     let k = standin(dir.path(), None, true);
     let (_, v, calls) = run_standin(dir.path(), &k, &["--smoke"]);
-    for id in ["smoke.deploy", "smoke.pod-to-service", "smoke.dns", "smoke.cleanup"] {
+    for id in [
+        "smoke.deploy",
+        "smoke.pod-to-service",
+        "smoke.dns",
+        "smoke.cleanup",
+    ] {
         assert_eq!(check(&v, id, "cluster")["status"], "pass", "{v}");
     }
     assert_eq!(check(&v, "smoke.pod-to-pod", "w1")["status"], "pass");
@@ -387,16 +529,32 @@ fn smoke_test_against_a_stand_in_kubectl() {
             .position(|c| c.contains(needle))
             .unwrap_or_else(|| panic!("no `{needle}` in {calls:?}"))
     };
-    let ns = v["run_id"].as_str().unwrap().rsplit('-').next().unwrap().to_string();
+    let ns = v["run_id"]
+        .as_str()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string();
     let ns = format!("netctl-smoke-{ns}");
     let apply = pos("apply -f smoke.yaml");
     let rollout = pos(&format!("-n {ns} rollout status deployment/nginx"));
     let wait = pos("wait --for=condition=Ready pod/client");
     let curl_pod = pos("exec client -- curl -s -m 5 http://10.200.2.5/");
     let curl_svc = pos("exec client -- curl -s -m 5 http://10.32.0.77/");
-    let dns = pos(&format!("exec client -- nslookup nginx.{ns}.svc.cluster.local"));
+    let dns = pos(&format!(
+        "exec client -- nslookup nginx.{ns}.svc.cluster.local"
+    ));
     let delete = pos(&format!("delete namespace {ns} --ignore-not-found"));
-    assert!(apply < rollout && rollout < wait && wait < curl_pod && curl_pod < curl_svc && curl_svc < dns && dns < delete, "{calls:?}");
+    assert!(
+        apply < rollout
+            && rollout < wait
+            && wait < curl_pod
+            && curl_pod < curl_svc
+            && curl_svc < dns
+            && dns < delete,
+        "{calls:?}"
+    );
 
     // A failing step: the rest is skipped, and the namespace is still deleted.
     let k = standin(dir.path(), Some("rollout"), true);
@@ -406,23 +564,48 @@ fn smoke_test_against_a_stand_in_kubectl() {
     assert_eq!(d["status"], "fail");
     assert!(d["detail"].as_str().unwrap().contains("rollout"), "{d}");
     assert_eq!(check(&v, "smoke.dns", "cluster")["status"], "skip");
-    assert!(calls.last().unwrap().contains("delete namespace netctl-smoke-"), "{calls:?}");
+    assert!(
+        calls
+            .last()
+            .unwrap()
+            .contains("delete namespace netctl-smoke-"),
+        "{calls:?}"
+    );
     assert!(!calls.iter().any(|c| c.contains(" exec ")), "{calls:?}");
 
     // Without a cluster API the smoke test and the cluster checks skip with the reason.
     let p = calico_profile(dir.path());
-    let text_no_api = std::fs::read_to_string(&p).unwrap().replace(&format!("  kubeconfig: {}/kubeconfig\n", dir.path().display()), "");
+    let text_no_api = std::fs::read_to_string(&p).unwrap().replace(
+        &format!("  kubeconfig: {}/kubeconfig\n", dir.path().display()),
+        "",
+    );
     std::fs::write(&p, text_no_api).unwrap();
     let o = labkit::netctl()
-        .args(["verify", "--output", "json", "--no-dataplane", "--smoke", "-p"])
+        .args([
+            "verify",
+            "--output",
+            "json",
+            "--no-dataplane",
+            "--smoke",
+            "-p",
+        ])
         .arg(&p)
         .env("NETCTL_KUBECTL", &k)
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    for (id, s) in [("smoke.deploy", "cluster"), ("cluster.nodes-ready", "cluster")] {
+    for (id, s) in [
+        ("smoke.deploy", "cluster"),
+        ("cluster.nodes-ready", "cluster"),
+    ] {
         let c = check(&v, id, s);
         assert_eq!(c["status"], "skip");
-        assert!(c["detail"].as_str().unwrap().contains("kubernetes.kubeconfig"), "{c}");
+        assert!(
+            c["detail"]
+                .as_str()
+                .unwrap()
+                .contains("kubernetes.kubeconfig"),
+            "{c}"
+        );
     }
 }

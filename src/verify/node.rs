@@ -38,7 +38,8 @@ pub struct Facts {
     /// sha256 per path, for files that exist.
     pub sha: BTreeMap<String, String>,
     pub systemd: bool,
-    pub units: BTreeMap<String, String>,
+    /// Unit -> (is-active, is-enabled).
+    pub units: BTreeMap<String, (String, String)>,
     /// Directories under /var/lib/cni/networks (host-local's per-network state).
     pub cni_networks: BTreeSet<String>,
     /// Which of /var/lib/cni and /var/lib/cni/networks existed.
@@ -86,7 +87,7 @@ pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
     for u in &plan.units {
         let q = sh_quote(&u.name);
         s.push_str(&format!(
-            "  printf '@@unit %s %s\\n' {q} \"$(systemctl is-active {q} 2>/dev/null)\"\n"
+            "  printf '@@unit %s %s %s\\n' {q} \"$(systemctl is-active {q} 2>/dev/null)\" \"$(systemctl is-enabled {q} 2>/dev/null)\"\n"
         ));
     }
     s.push_str("fi\ntrue\n");
@@ -167,10 +168,8 @@ pub fn parse(out: &str) -> Facts {
             "systemd" => f.systemd = true,
             "unit" => {
                 if let Some(u) = words.first() {
-                    f.units.insert(
-                        u.to_string(),
-                        words.get(1).unwrap_or(&"unknown").to_string(),
-                    );
+                    let word = |i: usize| words.get(i).unwrap_or(&"unknown").to_string();
+                    f.units.insert(u.to_string(), (word(1), word(2)));
                 }
             }
             _ => {}
@@ -487,16 +486,23 @@ fn services(node: &Node, plan: &NodePlan, f: &Facts) -> Check {
             "set init: none on this node in the profile, or boot it with systemd",
         );
     }
+    // Daemons must run; a boot-time oneshot (restart: false, e.g. netctl-routes) must be enabled:
+    // init re-runs its script instead of starting it, so it is inactive until the next boot.
+    let unknown = ("unknown".to_string(), "unknown".to_string());
     let down: Vec<String> = plan
         .units
         .iter()
         .filter_map(|u| {
-            let s = f
-                .units
-                .get(&u.name)
-                .map(String::as_str)
-                .unwrap_or("unknown");
-            (s != "active").then(|| format!("{} is {s}", u.name))
+            let (active, enabled) = f.units.get(&u.name).unwrap_or(&unknown);
+            if u.restart && active != "active" {
+                Some(format!("{} is {active}", u.name))
+            } else if !u.restart && u.enable && enabled != "enabled" {
+                Some(format!("{} is {enabled}, not enabled", u.name))
+            } else if !u.restart && active == "failed" {
+                Some(format!("{} failed", u.name))
+            } else {
+                None
+            }
         })
         .collect();
     if down.is_empty() {
@@ -504,7 +510,7 @@ fn services(node: &Node, plan: &NodePlan, f: &Facts) -> Check {
             ID,
             &node.name,
             format!(
-                "active: {}",
+                "running or enabled: {}",
                 plan.units
                     .iter()
                     .map(|u| u.name.as_str())
@@ -905,7 +911,7 @@ mod tests {
 
     #[test]
     fn the_script_output_parses() {
-        let out = "@@forward 1\n@@brnf 0 -\n@@conf 10-bridge.conf eyJhIjoxfQ==\n@@bin bridge\n@@nodedev eth0\n@@addr cni0 10.200.0.1/24\n@@link netctl-vxlan@NONE: <UP> 1450\n@@link eth0@if7: <UP,LOWER_UP> 1500\n@@route 10.200.1.0/24 via 10.240.0.12 dev eth0 proto 211\n@@sha abc /etc/x\n@@systemd\n@@unit netctl-routes.service active\n";
+        let out = "@@forward 1\n@@brnf 0 -\n@@conf 10-bridge.conf eyJhIjoxfQ==\n@@bin bridge\n@@nodedev eth0\n@@addr cni0 10.200.0.1/24\n@@link netctl-vxlan@NONE: <UP> 1450\n@@link eth0@if7: <UP,LOWER_UP> 1500\n@@route 10.200.1.0/24 via 10.240.0.12 dev eth0 proto 211\n@@sha abc /etc/x\n@@systemd\n@@unit netctl-routes.service active enabled\n";
         let f = parse(out);
         assert_eq!(f.forward, "1");
         assert!(!f.br_module);
@@ -916,6 +922,9 @@ mod tests {
         assert_eq!(f.routes.len(), 1);
         assert_eq!(f.sha["/etc/x"], "abc");
         assert!(f.systemd);
-        assert_eq!(f.units["netctl-routes.service"], "active");
+        assert_eq!(
+            f.units["netctl-routes.service"],
+            ("active".into(), "enabled".into())
+        );
     }
 }
