@@ -15,7 +15,7 @@ use crate::printer::Progress;
 use crate::profile::{Cluster, Node};
 use crate::provider;
 use crate::remote::Remote;
-use crate::verify::dataplane::{self, Participant, Registry};
+use crate::verify::dataplane::{self, Participant, Ready, Registry};
 use crate::verify::{cluster as cluster_checks, node, smoke, Check, Options, Report};
 
 const NODE_IDS: [&str; 7] = [
@@ -28,24 +28,30 @@ const NODE_IDS: [&str; 7] = [
     "node.routes",
 ];
 
-struct Reached {
-    node: Node,
-    remote: Arc<Remote>,
-    facts: Option<node::Facts>,
-}
-
 struct NodeResult {
     checks: Vec<Check>,
-    reached: Option<Reached>,
+    remote: Option<Arc<Remote>>,
+    /// Test pods up, waiting for the pings.
+    ready: Option<Ready>,
     refused: bool,
 }
 
-async fn node_stage(
+/// What the per-node stage needs besides the node.
+#[derive(Clone)]
+struct Stage {
     cluster: Arc<Cluster>,
-    node: Node,
     accept_new: bool,
-    line: crate::printer::NodeLine,
-) -> NodeResult {
+    /// Make test pods (the data plane), or skip it for this reason.
+    dataplane: Result<(), String>,
+    suffix: String,
+    registry: Registry,
+}
+
+/// connect -> node checks (one script) -> test pods, for one node; nodes do not wait for each
+/// other until the pings.
+async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> NodeResult {
+    let cluster = st.cluster.clone();
+    let accept_new = st.accept_new;
     let start = Instant::now();
     line.phase("connect");
     // Verify changes nothing but its test pods: sessions are not dry-run, but node checks only
@@ -76,7 +82,8 @@ async fn node_stage(
             ));
             return NodeResult {
                 checks,
-                reached: None,
+                remote: None,
+                ready: None,
                 refused: e.is_refusal(),
             };
         }
@@ -113,14 +120,34 @@ async fn node_stage(
             None
         }
     };
+    let mut ready = None;
+    match (facts, &st.dataplane) {
+        (_, Err(why)) => checks.extend(dataplane::skip_all(&node.name, why)),
+        (None, _) => checks.extend(dataplane::skip_all(
+            &node.name,
+            "the node checks could not read the node",
+        )),
+        (Some(facts), Ok(())) => {
+            line.phase("test pods");
+            let part = Participant {
+                node: node.clone(),
+                remote: remote.clone(),
+                facts,
+            };
+            match dataplane::make_pods(&cluster, part, &st.suffix, st.registry.clone()).await {
+                Ok((c, r)) => {
+                    checks.push(c);
+                    ready = Some(r);
+                }
+                Err(cs) => checks.extend(cs),
+            }
+        }
+    }
     line.done("checked");
     NodeResult {
         checks,
-        reached: Some(Reached {
-            node,
-            remote,
-            facts,
-        }),
+        remote: Some(remote),
+        ready,
         refused: false,
     }
 }
@@ -151,62 +178,44 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
         tokio::task::spawn_blocking(move || cluster_checks::run(&c))
     });
 
+    let registry: Registry = Registry::default();
+    let st = Stage {
+        cluster: cluster.clone(),
+        accept_new: opts.accept_new_host_keys,
+        dataplane: if opts.dataplane {
+            Ok(())
+        } else {
+            Err("data-plane checks not requested".into())
+        },
+        suffix: suffix.clone(),
+        registry: registry.clone(),
+    };
     let jobs: Vec<(Node, crate::printer::NodeLine)> = cluster
         .nodes
         .iter()
         .map(|n| (n.clone(), progress.node(&n.name)))
         .collect();
-    let accept = opts.accept_new_host_keys;
     let stage = fleet::run(jobs, concurrency, |(n, line)| {
-        node_stage(cluster.clone(), n, accept, line)
+        node_stage(st.clone(), n, line)
     });
     let mut checks = Vec::new();
     let mut refused = false;
-    let mut reached = Vec::new();
+    let mut remotes = Vec::new();
+    let mut ready = Vec::new();
     let mut was_interrupted = false;
     tokio::select! {
         results = stage => for r in results {
             checks.extend(r.checks);
             refused |= r.refused;
-            reached.extend(r.reached);
+            remotes.extend(r.remote);
+            ready.extend(r.ready);
         },
         _ = interrupted(rx.clone()) => was_interrupted = true,
     }
-
-    let registry: Registry = Registry::default();
-    if opts.dataplane && !was_interrupted {
-        let mut parts = Vec::new();
-        for r in &reached {
-            match &r.facts {
-                Some(f) => parts.push(Participant {
-                    node: r.node.clone(),
-                    remote: r.remote.clone(),
-                    facts: f.clone(),
-                }),
-                None => checks.extend(dataplane::skip_all(
-                    &r.node.name,
-                    "the node checks could not read the node",
-                )),
-            }
-        }
-        let work = dataplane::run(
-            cluster.clone(),
-            parts,
-            opts.mesh,
-            &suffix,
-            concurrency,
-            registry.clone(),
-        );
+    if !was_interrupted && !ready.is_empty() {
         tokio::select! {
-            c = work => checks.extend(c),
+            c = dataplane::ping_all(ready, opts.mesh, concurrency) => checks.extend(c),
             _ = interrupted(rx.clone()) => was_interrupted = true,
-        }
-    } else if !opts.dataplane {
-        for r in &reached {
-            checks.extend(dataplane::skip_all(
-                &r.node.name,
-                "data-plane checks not requested",
-            ));
         }
     }
     // Always: whatever was made is removed, also after Ctrl-C.
@@ -253,8 +262,8 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
         ));
     }
     watcher.abort();
-    for r in reached {
-        if let Ok(remote) = Arc::try_unwrap(r.remote) {
+    for r in remotes {
+        if let Ok(remote) = Arc::try_unwrap(r) {
             remote.close().await;
         }
     }

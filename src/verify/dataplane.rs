@@ -94,7 +94,7 @@ pub struct Made {
     pub list: ConfList,
     pub bin_dir: String,
     /// Pod name and its final ADD result (None while ADD runs or when it failed).
-    pub pods: Vec<(String, Option<Value>)>,
+    pub pods: [(String, Option<Value>); 2],
     /// The bridge the config creates did not exist before verify.
     pub bridge_new: Option<String>,
     /// host-local's /var/lib/cni/networks/<name> did not exist before verify.
@@ -182,8 +182,11 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
     let results = fleet::run(made, concurrency, |(node, m)| async move {
         let start = Instant::now();
         let mut errors = Vec::new();
-        for (pod, result) in &m.pods {
-            if let Err(e) = del_pod(&m, pod, result.as_ref()).await {
+        // The pods' DELs side by side (one channel each), then what the plugins left behind.
+        let [(pa, ra), (pb, rb)] = &m.pods;
+        let (da, db) = tokio::join!(del_pod(&m, pa, ra.as_ref()), del_pod(&m, pb, rb.as_ref()));
+        for (pod, r) in [(pa, da), (pb, db)] {
+            if let Err(e) = r {
                 errors.push(format!("{pod}: {e}"));
             }
         }
@@ -392,131 +395,123 @@ pub fn pod_mtu(list: &ConfList, facts: &Facts) -> u32 {
     })
 }
 
-struct Ready {
-    part: Participant,
+/// A node whose two test pods are up, waiting for the ping stage.
+pub struct Ready {
+    node: String,
+    remote: Arc<Remote>,
+    pod: String,
     mtu: u32,
-    a: (String, Ipv4Addr),
+    a: Ipv4Addr,
     b: Ipv4Addr,
 }
 
-/// Make the pods, ping, and judge. Pods stay registered in `registry` for `teardown`.
-pub async fn run(
-    cluster: Arc<Cluster>,
-    participants: Vec<Participant>,
-    mesh: Mesh,
+/// Make a node's two test pods (or say why not). Runs right after the node's own checks, so
+/// nodes do not wait for each other until the pings, which need every pod's address.
+pub async fn make_pods(
+    cluster: &Cluster,
+    p: Participant,
     suffix: &str,
-    concurrency: usize,
     registry: Registry,
-) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let mut jobs = Vec::new();
-    for p in participants {
-        match runnable(&cluster, &p.node, &p.facts) {
-            Ok(list) => jobs.push((p, list)),
-            Err(why) => checks.extend(skip_all(&p.node.name, &why)),
-        }
-    }
+) -> Result<(Check, Ready), Vec<Check>> {
+    let list = runnable(cluster, &p.node, &p.facts).map_err(|why| skip_all(&p.node.name, &why))?;
+    let start = Instant::now();
     let bin_dir = cluster.profile.networking.cni_bin_dir.clone();
     let names = pod_names(suffix);
-    let made = fleet::run(jobs, concurrency, |(p, list)| {
-        let registry = registry.clone();
-        let bin_dir = bin_dir.clone();
-        let names = names.clone();
-        async move {
-            let start = Instant::now();
-            let bridge_new = list.bridge().filter(|b| !p.facts.links.contains_key(b));
-            let ipam_dir_new = (!p.facts.cni_networks.contains(&list.name))
-                .then(|| format!("/var/lib/cni/networks/{}", list.name));
-            registry.lock().unwrap().insert(
-                p.node.name.clone(),
-                Made {
-                    remote: p.remote.clone(),
-                    list: list.clone(),
-                    bin_dir: bin_dir.clone(),
-                    pods: names.iter().map(|n| (n.clone(), None)).collect(),
-                    bridge_new,
-                    ipam_dir_new,
-                    forward_was_off: p.facts.forward == "0",
-                    cni_dirs_new: ["/var/lib/cni/networks", "/var/lib/cni"]
-                        .into_iter()
-                        .filter(|d| !p.facts.cni_dirs.contains(*d))
-                        .map(String::from)
-                        .collect(),
-                },
-            );
-            // Both pods at once: two channels on the node's one connection.
-            let (ra, rb) = tokio::join!(
-                add_pod(&p.remote, &list, &bin_dir, &names[0]),
-                add_pod(&p.remote, &list, &bin_dir, &names[1])
-            );
-            if let Some(m) = registry.lock().unwrap().get_mut(&p.node.name) {
-                for (i, r) in [&ra, &rb].into_iter().enumerate() {
-                    if let Ok((_, res)) = r {
-                        m.pods[i].1 = Some(res.clone());
-                    }
-                }
-            }
-            let mtu = pod_mtu(&list, &p.facts);
-            match (ra, rb) {
-                (Ok((a, _)), Ok((b, _))) => {
-                    let c = Check::pass(
-                        "dataplane.pods",
-                        &p.node.name,
-                        format!("{} {a} and {} {b} from {}", names[0], names[1], list.file),
-                    )
-                    .took(start);
-                    Ok((c, Ready { a: (p.node.name.clone(), a), b, part: p, mtu }))
-                }
-                (ra, rb) => {
-                    let e = [ra.err(), rb.err()].into_iter().flatten().collect::<Vec<_>>().join("; ");
-                    Err(Check::fail(
-                        "dataplane.pods",
-                        &p.node.name,
-                        format!("cannot make a test pod with {}: {e}", list.file),
-                        "the runtime would fail the same way: fix the CNI config or plugins (node.cni-config)",
-                    )
-                    .took(start))
-                }
-            }
-        }
-    })
-    .await;
-    let mut ready = Vec::new();
-    for r in made {
-        match r {
-            Ok((c, rd)) => {
-                checks.push(c);
-                ready.push(rd);
-            }
-            Err(c) => {
-                let node = c.subject.clone();
-                checks.push(c);
-                checks.extend(
-                    skip_all(&node, "no test pods on this node")
-                        .into_iter()
-                        .filter(|c| c.id != "dataplane.pods"),
-                );
+    let bridge_new = list.bridge().filter(|b| !p.facts.links.contains_key(b));
+    let ipam_dir_new = (!p.facts.cni_networks.contains(&list.name))
+        .then(|| format!("/var/lib/cni/networks/{}", list.name));
+    // Registered before ADD starts: teardown removes even a half-made pod.
+    registry.lock().unwrap().insert(
+        p.node.name.clone(),
+        Made {
+            remote: p.remote.clone(),
+            list: list.clone(),
+            bin_dir: bin_dir.clone(),
+            pods: names.clone().map(|n| (n, None)),
+            bridge_new,
+            ipam_dir_new,
+            forward_was_off: p.facts.forward == "0",
+            cni_dirs_new: ["/var/lib/cni/networks", "/var/lib/cni"]
+                .into_iter()
+                .filter(|d| !p.facts.cni_dirs.contains(*d))
+                .map(String::from)
+                .collect(),
+        },
+    );
+    // Both pods at once: two channels on the node's one connection.
+    let (ra, rb) = tokio::join!(
+        add_pod(&p.remote, &list, &bin_dir, &names[0]),
+        add_pod(&p.remote, &list, &bin_dir, &names[1])
+    );
+    if let Some(m) = registry.lock().unwrap().get_mut(&p.node.name) {
+        for (i, r) in [&ra, &rb].into_iter().enumerate() {
+            if let Ok((_, res)) = r {
+                m.pods[i].1 = Some(res.clone());
             }
         }
     }
-    let pods: Vec<(String, Ipv4Addr, Ipv4Addr)> =
-        ready.iter().map(|r| (r.a.0.clone(), r.a.1, r.b)).collect();
-    let pods = Arc::new(pods);
+    match (ra, rb) {
+        (Ok((a, _)), Ok((b, _))) => {
+            let c = Check::pass(
+                "dataplane.pods",
+                &p.node.name,
+                format!("{} {a} and {} {b} from {}", names[0], names[1], list.file),
+            )
+            .took(start);
+            let mtu = pod_mtu(&list, &p.facts);
+            let [pod, _] = names;
+            Ok((
+                c,
+                Ready {
+                    node: p.node.name.clone(),
+                    remote: p.remote,
+                    pod,
+                    mtu,
+                    a,
+                    b,
+                },
+            ))
+        }
+        (ra, rb) => {
+            let e = [ra.err(), rb.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut out = vec![Check::fail(
+                "dataplane.pods",
+                &p.node.name,
+                format!("cannot make a test pod with {}: {e}", list.file),
+                "the runtime would fail the same way: fix the CNI config or plugins (node.cni-config)",
+            )
+            .took(start)];
+            out.extend(
+                skip_all(&p.node.name, "no test pods on this node")
+                    .into_iter()
+                    .filter(|c| c.id != "dataplane.pods"),
+            );
+            Err(out)
+        }
+    }
+}
+
+/// Every node with pods pings its targets (one script per node), and the results are judged.
+pub async fn ping_all(ready: Vec<Ready>, mesh: Mesh, concurrency: usize) -> Vec<Check> {
+    let pods: Arc<Vec<(String, Ipv4Addr, Ipv4Addr)>> =
+        Arc::new(ready.iter().map(|r| (r.node.clone(), r.a, r.b)).collect());
     let pinged = fleet::run(
         ready.into_iter().enumerate().collect(),
         concurrency,
         |(i, r)| {
             let pods = pods.clone();
-            let pod = names[0].clone();
             async move {
                 let start = Instant::now();
                 let (host, in_pod) = targets(i, &pods, mesh, r.mtu);
-                let script = ping_script(&pod, &host, &in_pod);
-                let node = r.part.node.name.clone();
-                match r.part.remote.probe(&script).await {
+                let script = ping_script(&r.pod, &host, &in_pod);
+                match r.remote.probe(&script).await {
                     Ok(out) => {
                         let results = parse_pings(&String::from_utf8_lossy(&out.stdout));
-                        judge(&node, &results, r.mtu)
+                        judge(&r.node, &results, r.mtu)
                             .into_iter()
                             .map(|c| c.took(start))
                             .collect::<Vec<_>>()
@@ -526,7 +521,7 @@ pub async fn run(
                         .map(|id| {
                             Check::fail(
                                 id,
-                                &node,
+                                &r.node,
                                 format!("the ping script failed: {e}"),
                                 "check the node's SSH connection and re-run",
                             )
@@ -538,8 +533,7 @@ pub async fn run(
         },
     )
     .await;
-    checks.extend(pinged.into_iter().flatten());
-    checks
+    pinged.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
