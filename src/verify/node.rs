@@ -887,8 +887,10 @@ mod tests {
     fn flannel_lease_is_checked_against_the_profile() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let mut f = Facts::default();
-        f.node_dev = Some("eth0".into());
+        let mut f = Facts {
+            node_dev: Some("eth0".into()),
+            ..Facts::default()
+        };
         f.links.insert("eth0".into(), ("<UP>".into(), 1500));
         f.subnet_env = Some(format!("FLANNEL_NETWORK=10.200.0.0/16\nFLANNEL_SUBNET={}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n", n.pod_cidr.unwrap().iter().nth(1).unwrap().to_string() + "/24"));
         assert_eq!(
