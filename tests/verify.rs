@@ -469,13 +469,14 @@ fn cluster_checks_against_a_stand_in_kubectl() {
         assert_eq!(check(&v, id, "cluster")["status"], "pass", "{v}");
     }
     assert!(
-        calls.iter().any(|c| c.ends_with("get nodes -o json")),
+        calls
+            .iter()
+            .any(|c| c.ends_with("get nodes --request-timeout=30s -o json")),
         "{calls:?}"
     );
     assert!(
-        calls
-            .iter()
-            .any(|c| c.ends_with("get daemonset calico-node -n kube-system -o json")),
+        calls.iter().any(|c| c
+            .ends_with("get daemonset calico-node -n kube-system --request-timeout=30s -o json")),
         "{calls:?}"
     );
     assert!(
@@ -537,10 +538,10 @@ fn smoke_test_against_a_stand_in_kubectl() {
         .unwrap()
         .to_string();
     let ns = format!("netctl-smoke-{ns}");
-    let apply = pos("apply -f smoke.yaml");
+    let apply = pos("apply -f smoke.yaml --request-timeout=30s");
     let rollout = pos(&format!("-n {ns} rollout status deployment/nginx"));
     let wait = pos("wait --for=condition=Ready pod/client");
-    let curl_pod = pos("exec client -- curl -s -m 5 http://10.200.2.5/");
+    let curl_pod = pos("--request-timeout=30s exec client -- curl -s -m 5 http://10.200.2.5/");
     let curl_svc = pos("exec client -- curl -s -m 5 http://10.32.0.77/");
     let dns = pos(&format!(
         "exec client -- nslookup nginx.{ns}.svc.cluster.local"

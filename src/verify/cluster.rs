@@ -13,6 +13,9 @@ use crate::kubectl::{self, Kubectl};
 use crate::profile::{Cluster, FlannelDeploy, ProviderKind};
 use crate::provider::kube::needs_allocated_pod_cidrs;
 
+/// kubectl waits forever for an API server that does not answer; verify must not.
+pub const REQUEST_TIMEOUT: &str = "--request-timeout=30s";
+
 pub const IDS: [&str; 3] = [
     "cluster.nodes-ready",
     "cluster.pod-cidrs",
@@ -62,7 +65,7 @@ pub fn run(cluster: &Cluster) -> Vec<Check> {
     };
     let start = Instant::now();
     let mut out = Vec::new();
-    match k.get_json(&["nodes"]) {
+    match k.get_json(&["nodes", REQUEST_TIMEOUT]) {
         Ok(list) => {
             out.push(nodes_ready(&list).took(start));
             out.push(pod_cidrs(cluster, &list).took(start));
@@ -79,7 +82,7 @@ pub fn run(cluster: &Cluster) -> Vec<Check> {
     let start = Instant::now();
     out.push(match provider_daemonset(cluster) {
         Err(why) => Check::skip(IDS[2], CLUSTER, why),
-        Ok((ns, name)) => match k.get_json(&["daemonset", name, "-n", ns]) {
+        Ok((ns, name)) => match k.get_json(&["daemonset", name, "-n", ns, REQUEST_TIMEOUT]) {
             Ok(ds) => daemonset_ready(ns, name, &ds),
             Err(e) => Check::fail(
                 IDS[2],

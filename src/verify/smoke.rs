@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::cluster::REQUEST_TIMEOUT;
 use super::{Check, CLUSTER};
 use crate::kubectl::{self, Kubectl, KubectlError};
 use crate::profile::Cluster;
@@ -121,6 +122,7 @@ pub fn run(cluster: &Cluster, suffix: &str) -> Vec<Check> {
             "namespace",
             &ns,
             "--ignore-not-found",
+            REQUEST_TIMEOUT,
             "--wait=false",
         ]),
         &dir,
@@ -150,7 +152,7 @@ fn steps(cluster: &Cluster, k: &Kubectl, ns: &str, dir: &Path) -> Vec<Check> {
             args: format!("write {}", file.display()),
             source,
         })?;
-        k.run(&args(&["apply", "-f", "smoke.yaml"]), dir)?;
+        k.run(&args(&["apply", "-f", "smoke.yaml", REQUEST_TIMEOUT]), dir)?;
         k.run(
             &args(&["-n", ns, "rollout", "status", "deployment/nginx", WAIT]),
             dir,
@@ -166,8 +168,8 @@ fn steps(cluster: &Cluster, k: &Kubectl, ns: &str, dir: &Path) -> Vec<Check> {
             ]),
             dir,
         )?;
-        let pods = k.get_json(&["pods", "-n", ns, "-l", "run=nginx"])?;
-        let svc = k.get_json(&["service", "nginx", "-n", ns])?;
+        let pods = k.get_json(&["pods", "-n", ns, "-l", "run=nginx", REQUEST_TIMEOUT])?;
+        let svc = k.get_json(&["service", "nginx", "-n", ns, REQUEST_TIMEOUT])?;
         Ok((
             pod_ips(&pods),
             svc["spec"]["clusterIP"].as_str().unwrap_or("").to_string(),
@@ -203,7 +205,17 @@ fn steps(cluster: &Cluster, k: &Kubectl, ns: &str, dir: &Path) -> Vec<Check> {
         let url = format!("http://{target}/");
         match k.run(
             &args(&[
-                "-n", ns, "exec", "client", "--", "curl", "-s", "-m", "5", &url,
+                "-n",
+                ns,
+                REQUEST_TIMEOUT,
+                "exec",
+                "client",
+                "--",
+                "curl",
+                "-s",
+                "-m",
+                "5",
+                &url,
             ]),
             dir,
         ) {
@@ -247,7 +259,16 @@ fn steps(cluster: &Cluster, k: &Kubectl, ns: &str, dir: &Path) -> Vec<Check> {
     );
     out.push(
         match k.run(
-            &args(&["-n", ns, "exec", "client", "--", "nslookup", &fqdn]),
+            &args(&[
+                "-n",
+                ns,
+                REQUEST_TIMEOUT,
+                "exec",
+                "client",
+                "--",
+                "nslookup",
+                &fqdn,
+            ]),
             dir,
         ) {
             Ok(o) if o.contains(&svc_ip) => {
