@@ -24,6 +24,13 @@ pub enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum VerifyFormat {
+    Text,
+    Json,
+    Junit,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Profile commands: check a profile, or write a new one.
@@ -53,6 +60,32 @@ pub enum Command {
         /// Connect and read only; print what would change.
         #[arg(long)]
         dry_run: bool,
+        /// Do not run the node and data-plane checks (`netctl verify`) after applying.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Check the cluster's network: node checks over SSH, cluster checks through kubectl, and a
+    /// data-plane test with real test pods on every worker. Exit 1 when a check fails.
+    Verify {
+        #[arg(short, long)]
+        profile: PathBuf,
+        /// Trust host keys not yet in known_hosts and record them (trust on first use).
+        #[arg(long)]
+        accept_new_host_keys: bool,
+        /// How many nodes to work on at once (default: the profile's ssh.concurrency).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: VerifyFormat,
+        /// Also run the Kubernetes smoke test (nginx pods, a service, DNS) through kubectl.
+        #[arg(long)]
+        smoke: bool,
+        /// Which node pairs the data plane pings: full (every pair) or ring (each node its successor; for large clusters).
+        #[arg(long, value_enum, default_value = "full")]
+        mesh: netctl::verify::Mesh,
+        /// Skip the data-plane checks (no test pods).
+        #[arg(long)]
+        no_dataplane: bool,
     },
     /// Remove what netctl installed on every node, restoring the files it replaced.
     Reset {

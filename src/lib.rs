@@ -18,5 +18,6 @@ pub mod remote;
 pub mod render;
 pub mod state;
 pub mod transport;
+pub mod verify;
 
 pub use error::Error;

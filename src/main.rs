@@ -5,12 +5,12 @@ mod cli;
 use clap::Parser;
 use std::sync::Arc;
 
-use cli::{Cli, Command, Connect, Format, ProfileCommand};
+use cli::{Cli, Command, Connect, Format, ProfileCommand, VerifyFormat};
 use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
 use netctl::migrate::{self, Endpoint};
 use netctl::profile::ProviderKind;
-use netctl::{commands, profile, Error};
+use netctl::{commands, profile, verify, Error};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -42,7 +42,13 @@ fn run_result(report: &RunReport) -> Result<i32, Error> {
     }
 }
 
-fn apply(connect: Connect, quiet: bool, yes: bool, dry_run: bool) -> Result<i32, Error> {
+fn apply(
+    connect: Connect,
+    quiet: bool,
+    yes: bool,
+    dry_run: bool,
+    no_verify: bool,
+) -> Result<i32, Error> {
     let cluster = Arc::new(profile::load(&connect.profile)?);
     let opts = ApplyOptions {
         dry_run,
@@ -51,12 +57,83 @@ fn apply(connect: Connect, quiet: bool, yes: bool, dry_run: bool) -> Result<i32,
         accept_new_host_keys: connect.accept_new_host_keys,
         quiet,
     };
-    let report = runtime().block_on(commands::apply::run(cluster, opts));
+    let rt = runtime();
+    let report = rt.block_on(commands::apply::run(cluster.clone(), opts));
+    // init ends with verify (node and data-plane checks) when every node was applied.
+    let applied = !dry_run
+        && report.failed_nodes().is_empty()
+        && report
+            .nodes
+            .iter()
+            .all(|n| n.result != commands::apply::Outcome::Planned);
+    let checked = (applied && !no_verify).then(|| {
+        rt.block_on(commands::verify::run(
+            cluster,
+            verify::Options {
+                cluster_checks: false,
+                concurrency: connect.concurrency,
+                accept_new_host_keys: connect.accept_new_host_keys,
+                quiet,
+                ..verify::Options::default()
+            },
+        ))
+    });
+    rt.shutdown_background();
     match connect.output {
-        Format::Text => print!("{}", commands::apply::text(&report, dry_run)),
-        Format::Json => print!("{}", json(&report)),
+        Format::Text => {
+            print!("{}", commands::apply::text(&report, dry_run));
+            if let Some(v) = &checked {
+                print!("\n{}", verify::report::text(v));
+            }
+        }
+        Format::Json => {
+            let mut v = serde_json::to_value(&report).expect("report serialises");
+            if let Some(c) = &checked {
+                v["verify"] = serde_json::to_value(c).expect("report serialises");
+            }
+            print!("{}", json(&v));
+        }
     }
-    run_result(&report)
+    let code = run_result(&report)?;
+    match checked {
+        Some(v) if v.failed() => Err(Error::Failed(verify_failures(&v))),
+        _ => Ok(code),
+    }
+}
+
+/// "verify: 2 check(s) failed: node.routes on node-2, ..."
+fn verify_failures(r: &verify::Report) -> String {
+    let f: Vec<String> = r
+        .failures()
+        .map(|c| format!("{} on {}", c.id, c.subject))
+        .collect();
+    format!("verify: {} check(s) failed: {}", f.len(), f.join(", "))
+}
+
+fn verify_command(
+    profile: &std::path::Path,
+    opts: verify::Options,
+    output: VerifyFormat,
+) -> Result<i32, Error> {
+    let cluster = Arc::new(profile::load(profile)?);
+    let rt = runtime();
+    let report = rt.block_on(commands::verify::run(cluster, opts));
+    rt.shutdown_background();
+    print!(
+        "{}",
+        match output {
+            VerifyFormat::Text => verify::report::text(&report),
+            VerifyFormat::Json => verify::report::json(&report),
+            VerifyFormat::Junit => verify::report::junit(&report),
+        }
+    );
+    if report.refused {
+        Err(Error::Refused(verify_failures(&report)))
+    } else if report.failed() {
+        Err(Error::Failed(verify_failures(&report)))
+    } else {
+        Ok(0)
+    }
 }
 
 fn run(cli: Cli) -> Result<i32, Error> {
@@ -76,12 +153,34 @@ fn run(cli: Cli) -> Result<i32, Error> {
             println!("{}", commands::render::run(&cluster, &out)?);
             Ok(0)
         }
-        Command::Plan { connect } => apply(connect, cli.quiet, true, true),
+        Command::Plan { connect } => apply(connect, cli.quiet, true, true, true),
         Command::Init {
             connect,
             yes,
             dry_run,
-        } => apply(connect, cli.quiet, yes, dry_run),
+            no_verify,
+        } => apply(connect, cli.quiet, yes, dry_run, no_verify),
+        Command::Verify {
+            profile,
+            accept_new_host_keys,
+            concurrency,
+            output,
+            smoke,
+            mesh,
+            no_dataplane,
+        } => verify_command(
+            &profile,
+            verify::Options {
+                cluster_checks: true,
+                dataplane: !no_dataplane,
+                smoke,
+                mesh,
+                concurrency,
+                accept_new_host_keys,
+                quiet: cli.quiet,
+            },
+            output,
+        ),
         Command::Reset { connect, yes } => {
             let cluster = Arc::new(profile::load(&connect.profile)?);
             confirm_or_refuse(

@@ -6,3 +6,4 @@ pub mod check;
 pub mod render;
 pub mod reset;
 pub mod switch;
+pub mod verify;

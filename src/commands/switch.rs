@@ -153,21 +153,26 @@ async fn write_record(
     apply::record(remote, &st, run_id).await
 }
 
-/// The node gate: the new provider really works on this node.
+/// The node gate: verify's node checks (forwarding, CNI config, files, services, routes) for the
+/// provider the node should now run, over the node's open session.
 async fn gate(remote: &Remote, to: &Cluster, node: &Node) -> Result<(), String> {
-    let script = match to.provider() {
-        ProviderKind::Routes => format!("/bin/sh {} check", crate::provider::routes::SCRIPT),
-        ProviderKind::Flannel | ProviderKind::Canal => {
-            "test -s /run/flannel/subnet.env || { echo 'flannel has not written /run/flannel/subnet.env (is flanneld running?)'; exit 1; }".into()
-        }
-        _ => "true".into(),
-    };
-    let out = remote.probe(&script).await.map_err(|e| e.to_string())?;
-    if out.status != 0 {
-        let why = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        return Err(format!("{}: gate failed: {why}", node.name));
+    use crate::verify::{node as checks, Status};
+    let plan = crate::provider::node_plan(to, node);
+    let out = remote
+        .probe(&checks::script(to, node, &plan))
+        .await
+        .map_err(|e| e.to_string())?;
+    let facts = checks::parse(&String::from_utf8_lossy(&out.stdout));
+    let failed: Vec<String> = checks::checks(to, node, &plan, &facts)
+        .into_iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| format!("{} {}", c.id, c.detail))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: gate failed: {}", node.name, failed.join("; ")))
     }
-    Ok(())
 }
 
 /// Switch one node; returns the record of what changed (for a rollback).
@@ -312,11 +317,13 @@ async fn roll_back_node(
             remote.change("re-apply the old provider", c).await?;
         }
         if systemd {
+            // The switch may have disabled them (the old provider's own units).
             for u in &old.units {
+                let u = sh_quote(u);
                 remote
                     .change(
-                        &format!("restart {u}"),
-                        &format!("systemctl restart {} || true", sh_quote(u)),
+                        &format!("enable {u}"),
+                        &format!("systemctl enable --quiet {u} && systemctl restart {u} || true"),
                     )
                     .await?;
             }
@@ -645,6 +652,16 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         for (c, nm) in conns.iter().zip(&mplan.nodes) {
             if let Err(e) = run_steps(&c.remote, &nm.unprepare).await {
                 rb_errors.push(e.to_string());
+            }
+        }
+        // The new provider's cluster objects go again (delete ... --ignore-not-found).
+        if let Some(k) = &k {
+            if !mplan.cluster_prepare.is_empty() {
+                for s in &crate::provider::cluster_plan(&to_cluster).kubectl_teardown {
+                    if let Err(e) = k.run(&s.args, &cluster_dir) {
+                        rb_errors.push(e.to_string());
+                    }
+                }
             }
         }
         let mut verify_errors = Vec::new();

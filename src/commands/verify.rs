@@ -1,0 +1,279 @@
+//! `netctl verify` (and the end of `netctl init`): per node, in a sliding window, connect and run
+//! the node checks in one round trip; then the cluster checks (kubectl) alongside the data plane
+//! (test pods, pings), then the optional smoke test. Test pods are torn down whatever happens,
+//! including Ctrl-C; nothing else on a node is changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::fleet;
+use crate::phase::{self, connect};
+use crate::printer::Progress;
+use crate::profile::{Cluster, Node};
+use crate::provider;
+use crate::remote::Remote;
+use crate::verify::dataplane::{self, Participant, Ready, Registry};
+use crate::verify::{cluster as cluster_checks, node, smoke, Check, Options, Report};
+
+const NODE_IDS: [&str; 7] = [
+    "node.forwarding",
+    "node.br-netfilter",
+    "node.cni-config",
+    "node.stale-cni",
+    "node.files",
+    "node.services",
+    "node.routes",
+];
+
+struct NodeResult {
+    checks: Vec<Check>,
+    remote: Option<Arc<Remote>>,
+    /// Test pods up, waiting for the pings.
+    ready: Option<Ready>,
+    refused: bool,
+}
+
+/// What the per-node stage needs besides the node.
+#[derive(Clone)]
+struct Stage {
+    cluster: Arc<Cluster>,
+    accept_new: bool,
+    /// Make test pods (the data plane), or skip it for this reason.
+    dataplane: Result<(), String>,
+    suffix: String,
+    registry: Registry,
+}
+
+/// connect -> node checks (one script) -> test pods, for one node; nodes do not wait for each
+/// other until the pings.
+async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> NodeResult {
+    let cluster = st.cluster.clone();
+    let accept_new = st.accept_new;
+    let start = Instant::now();
+    line.phase("connect");
+    // Verify changes nothing but its test pods: sessions are not dry-run, but node checks only
+    // ever `probe` (read), and the data plane's changes are the pods it removes again.
+    let remote = match connect::connect(&cluster, &node, accept_new, false).await {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            line.done("unreachable");
+            let mut checks = vec![Check::fail(
+                "node.ssh",
+                &node.name,
+                format!("cannot reach the node: {e}"),
+                if e.is_refusal() {
+                    "the host key is not trusted: check it, then pass --accept-new-host-keys or fix known_hosts".to_string()
+                } else {
+                    format!("is sshd running on {}:{}? (ssh.port / nodes[].sshPort)", node.address, node.ssh_port)
+                },
+            )
+            .took(start)];
+            checks.extend(
+                NODE_IDS
+                    .iter()
+                    .map(|id| Check::skip(id, &node.name, "node unreachable (node.ssh)")),
+            );
+            checks.extend(dataplane::skip_all(
+                &node.name,
+                "node unreachable (node.ssh)",
+            ));
+            return NodeResult {
+                checks,
+                remote: None,
+                ready: None,
+                refused: e.is_refusal(),
+            };
+        }
+    };
+    let mut checks = vec![Check::pass(
+        "node.ssh",
+        &node.name,
+        format!("connected to {}:{}", node.address, node.ssh_port),
+    )
+    .took(start)];
+    line.phase("node checks");
+    let start = Instant::now();
+    let plan = provider::node_plan(&cluster, &node);
+    let facts = match remote.probe(&node::script(&cluster, &node, &plan)).await {
+        Ok(out) => {
+            let f = node::parse(&String::from_utf8_lossy(&out.stdout));
+            checks.extend(
+                node::checks(&cluster, &node, &plan, &f)
+                    .into_iter()
+                    .map(|c| c.took(start)),
+            );
+            Some(f)
+        }
+        Err(e) => {
+            checks.extend(NODE_IDS.iter().map(|id| {
+                Check::fail(
+                    id,
+                    &node.name,
+                    format!("the node check script failed: {e}"),
+                    "re-run; if it persists, raise ssh.commandTimeout",
+                )
+                .took(start)
+            }));
+            None
+        }
+    };
+    let mut ready = None;
+    match (facts, &st.dataplane) {
+        (_, Err(why)) => checks.extend(dataplane::skip_all(&node.name, why)),
+        (None, _) => checks.extend(dataplane::skip_all(
+            &node.name,
+            "the node checks could not read the node",
+        )),
+        (Some(facts), Ok(())) => {
+            line.phase("test pods");
+            let part = Participant {
+                node: node.clone(),
+                remote: remote.clone(),
+                facts,
+            };
+            match dataplane::make_pods(&cluster, part, &st.suffix, st.registry.clone()).await {
+                Ok((c, r)) => {
+                    checks.push(c);
+                    ready = Some(r);
+                }
+                Err(cs) => checks.extend(cs),
+            }
+        }
+    }
+    line.done("checked");
+    NodeResult {
+        checks,
+        remote: Some(remote),
+        ready,
+        refused: false,
+    }
+}
+
+/// Wait until Ctrl-C has been seen.
+async fn interrupted(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+pub async fn run(cluster: Arc<Cluster>, opts: Options) -> Report {
+    run_with_id(cluster, opts, phase::new_run_id()).await
+}
+
+pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -> Report {
+    let suffix = crate::verify::run_suffix(&run_id);
+    let progress = Progress::new(opts.quiet);
+    let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
+    // From here on Ctrl-C is ours: it stops the run and the test pods are removed.
+    let (tx, rx) = watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = tx.send(true);
+        }
+    });
+
+    let cluster_task = opts.cluster_checks.then(|| {
+        let c = cluster.clone();
+        tokio::task::spawn_blocking(move || cluster_checks::run(&c))
+    });
+
+    let registry: Registry = Registry::default();
+    let st = Stage {
+        cluster: cluster.clone(),
+        accept_new: opts.accept_new_host_keys,
+        dataplane: if opts.dataplane {
+            Ok(())
+        } else {
+            Err("data-plane checks not requested".into())
+        },
+        suffix: suffix.clone(),
+        registry: registry.clone(),
+    };
+    let jobs: Vec<(Node, crate::printer::NodeLine)> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.clone(), progress.node(&n.name)))
+        .collect();
+    let stage = fleet::run(jobs, concurrency, |(n, line)| {
+        node_stage(st.clone(), n, line)
+    });
+    let mut checks = Vec::new();
+    let mut refused = false;
+    let mut remotes = Vec::new();
+    let mut ready = Vec::new();
+    let mut was_interrupted = false;
+    tokio::select! {
+        results = stage => for r in results {
+            checks.extend(r.checks);
+            refused |= r.refused;
+            remotes.extend(r.remote);
+            ready.extend(r.ready);
+        },
+        _ = interrupted(rx.clone()) => was_interrupted = true,
+    }
+    if !was_interrupted && !ready.is_empty() {
+        tokio::select! {
+            c = dataplane::ping_all(ready, opts.mesh, concurrency) => checks.extend(c),
+            _ = interrupted(rx.clone()) => was_interrupted = true,
+        }
+    }
+    // Always: whatever was made is removed, also after Ctrl-C.
+    checks.extend(dataplane::teardown(registry, concurrency).await);
+
+    if let Some(t) = cluster_task {
+        match t.await {
+            Ok(c) => checks.extend(c),
+            Err(e) => checks.push(Check::fail(
+                "cluster.nodes-ready",
+                crate::verify::CLUSTER,
+                format!("cluster checks crashed: {e}"),
+                "a bug: please report it",
+            )),
+        }
+    }
+    if opts.smoke && !was_interrupted {
+        let c = cluster.clone();
+        let sfx = suffix.clone();
+        // The smoke test deletes its namespace itself, also when a step fails or Ctrl-C kills
+        // its kubectl children: wait for it either way.
+        let task = tokio::task::spawn_blocking(move || smoke::run(&c, &sfx));
+        tokio::pin!(task);
+        let res = tokio::select! {
+            r = &mut task => r,
+            _ = interrupted(rx.clone()) => { was_interrupted = true; task.await }
+        };
+        match res {
+            Ok(c) => checks.extend(c),
+            Err(e) => checks.push(Check::fail(
+                "smoke.deploy",
+                crate::verify::CLUSTER,
+                format!("smoke test crashed: {e}"),
+                "a bug: please report it",
+            )),
+        }
+    }
+    if was_interrupted {
+        checks.push(Check::fail(
+            "verify.interrupted",
+            crate::verify::CLUSTER,
+            "interrupted (Ctrl-C): the checks did not finish; test pods were removed",
+            "re-run netctl verify",
+        ));
+    }
+    watcher.abort();
+    for r in remotes {
+        if let Ok(remote) = Arc::try_unwrap(r) {
+            remote.close().await;
+        }
+    }
+    // Subjects in profile order within each check.
+    let order: BTreeMap<&str, usize> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
+    checks.sort_by_key(|c| order.get(c.subject.as_str()).copied().unwrap_or(usize::MAX));
+    Report::new(run_id, checks, refused)
+}

@@ -1,0 +1,694 @@
+//! The data plane, for real: two test pods per worker made with the node's own CNI config and
+//! plugin binaries (one remote exec per plugin invocation, chained by `cni`), then one ping script
+//! per node (background pings, one round trip) for pod-to-pod on the node, pod-to-pod across
+//! nodes (full mesh or ring), node-to-pod and don't-fragment pings at the pod MTU.
+//! Every pod is registered before its ADD starts, so `teardown` removes it whatever happens
+//! (a failure, a timeout, Ctrl-C), and puts back what the plugins changed on the node (the
+//! bridge they created, host-local's state directory, ip_forward).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::cni::{self, ConfList};
+use super::node::{self, Active, Facts};
+use super::{Check, Mesh};
+use crate::fleet;
+use crate::profile::{Cluster, Node};
+use crate::provider::sh_quote;
+use crate::remote::Remote;
+
+pub const IDS: [&str; 5] = [
+    "dataplane.pods",
+    "dataplane.pod-to-pod-local",
+    "dataplane.pod-to-pod",
+    "dataplane.node-to-pod",
+    "dataplane.mtu",
+];
+const HEREDOC: &str = "NETCTL_CNI_CONFIG_END";
+
+/// The same skip for every data-plane check of a node.
+pub fn skip_all(node: &str, reason: &str) -> Vec<Check> {
+    IDS.iter().map(|id| Check::skip(id, node, reason)).collect()
+}
+
+/// Whether verify can make test pods on this node, or why not.
+pub fn runnable(cluster: &Cluster, node: &Node, facts: &Facts) -> Result<ConfList, String> {
+    let bin = &cluster.profile.networking.cni_bin_dir;
+    if !node.is_worker() {
+        return Err("not a worker: no pods here".into());
+    }
+    match node::active(facts) {
+        Active::None => Err("no CNI config on the node (see node.cni-config)".into()),
+        Active::Broken(name, _) => Err(format!("{name} does not parse (see node.cni-config)")),
+        Active::Ok(list) => {
+            let missing = node::missing_binaries(&list, facts);
+            if !missing.is_empty() {
+                return Err(format!(
+                    "the active config {} uses {}, whose binary is not in {bin} on this node",
+                    list.file,
+                    missing.join(", ")
+                ));
+            }
+            if let Some(bad) = list.binaries().iter().find(|b| b.contains('/')) {
+                return Err(format!("plugin type {bad:?} is not a plain name"));
+            }
+            Ok(list)
+        }
+    }
+}
+
+/// One plugin invocation: the config on stdin (a quoted here-document), CNI_* in the env.
+pub fn invoke_script(
+    command: &str,
+    list: &ConfList,
+    i: usize,
+    pod: &str,
+    bin_dir: &str,
+    prev: Option<&Value>,
+    before: &str,
+) -> String {
+    let conf = serde_json::to_string(&list.plugin_config(i, prev)).expect("json");
+    let env: Vec<String> = cni::env(command, pod, &netns_path(pod), "eth0", bin_dir)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", sh_quote(&v)))
+        .collect();
+    let bin = format!("{}/{}", bin_dir.trim_end_matches('/'), list.plugin_type(i));
+    format!(
+        "{before}env {} {} <<'{HEREDOC}'\n{conf}\n{HEREDOC}\n",
+        env.join(" "),
+        sh_quote(&bin)
+    )
+}
+
+fn netns_path(pod: &str) -> String {
+    format!("/var/run/netns/{pod}")
+}
+
+/// What verify made on a node, so teardown can remove exactly that.
+pub struct Made {
+    pub remote: Arc<Remote>,
+    pub list: ConfList,
+    pub bin_dir: String,
+    /// Pod name and its final ADD result (None while ADD runs or when it failed).
+    pub pods: [(String, Option<Value>); 2],
+    /// The bridge the config creates did not exist before verify.
+    pub bridge_new: Option<String>,
+    /// host-local's /var/lib/cni/networks/<name> did not exist before verify.
+    pub ipam_dir_new: Option<String>,
+    /// Directories host-local creates (/var/lib/cni/networks and its parent) that were not there.
+    pub cni_dirs_new: Vec<String>,
+    /// ip_forward was 0: the bridge plugin (isGateway) turns it on; put it back.
+    pub forward_was_off: bool,
+}
+
+pub type Registry = Arc<Mutex<BTreeMap<String, Made>>>;
+
+/// A node taking part in the data-plane checks.
+pub struct Participant {
+    pub node: Node,
+    pub remote: Arc<Remote>,
+    pub facts: Facts,
+}
+
+async fn add_pod(
+    remote: &Remote,
+    list: &ConfList,
+    bin_dir: &str,
+    pod: &str,
+) -> Result<(Ipv4Addr, Value), String> {
+    let mut prev: Option<Value> = None;
+    for i in 0..list.plugins.len() {
+        let before = if i == 0 {
+            format!("ip netns add {} || exit 1\n", sh_quote(pod))
+        } else {
+            String::new()
+        };
+        let script = invoke_script("ADD", list, i, pod, bin_dir, prev.as_ref(), &before);
+        let out = remote
+            .change(&format!("CNI ADD {} ({pod})", list.plugin_type(i)), &script)
+            .await
+            .map_err(|e| e.to_string())?;
+        let result =
+            cni::parse_result(&out).map_err(|e| format!("{} ADD: {e}", list.plugin_type(i)))?;
+        prev = Some(result);
+    }
+    let result = prev.unwrap_or(Value::Null);
+    let ip =
+        cni::first_ipv4(&result).ok_or_else(|| "the CNI result has no IPv4 address".to_string())?;
+    Ok((ip, result))
+}
+
+async fn del_pod(m: &Made, pod: &str, result: Option<&Value>) -> Result<(), String> {
+    let mut errors = Vec::new();
+    let order = cni::del_order(&m.list);
+    for (n, i) in order.iter().enumerate() {
+        let mut script = invoke_script("DEL", &m.list, *i, pod, &m.bin_dir, result, "");
+        if n + 1 == order.len() {
+            // The namespace goes with the last DEL: one exec per plugin invocation still.
+            script = format!(
+                "{script}rc=$?\nip netns del {p} 2>/dev/null || [ ! -e {ns} ] || rc=1\nexit $rc\n",
+                p = sh_quote(pod),
+                ns = sh_quote(&netns_path(pod))
+            );
+        }
+        if let Err(e) = m
+            .remote
+            .change(
+                &format!("CNI DEL {} ({pod})", m.list.plugin_type(*i)),
+                &script,
+            )
+            .await
+        {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Remove every registered pod, then what the plugins left on the node. Returns the nodes where
+/// something could not be removed.
+pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
+    let made: Vec<(String, Made)> = std::mem::take(&mut *registry.lock().unwrap())
+        .into_iter()
+        .collect();
+    let results = fleet::run(made, concurrency, |(node, m)| async move {
+        let start = Instant::now();
+        let mut errors = Vec::new();
+        // The pods' DELs side by side (one channel each), then what the plugins left behind.
+        let [(pa, ra), (pb, rb)] = &m.pods;
+        let (da, db) = tokio::join!(del_pod(&m, pa, ra.as_ref()), del_pod(&m, pb, rb.as_ref()));
+        for (pod, r) in [(pa, da), (pb, db)] {
+            if let Err(e) = r {
+                errors.push(format!("{pod}: {e}"));
+            }
+        }
+        let mut script = String::new();
+        if let Some(br) = &m.bridge_new {
+            let q = sh_quote(br);
+            script.push_str(&format!(
+                "if ip link show {q} >/dev/null 2>&1 && [ -z \"$(ip -o link show master {q})\" ]; then ip link del {q}; fi\n"
+            ));
+        }
+        if let Some(d) = &m.ipam_dir_new {
+            script.push_str(&format!("rm -rf {}\n", sh_quote(d)));
+        }
+        for d in &m.cni_dirs_new {
+            // rmdir: only if empty, so nothing but what the pods made goes.
+            script.push_str(&format!("rmdir {} 2>/dev/null || true\n", sh_quote(d)));
+        }
+        if m.forward_was_off {
+            script.push_str("sysctl -q -w net.ipv4.ip_forward=0\n");
+        }
+        if !script.is_empty() {
+            if let Err(e) = m.remote.change("remove what the test pods left", &script).await {
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            None
+        } else {
+            Some(
+                Check::fail(
+                    "dataplane.cleanup",
+                    &node,
+                    format!("test pods not fully removed: {}", errors.join("; ")),
+                    "ip netns list on the node shows what is left; ip netns del netctl-* removes it",
+                )
+                .took(start),
+            )
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+/// Pod names for this run: unique per run, recognisable as netctl's.
+pub fn pod_names(suffix: &str) -> [String; 2] {
+    [format!("netctl-{suffix}-a"), format!("netctl-{suffix}-b")]
+}
+
+/// A node's ping targets, by kind: (kind, label, address, extra ping args).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub kind: &'static str,
+    pub label: String,
+    pub ip: Ipv4Addr,
+    pub df_size: Option<u32>,
+}
+
+/// Whom each node pings: its own pod b (local), the other nodes' pod a (full mesh or ring),
+/// its own pod a and the next node's pod a from the host (node-to-pod), and the next node's pod
+/// a with don't-fragment at the pod MTU (every node sends once and receives once at full size).
+pub fn targets(
+    me: usize,
+    pods: &[(String, Ipv4Addr, Ipv4Addr)],
+    mesh: Mesh,
+    mtu: u32,
+) -> (Vec<Target>, Vec<Target>) {
+    let (name, a, b) = &pods[me];
+    let n = pods.len();
+    let next = (n > 1).then(|| &pods[(me + 1) % n]);
+    let t = |kind, label: &str, ip: Ipv4Addr, df: Option<u32>| Target {
+        kind,
+        label: label.to_string(),
+        ip,
+        df_size: df,
+    };
+    let mut from_pod = vec![t("local", name, *b, None)];
+    match mesh {
+        Mesh::Full => from_pod.extend(
+            pods.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != me)
+                .map(|(_, (pn, pa, _))| t("pod", pn, *pa, None)),
+        ),
+        Mesh::Ring => from_pod.extend(next.map(|(pn, pa, _)| t("pod", pn, *pa, None))),
+    }
+    let size = mtu.saturating_sub(28);
+    match next {
+        Some((pn, pa, _)) => from_pod.push(t("mtu", pn, *pa, Some(size))),
+        None => from_pod.push(t("mtu", name, *b, Some(size))),
+    }
+    let mut from_host = vec![t("node", name, *a, None)];
+    from_host.extend(next.map(|(pn, pa, _)| t("node", pn, *pa, None)));
+    (from_host, from_pod)
+}
+
+const PING_FN: &str = "pp() { k=$1 l=$2 t=$3; shift 3; if ping -n -q -c1 -W1 \"$@\" \"$t\" >/dev/null 2>&1 || ping -n -q -c1 -W2 \"$@\" \"$t\" >/dev/null 2>&1; then echo \"@@ok $k $l $t\"; else echo \"@@fail $k $l $t\"; fi; }\n";
+
+fn ping_lines(ts: &[Target]) -> String {
+    ts.iter()
+        .map(|t| {
+            let df = t
+                .df_size
+                .map(|s| format!(" -M do -s {s}"))
+                .unwrap_or_default();
+            format!("pp {} {} {}{df} &\n", t.kind, sh_quote(&t.label), t.ip)
+        })
+        .collect()
+}
+
+/// One script: the host's pings in the background, the pod's inside one `ip netns exec`, all
+/// waited for. A failed ping is retried once with a longer wait before it counts.
+pub fn ping_script(pod: &str, from_host: &[Target], from_pod: &[Target]) -> String {
+    let inner = format!("{PING_FN}{}wait\n", ping_lines(from_pod));
+    format!(
+        "{PING_FN}{}ip netns exec {} sh -c {}\nwait\n",
+        ping_lines(from_host),
+        sh_quote(pod),
+        sh_quote(&inner)
+    )
+}
+
+/// (kind, label, ip, ok) per line of the ping script's output.
+pub fn parse_pings(out: &str) -> Vec<(String, String, String, bool)> {
+    out.lines()
+        .filter_map(|l| {
+            let (ok, rest) = if let Some(r) = l.strip_prefix("@@ok ") {
+                (true, r)
+            } else {
+                (false, l.strip_prefix("@@fail ")?)
+            };
+            let mut w = rest.split_whitespace();
+            Some((w.next()?.into(), w.next()?.into(), w.next()?.into(), ok))
+        })
+        .collect()
+}
+
+fn summarise(
+    id: &str,
+    node: &str,
+    results: &[(String, String, String, bool)],
+    kind: &str,
+    what: &str,
+    hint: &str,
+) -> Check {
+    let of: Vec<_> = results.iter().filter(|r| r.0 == kind).collect();
+    if of.is_empty() {
+        return Check::skip(id, node, format!("no {what} to test"));
+    }
+    let failed: Vec<String> = of
+        .iter()
+        .filter(|r| !r.3)
+        .map(|r| format!("{} ({})", r.1, r.2))
+        .collect();
+    if failed.is_empty() {
+        let detail = if of.len() == 1 {
+            format!("{what}: {} ({}) answers", of[0].1, of[0].2)
+        } else {
+            format!("{what}: {}/{} answer", of.len(), of.len())
+        };
+        Check::pass(id, node, detail)
+    } else {
+        let shown: Vec<&str> = failed.iter().take(6).map(String::as_str).collect();
+        let more = if failed.len() > shown.len() {
+            format!(" and {} more", failed.len() - shown.len())
+        } else {
+            String::new()
+        };
+        Check::fail(
+            id,
+            node,
+            format!(
+                "{what}: no reply from {}/{}: {}{more}",
+                failed.len(),
+                of.len(),
+                shown.join(", ")
+            ),
+            hint,
+        )
+    }
+}
+
+/// Judge one node's ping results.
+pub fn judge(node: &str, results: &[(String, String, String, bool)], mtu: u32) -> Vec<Check> {
+    vec![
+        summarise("dataplane.pod-to-pod-local", node, results, "local", "pod to pod on the node",
+            "pods on one bridge cannot talk: check the bridge (ip link show cni0) and that nothing filters bridged traffic (br_netfilter + iptables FORWARD)"),
+        summarise("dataplane.pod-to-pod", node, results, "pod", "pod to other nodes' pods",
+            "check node.routes on both nodes, ip_forward on both, and that nothing between the nodes drops the traffic (FORWARD policy DROP, security groups, VXLAN port)"),
+        summarise("dataplane.node-to-pod", node, results, "node", "node to pods",
+            "the node has no route to the pod network: check node.routes and the bridge's gateway address"),
+        summarise("dataplane.mtu", node, results, "mtu", &format!("don't-fragment {mtu}-byte packets"),
+            "a link on the path has a smaller MTU than the pods: lower the pod MTU (e.g. networking.routes.mtu) or fix the device MTU (node.routes)"),
+    ]
+}
+
+/// The pod MTU the node's config asks for; without one, the node's uplink MTU.
+pub fn pod_mtu(list: &ConfList, facts: &Facts) -> u32 {
+    list.mtu().unwrap_or_else(|| {
+        facts
+            .node_dev
+            .as_ref()
+            .and_then(|d| facts.links.get(d))
+            .map(|(_, m)| *m)
+            .filter(|m| *m > 0)
+            .unwrap_or(1500)
+    })
+}
+
+/// A node whose two test pods are up, waiting for the ping stage.
+pub struct Ready {
+    node: String,
+    remote: Arc<Remote>,
+    pod: String,
+    mtu: u32,
+    a: Ipv4Addr,
+    b: Ipv4Addr,
+}
+
+/// Make a node's two test pods (or say why not). Runs right after the node's own checks, so
+/// nodes do not wait for each other until the pings, which need every pod's address.
+pub async fn make_pods(
+    cluster: &Cluster,
+    p: Participant,
+    suffix: &str,
+    registry: Registry,
+) -> Result<(Check, Ready), Vec<Check>> {
+    let list = runnable(cluster, &p.node, &p.facts).map_err(|why| skip_all(&p.node.name, &why))?;
+    let start = Instant::now();
+    let bin_dir = cluster.profile.networking.cni_bin_dir.clone();
+    let names = pod_names(suffix);
+    let bridge_new = list.bridge().filter(|b| !p.facts.links.contains_key(b));
+    let ipam_dir_new = (!p.facts.cni_networks.contains(&list.name))
+        .then(|| format!("/var/lib/cni/networks/{}", list.name));
+    // Registered before ADD starts: teardown removes even a half-made pod.
+    registry.lock().unwrap().insert(
+        p.node.name.clone(),
+        Made {
+            remote: p.remote.clone(),
+            list: list.clone(),
+            bin_dir: bin_dir.clone(),
+            pods: names.clone().map(|n| (n, None)),
+            bridge_new,
+            ipam_dir_new,
+            forward_was_off: p.facts.forward == "0",
+            cni_dirs_new: ["/var/lib/cni/networks", "/var/lib/cni"]
+                .into_iter()
+                .filter(|d| !p.facts.cni_dirs.contains(*d))
+                .map(String::from)
+                .collect(),
+        },
+    );
+    // Both pods at once: two channels on the node's one connection.
+    let (ra, rb) = tokio::join!(
+        add_pod(&p.remote, &list, &bin_dir, &names[0]),
+        add_pod(&p.remote, &list, &bin_dir, &names[1])
+    );
+    if let Some(m) = registry.lock().unwrap().get_mut(&p.node.name) {
+        for (i, r) in [&ra, &rb].into_iter().enumerate() {
+            if let Ok((_, res)) = r {
+                m.pods[i].1 = Some(res.clone());
+            }
+        }
+    }
+    match (ra, rb) {
+        (Ok((a, _)), Ok((b, _))) => {
+            let c = Check::pass(
+                "dataplane.pods",
+                &p.node.name,
+                format!("{} {a} and {} {b} from {}", names[0], names[1], list.file),
+            )
+            .took(start);
+            let mtu = pod_mtu(&list, &p.facts);
+            let [pod, _] = names;
+            Ok((
+                c,
+                Ready {
+                    node: p.node.name.clone(),
+                    remote: p.remote,
+                    pod,
+                    mtu,
+                    a,
+                    b,
+                },
+            ))
+        }
+        (ra, rb) => {
+            let e = [ra.err(), rb.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
+            let mut out = vec![Check::fail(
+                "dataplane.pods",
+                &p.node.name,
+                format!("cannot make a test pod with {}: {e}", list.file),
+                "the runtime would fail the same way: fix the CNI config or plugins (node.cni-config)",
+            )
+            .took(start)];
+            out.extend(
+                skip_all(&p.node.name, "no test pods on this node")
+                    .into_iter()
+                    .filter(|c| c.id != "dataplane.pods"),
+            );
+            Err(out)
+        }
+    }
+}
+
+/// Every node with pods pings its targets (one script per node), and the results are judged.
+pub async fn ping_all(ready: Vec<Ready>, mesh: Mesh, concurrency: usize) -> Vec<Check> {
+    let pods: Arc<Vec<(String, Ipv4Addr, Ipv4Addr)>> =
+        Arc::new(ready.iter().map(|r| (r.node.clone(), r.a, r.b)).collect());
+    let pinged = fleet::run(
+        ready.into_iter().enumerate().collect(),
+        concurrency,
+        |(i, r)| {
+            let pods = pods.clone();
+            async move {
+                let start = Instant::now();
+                let (host, in_pod) = targets(i, &pods, mesh, r.mtu);
+                let script = ping_script(&r.pod, &host, &in_pod);
+                match r.remote.probe(&script).await {
+                    Ok(out) => {
+                        let results = parse_pings(&String::from_utf8_lossy(&out.stdout));
+                        judge(&r.node, &results, r.mtu)
+                            .into_iter()
+                            .map(|c| c.took(start))
+                            .collect::<Vec<_>>()
+                    }
+                    Err(e) => IDS[1..]
+                        .iter()
+                        .map(|id| {
+                            Check::fail(
+                                id,
+                                &r.node,
+                                format!("the ping script failed: {e}"),
+                                "check the node's SSH connection and re-run",
+                            )
+                            .took(start)
+                        })
+                        .collect(),
+                }
+            }
+        },
+    )
+    .await;
+    pinged.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> ConfList {
+        cni::parse(
+            "10-x.conflist",
+            r#"{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"bridge","ipam":{"type":"host-local"}},{"type":"portmap","capabilities":{"portMappings":true}}]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_invocation_puts_the_config_on_stdin_and_cni_in_the_env() {
+        let prev = serde_json::json!({"cniVersion":"1.0.0","ips":[{"address":"10.200.0.2/24"}]});
+        let s = invoke_script(
+            "ADD",
+            &list(),
+            1,
+            "netctl-ab12-a",
+            "/usr/lib/cni",
+            Some(&prev),
+            "",
+        );
+        assert!(s.starts_with("env CNI_COMMAND=ADD CNI_CONTAINERID=netctl-ab12-a CNI_NETNS=/var/run/netns/netctl-ab12-a CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni /usr/lib/cni/portmap <<'NETCTL_CNI_CONFIG_END'\n"), "{s}");
+        let conf: Value = serde_json::from_str(s.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(conf["prevResult"], prev);
+        assert_eq!(conf["name"], "net");
+        assert_eq!(conf["runtimeConfig"]["portMappings"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn an_invocation_runs_a_real_shell_with_the_config_on_stdin() {
+        // A stand-in plugin that echoes its env and stdin proves the quoting end to end.
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("bridge");
+        std::fs::write(&plugin, "#!/bin/sh\necho \"$CNI_COMMAND $CNI_CONTAINERID $CNI_NETNS $CNI_IFNAME $CNI_PATH\"\ncat\n").unwrap();
+        std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let bin = dir.path().to_str().unwrap();
+        let s = invoke_script("DEL", &list(), 0, "p1", bin, None, "");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&s)
+            .output()
+            .unwrap();
+        let out = String::from_utf8(out.stdout).unwrap();
+        let mut lines = out.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            format!("DEL p1 /var/run/netns/p1 eth0 {bin}")
+        );
+        let conf: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(conf["type"], "bridge");
+        assert_eq!(conf["cniVersion"], "1.0.0");
+    }
+
+    fn pods(n: u8) -> Vec<(String, Ipv4Addr, Ipv4Addr)> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("node-{i}"),
+                    Ipv4Addr::new(10, 200, i, 2),
+                    Ipv4Addr::new(10, 200, i, 3),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn full_mesh_and_ring_targets() {
+        let p = pods(4);
+        let (host, pod) = targets(1, &p, Mesh::Full, 1450);
+        assert_eq!(pod.iter().filter(|t| t.kind == "pod").count(), 3);
+        assert_eq!(pod.iter().filter(|t| t.kind == "local").count(), 1);
+        let mtu: Vec<_> = pod.iter().filter(|t| t.kind == "mtu").collect();
+        assert_eq!(mtu.len(), 1);
+        assert_eq!(mtu[0].label, "node-2");
+        assert_eq!(mtu[0].df_size, Some(1422));
+        assert_eq!(
+            host.iter().map(|t| t.label.as_str()).collect::<Vec<_>>(),
+            ["node-1", "node-2"]
+        );
+        let (_, pod) = targets(3, &p, Mesh::Ring, 1500);
+        let peers: Vec<_> = pod
+            .iter()
+            .filter(|t| t.kind == "pod")
+            .map(|t| t.label.as_str())
+            .collect();
+        assert_eq!(peers, ["node-0"], "the ring wraps");
+        let (_, pod) = targets(0, &pods(1), Mesh::Full, 1500);
+        assert_eq!(pod.iter().filter(|t| t.kind == "pod").count(), 0);
+        assert_eq!(
+            pod.iter().find(|t| t.kind == "mtu").unwrap().label,
+            "node-0"
+        );
+    }
+
+    #[test]
+    fn the_ping_script_reports_each_target() {
+        // Run the script's helper with a stand-in ping that answers only 10.0.0.1.
+        let dir = tempfile::tempdir().unwrap();
+        let ping = dir.path().join("ping");
+        std::fs::write(
+            &ping,
+            "#!/bin/sh\nfor a; do last=$a; done\n[ \"$last\" = 10.0.0.1 ]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&ping, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let ts = vec![
+            Target {
+                kind: "pod",
+                label: "n1".into(),
+                ip: "10.0.0.1".parse().unwrap(),
+                df_size: None,
+            },
+            Target {
+                kind: "mtu",
+                label: "n2".into(),
+                ip: "10.0.0.2".parse().unwrap(),
+                df_size: Some(1422),
+            },
+        ];
+        let script = format!("{PING_FN}{}wait\n", ping_lines(&ts));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .output()
+            .unwrap();
+        let mut r = parse_pings(&String::from_utf8(out.stdout).unwrap());
+        r.sort();
+        assert_eq!(
+            r,
+            vec![
+                ("mtu".into(), "n2".into(), "10.0.0.2".into(), false),
+                ("pod".into(), "n1".into(), "10.0.0.1".into(), true),
+            ]
+        );
+        let checks = judge("n0", &r, 1450);
+        let by = |id: &str| checks.iter().find(|c| c.id == id).unwrap().clone();
+        assert_eq!(
+            by("dataplane.pod-to-pod").status,
+            super::super::Status::Pass
+        );
+        assert_eq!(by("dataplane.mtu").status, super::super::Status::Fail);
+        assert!(by("dataplane.mtu").detail.contains("n2 (10.0.0.2)"));
+        assert_eq!(
+            by("dataplane.pod-to-pod-local").status,
+            super::super::Status::Skip
+        );
+        let full = ping_script("netctl-x-a", &ts[..1], &ts[1..]);
+        assert!(full.contains("ip netns exec netctl-x-a sh -c '"), "{full}");
+    }
+}

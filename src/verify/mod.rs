@@ -1,0 +1,204 @@
+//! `netctl verify`: checks that say whether pods can really talk, and if not, what is wrong and
+//! where. Each check has a stable id, a subject (a node name or "cluster"), a status and, when it
+//! fails, a hint. Node checks read each node in one round trip (`node`), cluster checks ask the
+//! API through kubectl (`cluster`, `smoke`), and the data plane makes real test pods with the
+//! node's own CNI plugins (`cni` chains them, `dataplane` runs and pings them). `report` renders
+//! the result as a table, JSON or JUnit.
+
+pub mod cluster;
+pub mod cni;
+pub mod dataplane;
+pub mod node;
+pub mod report;
+pub mod smoke;
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub const CLUSTER: &str = "cluster";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+/// One check's result for one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub id: String,
+    pub subject: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to do about a failure (always set when `status` is fail).
+    pub hint: Option<String>,
+    pub duration_ms: u64,
+}
+
+impl Check {
+    pub fn pass(id: &str, subject: &str, detail: impl Into<String>) -> Check {
+        Check::new(id, subject, Status::Pass, detail.into(), None)
+    }
+    pub fn fail(
+        id: &str,
+        subject: &str,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Check {
+        Check::new(id, subject, Status::Fail, detail.into(), Some(hint.into()))
+    }
+    pub fn skip(id: &str, subject: &str, reason: impl Into<String>) -> Check {
+        Check::new(id, subject, Status::Skip, reason.into(), None)
+    }
+    fn new(id: &str, subject: &str, status: Status, detail: String, hint: Option<String>) -> Check {
+        Check {
+            id: id.to_string(),
+            subject: subject.to_string(),
+            status,
+            detail,
+            hint,
+            duration_ms: 0,
+        }
+    }
+    /// Stamp how long the check (or the round trip it came from) took.
+    pub fn took(mut self, since: Instant) -> Check {
+        self.duration_ms = since.elapsed().as_millis() as u64;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mesh {
+    /// Every node's pod pings every other node's pod (n x (n-1) pairs).
+    #[default]
+    Full,
+    /// Each node's pod pings the next node's pod (n pairs): every node sends and receives once.
+    Ring,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub cluster_checks: bool,
+    pub dataplane: bool,
+    pub smoke: bool,
+    pub mesh: Mesh,
+    pub concurrency: Option<usize>,
+    pub accept_new_host_keys: bool,
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cluster_checks: true,
+            dataplane: true,
+            smoke: false,
+            mesh: Mesh::Full,
+            concurrency: None,
+            accept_new_host_keys: false,
+            quiet: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub pass: usize,
+    pub fail: usize,
+    pub skip: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub run_id: String,
+    pub summary: Summary,
+    pub checks: Vec<Check>,
+    /// A node refused for safety (host key): the command exits 3.
+    #[serde(skip)]
+    pub refused: bool,
+}
+
+impl Report {
+    pub fn new(run_id: String, mut checks: Vec<Check>, refused: bool) -> Report {
+        // Grouped by check id in a fixed order, subjects in profile order within a check.
+        checks.sort_by_key(|c| order(&c.id));
+        let mut summary = Summary::default();
+        for c in &checks {
+            match c.status {
+                Status::Pass => summary.pass += 1,
+                Status::Fail => summary.fail += 1,
+                Status::Skip => summary.skip += 1,
+            }
+        }
+        Report {
+            run_id,
+            summary,
+            checks,
+            refused,
+        }
+    }
+    pub fn failed(&self) -> bool {
+        self.summary.fail > 0
+    }
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| c.status == Status::Fail)
+    }
+}
+
+/// Every check id, in report order. Ids are stable: CI dashboards key on them.
+pub const CHECK_IDS: &[&str] = &[
+    "node.ssh",
+    "node.forwarding",
+    "node.br-netfilter",
+    "node.cni-config",
+    "node.stale-cni",
+    "node.files",
+    "node.services",
+    "node.routes",
+    "cluster.nodes-ready",
+    "cluster.pod-cidrs",
+    "cluster.provider-pods",
+    "dataplane.pods",
+    "dataplane.pod-to-pod-local",
+    "dataplane.pod-to-pod",
+    "dataplane.node-to-pod",
+    "dataplane.mtu",
+    "dataplane.cleanup",
+    "smoke.deploy",
+    "smoke.pod-to-pod",
+    "smoke.pod-to-service",
+    "smoke.dns",
+    "smoke.cleanup",
+    "verify.interrupted",
+];
+
+fn order(id: &str) -> usize {
+    CHECK_IDS
+        .iter()
+        .position(|c| *c == id)
+        .unwrap_or(CHECK_IDS.len())
+}
+
+/// The short random part of a run id, for names of things verify creates (test pods, smoke objects).
+pub fn run_suffix(run_id: &str) -> String {
+    run_id
+        .rsplit('-')
+        .next()
+        .unwrap_or("0")
+        .to_ascii_lowercase()
+}

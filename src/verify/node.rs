@@ -1,0 +1,932 @@
+//! Node checks: one read-only script per node prints everything the checks need (sysctls, CNI
+//! configs and binaries, addresses, links, netctl's routes and VXLAN entries, flannel's lease,
+//! managed-file hashes, unit states) in one round trip; pure functions then judge it, so each
+//! check is unit-tested without a node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use base64::Engine;
+use ipnetwork::Ipv4Network;
+
+use super::cni::{self, ConfList};
+use super::Check;
+use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind, RoutesBackend};
+use crate::provider::{self, routes, sh_quote, NodePlan};
+use crate::state::{NodeState, STATE_FILE};
+
+/// Everything the node script found.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub forward: String,
+    pub br_module: bool,
+    pub br_call_iptables: String,
+    /// CNI config files in the conf dir (name -> content).
+    pub confs: BTreeMap<String, String>,
+    pub bins: BTreeSet<String>,
+    /// IPv4 addresses per device.
+    pub addrs: Vec<(String, Ipv4Network)>,
+    /// `ip -o link` per device name: (flags, mtu).
+    pub links: BTreeMap<String, (String, u32)>,
+    /// The device that holds the node's address.
+    pub node_dev: Option<String>,
+    pub routes: Vec<String>,
+    pub neigh: Vec<String>,
+    pub fdb: Vec<String>,
+    pub subnet_env: Option<String>,
+    pub state: Option<Result<NodeState, String>>,
+    /// sha256 per path, for files that exist.
+    pub sha: BTreeMap<String, String>,
+    pub systemd: bool,
+    /// Unit -> (is-active, is-enabled).
+    pub units: BTreeMap<String, (String, String)>,
+    /// Directories under /var/lib/cni/networks (host-local's per-network state).
+    pub cni_networks: BTreeSet<String>,
+    /// Which of /var/lib/cni and /var/lib/cni/networks existed.
+    pub cni_dirs: BTreeSet<String>,
+}
+
+/// The one read-only script. Every value it prints is tagged; nothing it prints is run.
+pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
+    let net = &cluster.profile.networking;
+    let mut s = format!(
+        "set -u\nCONF={}\nBIN={}\nADDR={}\nDEV={}\n",
+        sh_quote(&net.cni_conf_dir),
+        sh_quote(&net.cni_bin_dir),
+        node.address,
+        routes::VXLAN_DEV
+    );
+    s.push_str(concat!(
+        "printf '@@forward %s\\n' \"$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo -)\"\n",
+        "m=0; [ -d /sys/module/br_netfilter ] && m=1\n",
+        "printf '@@brnf %s %s\\n' $m \"$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo -)\"\n",
+        "for f in \"$CONF\"/*.conf \"$CONF\"/*.conflist \"$CONF\"/*.json; do [ -f \"$f\" ] || continue; printf '@@conf %s ' \"${f##*/}\"; base64 -w0 < \"$f\"; echo; done\n",
+        "for f in \"$BIN\"/*; do [ -f \"$f\" ] && [ -x \"$f\" ] && printf '@@bin %s\\n' \"${f##*/}\"; done\n",
+        "for d in /var/lib/cni /var/lib/cni/networks; do [ -d \"$d\" ] && printf '@@cnidir %s\\n' \"$d\"; done\n",
+        "for d in /var/lib/cni/networks/*; do [ -d \"$d\" ] && printf '@@cninet %s\\n' \"${d##*/}\"; done\n",
+        "set -- $(ip -o -4 addr show to \"$ADDR\"); printf '@@nodedev %s\\n' \"${2:-}\"\n",
+        "ip -o -4 addr show | while read -r _ d _ a _; do printf '@@addr %s %s\\n' \"$d\" \"$a\"; done\n",
+        "ip -o link show | while read -r _ d flags _ mtu _; do printf '@@link %s %s %s\\n' \"${d%%:*}\" \"$flags\" \"$mtu\"; done\n",
+        "ip -4 route show proto 211 | sed 's/^/@@route /'\n",
+        "ip neigh show dev \"$DEV\" 2>/dev/null | sed 's/^/@@neigh /'\n",
+        "bridge fdb show dev \"$DEV\" 2>/dev/null | sed 's/^/@@fdb /'\n",
+        "[ -f /run/flannel/subnet.env ] && { printf '@@subnetenv '; base64 -w0 < /run/flannel/subnet.env; echo; }\n",
+    ));
+    s.push_str(&format!(
+        "[ -f {st} ] && {{ printf '@@state '; base64 -w0 < {st}; echo; \
+         grep -o '\"/[^\"]*\"' {st} | tr -d '\"' | sort -u | while read -r p; do [ -f \"$p\" ] && sha256sum \"$p\" | sed 's/^/@@sha /'; done; }}\n",
+        st = sh_quote(STATE_FILE)
+    ));
+    for f in &plan.files {
+        s.push_str(&format!(
+            "[ -f {p} ] && sha256sum {p} | sed 's/^/@@sha /'\n",
+            p = sh_quote(&f.path)
+        ));
+    }
+    s.push_str("if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then\n  echo '@@systemd'\n");
+    for u in &plan.units {
+        let q = sh_quote(&u.name);
+        s.push_str(&format!(
+            "  printf '@@unit %s %s %s\\n' {q} \"$(systemctl is-active {q} 2>/dev/null)\" \"$(systemctl is-enabled {q} 2>/dev/null)\"\n"
+        ));
+    }
+    s.push_str("fi\ntrue\n");
+    s
+}
+
+fn b64(s: &str) -> Option<String> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+pub fn parse(out: &str) -> Facts {
+    let mut f = Facts::default();
+    for line in out.lines() {
+        let Some(rest) = line.strip_prefix("@@") else {
+            continue;
+        };
+        let (tag, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        match tag {
+            "forward" => f.forward = rest.trim().to_string(),
+            "brnf" => {
+                f.br_module = words.first() == Some(&"1");
+                f.br_call_iptables = words.get(1).unwrap_or(&"-").to_string();
+            }
+            "conf" => {
+                if let Some((name, data)) = rest.split_once(' ') {
+                    f.confs
+                        .insert(name.to_string(), b64(data).unwrap_or_default());
+                } else {
+                    f.confs.insert(rest.to_string(), String::new());
+                }
+            }
+            "bin" => {
+                f.bins.insert(rest.trim().to_string());
+            }
+            "cnidir" => {
+                f.cni_dirs.insert(rest.trim().to_string());
+            }
+            "cninet" => {
+                f.cni_networks.insert(rest.trim().to_string());
+            }
+            "nodedev" => f.node_dev = Some(rest.trim().to_string()).filter(|d| !d.is_empty()),
+            "addr" => {
+                if let (Some(d), Some(a)) = (words.first(), words.get(1)) {
+                    if let Ok(n) = a.parse() {
+                        f.addrs.push((d.to_string(), n));
+                    }
+                }
+            }
+            "link" => {
+                if let (Some(d), Some(flags), Some(mtu)) =
+                    (words.first(), words.get(1), words.get(2))
+                {
+                    let name = d.split('@').next().unwrap_or(d).to_string();
+                    f.links
+                        .insert(name, (flags.to_string(), mtu.parse().unwrap_or(0)));
+                }
+            }
+            "route" => f.routes.push(rest.trim().to_string()),
+            "neigh" => f.neigh.push(rest.trim().to_string()),
+            "fdb" => f.fdb.push(rest.trim().to_string()),
+            "subnetenv" => f.subnet_env = b64(rest),
+            "state" => {
+                f.state = Some(
+                    b64(rest)
+                        .ok_or_else(|| "not readable".to_string())
+                        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())),
+                )
+            }
+            "sha" => {
+                if let (Some(h), Some(p)) = (words.first(), words.get(1)) {
+                    f.sha.insert(p.to_string(), h.to_string());
+                }
+            }
+            "systemd" => f.systemd = true,
+            "unit" => {
+                if let Some(u) = words.first() {
+                    let word = |i: usize| words.get(i).unwrap_or(&"unknown").to_string();
+                    f.units.insert(u.to_string(), (word(1), word(2)));
+                }
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+/// The CNI config file netctl expects the runtime to pick on this node, if the provider uses one.
+pub fn expected_config(cluster: &Cluster) -> Option<&'static str> {
+    match cluster.provider() {
+        ProviderKind::Routes => Some("10-bridge.conf"),
+        ProviderKind::Kubenet => None,
+        ProviderKind::Flannel => Some(provider::flannel::CONFLIST),
+        ProviderKind::Calico => Some("10-calico.conflist"),
+        ProviderKind::Canal => Some("10-canal.conflist"),
+        ProviderKind::Weave => Some("10-weave.conflist"),
+    }
+}
+
+/// What the node script found about the config the runtime will use.
+pub enum Active {
+    /// No config file at all.
+    None,
+    /// The winning file does not parse.
+    Broken(String, String),
+    Ok(ConfList),
+}
+
+pub fn active(facts: &Facts) -> Active {
+    match cni::active_file(facts.confs.keys().map(String::as_str)) {
+        None => Active::None,
+        Some(name) => match cni::parse(name, &facts.confs[name]) {
+            Ok(l) => Active::Ok(l),
+            Err(e) => Active::Broken(name.to_string(), e.to_string()),
+        },
+    }
+}
+
+/// Binaries the config needs that are not in cniBinDir.
+pub fn missing_binaries(list: &ConfList, facts: &Facts) -> Vec<String> {
+    list.binaries()
+        .into_iter()
+        .filter(|b| !facts.bins.contains(b))
+        .collect()
+}
+
+/// All node checks for one node, from its facts.
+pub fn checks(cluster: &Cluster, node: &Node, plan: &NodePlan, f: &Facts) -> Vec<Check> {
+    vec![
+        forwarding(node, f),
+        br_netfilter(cluster, node, f),
+        cni_config(cluster, node, f),
+        stale_cni(cluster, node, plan, f),
+        files(node, f),
+        services(node, plan, f),
+        routes_check(cluster, node, f),
+    ]
+}
+
+fn forwarding(node: &Node, f: &Facts) -> Check {
+    const ID: &str = "node.forwarding";
+    if f.forward == "1" {
+        Check::pass(ID, &node.name, "net.ipv4.ip_forward = 1")
+    } else {
+        Check::fail(
+            ID,
+            &node.name,
+            format!("net.ipv4.ip_forward = {}: the node does not route pod traffic", f.forward),
+            "sysctl -w net.ipv4.ip_forward=1 (netctl init sets it and persists it in /etc/sysctl.d/90-netctl.conf)",
+        )
+    }
+}
+
+fn br_netfilter(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
+    const ID: &str = "node.br-netfilter";
+    if !cluster.profile.kubernetes.manage_units {
+        return Check::skip(
+            ID,
+            &node.name,
+            "kubernetes.manageUnits: false: no kubelet or kube-proxy on this node by design",
+        );
+    }
+    if !node.is_worker() {
+        return Check::skip(
+            ID,
+            &node.name,
+            "not a worker: kube-proxy's bridged traffic is on workers",
+        );
+    }
+    if !f.br_module {
+        return Check::fail(
+            ID,
+            &node.name,
+            "br_netfilter is not loaded: kube-proxy's iptables rules miss bridged pod traffic",
+            "modprobe br_netfilter and list it in /etc/modules-load.d/ so it loads at boot",
+        );
+    }
+    if f.br_call_iptables != "1" {
+        return Check::fail(
+            ID,
+            &node.name,
+            format!(
+                "net.bridge.bridge-nf-call-iptables = {}",
+                f.br_call_iptables
+            ),
+            "sysctl -w net.bridge.bridge-nf-call-iptables=1 and persist it in /etc/sysctl.d/",
+        );
+    }
+    Check::pass(
+        ID,
+        &node.name,
+        "br_netfilter loaded, bridge-nf-call-iptables = 1",
+    )
+}
+
+fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
+    const ID: &str = "node.cni-config";
+    let dir = &cluster.profile.networking.cni_conf_dir;
+    let bin = &cluster.profile.networking.cni_bin_dir;
+    let Some(want) = expected_config(cluster) else {
+        return Check::skip(
+            ID,
+            &node.name,
+            "kubenet: the kubelet configures pods itself, no CNI config",
+        );
+    };
+    if !node.is_worker() {
+        return Check::skip(ID, &node.name, "not a worker: no pods here");
+    }
+    match active(f) {
+        Active::None => Check::fail(
+            ID,
+            &node.name,
+            format!("no CNI config in {dir}: pods cannot start"),
+            format!("run netctl init (it writes {dir}/{want})"),
+        ),
+        Active::Broken(name, e) => Check::fail(
+            ID,
+            &node.name,
+            format!("{dir}/{name} is picked first but does not parse: {e}"),
+            format!("fix or remove {dir}/{name}; netctl init rewrites {want}"),
+        ),
+        Active::Ok(list) if list.file != want => Check::fail(
+            ID,
+            &node.name,
+            format!(
+                "the runtime picks {dir}/{} (first in order), not netctl's {want}",
+                list.file
+            ),
+            format!(
+                "remove or rename {dir}/{} (the lexicographically first config wins)",
+                list.file
+            ),
+        ),
+        Active::Ok(list) => {
+            let missing = missing_binaries(&list, f);
+            if missing.is_empty() {
+                Check::pass(
+                    ID,
+                    &node.name,
+                    format!(
+                        "{want} is picked; plugins {} in {bin}",
+                        list.binaries().join(", ")
+                    ),
+                )
+            } else {
+                let hint = if missing
+                    .iter()
+                    .any(|m| m == "flannel" || m.starts_with("calico") || m == "weave-net")
+                {
+                    format!("the provider's DaemonSet installs {} into {bin}: check its pods (cluster.provider-pods)", missing.join(", "))
+                } else {
+                    format!("install containernetworking-plugins, or set networking.cniBinDir to where {} live", missing.join(", "))
+                };
+                Check::fail(
+                    ID,
+                    &node.name,
+                    format!("{want} is picked, but {bin} has no {}", missing.join(", ")),
+                    hint,
+                )
+            }
+        }
+    }
+}
+
+/// Config files that are netctl's for this provider (the one that should win, and files the
+/// provider's plan writes into the conf dir, such as 99-loopback.conf).
+fn own_configs(cluster: &Cluster, plan: &NodePlan) -> BTreeSet<String> {
+    let dir = format!(
+        "{}/",
+        cluster
+            .profile
+            .networking
+            .cni_conf_dir
+            .trim_end_matches('/')
+    );
+    let mut own: BTreeSet<String> = plan
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(&dir).map(str::to_string))
+        .collect();
+    own.extend(expected_config(cluster).map(str::to_string));
+    own
+}
+
+fn stale_cni(cluster: &Cluster, node: &Node, plan: &NodePlan, f: &Facts) -> Check {
+    const ID: &str = "node.stale-cni";
+    let own = own_configs(cluster, plan);
+    let mut problems = Vec::new();
+    for (name, text) in &f.confs {
+        if own.contains(name) {
+            continue;
+        }
+        // A loopback-only config is harmless wherever it sorts.
+        let loopback_only = cni::parse(name, text)
+            .map(|l| l.binaries() == ["loopback"])
+            .unwrap_or(false);
+        if !loopback_only {
+            problems.push(format!("foreign config {name}"));
+        }
+    }
+    for (dev, addr) in &f.addrs {
+        if dev != "cni0" && dev != "flannel.1" {
+            continue;
+        }
+        let inside = node.pod_cidr.is_some_and(|c| c.contains(addr.ip()));
+        if !inside {
+            problems.push(format!(
+                "{dev} has {addr}, outside the node's podCIDR {}",
+                node.pod_cidr
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "(none)".into())
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(ID, &node.name, "no configs or links of other providers")
+    } else {
+        Check::fail(
+            ID,
+            &node.name,
+            problems.join("; "),
+            format!(
+                "remove leftovers of the previous provider (rm the config from {}; ip link del the old bridge/vxlan device)",
+                cluster.profile.networking.cni_conf_dir
+            ),
+        )
+    }
+}
+
+fn files(node: &Node, f: &Facts) -> Check {
+    const ID: &str = "node.files";
+    let state = match &f.state {
+        None => {
+            return Check::fail(
+                ID,
+                &node.name,
+                format!("no {STATE_FILE}: netctl has not set up this node"),
+                "run netctl init",
+            )
+        }
+        Some(Err(e)) => {
+            return Check::fail(
+                ID,
+                &node.name,
+                format!("{STATE_FILE} does not parse: {e}"),
+                "move it aside and run netctl init",
+            )
+        }
+        Some(Ok(s)) => s,
+    };
+    let mut drift = Vec::new();
+    for (path, want) in &state.files {
+        match f.sha.get(path) {
+            None => drift.push(format!("{path} missing")),
+            Some(h) if *h != want.sha256 => drift.push(format!("{path} edited")),
+            Some(_) => {}
+        }
+    }
+    if drift.is_empty() {
+        Check::pass(
+            ID,
+            &node.name,
+            format!("{} managed files match state.json", state.files.len()),
+        )
+    } else {
+        Check::fail(
+            ID,
+            &node.name,
+            format!("drift: {}", drift.join(", ")),
+            "netctl plan shows the diff; netctl init puts the files back",
+        )
+    }
+}
+
+fn services(node: &Node, plan: &NodePlan, f: &Facts) -> Check {
+    const ID: &str = "node.services";
+    if !node.has_systemd() {
+        return Check::skip(
+            ID,
+            &node.name,
+            "init: none: no systemd on this node to run units",
+        );
+    }
+    if plan.units.is_empty() {
+        return Check::skip(ID, &node.name, "netctl manages no units on this node");
+    }
+    if !f.systemd {
+        return Check::fail(
+            ID,
+            &node.name,
+            "systemd is not running on the node",
+            "set init: none on this node in the profile, or boot it with systemd",
+        );
+    }
+    // Daemons must run; a boot-time oneshot (restart: false, e.g. netctl-routes) must be enabled:
+    // init re-runs its script instead of starting it, so it is inactive until the next boot.
+    let unknown = ("unknown".to_string(), "unknown".to_string());
+    let down: Vec<String> = plan
+        .units
+        .iter()
+        .filter_map(|u| {
+            let (active, enabled) = f.units.get(&u.name).unwrap_or(&unknown);
+            if u.restart && active != "active" {
+                Some(format!("{} is {active}", u.name))
+            } else if !u.restart && u.enable && enabled != "enabled" {
+                Some(format!("{} is {enabled}, not enabled", u.name))
+            } else if !u.restart && active == "failed" {
+                Some(format!("{} failed", u.name))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if down.is_empty() {
+        Check::pass(
+            ID,
+            &node.name,
+            format!(
+                "running or enabled: {}",
+                plan.units
+                    .iter()
+                    .map(|u| u.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    } else {
+        Check::fail(
+            ID,
+            &node.name,
+            down.join(", "),
+            "journalctl -u UNIT on the node says why; systemctl restart UNIT",
+        )
+    }
+}
+
+fn routes_check(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
+    const ID: &str = "node.routes";
+    let name = &node.name;
+    match cluster.provider() {
+        ProviderKind::Routes => match cluster.profile.networking.routes.backend {
+            RoutesBackend::HostGw => host_gw(cluster, node, f),
+            RoutesBackend::Vxlan => vxlan(cluster, node, f),
+            b => Check::skip(
+                ID,
+                name,
+                format!("backend {}: routes live in the cloud route table (netctl render writes cluster/routes.sh)", b.as_str()),
+            ),
+        },
+        ProviderKind::Flannel => flannel_lease(cluster, node, f, cluster.profile.networking.flannel.backend),
+        ProviderKind::Canal => flannel_lease(cluster, node, f, FlannelBackend::Vxlan),
+        p => Check::skip(
+            ID,
+            name,
+            format!("{} programs its own routes; the data-plane checks cover them", p.as_str()),
+        ),
+    }
+}
+
+fn peers<'a>(
+    cluster: &'a Cluster,
+    node: &'a Node,
+) -> impl Iterator<Item = (&'a Node, Ipv4Network)> {
+    cluster
+        .nodes
+        .iter()
+        .filter(move |p| p.name != node.name)
+        .filter_map(|p| p.pod_cidr.map(|c| (p, c)))
+}
+
+fn route_via(f: &Facts, cidr: &Ipv4Network, via: Ipv4Addr) -> bool {
+    let want = format!("{cidr} via {via} ");
+    f.routes.iter().any(|r| format!("{r} ").starts_with(&want))
+}
+
+fn routes_fail(node: &Node, problems: Vec<String>) -> Check {
+    Check::fail(
+        "node.routes",
+        &node.name,
+        problems.join("; "),
+        format!("re-run netctl init (or {} up on the node)", routes::SCRIPT),
+    )
+}
+
+fn host_gw(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
+    let mut problems = Vec::new();
+    let mut n = 0;
+    for (p, cidr) in peers(cluster, node) {
+        n += 1;
+        if !route_via(f, &cidr, p.address) {
+            problems.push(format!("no route to {} ({cidr} via {})", p.name, p.address));
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(
+            "node.routes",
+            &node.name,
+            format!("host-gw: {n} peer routes"),
+        )
+    } else {
+        routes_fail(node, problems)
+    }
+}
+
+fn vxlan(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
+    let dev = routes::VXLAN_DEV;
+    let mtu = routes::vxlan_mtu(cluster);
+    let Some((flags, have_mtu)) = f.links.get(dev) else {
+        return routes_fail(node, vec![format!("no {dev} device")]);
+    };
+    let mut problems = Vec::new();
+    if !flags
+        .trim_matches(|c| c == '<' || c == '>')
+        .split(',')
+        .any(|x| x == "UP")
+    {
+        problems.push(format!("{dev} is down"));
+    }
+    if *have_mtu != mtu {
+        problems.push(format!("{dev} MTU {have_mtu}, want {mtu}"));
+    }
+    let mut n = 0;
+    for (p, cidr) in peers(cluster, node) {
+        n += 1;
+        let vtep = cidr.network();
+        let mac = routes::vtep_mac(p.address);
+        if !f
+            .neigh
+            .iter()
+            .any(|l| l.starts_with(&format!("{vtep} ")) && l.contains(&mac))
+        {
+            problems.push(format!("no neighbour {vtep} -> {mac} for {}", p.name));
+        }
+        if !f.fdb.iter().any(|l| {
+            l.starts_with(&format!("{mac} ")) && l.contains(&format!("dst {} ", p.address))
+        }) {
+            problems.push(format!("no FDB {mac} -> {} for {}", p.address, p.name));
+        }
+        if !route_via(f, &cidr, vtep) {
+            problems.push(format!("no route to {} ({cidr} via {vtep})", p.name));
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(
+            "node.routes",
+            &node.name,
+            format!("vxlan: {dev} up, MTU {mtu}, {n} peers (neighbour, FDB, route)"),
+        )
+    } else {
+        routes_fail(node, problems)
+    }
+}
+
+/// Parse KEY=VALUE lines.
+pub fn env_file(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
+fn flannel_lease(cluster: &Cluster, node: &Node, f: &Facts, backend: FlannelBackend) -> Check {
+    const ID: &str = "node.routes";
+    let Some(text) = &f.subnet_env else {
+        return Check::fail(
+            ID,
+            &node.name,
+            "no /run/flannel/subnet.env: flanneld has not started (or has no lease)",
+            "check flanneld (its pod in kube-flannel, or flanneld.service): it needs the node's spec.podCIDR and a kubeconfig",
+        );
+    };
+    let env = env_file(text);
+    let mut problems = Vec::new();
+    let network = env.get("FLANNEL_NETWORK").cloned().unwrap_or_default();
+    if network != cluster.cluster_cidr.to_string() {
+        problems.push(format!(
+            "FLANNEL_NETWORK {network} is not the cluster CIDR {}",
+            cluster.cluster_cidr
+        ));
+    }
+    let subnet = env.get("FLANNEL_SUBNET").cloned().unwrap_or_default();
+    let sub: Option<Ipv4Network> = subnet.parse().ok();
+    match (sub, node.pod_cidr) {
+        (Some(s), Some(c)) if c.contains(s.ip()) => {}
+        (_, None) => {}
+        _ => problems.push(format!(
+            "FLANNEL_SUBNET {subnet} is not inside the node's podCIDR {}",
+            node.pod_cidr.map(|c| c.to_string()).unwrap_or_default()
+        )),
+    }
+    let overhead = match backend {
+        FlannelBackend::Vxlan => 50,
+        FlannelBackend::Wireguard => 80,
+        _ => 0,
+    };
+    let want = cluster.profile.networking.flannel.mtu.or_else(|| {
+        f.node_dev
+            .as_ref()
+            .and_then(|d| f.links.get(d))
+            .map(|(_, m)| m - overhead)
+    });
+    let have: Option<u32> = env.get("FLANNEL_MTU").and_then(|m| m.parse().ok());
+    if let Some(w) = want {
+        if have != Some(w) {
+            problems.push(format!(
+                "FLANNEL_MTU {} but {} wants {w}",
+                have.map(|m| m.to_string())
+                    .unwrap_or_else(|| "unset".into()),
+                backend.as_str()
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(
+            ID,
+            &node.name,
+            format!(
+                "flannel lease {subnet} in {network}, MTU {}",
+                have.unwrap_or(0)
+            ),
+        )
+    } else {
+        Check::fail(
+            ID,
+            &node.name,
+            problems.join("; "),
+            "flanneld's net-conf.json Network must equal clusterCIDR and the node's podCIDR must be allocated from it; restart flanneld after fixing",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Status;
+
+    fn cluster(extra: &str) -> Cluster {
+        let text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\n  manageUnits: false\nnetworking:\n  provider: routes\n  cniBinDir: /usr/lib/cni\n{extra}nodes:\n  - {{ name: node-1, address: 10.240.0.11, roles: [worker], init: none }}\n  - {{ name: node-2, address: 10.240.0.12, roles: [worker], init: none }}\n"
+        );
+        crate::profile::load_str(&text, std::path::Path::new("t.yaml")).unwrap()
+    }
+
+    fn healthy(c: &Cluster) -> Facts {
+        let n1 = &c.nodes[0];
+        let plan = provider::node_plan(c, n1);
+        let mut f = Facts {
+            forward: "1".into(),
+            ..Facts::default()
+        };
+        for file in &plan.files {
+            if let Some(name) = file.path.strip_prefix("/etc/cni/net.d/") {
+                f.confs.insert(name.into(), file.content.clone());
+            }
+        }
+        f.bins
+            .extend(["bridge", "host-local", "loopback"].map(String::from));
+        let peer = c.nodes[1].pod_cidr.unwrap();
+        f.routes
+            .push(format!("{peer} via 10.240.0.12 dev eth0 proto 211"));
+        f
+    }
+
+    fn by_id<'a>(checks: &'a [Check], id: &str) -> &'a Check {
+        checks.iter().find(|c| c.id == id).unwrap()
+    }
+
+    #[test]
+    fn a_healthy_host_gw_node_passes() {
+        let c = cluster("  routes: { backend: host-gw }\n");
+        let n = &c.nodes[0];
+        let plan = provider::node_plan(&c, n);
+        let cs = checks(&c, n, &plan, &healthy(&c));
+        for id in [
+            "node.forwarding",
+            "node.cni-config",
+            "node.stale-cni",
+            "node.routes",
+        ] {
+            assert_eq!(by_id(&cs, id).status, Status::Pass, "{:?}", by_id(&cs, id));
+        }
+        assert_eq!(by_id(&cs, "node.br-netfilter").status, Status::Skip);
+        assert_eq!(by_id(&cs, "node.services").status, Status::Skip);
+        // No state.json yet: files fail, with a hint.
+        assert_eq!(by_id(&cs, "node.files").status, Status::Fail);
+        assert!(by_id(&cs, "node.files").hint.is_some());
+    }
+
+    #[test]
+    fn faults_fail_their_own_check() {
+        let c = cluster("  routes: { backend: host-gw }\n");
+        let n = &c.nodes[0];
+        let plan = provider::node_plan(&c, n);
+        let mut f = healthy(&c);
+        f.forward = "0".into();
+        f.routes.clear();
+        f.confs.insert(
+            "00-foreign.conflist".into(),
+            r#"{"name":"x","cniVersion":"1.0.0","plugins":[{"type":"flannel"}]}"#.into(),
+        );
+        f.addrs
+            .push(("cni0".into(), "10.88.0.1/16".parse().unwrap()));
+        let cs = checks(&c, n, &plan, &f);
+        let fw = by_id(&cs, "node.forwarding");
+        assert_eq!(fw.status, Status::Fail);
+        let cni = by_id(&cs, "node.cni-config");
+        assert_eq!(cni.status, Status::Fail);
+        assert!(cni.detail.contains("00-foreign.conflist"), "{cni:?}");
+        let stale = by_id(&cs, "node.stale-cni");
+        assert!(
+            stale.detail.contains("foreign config 00-foreign.conflist"),
+            "{stale:?}"
+        );
+        assert!(stale.detail.contains("cni0 has 10.88.0.1/16"), "{stale:?}");
+        let r = by_id(&cs, "node.routes");
+        assert!(r.detail.contains("no route to node-2"), "{r:?}");
+    }
+
+    #[test]
+    fn missing_plugin_binaries_are_named() {
+        let c = cluster("  routes: { backend: host-gw }\n");
+        let n = &c.nodes[0];
+        let plan = provider::node_plan(&c, n);
+        let mut f = healthy(&c);
+        f.bins.remove("host-local");
+        let cs = checks(&c, n, &plan, &f);
+        let cni = by_id(&cs, "node.cni-config");
+        assert_eq!(cni.status, Status::Fail);
+        assert!(cni.detail.contains("has no host-local"), "{cni:?}");
+    }
+
+    #[test]
+    fn vxlan_checks_device_mtu_neighbours_and_fdb() {
+        let c = cluster("  routes: { backend: vxlan }\n");
+        let n = &c.nodes[0];
+        let plan = provider::node_plan(&c, n);
+        let peer = c.nodes[1].pod_cidr.unwrap();
+        let mac = routes::vtep_mac("10.240.0.12".parse().unwrap());
+        let mut f = healthy(&c);
+        f.routes = vec![format!(
+            "{peer} via {} dev netctl-vxlan proto 211 onlink",
+            peer.network()
+        )];
+        f.links.insert(
+            "netctl-vxlan".into(),
+            ("<BROADCAST,MULTICAST,UP,LOWER_UP>".into(), 1450),
+        );
+        f.neigh
+            .push(format!("{} lladdr {mac} PERMANENT", peer.network()));
+        f.fdb.push(format!("{mac} dst 10.240.0.12 self permanent"));
+        assert_eq!(
+            routes_check(&c, n, &f).status,
+            Status::Pass,
+            "{:?}",
+            routes_check(&c, n, &f)
+        );
+        f.links.insert(
+            "netctl-vxlan".into(),
+            ("<BROADCAST,MULTICAST,UP,LOWER_UP>".into(), 1400),
+        );
+        f.fdb.clear();
+        let r = routes_check(&c, n, &f);
+        assert!(r.detail.contains("MTU 1400, want 1450"), "{r:?}");
+        assert!(r.detail.contains("no FDB"), "{r:?}");
+        let _ = plan;
+    }
+
+    #[test]
+    fn drift_is_found_from_state_hashes() {
+        let c = cluster("");
+        let n = &c.nodes[0];
+        let mut f = Facts::default();
+        let mut st = NodeState::default();
+        for (p, h) in [("/a", "11"), ("/b", "22"), ("/c", "33")] {
+            st.files.insert(
+                p.into(),
+                crate::state::ManagedFile {
+                    sha256: h.into(),
+                    mode: 0o644,
+                    original: false,
+                },
+            );
+        }
+        f.state = Some(Ok(st));
+        f.sha.insert("/a".into(), "11".into());
+        f.sha.insert("/b".into(), "99".into());
+        let r = files(n, &f);
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.detail, "drift: /b edited, /c missing");
+    }
+
+    #[test]
+    fn flannel_lease_is_checked_against_the_profile() {
+        let c = cluster("  routes: { backend: host-gw }\n");
+        let n = &c.nodes[0];
+        let mut f = Facts {
+            node_dev: Some("eth0".into()),
+            ..Facts::default()
+        };
+        f.links.insert("eth0".into(), ("<UP>".into(), 1500));
+        f.subnet_env = Some(format!("FLANNEL_NETWORK=10.200.0.0/16\nFLANNEL_SUBNET={}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n", n.pod_cidr.unwrap().iter().nth(1).unwrap().to_string() + "/24"));
+        assert_eq!(
+            flannel_lease(&c, n, &f, FlannelBackend::Vxlan).status,
+            Status::Pass
+        );
+        let r = flannel_lease(&c, n, &f, FlannelBackend::HostGw);
+        assert!(
+            r.detail.contains("FLANNEL_MTU 1450 but host-gw wants 1500"),
+            "{r:?}"
+        );
+        f.subnet_env = Some(
+            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\n"
+                .into(),
+        );
+        let r = flannel_lease(&c, n, &f, FlannelBackend::Vxlan);
+        assert!(r.detail.contains("not the cluster CIDR"), "{r:?}");
+        assert!(r.detail.contains("not inside the node's podCIDR"), "{r:?}");
+    }
+
+    #[test]
+    fn the_script_output_parses() {
+        let out = "@@forward 1\n@@brnf 0 -\n@@conf 10-bridge.conf eyJhIjoxfQ==\n@@bin bridge\n@@nodedev eth0\n@@addr cni0 10.200.0.1/24\n@@link netctl-vxlan@NONE: <UP> 1450\n@@link eth0@if7: <UP,LOWER_UP> 1500\n@@route 10.200.1.0/24 via 10.240.0.12 dev eth0 proto 211\n@@sha abc /etc/x\n@@systemd\n@@unit netctl-routes.service active enabled\n";
+        let f = parse(out);
+        assert_eq!(f.forward, "1");
+        assert!(!f.br_module);
+        assert_eq!(f.confs["10-bridge.conf"], "{\"a\":1}");
+        assert_eq!(f.links["eth0"].1, 1500);
+        assert_eq!(f.links["netctl-vxlan"].1, 1450);
+        assert_eq!(f.addrs[0].0, "cni0");
+        assert_eq!(f.routes.len(), 1);
+        assert_eq!(f.sha["/etc/x"], "abc");
+        assert!(f.systemd);
+        assert_eq!(
+            f.units["netctl-routes.service"],
+            ("active".into(), "enabled".into())
+        );
+    }
+}
