@@ -163,7 +163,16 @@ pub fn up(
     // Recorded before anything is made (the user included), so a failed `up` removes it.
     state.save()?;
     let password = extras.user.as_ref().map(|(_, p)| p.as_str());
-    match build(&mut state, lower.as_deref(), password) {
+    // Netns nodes bind-mount host directories that the last lab going down removes: hold the
+    // host lock until this lab's nodes have mounted them.
+    let host_lock = if kind == Kind::Netns || state.bastion.is_some() {
+        Some(host_lock()?)
+    } else {
+        None
+    };
+    let built = build(&mut state, lower.as_deref(), password);
+    drop(host_lock);
+    match built {
         Ok(()) => {
             eprintln!("lab {name} up in {:.1} s", started.elapsed().as_secs_f64());
             println!("{}", dir.join("profile.yaml").display());
@@ -388,8 +397,11 @@ fn teardown(state: &mut State) -> Result<(), LabError> {
     }
     // A node that could not be removed keeps the state (and the directory) for another `down`.
     nodes?;
-    if other_labs(&state.name).is_empty() {
-        remove_host_dirs();
+    {
+        let _lock = host_lock()?;
+        if other_labs(&state.name).is_empty() {
+            remove_host_dirs();
+        }
     }
     remove_lab_dir(&dir)
 }
@@ -423,6 +435,26 @@ fn other_labs(name: &str) -> Vec<String> {
         .filter_map(|e| e.file_name().to_str().map(String::from))
         .filter(|n| n != name)
         .collect()
+}
+
+/// Serialises labs that create, use or remove the shared host mount points (an exclusive flock,
+/// released when the file is dropped).
+fn host_lock() -> Result<std::fs::File, LabError> {
+    use std::os::fd::AsRawFd;
+    let root = labs_root();
+    std::fs::create_dir_all(&root).map_err(|e| LabError::io("cannot create", &root, e))?;
+    let path = root.join(".host-lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LabError::io("cannot open", &path, e))?;
+    // SAFETY: flock on a file descriptor we own; it is released when `f` is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(LabError::io("cannot lock", &path, std::io::Error::last_os_error()));
+    }
+    Ok(f)
 }
 
 /// Host mount points created for netns nodes are shared by all labs: recorded in one file and
