@@ -172,7 +172,7 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
     if !can_run("verify_on_netns_nodes_host_gw_and_vxlan") {
         return;
     }
-    let lab = Lab::up("vf-ns", "netns", NODES, 31);
+    let lab = Lab::up("vf-ns", "netns", NODES, 51);
     let p = lab.profile.clone();
 
     // init ends with verify, and it passes.
@@ -314,7 +314,7 @@ fn verify_on_systemd_nodes() {
     if !can_run("verify_on_systemd_nodes") {
         return;
     }
-    let lab = Lab::up("vf-sd", "systemd", NODES, 32);
+    let lab = Lab::up("vf-sd", "systemd", NODES, 52);
     let p = lab.profile.clone();
     let o = lab.netctl(&["init", "--yes"], &p);
     assert!(o.status.success(), "{}", text(&o));
