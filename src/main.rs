@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use cli::{Cli, Command, Connect, Format, ProfileCommand};
 use netctl::commands::apply::{ApplyOptions, RunReport};
-use netctl::{commands, profile, Error};
+use netctl::{certs, commands, profile, Error};
+use std::time::SystemTime;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -41,12 +42,21 @@ fn run_result(report: &RunReport) -> Result<i32, Error> {
 
 fn apply(connect: Connect, quiet: bool, yes: bool, dry_run: bool) -> Result<i32, Error> {
     let cluster = Arc::new(profile::load(&connect.profile)?);
+    // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
+    let mode = if dry_run {
+        certs::Mode::InMemory
+    } else {
+        certs::Mode::Persist
+    };
+    let pki = certs::prepare(&cluster, &connect.profile, mode, SystemTime::now())?;
+    print_notes(pki.as_ref(), quiet);
     let opts = ApplyOptions {
         dry_run,
         yes,
         concurrency: connect.concurrency,
         accept_new_host_keys: connect.accept_new_host_keys,
         quiet,
+        pki: pki.map(Arc::new),
     };
     let report = runtime().block_on(commands::apply::run(cluster, opts));
     match connect.output {
@@ -54,6 +64,16 @@ fn apply(connect: Connect, quiet: bool, yes: bool, dry_run: bool) -> Result<i32,
         Format::Json => print!("{}", json(&report)),
     }
     run_result(&report)
+}
+
+/// What the PKI step issued or found missing, one line each on stderr.
+fn print_notes(pki: Option<&certs::Pki>, quiet: bool) {
+    if quiet {
+        return;
+    }
+    for n in pki.map(|p| p.notes.as_slice()).unwrap_or_default() {
+        eprintln!("certs: {n}");
+    }
 }
 
 fn run(cli: Cli) -> Result<i32, Error> {
@@ -70,7 +90,15 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Render { profile, out } => {
             let cluster = profile::load(&profile)?;
-            println!("{}", commands::render::run(&cluster, &out)?);
+            let pki = certs::prepare(&cluster, &profile, certs::Mode::ReadOnly, SystemTime::now())?;
+            if pki.is_none() && !certs::store::nodes_needing(&cluster).is_empty() {
+                eprintln!(
+                    "certs: no CA in {} yet: flanneld's certificate files are left out (netctl init creates them)",
+                    certs::store::dir(&cluster, &profile).display()
+                );
+            }
+            print_notes(pki.as_ref(), cli.quiet);
+            println!("{}", commands::render::run(&cluster, &out, pki.as_ref())?);
             Ok(0)
         }
         Command::Plan { connect } => apply(connect, cli.quiet, true, true),

@@ -135,7 +135,8 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
             Some(_) => None,
         };
         let Some(action) = action else { continue };
-        let secret = is_secret_mode(f.mode) || remote.as_ref().is_some_and(|r| is_secret_mode(r.mode));
+        let secret =
+            is_secret_mode(f.mode) || remote.as_ref().is_some_and(|r| is_secret_mode(r.mode));
         if action != FileAction::Chmod {
             touched_units.extend(f.services.iter().map(|s| unit_name(s)));
             if let Some(u) = unit_of(&f.path) {
@@ -170,7 +171,8 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
             action: FileAction::Remove,
             take_over: false,
             restore_original: m.original,
-            secret: is_secret_mode(m.mode) || remote.as_ref().is_some_and(|r| is_secret_mode(r.mode)),
+            secret: is_secret_mode(m.mode)
+                || remote.as_ref().is_some_and(|r| is_secret_mode(r.mode)),
             old: remote.map(|r| r.content),
             new: None,
         });
@@ -427,9 +429,20 @@ mod tests {
         let d = diff(&p, &g, true).files[0].diff();
         assert!(d.contains("-(secret, 8 bytes)\n+(secret, 18 bytes)"), "{d}");
         assert!(!d.contains("KEY"), "{d}");
-        g.state = Some(next_state(&p, None, &NodeChanges::default(), "flannel", "", "h", "r"));
+        g.state = Some(next_state(
+            &p,
+            None,
+            &NodeChanges::default(),
+            "flannel",
+            "",
+            "h",
+            "r",
+        ));
         let d = diff(&NodePlan::default(), &g, true).files[0].diff();
-        assert!(d.contains("-(secret, 8 bytes)") && !d.contains("OLD"), "{d}");
+        assert!(
+            d.contains("-(secret, 8 bytes)") && !d.contains("OLD"),
+            "{d}"
+        );
         // A private file replaced by a public one still hides the old content.
         key.mode = 0o644;
         let p = NodePlan {

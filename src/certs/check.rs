@@ -39,11 +39,10 @@ pub enum CertProblem {
 
 /// Decode one PEM certificate; `what` names it in the problem ("the CA certificate").
 pub(crate) fn parse_pem(what: &'static str, pem: &[u8]) -> Result<Pem, CertProblem> {
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(pem).map_err(|e| CertProblem::Unreadable {
-            what,
-            message: e.to_string(),
-        })?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| CertProblem::Unreadable {
+        what,
+        message: e.to_string(),
+    })?;
     if pem.label != "CERTIFICATE" {
         return Err(CertProblem::Unreadable {
             what,

@@ -5,8 +5,8 @@
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -31,7 +31,10 @@ impl std::fmt::Debug for NodeCert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeCert")
             .field("cert_pem", &self.cert_pem)
-            .field("key_pem", &format_args!("(secret, {} bytes)", self.key_pem.len()))
+            .field(
+                "key_pem",
+                &format_args!("(secret, {} bytes)", self.key_pem.len()),
+            )
             .finish()
     }
 }
@@ -93,10 +96,10 @@ pub fn node(
     days: u32,
 ) -> Result<NodeCert, IssueError> {
     let ca_key = load_key(ca_key_pem)?;
-    let ca_block =
-        parse_pem("the CA certificate", ca_pem.as_bytes()).map_err(|e| IssueError::CaCert(e.to_string()))?;
-    let ca_x509 =
-        parse_x509("the CA certificate", &ca_block).map_err(|e| IssueError::CaCert(e.to_string()))?;
+    let ca_block = parse_pem("the CA certificate", ca_pem.as_bytes())
+        .map_err(|e| IssueError::CaCert(e.to_string()))?;
+    let ca_x509 = parse_x509("the CA certificate", &ca_block)
+        .map_err(|e| IssueError::CaCert(e.to_string()))?;
     if ca_x509.public_key().subject_public_key.data.as_ref() != ca_key.public_key_raw() {
         return Err(IssueError::KeyMismatch);
     }
@@ -182,7 +185,11 @@ fn pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
         if n < 0x80 {
             out.push(n as u8);
         } else {
-            let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+            let bytes: Vec<u8> = n
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
             out.push(0x80 | bytes.len() as u8);
             out.extend(bytes);
         }

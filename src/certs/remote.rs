@@ -51,7 +51,9 @@ pub fn check_output(out: &str, now: SystemTime) -> Result<(), NodeCertError> {
 
 /// `node.certs` for one node: read over the node's session, then check.
 pub async fn check_node(remote: &Remote, now: SystemTime) -> Result<(), NodeCertError> {
-    let out = remote.read("read flanneld certificates", &read_script()).await?;
+    let out = remote
+        .read("read flanneld certificates", &read_script())
+        .await?;
     check_output(&out, now)
 }
 
@@ -77,6 +79,10 @@ mod tests {
         ));
         let (other, _) = issue::ca("t", now, 3650).unwrap();
         let e = check_output(&format!("{other}\n{MARK}\n{}", n.cert_pem), now).unwrap_err();
-        assert!(e.to_string().starts_with("/etc/kube-flannel/flanneld.crt: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/etc/kube-flannel/flanneld.crt: "),
+            "{e}"
+        );
     }
 }

@@ -137,7 +137,9 @@ pub fn prepare(
                 issued.insert(node.to_string(), s);
             }
             (Some(why), Some(s), Mode::ReadOnly) => {
-                notes.push(format!("{node}: the stored certificate is used as is; init would renew it ({why})"));
+                notes.push(format!(
+                    "{node}: the stored certificate is used as is; init would renew it ({why})"
+                ));
                 issued.insert(node.to_string(), s);
             }
             (Some(_), None, Mode::ReadOnly) => {
@@ -182,7 +184,10 @@ fn reuse_problem(ca_pem: &str, stored: &NodeCert, node: &str, now: SystemTime) -
     if !issue::key_matches(&stored.cert_pem, &stored.key_pem) {
         return Some("the stored key does not belong to the certificate".into());
     }
-    let want = (issue::flanneld_user(node), vec![issue::FLANNELD_GROUP.to_string()]);
+    let want = (
+        issue::flanneld_user(node),
+        vec![issue::FLANNELD_GROUP.to_string()],
+    );
     match issue::subject(&stored.cert_pem) {
         Some(got) if got == want => None,
         _ => Some(format!(
@@ -235,9 +240,8 @@ fn ca(
         (None, _, false, Mode::ReadOnly) => return Ok(None),
         (Some(c), Some(k), _, _) => (c, Some(k)),
         (None, None, false, _) => {
-            let (c, k) = issue::ca(&cluster.profile.name, now, 3650).map_err(|e| {
-                bad("pki.dir", &cert_path, format!("cannot generate a CA: {e}"))
-            })?;
+            let (c, k) = issue::ca(&cluster.profile.name, now, 3650)
+                .map_err(|e| bad("pki.dir", &cert_path, format!("cannot generate a CA: {e}")))?;
             if mode == Mode::Persist {
                 write_private_dir(dir)?;
                 write_atomic(&key_path, k.as_bytes(), 0o600)?;
@@ -247,7 +251,11 @@ fn ca(
             (c, Some(k))
         }
         (None, _, _, _) => {
-            return Err(bad(cert_field, &cert_path, "the CA certificate does not exist".into()))
+            return Err(bad(
+                cert_field,
+                &cert_path,
+                "the CA certificate does not exist".into(),
+            ))
         }
         (Some(_), None, _, _) => {
             return Err(bad(

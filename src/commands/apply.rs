@@ -25,6 +25,8 @@ pub struct ApplyOptions {
     pub concurrency: Option<usize>,
     pub accept_new_host_keys: bool,
     pub quiet: bool,
+    /// The run's certificates (flanneld as a systemd unit), from `certs::prepare`.
+    pub pki: Option<Arc<crate::certs::Pki>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -132,7 +134,8 @@ async fn prepare(
         return Err(fail(e));
     }
     line.phase("gather");
-    let desired = provider::node_plan(&cluster, &node);
+    let mut desired = provider::node_plan(&cluster, &node);
+    crate::certs::attach(opts.pki.as_deref(), &cluster, &node, &mut desired);
     let found = match gather::gather(&remote, &desired).await {
         Ok(g) => g,
         Err(e) => {

@@ -445,7 +445,10 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             check_path(&mut p, "pki.caKey", key);
         }
         (Some(_), None) => p.add("pki.caKey", "pki.caCert needs the CA's key to sign with"),
-        (None, Some(_)) => p.add("pki.caCert", "pki.caKey needs the CA certificate it belongs to"),
+        (None, Some(_)) => p.add(
+            "pki.caCert",
+            "pki.caKey needs the CA certificate it belongs to",
+        ),
         (None, None) => {}
     }
     // At 30 days or less every run would find the certificate inside the renewal window.
