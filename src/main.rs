@@ -88,6 +88,18 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(0)
         }
+        Command::Profile {
+            command: ProfileCommand::New(args),
+        } => {
+            println!("{}", new_profile(args)?);
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "netctl", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Render { profile, out } => {
             let cluster = profile::load(&profile)?;
             let pki = certs::prepare(&cluster, &profile, certs::Mode::ReadOnly, SystemTime::now())?;
@@ -149,6 +161,31 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
     }
+}
+
+fn new_profile(a: cli::NewArgs) -> Result<String, Error> {
+    use commands::wizard;
+    use std::io::IsTerminal;
+    let mut nodes = a.nodes;
+    if let Some(h) = &a.hosts {
+        let text = std::fs::read_to_string(h)
+            .map_err(|e| Error::Usage(format!("--hosts {}: {e}", h.display())))?;
+        nodes.extend(wizard::parse_hosts(&text, h).map_err(Error::Usage)?);
+    }
+    let answers = wizard::Answers {
+        name: a.name,
+        version: a.kube_version,
+        cluster_cidr: a.cluster_cidr,
+        service_cidr: a.service_cidr,
+        provider: a.provider,
+        backend: a.backend,
+        nodes,
+        ssh_user: a.ssh_user,
+        identity_file: a.identity_file,
+        out: a.out,
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    wizard::run(answers, interactive, a.force)
 }
 
 /// Destructive commands ask first on a terminal; without one they need --yes (exit 2 otherwise).

@@ -5,3 +5,4 @@ pub mod apply;
 pub mod check;
 pub mod render;
 pub mod reset;
+pub mod wizard;
