@@ -176,7 +176,9 @@ fn bad_flag_values_are_bad_input_with_the_reason() {
 fn on_pty(cmd: &str, answers: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     use std::io::Write;
     let mut c = Command::new("script");
-    c.args(["-qfec", cmd, "/dev/null"])
+    // A prompt left waiting ends with the timeout rather than hanging the test.
+    let cmd = format!("timeout -s KILL 20 {cmd}");
+    c.args(["-qfec", &cmd, "/dev/null"])
         .current_dir(dir)
         .env("NETCTL_NO_PROGRESS", "1")
         .env("TERM", "xterm-256color")
@@ -323,13 +325,18 @@ fn no_color_means_no_escape_codes_on_a_terminal() {
         text(&styled)
     );
     for cmd in ["--help", "profile new --name x"] {
+        // The wizard keeps asking: a short timeout ends it once its prompts are on the screen.
         let o = on_pty(
-            &format!("{bin} {cmd}"),
+            &format!("timeout 3 {bin} {cmd}"),
             &[""],
             &[("NO_COLOR", "1")],
             t.path(),
         );
         let screen = String::from_utf8_lossy(&o.stdout);
         assert!(!has_sgr(&screen), "{cmd}: {screen:?}");
+        assert!(
+            screen.contains("Usage") || screen.contains("Kubernetes version"),
+            "{cmd}: nothing on the screen: {screen:?}"
+        );
     }
 }

@@ -12,7 +12,7 @@ const MARK: &str = "--netctl-cert-separator--";
 #[derive(Debug, thiserror::Error)]
 pub enum NodeCertError {
     #[error(transparent)]
-    Remote(#[from] RemoteError),
+    Remote(Box<RemoteError>),
     #[error("{0} is missing")]
     Missing(&'static str),
     #[error("{path}: {problem}")]
@@ -53,7 +53,8 @@ pub fn check_output(out: &str, now: SystemTime) -> Result<(), NodeCertError> {
 pub async fn check_node(remote: &Remote, now: SystemTime) -> Result<(), NodeCertError> {
     let out = remote
         .read("read flanneld certificates", &read_script())
-        .await?;
+        .await
+        .map_err(|e| NodeCertError::Remote(Box::new(e)))?;
     check_output(&out, now)
 }
 
