@@ -100,7 +100,7 @@ pub enum ProfileCommand {
     },
     /// Write a new profile: asks on a terminal for what the flags leave open; without a terminal,
     /// lists every missing answer (exit 2).
-    New(NewArgs),
+    New(Box<NewArgs>),
 }
 
 #[derive(clap::Args)]

@@ -163,7 +163,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
     }
 }
 
-fn new_profile(a: cli::NewArgs) -> Result<String, Error> {
+fn new_profile(a: Box<cli::NewArgs>) -> Result<String, Error> {
     use commands::wizard;
     use std::io::IsTerminal;
     let mut nodes = a.nodes;
