@@ -130,6 +130,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },
+    /// Print a shell completion script (e.g. `netctl completions bash > /etc/bash_completion.d/netctl`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The local lab: real sshd (and systemd) nodes on this machine (needs root).
     Lab {
         #[command(subcommand)]
@@ -161,4 +166,47 @@ pub enum ProfileCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },
+    /// Write a new profile: asks on a terminal for what the flags leave open; without a terminal,
+    /// lists every missing answer (exit 2).
+    New(Box<NewArgs>),
+}
+
+#[derive(clap::Args)]
+pub struct NewArgs {
+    /// The cluster's name (a DNS label).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Kubernetes version, e.g. 1.30.
+    #[arg(long = "version")]
+    pub kube_version: Option<String>,
+    /// The pod network [default: 10.200.0.0/16].
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
+    /// Service cluster IPs [default: 10.32.0.0/24].
+    #[arg(long)]
+    pub service_cidr: Option<String>,
+    /// routes, kubenet, flannel, calico, canal or weave.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// routes: host-gw or vxlan; flannel: vxlan, host-gw or wireguard.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// A node: name=N,address=A[,roles=worker|controller|controller,worker]. Repeatable.
+    #[arg(long = "node", value_parser = netctl::commands::wizard::parse_node_flag)]
+    pub nodes: Vec<netctl::commands::wizard::NodeAnswer>,
+    /// A file of nodes, one per line: `name address [roles]`.
+    #[arg(long)]
+    pub hosts: Option<PathBuf>,
+    /// SSH login user [default: root].
+    #[arg(long)]
+    pub ssh_user: Option<String>,
+    /// SSH private key [default: ~/.ssh/id_ed25519].
+    #[arg(long)]
+    pub identity_file: Option<String>,
+    /// Where to write the profile [default: <name>.yaml].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -10,6 +10,8 @@ pub enum Error {
     Profile(#[from] ProfileError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Certs(#[from] crate::certs::CertError),
     /// Bad flags or arguments, with what to do instead.
     #[error("{0}")]
     Usage(String),
@@ -29,6 +31,9 @@ impl Error {
             Error::Profile(_) | Error::Usage(_) => 2,
             Error::Write(WriteError::NotOurs { .. } | WriteError::Source { .. }) => 2,
             Error::Write(_) | Error::Failed(_) => 1,
+            // The profile's CA (or the stored one) cannot be used: fix the input.
+            Error::Certs(crate::certs::CertError::Ca { .. }) => 2,
+            Error::Certs(_) => 1,
             Error::Refused(_) => 3,
             Error::Lab(e) => e.exit_code(),
         }

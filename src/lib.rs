@@ -3,6 +3,7 @@
 //! profile -> provider (what each node needs) -> render (templates) -> phases over transport (SSH),
 //! with the lab for trying and testing it all on one machine.
 
+pub mod certs;
 pub mod commands;
 pub mod error;
 pub mod fleet;

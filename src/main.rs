@@ -10,7 +10,8 @@ use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
 use netctl::migrate::{self, Endpoint};
 use netctl::profile::ProviderKind;
-use netctl::{commands, profile, verify, Error};
+use netctl::{certs, commands, profile, verify, Error};
+use std::time::SystemTime;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -49,7 +50,17 @@ fn apply(
     dry_run: bool,
     no_verify: bool,
 ) -> Result<i32, Error> {
-    let cluster = Arc::new(profile::load(&connect.profile)?);
+    let mut cluster = profile::load(&connect.profile)?;
+    // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
+    let mode = if dry_run {
+        certs::Mode::InMemory
+    } else {
+        certs::Mode::Persist
+    };
+    let pki = certs::prepare(&cluster, &connect.profile, mode, SystemTime::now())?;
+    print_notes(pki.as_ref(), quiet);
+    cluster.pki = pki.map(Arc::new);
+    let cluster = Arc::new(cluster);
     let opts = ApplyOptions {
         dry_run,
         yes,
@@ -115,7 +126,11 @@ fn verify_command(
     opts: verify::Options,
     output: VerifyFormat,
 ) -> Result<i32, Error> {
-    let cluster = Arc::new(profile::load(profile)?);
+    let mut cluster = profile::load(profile)?;
+    // The stored certificates, so node plans (and the drift check) include them; nothing issued.
+    cluster.pki =
+        certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?.map(Arc::new);
+    let cluster = Arc::new(cluster);
     let rt = runtime();
     let report = rt.block_on(commands::verify::run(cluster, opts));
     rt.shutdown_background();
@@ -136,6 +151,16 @@ fn verify_command(
     }
 }
 
+/// What the PKI step issued or found missing, one line each on stderr.
+fn print_notes(pki: Option<&certs::Pki>, quiet: bool) {
+    if quiet {
+        return;
+    }
+    for n in pki.map(|p| p.notes.as_slice()).unwrap_or_default() {
+        eprintln!("certs: {n}");
+    }
+}
+
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Profile {
@@ -148,8 +173,30 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(0)
         }
+        Command::Profile {
+            command: ProfileCommand::New(args),
+        } => {
+            println!("{}", new_profile(args)?);
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "netctl", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Render { profile, out } => {
             let cluster = profile::load(&profile)?;
+            let pki = certs::prepare(&cluster, &profile, certs::Mode::ReadOnly, SystemTime::now())?;
+            if pki.is_none() && !certs::store::nodes_needing(&cluster).is_empty() {
+                eprintln!(
+                    "certs: no CA in {} yet: flanneld's certificate files are left out (netctl init creates them)",
+                    certs::store::dir(&cluster, &profile).display()
+                );
+            }
+            print_notes(pki.as_ref(), cli.quiet);
+            let mut cluster = cluster;
+            cluster.pki = pki.map(Arc::new);
             println!("{}", commands::render::run(&cluster, &out)?);
             Ok(0)
         }
@@ -235,7 +282,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             accept_new_host_keys,
             output,
         } => {
-            let cluster = Arc::new(profile::load(&profile)?);
+            let mut cluster = profile::load(&profile)?;
             let parse = |flag: &str, v: &str, backend: Option<String>| -> Result<Endpoint, Error> {
                 let (p, b) = match v.split_once(':') {
                     Some((p, b)) => (p, Some(b.to_string())),
@@ -257,6 +304,18 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .as_deref()
                 .map(|f| parse("--from", f, None))
                 .transpose()?;
+            // The target's certificates (flanneld as a systemd unit), issued before any node moves.
+            let target =
+                migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;
+            let mode = if dry_run {
+                certs::Mode::InMemory
+            } else {
+                certs::Mode::Persist
+            };
+            let pki = certs::prepare(&target, &profile, mode, SystemTime::now())?;
+            print_notes(pki.as_ref(), cli.quiet);
+            cluster.pki = pki.map(Arc::new);
+            let cluster = Arc::new(cluster);
             let opts = SwitchOptions {
                 to,
                 from,
@@ -278,6 +337,31 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
     }
+}
+
+fn new_profile(a: Box<cli::NewArgs>) -> Result<String, Error> {
+    use commands::wizard;
+    use std::io::IsTerminal;
+    let mut nodes = a.nodes;
+    if let Some(h) = &a.hosts {
+        let text = std::fs::read_to_string(h)
+            .map_err(|e| Error::Usage(format!("--hosts {}: {e}", h.display())))?;
+        nodes.extend(wizard::parse_hosts(&text, h).map_err(Error::Usage)?);
+    }
+    let answers = wizard::Answers {
+        name: a.name,
+        version: a.kube_version,
+        cluster_cidr: a.cluster_cidr,
+        service_cidr: a.service_cidr,
+        provider: a.provider,
+        backend: a.backend,
+        nodes,
+        ssh_user: a.ssh_user,
+        identity_file: a.identity_file,
+        out: a.out,
+    };
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    wizard::run(answers, interactive, a.force)
 }
 
 /// Destructive commands ask first on a terminal; without one they need --yes (exit 2 otherwise).

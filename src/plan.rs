@@ -28,15 +28,38 @@ pub struct FileChange {
     pub take_over: bool,
     /// For removals: put the pre-netctl original back instead of deleting.
     pub restore_original: bool,
+    /// The old or new file is readable by its owner only (a key): its diff shows sizes, never content.
+    pub secret: bool,
     #[serde(skip)]
     pub old: Option<Vec<u8>>,
     #[serde(skip)]
     pub new: Option<NodeFile>,
 }
 
+/// A file no group or other may read is secret: its content is never printed (keys, kubeconfigs
+/// with credentials). The mode is the one declaration every file already carries.
+pub fn is_secret_mode(mode: u32) -> bool {
+    mode & 0o077 == 0
+}
+
 impl FileChange {
-    /// A unified diff for people (binary content shown as a note).
+    /// A unified diff for people (binary content shown as a note, secret content as its size).
     pub fn diff(&self) -> String {
+        if self.secret && self.action != FileAction::Chmod {
+            let (a, b) = match self.action {
+                FileAction::Create => ("/dev/null", self.path.as_str()),
+                FileAction::Remove => (self.path.as_str(), "/dev/null"),
+                _ => (self.path.as_str(), self.path.as_str()),
+            };
+            let mut s = format!("--- {a}\n+++ {b}\n");
+            if let Some(old) = &self.old {
+                s.push_str(&format!("-(secret, {} bytes)\n", old.len()));
+            }
+            if let Some(new) = &self.new {
+                s.push_str(&format!("+(secret, {} bytes)\n", new.content.len()));
+            }
+            return s;
+        }
         let old = self
             .old
             .as_deref()
@@ -112,6 +135,8 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
             Some(_) => None,
         };
         let Some(action) = action else { continue };
+        let secret =
+            is_secret_mode(f.mode) || remote.as_ref().is_some_and(|r| is_secret_mode(r.mode));
         if action != FileAction::Chmod {
             touched_units.extend(f.services.iter().map(|s| unit_name(s)));
             if let Some(u) = unit_of(&f.path) {
@@ -124,6 +149,7 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
             action,
             take_over: remote.is_some() && !managed.contains_key(&f.path),
             restore_original: false,
+            secret,
             old: remote.map(|r| r.content),
             new: Some(f.clone()),
         });
@@ -145,6 +171,8 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
             action: FileAction::Remove,
             take_over: false,
             restore_original: m.original,
+            secret: is_secret_mode(m.mode)
+                || remote.as_ref().is_some_and(|r| is_secret_mode(r.mode)),
             old: remote.map(|r| r.content),
             new: None,
         });
@@ -364,6 +392,7 @@ mod tests {
             action: FileAction::Update,
             take_over: false,
             restore_original: false,
+            secret: false,
             old: Some(b"a\nb\n".to_vec()),
             new: Some(file("/etc/x", "a\nc\n", &[])),
         };
@@ -372,5 +401,56 @@ mod tests {
             d.contains("--- /etc/x") && d.contains("-b") && d.contains("+c"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn secret_files_show_sizes_never_content() {
+        let mut key = file("/etc/kube-flannel/flanneld.key", "PRIVATE-KEY-BYTES\n", &[]);
+        key.mode = 0o600;
+        let p = NodePlan {
+            files: vec![key.clone()],
+            ..NodePlan::default()
+        };
+        // Created, then updated over an old key, then removed: no diff carries the content.
+        let ch = diff(&p, &Gathered::default(), true);
+        let d = ch.files[0].diff();
+        assert_eq!(
+            d,
+            "--- /dev/null\n+++ /etc/kube-flannel/flanneld.key\n+(secret, 18 bytes)\n"
+        );
+        let mut g = Gathered::default();
+        g.files.insert(
+            key.path.clone(),
+            Some(RemoteFile {
+                mode: 0o600,
+                content: b"OLD-KEY\n".to_vec(),
+            }),
+        );
+        let d = diff(&p, &g, true).files[0].diff();
+        assert!(d.contains("-(secret, 8 bytes)\n+(secret, 18 bytes)"), "{d}");
+        assert!(!d.contains("KEY"), "{d}");
+        g.state = Some(next_state(
+            &p,
+            None,
+            &NodeChanges::default(),
+            "flannel",
+            "",
+            "h",
+            "r",
+        ));
+        let d = diff(&NodePlan::default(), &g, true).files[0].diff();
+        assert!(
+            d.contains("-(secret, 8 bytes)") && !d.contains("OLD"),
+            "{d}"
+        );
+        // A private file replaced by a public one still hides the old content.
+        key.mode = 0o644;
+        let p = NodePlan {
+            files: vec![key],
+            ..NodePlan::default()
+        };
+        let d = diff(&p, &g, true).files[0].diff();
+        assert!(!d.contains("OLD"), "{d}");
+        assert!(!is_secret_mode(0o644) && is_secret_mode(0o600) && is_secret_mode(0o400));
     }
 }

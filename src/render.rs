@@ -206,7 +206,19 @@ pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, 
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        std::fs::write(&path, content).map_err(io(&path))?;
+        // Created with its mode, so a key is never readable by others, not even briefly.
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(*mode)
+                .open(&path)
+                .map_err(io(&path))?;
+            f.write_all(content.as_bytes()).map_err(io(&path))?;
+        }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
             .map_err(io(&path))?;
     }

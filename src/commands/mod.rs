@@ -7,3 +7,4 @@ pub mod render;
 pub mod reset;
 pub mod switch;
 pub mod verify;
+pub mod wizard;

@@ -1,5 +1,6 @@
 //! `netctl render`: every artifact for every node, and the cluster manifests, written to a
-//! directory. Nothing is touched remotely.
+//! directory. Nothing is touched remotely. Certificates are included when the cluster's PKI
+//! holds them (`certs::Mode::ReadOnly`), written with their modes (keys 0600).
 
 use std::path::Path;
 

@@ -105,6 +105,9 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
                     .into_iter()
                     .map(|c| c.took(start)),
             );
+            if crate::provider::flannel::needs_certs(&cluster, &node) {
+                checks.push(cert_check(&remote, &node.name).await.took(start));
+            }
             Some(f)
         }
         Err(e) => {
@@ -155,6 +158,20 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
 /// Wait until Ctrl-C has been seen.
 async fn interrupted(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
+}
+
+/// `node.certs`: flanneld's client certificate chains to the node's CA and is not due.
+async fn cert_check(remote: &crate::remote::Remote, node: &str) -> Check {
+    const ID: &str = "node.certs";
+    match crate::certs::remote::check_node(remote, std::time::SystemTime::now()).await {
+        Ok(()) => Check::pass(ID, node, "flanneld's certificate chains to the CA and is not due for renewal"),
+        Err(e) => Check::fail(
+            ID,
+            node,
+            e.to_string(),
+            "run `netctl init`: it renews certificates expiring within 30 days and replaces invalid ones",
+        ),
+    }
 }
 
 pub async fn run(cluster: Arc<Cluster>, opts: Options) -> Report {

@@ -452,7 +452,11 @@ fn host_lock() -> Result<std::fs::File, LabError> {
         .map_err(|e| LabError::io("cannot open", &path, e))?;
     // SAFETY: flock on a file descriptor we own; it is released when `f` is closed.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(LabError::io("cannot lock", &path, std::io::Error::last_os_error()));
+        return Err(LabError::io(
+            "cannot lock",
+            &path,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(f)
 }

@@ -126,6 +126,9 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// sha256 of the profile as parsed (defaults filled in), recorded on nodes.
     pub hash: String,
+    /// The run's certificates (flanneld as a systemd unit), set by the command from
+    /// `certs::prepare`; node plans include them, so every command agrees on what a node holds.
+    pub pki: Option<std::sync::Arc<crate::certs::Pki>>,
 }
 
 impl Cluster {
@@ -203,6 +206,7 @@ pub fn resolve(profile: Profile) -> Result<Cluster, Vec<Problem>> {
         nodes,
         hash,
         profile,
+        pki: None,
     })
 }
 

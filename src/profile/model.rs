@@ -13,7 +13,51 @@ pub struct Profile {
     pub networking: Networking,
     #[serde(default)]
     pub ssh: Ssh,
+    /// Certificates netctl issues (flanneld as a systemd unit). Left out of the serialised profile
+    /// (and so of its hash) while it holds only defaults.
+    #[serde(default, skip_serializing_if = "Pki::is_default")]
+    pub pki: Pki,
     pub nodes: Vec<NodeSpec>,
+}
+
+/// Where the cluster CA and the certificates netctl issues live, on the operator's machine.
+/// Relative paths are relative to the profile's directory.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pki {
+    /// Default: `<profile dir>/<name>-pki`.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// The cluster's own CA certificate (e.g. the hard-way ca.pem); with `caKey`. Without both,
+    /// netctl generates a CA in `dir`.
+    #[serde(default)]
+    pub ca_cert: Option<String>,
+    #[serde(default)]
+    pub ca_key: Option<String>,
+    /// Lifetime of the certificates netctl issues; they are renewed within 30 days of expiry.
+    #[serde(default = "default_validity_days")]
+    pub validity_days: u32,
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki {
+            dir: None,
+            ca_cert: None,
+            ca_key: None,
+            validity_days: default_validity_days(),
+        }
+    }
+}
+
+impl Pki {
+    pub fn is_default(&self) -> bool {
+        *self == Pki::default()
+    }
+}
+
+fn default_validity_days() -> u32 {
+    365
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -436,6 +436,35 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         }
     }
 
+    let k = &profile.pki;
+    if let Some(d) = &k.dir {
+        check_path(&mut p, "pki.dir", d);
+    }
+    match (&k.ca_cert, &k.ca_key) {
+        (Some(c), Some(key)) => {
+            check_path(&mut p, "pki.caCert", c);
+            check_path(&mut p, "pki.caKey", key);
+        }
+        (Some(_), None) => p.add("pki.caKey", "pki.caCert needs the CA's key to sign with"),
+        (None, Some(_)) => p.add(
+            "pki.caCert",
+            "pki.caKey needs the CA certificate it belongs to",
+        ),
+        (None, None) => {}
+    }
+    // At 30 days or less every run would find the certificate inside the renewal window.
+    if k.validity_days <= crate::certs::RENEW_WITHIN_DAYS as u32 || k.validity_days > 3650 {
+        p.add(
+            "pki.validityDays",
+            format!(
+                "{} must be between {} and 3650: certificates are renewed within {} days of expiry",
+                k.validity_days,
+                crate::certs::RENEW_WITHIN_DAYS + 1,
+                crate::certs::RENEW_WITHIN_DAYS
+            ),
+        );
+    }
+
     if profile.nodes.is_empty() {
         p.add("nodes", "a profile needs at least one node");
     }

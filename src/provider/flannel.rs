@@ -6,7 +6,9 @@
 use serde::Serialize;
 
 use super::{sh_quote, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit};
-use crate::profile::{Cluster, FlannelBackend, FlannelDeploy, Node, FLANNEL_CNI_PLUGIN_VERSION};
+use crate::profile::{
+    Cluster, FlannelBackend, FlannelDeploy, Node, ProviderKind, FLANNEL_CNI_PLUGIN_VERSION,
+};
 
 pub const CONFIG_DIR: &str = "/etc/kube-flannel";
 pub const NET_CONF: &str = "/etc/kube-flannel/net-conf.json";
@@ -14,10 +16,12 @@ pub const KUBECONFIG: &str = "/etc/kube-flannel/kubeconfig";
 pub const UNIT: &str = "/etc/systemd/system/flanneld.service";
 pub const CONFLIST: &str = "10-flannel.conflist";
 pub const MANIFEST: &str = "kube-flannel.yaml";
-/// Written by the certificates issue.
-const CA: &str = "/etc/kube-flannel/ca.crt";
-const CERT: &str = "/etc/kube-flannel/flanneld.crt";
-const KEY: &str = "/etc/kube-flannel/flanneld.key";
+/// flanneld's credentials (systemd deploy), issued by src/certs/ and attached with `certs::attach`.
+pub const CA: &str = "/etc/kube-flannel/ca.crt";
+pub const CERT: &str = "/etc/kube-flannel/flanneld.crt";
+pub const KEY: &str = "/etc/kube-flannel/flanneld.key";
+/// The ClusterRole and binding flanneld's certificate identity needs (systemd deploy).
+pub const RBAC_MANIFEST: &str = "flanneld-rbac.yaml";
 
 /// net-conf.json. Defaults flannel applies itself are left out, so a profile reproduces the
 /// guides' files exactly.
@@ -212,6 +216,29 @@ fn api_server(cluster: &Cluster) -> String {
     }
 }
 
+/// Whether the node runs flanneld as a systemd unit, and so needs a client certificate.
+pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
+    cluster.provider() == ProviderKind::Flannel
+        && cluster.profile.networking.flannel.deploy == FlannelDeploy::Systemd
+        && node.is_worker()
+}
+
+/// The CA and flanneld's certificate and key, as the kubeconfig names them. A new certificate
+/// restarts flanneld; the key is readable by root only.
+pub fn cert_files(ca_pem: &str, cert: &crate::certs::NodeCert) -> Vec<NodeFile> {
+    let file = |path: &str, mode: u32, content: &str| NodeFile {
+        path: path.into(),
+        mode,
+        content: content.into(),
+        services: vec!["flanneld".into()],
+    };
+    vec![
+        file(CA, 0o644, ca_pem),
+        file(CERT, 0o644, &cert.cert_pem),
+        file(KEY, 0o600, &cert.key_pem),
+    ]
+}
+
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let mut plan = NodePlan::default();
     if !node.is_worker() {
@@ -312,10 +339,48 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// Context of templates/flannel/flanneld-rbac.yaml.
+#[derive(Serialize)]
+struct RbacCtx<'a> {
+    group: &'a str,
+}
+
+/// flanneld as a systemd unit authenticates with its certificate (O = the group bound here), so
+/// the cluster needs the same ClusterRole the DaemonSet's service account gets.
+fn systemd_cluster() -> ClusterPlan {
+    let manifest = crate::render::template(
+        "flannel/flanneld-rbac.yaml",
+        &RbacCtx {
+            group: crate::certs::FLANNELD_GROUP,
+        },
+    );
+    ClusterPlan {
+        files: vec![ClusterFile {
+            path: RBAC_MANIFEST.into(),
+            content: manifest,
+        }],
+        kubectl: vec![KubectlStep {
+            title: "apply flanneld's RBAC".into(),
+            args: vec!["apply".into(), "-f".into(), RBAC_MANIFEST.into()],
+        }],
+        kubectl_teardown: vec![KubectlStep {
+            title: "delete flanneld's RBAC".into(),
+            args: vec![
+                "delete".into(),
+                "-f".into(),
+                RBAC_MANIFEST.into(),
+                "--ignore-not-found".into(),
+            ],
+        }],
+        local: vec![],
+        copies: vec![],
+    }
+}
+
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let f = &cluster.profile.networking.flannel;
     if f.deploy != FlannelDeploy::Daemonset {
-        return ClusterPlan::default();
+        return systemd_cluster();
     }
     let net = &cluster.profile.networking;
     let manifest = crate::render::template(
@@ -495,8 +560,17 @@ mod tests {
         // Controllers run no flanneld.
         let ctl = node(&c, c.node("controller-0").unwrap());
         assert!(ctl.files.is_empty() && ctl.units.is_empty());
-        // No cluster objects in systemd mode.
-        assert_eq!(cluster(&c), ClusterPlan::default());
+        // In systemd mode the cluster gets only the RBAC for flanneld's certificate identity.
+        let cp = cluster(&c);
+        assert_eq!(cp.files.len(), 1);
+        assert_eq!(cp.kubectl[0].args, ["apply", "-f", RBAC_MANIFEST]);
+        let docs = check_manifest(&cp.files[0].content);
+        let binding = find(&docs, "ClusterRoleBinding", "netctl:flanneld");
+        assert_eq!(binding["subjects"][0]["kind"], "Group");
+        assert_eq!(binding["subjects"][0]["name"], crate::certs::FLANNELD_GROUP);
+        assert_eq!(binding["roleRef"]["name"], "netctl:flanneld");
+        let role = find(&docs, "ClusterRole", "netctl:flanneld");
+        assert_eq!(role["rules"][2]["resources"][0], "nodes/status");
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub fn node_plan_for(cluster: &Cluster, node: &Node, provider: ProviderKind) -> 
         ProviderKind::Weave => weave::node(cluster, node),
     };
     kube::add_units(cluster, node, provider, &mut plan);
+    if provider == cluster.provider() {
+        crate::certs::attach(cluster.pki.as_deref(), cluster, node, &mut plan);
+    }
     // Every provider routes pod traffic through the node (the routes script sets it itself).
     if provider != ProviderKind::Routes {
         plan.files.push(NodeFile {

@@ -1,0 +1,685 @@
+//! `netctl profile new`: a profile from answers. Every question is also a flag; on a terminal the
+//! questions the flags left open are asked (each answer checked as typed, and asked again with the
+//! reason when wrong); without one, every missing answer is listed at once (exit 2). The result is
+//! commented YAML that `profile::load_str` accepts before it is written.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::Ipv4Network;
+
+use crate::error::Error;
+use crate::profile::validate::{is_dns_label, is_safe_path};
+use crate::profile::{KubeVersion, ProviderKind};
+
+/// The hard-way guides' networks.
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.200.0.0/16";
+pub const DEFAULT_SERVICE_CIDR: &str = "10.32.0.0/24";
+pub const DEFAULT_SSH_USER: &str = "root";
+pub const DEFAULT_IDENTITY: &str = "~/.ssh/id_ed25519";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAnswer {
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// `controller` and/or `worker`.
+    pub roles: Vec<String>,
+}
+
+/// What the flags answered; `None` is a question still open.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub cluster_cidr: Option<String>,
+    pub service_cidr: Option<String>,
+    pub provider: Option<String>,
+    pub backend: Option<String>,
+    /// `--node` values, then `--hosts` lines.
+    pub nodes: Vec<NodeAnswer>,
+    pub ssh_user: Option<String>,
+    pub identity_file: Option<String>,
+    pub out: Option<PathBuf>,
+}
+
+// ---- checks, shared by flags and typed answers ----
+
+pub fn check_name(s: &str) -> Result<(), String> {
+    if is_dns_label(s) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS-1123 label (a-z, 0-9, '-', at most 63)"
+        ))
+    }
+}
+
+pub fn check_version(s: &str) -> Result<(), String> {
+    KubeVersion::parse(s)
+        .map(|_| ())
+        .ok_or_else(|| format!("{s:?} is not a Kubernetes version such as 1.30"))
+}
+
+pub fn check_cidr(s: &str) -> Result<Ipv4Network, String> {
+    match s.parse::<Ipv4Network>() {
+        Ok(n) if s.contains('/') && n.network() == n.ip() => Ok(n),
+        Ok(n) if s.contains('/') => Err(format!(
+            "{s} has host bits set; the network is {}/{}",
+            n.network(),
+            n.prefix()
+        )),
+        _ => Err(format!("{s:?} is not an IPv4 CIDR such as 10.200.0.0/16")),
+    }
+}
+
+fn check_service_cidr(s: &str, cluster: Ipv4Network) -> Result<(), String> {
+    let n = check_cidr(s)?;
+    if n.contains(cluster.network()) || cluster.contains(n.network()) {
+        return Err(format!(
+            "{n} overlaps the cluster CIDR {cluster}: pod and service addresses would collide"
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_provider(s: &str) -> Result<ProviderKind, String> {
+    ProviderKind::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?} is not a provider: {}",
+            ProviderKind::ALL.map(|p| p.as_str()).join(", ")
+        )
+    })
+}
+
+/// The backends the wizard offers per provider, the default first. The routes provider's cloud
+/// backends (gce, aws) need more fields than the wizard asks: edit the profile for them.
+pub fn backends(p: ProviderKind) -> &'static [&'static str] {
+    match p {
+        ProviderKind::Routes => &["host-gw", "vxlan"],
+        ProviderKind::Flannel => &["vxlan", "host-gw", "wireguard"],
+        _ => &[],
+    }
+}
+
+fn check_backend(p: ProviderKind, s: &str) -> Result<(), String> {
+    let ok = backends(p);
+    if ok.contains(&s) {
+        Ok(())
+    } else if ok.is_empty() {
+        Err(format!("the {p} provider has no backend to choose"))
+    } else {
+        Err(format!("{s:?} is not a {p} backend: {}", ok.join(", ")))
+    }
+}
+
+fn check_roles(s: &str) -> Result<Vec<String>, String> {
+    let roles: Vec<String> = s
+        .split([',', '+', ' '])
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect();
+    if roles.is_empty() {
+        return Err("a node needs a role: worker, controller, or controller,worker".into());
+    }
+    for r in &roles {
+        if r != "worker" && r != "controller" {
+            return Err(format!("{r:?} is not a role: worker or controller"));
+        }
+    }
+    Ok(roles)
+}
+
+fn check_address(s: &str) -> Result<Ipv4Addr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 address"))
+}
+
+fn check_ssh_user(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not a user name"))
+    }
+}
+
+fn check_path(s: &str) -> Result<(), String> {
+    if is_safe_path(s) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} has characters outside a-z A-Z 0-9 / . _ - ~ + @, or a '..' component"
+        ))
+    }
+}
+
+/// A node against the networks and the nodes before it.
+fn check_node(n: &NodeAnswer, earlier: &[NodeAnswer], nets: &[Ipv4Network]) -> Result<(), String> {
+    check_name(&n.name)?;
+    if earlier.iter().any(|e| e.name == n.name) {
+        return Err(format!("a node is already named {}", n.name));
+    }
+    if earlier.iter().any(|e| e.address == n.address) {
+        return Err(format!("{} is already another node's address", n.address));
+    }
+    if let Some(net) = nets.iter().find(|net| net.contains(n.address)) {
+        return Err(format!(
+            "{} lies inside {net}: node addresses must be outside the pod and service networks",
+            n.address
+        ));
+    }
+    Ok(())
+}
+
+// ---- flags ----
+
+/// `name=worker-0,address=10.240.0.20,roles=controller,worker` (a token without `=` continues the
+/// previous value, so roles may be comma-separated too).
+pub fn parse_node_flag(s: &str) -> Result<NodeAnswer, String> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for tok in s.split(',') {
+        match tok.split_once('=') {
+            Some((k, v)) => fields.push((k.trim().to_string(), v.trim().to_string())),
+            None => match fields.last_mut() {
+                Some((_, v)) => {
+                    v.push(',');
+                    v.push_str(tok.trim());
+                }
+                None => return Err(format!("--node {s:?}: expected key=value")),
+            },
+        }
+    }
+    let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+    if let Some((k, _)) = fields
+        .iter()
+        .find(|(k, _)| !matches!(k.as_str(), "name" | "address" | "roles"))
+    {
+        return Err(format!(
+            "--node {s:?}: unknown key {k:?} (name, address, roles)"
+        ));
+    }
+    let name = get("name").ok_or_else(|| format!("--node {s:?}: name= is missing"))?;
+    let address = get("address").ok_or_else(|| format!("--node {s:?}: address= is missing"))?;
+    let bad = |e: String| format!("--node {s:?}: {e}");
+    check_name(name).map_err(bad)?;
+    Ok(NodeAnswer {
+        name: name.to_string(),
+        address: check_address(address).map_err(bad)?,
+        roles: check_roles(get("roles").unwrap_or("worker")).map_err(bad)?,
+    })
+}
+
+/// A hosts file: `name address [roles]` per line (roles comma-separated, default worker); blank
+/// lines and `#` comments are skipped. Errors name the line.
+pub fn parse_hosts(text: &str, path: &Path) -> Result<Vec<NodeAnswer>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |e: String| format!("{}:{}: {e}", path.display(), i + 1);
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if !(2..=3).contains(&parts.len()) {
+            return Err(at(format!(
+                "expected `name address [roles]`, found {line:?}"
+            )));
+        }
+        check_name(parts[0]).map_err(at)?;
+        out.push(NodeAnswer {
+            name: parts[0].to_string(),
+            address: check_address(parts[1]).map_err(at)?,
+            roles: check_roles(parts.get(2).copied().unwrap_or("worker")).map_err(at)?,
+        });
+    }
+    Ok(out)
+}
+
+// ---- asking ----
+
+/// Ask on the terminal, re-asking with the reason until `check` accepts the answer.
+fn ask(
+    prompt: &str,
+    default: Option<&str>,
+    check: impl Fn(&str) -> Result<(), String> + 'static,
+) -> Result<String, Error> {
+    let theme = dialoguer::theme::SimpleTheme;
+    let mut input = dialoguer::Input::<String>::with_theme(&theme).with_prompt(prompt);
+    match default {
+        // An empty default is an answer that may be left empty ("empty when done").
+        Some("") => input = input.allow_empty(true),
+        Some(d) => input = input.default(d.to_string()),
+        None => {}
+    }
+    input
+        .validate_with(move |s: &String| check(s.trim()))
+        .interact_text()
+        .map(|s| s.trim().to_string())
+        .map_err(|e| Error::Usage(format!("{prompt}: no answer ({e})")))
+}
+
+/// Fill every open question, from the terminal when there is one; without one, list what is
+/// missing (exit 2). Flags are checked the same way typed answers are.
+pub fn complete(mut a: Answers, interactive: bool) -> Result<Complete, Error> {
+    let mut missing = Vec::new();
+    let usage = |flag: &str, e: String| Error::Usage(format!("{flag}: {e}"));
+
+    let name = match a.name.take() {
+        Some(n) => {
+            check_name(&n).map_err(|e| usage("--name", e))?;
+            Some(n)
+        }
+        None if interactive => Some(ask("Cluster name", None, check_name)?),
+        None => {
+            missing.push("--name NAME (the cluster's name, a DNS label)");
+            None
+        }
+    };
+    let version = match a.version.take() {
+        Some(v) => {
+            check_version(&v).map_err(|e| usage("--version", e))?;
+            Some(v)
+        }
+        None if interactive => Some(ask("Kubernetes version", Some("1.30"), check_version)?),
+        None => {
+            missing.push("--version VERSION (Kubernetes, e.g. 1.30)");
+            None
+        }
+    };
+    let cluster_cidr = match a.cluster_cidr.take() {
+        Some(c) => c,
+        None if interactive => ask("Cluster (pod) CIDR", Some(DEFAULT_CLUSTER_CIDR), |s| {
+            check_cidr(s).map(|_| ())
+        })?,
+        None => DEFAULT_CLUSTER_CIDR.to_string(),
+    };
+    let cluster_net = check_cidr(&cluster_cidr).map_err(|e| usage("--cluster-cidr", e))?;
+    let service_cidr = match a.service_cidr.take() {
+        Some(c) => c,
+        None if interactive => ask("Service CIDR", Some(DEFAULT_SERVICE_CIDR), move |s| {
+            check_service_cidr(s, cluster_net)
+        })?,
+        None => DEFAULT_SERVICE_CIDR.to_string(),
+    };
+    check_service_cidr(&service_cidr, cluster_net).map_err(|e| usage("--service-cidr", e))?;
+    let service_net = check_cidr(&service_cidr).map_err(|e| usage("--service-cidr", e))?;
+
+    let provider = match a.provider.take() {
+        Some(p) => Some(check_provider(&p).map_err(|e| usage("--provider", e))?),
+        None if interactive => {
+            let p = ask(
+                &format!(
+                    "Provider ({})",
+                    ProviderKind::ALL.map(|p| p.as_str()).join(", ")
+                ),
+                Some("flannel"),
+                |s| check_provider(s).map(|_| ()),
+            )?;
+            Some(check_provider(&p).map_err(|e| usage("provider", e))?)
+        }
+        None => {
+            missing.push("--provider PROVIDER (routes, kubenet, flannel, calico, canal, weave)");
+            None
+        }
+    };
+    let backend = match (provider, a.backend.take()) {
+        (Some(p), Some(b)) => {
+            check_backend(p, &b).map_err(|e| usage("--backend", e))?;
+            Some(b)
+        }
+        (Some(p), None) => match backends(p) {
+            [] => None,
+            choices if interactive => Some(ask(
+                &format!("{p} backend ({})", choices.join(", ")),
+                Some(choices[0]),
+                move |s| check_backend(p, s),
+            )?),
+            choices => Some(choices[0].to_string()),
+        },
+        (None, b) => b,
+    };
+
+    let nets = [cluster_net, service_net];
+    for (i, n) in a.nodes.iter().enumerate() {
+        check_node(n, &a.nodes[..i], &nets).map_err(|e| usage("--node/--hosts", e))?;
+    }
+    let mut nodes = a.nodes;
+    if nodes.is_empty() {
+        if interactive {
+            nodes = ask_nodes(&nets)?;
+        } else {
+            missing.push("--node name=N,address=A[,roles=R] (repeatable) or --hosts FILE");
+        }
+    }
+
+    let ssh_user = match a.ssh_user.take() {
+        Some(u) => u,
+        None if interactive => ask("SSH user", Some(DEFAULT_SSH_USER), check_ssh_user)?,
+        None => DEFAULT_SSH_USER.to_string(),
+    };
+    check_ssh_user(&ssh_user).map_err(|e| usage("--ssh-user", e))?;
+    let identity_file = match a.identity_file.take() {
+        Some(i) => i,
+        None if interactive => ask("SSH private key", Some(DEFAULT_IDENTITY), check_path)?,
+        None => DEFAULT_IDENTITY.to_string(),
+    };
+    check_path(&identity_file).map_err(|e| usage("--identity-file", e))?;
+
+    if !missing.is_empty() {
+        return Err(Error::Usage(format!(
+            "there is no terminal to ask, and {} answer(s) are missing:\n{}",
+            missing.len(),
+            missing
+                .iter()
+                .map(|m| format!("  {m}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )));
+    }
+    let name = name.expect("asked or listed as missing");
+    let out = match a.out {
+        Some(o) => o,
+        None if interactive => PathBuf::from(ask(
+            "Write the profile to",
+            Some(&format!("{name}.yaml")),
+            |_| Ok(()),
+        )?),
+        None => PathBuf::from(format!("{name}.yaml")),
+    };
+    Ok(Complete {
+        name,
+        version: version.expect("asked or listed as missing"),
+        cluster_cidr,
+        service_cidr,
+        provider: provider.expect("asked or listed as missing"),
+        backend,
+        nodes,
+        ssh_user,
+        identity_file,
+        out,
+    })
+}
+
+fn ask_nodes(nets: &[Ipv4Network; 2]) -> Result<Vec<NodeAnswer>, Error> {
+    let mut nodes: Vec<NodeAnswer> = Vec::new();
+    loop {
+        let taken: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+        let first = nodes.is_empty();
+        let name = ask(
+            if first {
+                "Node name"
+            } else {
+                "Node name (empty when done)"
+            },
+            if first { None } else { Some("") },
+            move |s| {
+                if s.is_empty() && !first {
+                    return Ok(());
+                }
+                check_name(s)?;
+                if taken.iter().any(|t| t == s) {
+                    return Err(format!("a node is already named {s}"));
+                }
+                Ok(())
+            },
+        )?;
+        if name.is_empty() {
+            return Ok(nodes);
+        }
+        let earlier = nodes.clone();
+        let nets2 = *nets;
+        let address = ask(&format!("{name} address"), None, move |s| {
+            let n = NodeAnswer {
+                name: "x".into(),
+                address: check_address(s)?,
+                roles: vec![],
+            };
+            let others: Vec<NodeAnswer> = earlier
+                .iter()
+                .map(|e| NodeAnswer {
+                    name: format!("other-{}", e.name),
+                    ..e.clone()
+                })
+                .collect();
+            check_node(&n, &others, &nets2)
+        })?;
+        let roles = ask(
+            &format!("{name} roles (worker, controller, or controller,worker)"),
+            Some("worker"),
+            |s| check_roles(s).map(|_| ()),
+        )?;
+        nodes.push(NodeAnswer {
+            name,
+            address: check_address(&address).map_err(Error::Usage)?,
+            roles: check_roles(&roles).map_err(Error::Usage)?,
+        });
+    }
+}
+
+/// Every answer, checked.
+#[derive(Debug, Clone)]
+pub struct Complete {
+    pub name: String,
+    pub version: String,
+    pub cluster_cidr: String,
+    pub service_cidr: String,
+    pub provider: ProviderKind,
+    pub backend: Option<String>,
+    pub nodes: Vec<NodeAnswer>,
+    pub ssh_user: String,
+    pub identity_file: String,
+    pub out: PathBuf,
+}
+
+/// The profile text: every section with a comment saying what it is for.
+pub fn render(c: &Complete) -> String {
+    let mut s = format!(
+        "# Cluster profile written by `netctl profile new`.\n\
+         # Check it with `netctl profile check -p {out}`; docs/profile.md describes every field.\n\
+         apiVersion: netctl/v1\n\
+         kind: ClusterProfile\n\
+         name: {name}\n\
+         \n\
+         # The cluster's networks. clusterCIDR is the pod network: each worker gets a /24 podCIDR\n\
+         # from it, in the order of the nodes below. serviceCIDR holds service cluster IPs (the\n\
+         # cluster DNS is its 10th address). The two must not overlap, nor hold a node address.\n\
+         kubernetes:\n  \
+           version: \"{version}\"\n  \
+           clusterCIDR: {cluster}\n  \
+           serviceCIDR: {service}\n  \
+           # apiServer: https://10.240.0.10:6443  # default: the first controller, port 6443\n  \
+           # kubeconfig: ~/.kube/config           # for kubectl steps; without it they are skipped\n\
+         \n\
+         # Pod networking: which provider, and how it carries traffic between nodes.\n\
+         networking:\n  \
+           provider: {provider}\n",
+        out = c.out.display(),
+        name = c.name,
+        version = c.version,
+        cluster = c.cluster_cidr,
+        service = c.service_cidr,
+        provider = c.provider,
+    );
+    match (c.provider, &c.backend) {
+        (ProviderKind::Flannel, Some(b)) => s.push_str(&format!(
+            "  # flanneld runs as a systemd unit on each worker (deploy: daemonset for the DaemonSet).\n  \
+             flannel: {{ backend: {b}, deploy: systemd }}\n\
+             \n\
+             # flanneld's client certificates: netctl generates a CA in {name}-pki/ next to this file\n\
+             # and issues each worker a certificate, renewed within 30 days of expiry. To use the\n\
+             # cluster's own CA instead (the hard-way ca.pem / ca-key.pem):\n\
+             # pki: {{ caCert: ca.pem, caKey: ca-key.pem }}\n",
+            name = c.name
+        )),
+        (ProviderKind::Routes, Some(b)) => s.push_str(&format!(
+            "  # netctl programs the routes itself, no daemon (gce/aws backends: see docs/profile.md).\n  \
+             routes: {{ backend: {b} }}\n"
+        )),
+        _ => {}
+    }
+    s.push_str(&format!(
+        "\n\
+         # How netctl reaches the nodes. Host keys are checked against ~/.ssh/known_hosts; an unknown\n\
+         # key is refused unless you pass --accept-new-host-keys.\n\
+         ssh:\n  \
+           user: {user}\n  \
+           identityFile: {identity}\n\
+         \n\
+         # The nodes: a name (a DNS label), the IPv4 address netctl connects to and routes pods\n\
+         # through, and roles (workers carry pods; controllers run kube-controller-manager).\n\
+         nodes:\n",
+        user = c.ssh_user,
+        identity = c.identity_file,
+    ));
+    for n in &c.nodes {
+        s.push_str(&format!(
+            "  - {{ name: {}, address: {}, roles: [{}] }}\n",
+            n.name,
+            n.address,
+            n.roles.join(", ")
+        ));
+    }
+    s
+}
+
+/// Complete the answers, render, check the text with the real loader, and write it (never over an
+/// existing file without `force`). Returns the line to print.
+pub fn run(answers: Answers, interactive: bool, force: bool) -> Result<String, Error> {
+    if let Some(out) = &answers.out {
+        refuse_existing(out, force)?;
+    }
+    let c = complete(answers, interactive)?;
+    refuse_existing(&c.out, force)?;
+    let text = render(&c);
+    let cluster = crate::profile::load_str(&text, &c.out)?;
+    write(&c.out, &text, force)?;
+    Ok(format!(
+        "wrote {} ({} node(s), {} provider); check it with `netctl profile check -p {}`",
+        c.out.display(),
+        cluster.nodes.len(),
+        cluster.provider(),
+        c.out.display()
+    ))
+}
+
+fn refuse_existing(out: &Path, force: bool) -> Result<(), Error> {
+    if out.exists() && !force {
+        return Err(Error::Usage(format!(
+            "{} exists; pass --force to overwrite it",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+fn write(out: &Path, text: &str, force: bool) -> Result<(), Error> {
+    use std::io::Write;
+    let io = |source| crate::render::WriteError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .create_new(!force)
+        .truncate(true)
+        .open(out)
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_flags_and_hosts_files() {
+        let n = parse_node_flag("name=ctl-0,address=10.240.0.10,roles=controller,worker").unwrap();
+        assert_eq!(n.roles, ["controller", "worker"]);
+        assert_eq!(
+            parse_node_flag("address=10.240.0.20,name=w").unwrap().roles,
+            ["worker"]
+        );
+        assert!(parse_node_flag("name=w").unwrap_err().contains("address="));
+        assert!(parse_node_flag("name=W,address=1.2.3.4")
+            .unwrap_err()
+            .contains("DNS-1123"));
+        assert!(parse_node_flag("name=w,address=1.2.3.4,zone=a")
+            .unwrap_err()
+            .contains("unknown key"));
+        let hosts = parse_hosts(
+            "# lab\nctl 10.0.0.10 controller\n\nwrk1 10.0.0.11   # a worker\nboth 10.0.0.12 controller,worker\n",
+            Path::new("hosts"),
+        )
+        .unwrap();
+        assert_eq!(hosts.len(), 3);
+        assert_eq!(hosts[1].roles, ["worker"]);
+        let e = parse_hosts("a 10.0.0.1\nb 10.0.0.x\n", Path::new("hosts")).unwrap_err();
+        assert!(e.starts_with("hosts:2: "), "{e}");
+    }
+
+    #[test]
+    fn answers_are_checked_with_reasons() {
+        assert!(check_cidr("10.200.0.1/16")
+            .unwrap_err()
+            .contains("host bits"));
+        assert!(check_cidr("10.200.0.0")
+            .unwrap_err()
+            .contains("not an IPv4 CIDR"));
+        assert!(
+            check_service_cidr("10.200.5.0/24", check_cidr("10.200.0.0/16").unwrap())
+                .unwrap_err()
+                .contains("overlaps")
+        );
+        assert!(check_backend(ProviderKind::Calico, "vxlan").is_err());
+        assert!(check_backend(ProviderKind::Flannel, "host-gw").is_ok());
+        let nets = [
+            check_cidr("10.200.0.0/16").unwrap(),
+            check_cidr("10.32.0.0/24").unwrap(),
+        ];
+        let n = NodeAnswer {
+            name: "w".into(),
+            address: "10.200.1.1".parse().unwrap(),
+            roles: vec!["worker".into()],
+        };
+        assert!(check_node(&n, &[], &nets)
+            .unwrap_err()
+            .contains("inside 10.200.0.0/16"));
+    }
+
+    #[test]
+    fn every_provider_renders_a_valid_profile() {
+        for p in ProviderKind::ALL {
+            let c = Complete {
+                name: "demo".into(),
+                version: if p == ProviderKind::Kubenet {
+                    "1.23"
+                } else {
+                    "1.30"
+                }
+                .into(),
+                cluster_cidr: DEFAULT_CLUSTER_CIDR.into(),
+                service_cidr: DEFAULT_SERVICE_CIDR.into(),
+                provider: p,
+                backend: backends(p).first().map(|b| b.to_string()),
+                nodes: vec![
+                    parse_node_flag("name=ctl,address=10.240.0.10,roles=controller").unwrap(),
+                    parse_node_flag("name=w0,address=10.240.0.20").unwrap(),
+                ],
+                ssh_user: "root".into(),
+                identity_file: DEFAULT_IDENTITY.into(),
+                out: "demo.yaml".into(),
+            };
+            let text = render(&c);
+            let cluster = crate::profile::load_str(&text, Path::new("demo.yaml"))
+                .unwrap_or_else(|e| panic!("{p}: {e}\n{text}"));
+            assert_eq!(cluster.provider(), p);
+            assert!(text.contains("# The nodes:"), "{text}");
+        }
+    }
+}
