@@ -24,7 +24,8 @@ fn snapshot(lab: &Lab) -> Vec<String> {
                 &lab.node(i),
                 "for d in /etc/cni/net.d /etc/sysctl.d /usr/local/lib/netctl /var/lib/netctl /etc/systemd/system /var/lib/cni /run/netns; do \
                    [ -d $d ] && find $d -xdev \\( -type d -printf '%p/ %m\\n' \\) -o -printf '%p %T@ %s %m\\n'; done | sort; \
-                 ip -4 route show table all | grep -v ' table local'; ip -o link show | cut -d' ' -f2,3,5; ip -4 -o addr show | cut -d' ' -f2,7; \
+                 { ip -4 route show table all | grep -v ' table local'; ip -o link show | cut -d' ' -f2,3,5; } \
+                   | sed -e 's/ linkdown//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//'; ip -4 -o addr show | cut -d' ' -f2,7; \
                  ip netns list; sysctl -n net.ipv4.ip_forward; ip neigh show nud permanent; bridge fdb show | grep -c .",
             )
         })

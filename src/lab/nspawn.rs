@@ -145,9 +145,16 @@ pub fn boot(lab_dir: &Path, node: &mut NodeState, bridge: &str) -> Result<(), La
 }
 
 /// A clean shutdown: SIGTERM makes nspawn halt the container (systemd stops its units).
+/// If nspawn itself dies (killed hard), the container's systemd would live on as an orphan
+/// holding the node's veth: it is ended too, by the PID it had under this nspawn.
 pub fn halt(node: &mut NodeState) {
     if let Some(p) = node.process.take() {
+        let leader =
+            crate::lab::process::container_leader(&p).and_then(crate::lab::process::Proc::of);
         p.stop(Duration::from_secs(60));
+        if let Some(l) = leader.filter(|l| l.alive()) {
+            l.stop(Duration::from_secs(5));
+        }
     }
 }
 
