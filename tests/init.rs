@@ -14,7 +14,7 @@ fn snapshot(lab: &Lab) -> Vec<String> {
             lab.exec_ok(
                 &lab.node(i),
                 "for d in /etc/cni/net.d /etc/sysctl.d /usr/local/lib/netctl /var/lib/netctl /etc/systemd/system; do \
-                   [ -d $d ] && find $d -xdev -type f -printf '%p %T@ %s %m\\n'; done | sort; ip -4 route show proto 211 | sed "s/ linkdown//"; ip -4 -o addr show | cut -d' ' -f2,7",
+                   [ -d $d ] && find $d -xdev -type f -printf '%p %T@ %s %m\\n'; done | sort; ip -4 route show proto 211 | sed 's/ linkdown//'; ip -4 -o addr show | cut -d' ' -f2,7",
             )
         })
         .collect()
