@@ -25,11 +25,15 @@ echo "==> netctl lab up --name demo --nodes 3 (the first run builds and caches a
 PROFILE=$("$NETCTL" lab up --name demo --nodes 3 | tail -n 1)
 echo "    profile: $PROFILE"
 
-echo "==> netctl init -p $PROFILE --yes"
-"$NETCTL" init -p "$PROFILE" --yes
+echo "==> netctl init -p $PROFILE --yes --no-verify"
+"$NETCTL" init -p "$PROFILE" --yes --no-verify
+
+echo "==> netctl verify -p $PROFILE   (node checks, and pods made with the real CNI plugins pinging across nodes)"
+"$NETCTL" verify -p "$PROFILE"
 
 echo
 echo "The lab is up. Try:"
 echo "  $NETCTL plan -p $PROFILE           # nothing to change"
+echo "  $NETCTL switch -p $PROFILE --networking routes --backend vxlan --yes   # live, node by node"
 echo "  $NETCTL lab exec --name demo node-1 -- ip route"
 echo "Tear it down with: $NETCTL lab down --name demo"
