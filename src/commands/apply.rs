@@ -126,17 +126,15 @@ async fn prepare(
     let remote = connect::connect(&cluster, &node, opts.accept_new_host_keys, opts.dry_run)
         .await
         .map_err(fail)?;
-    line.phase("lock");
-    if let Err(e) = lock::lock(&remote, &run_id).await {
-        remote.close().await;
-        return Err(fail(e));
-    }
-    line.phase("gather");
+    line.phase("lock and gather");
     let desired = provider::node_plan(&cluster, &node);
-    let found = match gather::gather(&remote, &desired).await {
+    let found = match gather::lock_and_gather(&remote, &desired, &run_id).await {
         Ok(g) => g,
         Err(e) => {
-            let _ = lock::unlock(&remote).await;
+            // A gather that failed after the lock was taken must not leave it behind.
+            if !matches!(e, RemoteError::Locked { .. }) {
+                let _ = lock::unlock(&remote).await;
+            }
             remote.close().await;
             return Err(fail(e));
         }

@@ -8,30 +8,35 @@ use crate::state::{self, Gathered};
 
 /// Read every file the plan wants and every file state.json says netctl manages.
 pub async fn gather(remote: &Remote, desired: &NodePlan) -> Result<Gathered, RemoteError> {
-    // First learn which files the node's record lists, then read them all in the same script
-    // pass: a second round trip only when the record names files the plan does not.
-    let mut paths: BTreeSet<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
+    let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     let units: Vec<&str> = desired.units.iter().map(|u| u.name.as_str()).collect();
-    let script = state::gather_script(&paths.iter().copied().collect::<Vec<_>>(), &units);
-    let mut g = parse(remote, &script).await?;
+    let mut g = parse(remote, &state::gather_script(&paths, &units)).await?;
+    complete(remote, desired, &mut g).await?;
+    Ok(g)
+}
+
+/// Read the files the node's record lists that the plan does not (a second round trip, only
+/// then), and refuse a record that does not parse.
+async fn complete(
+    remote: &Remote,
+    desired: &NodePlan,
+    g: &mut Gathered,
+) -> Result<(), RemoteError> {
+    let wanted: BTreeSet<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     let extra: Vec<String> = g
         .state
         .as_ref()
         .map(|s| {
             s.files
                 .keys()
-                .filter(|p| !paths.contains(p.as_str()))
+                .filter(|p| !wanted.contains(p.as_str()))
                 .cloned()
                 .collect()
         })
         .unwrap_or_default();
     if !extra.is_empty() {
-        paths = extra.iter().map(|s| s.as_str()).collect();
-        let more = parse(
-            remote,
-            &state::gather_script(&paths.iter().copied().collect::<Vec<_>>(), &[]),
-        )
-        .await?;
+        let paths: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
+        let more = parse(remote, &state::gather_script(&paths, &[])).await?;
         g.files.extend(more.files);
     }
     if let Some(e) = &g.state_error {
@@ -43,6 +48,34 @@ pub async fn gather(remote: &Remote, desired: &NodePlan) -> Result<Gathered, Rem
             ),
         });
     }
+    Ok(())
+}
+
+/// Take the node lock and gather in one round trip (a dry run takes no lock: it only reads).
+pub async fn lock_and_gather(
+    remote: &Remote,
+    desired: &NodePlan,
+    run_id: &str,
+) -> Result<Gathered, RemoteError> {
+    if remote.dry_run() {
+        return gather(remote, desired).await;
+    }
+    let units: Vec<&str> = desired.units.iter().map(|u| u.name.as_str()).collect();
+    let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
+    let script = format!(
+        "{}{}",
+        super::lock::lock_script(run_id),
+        state::gather_script(&paths, &units)
+    );
+    let out = remote
+        .change("lock and gather", &script)
+        .await
+        .map_err(|e| super::lock::held(remote, e))?;
+    let mut g = state::parse_gather(&out).map_err(|e| RemoteError::State {
+        node: remote.node.clone(),
+        message: e.to_string(),
+    })?;
+    complete(remote, desired, &mut g).await?;
     Ok(g)
 }
 

@@ -5,27 +5,40 @@ use crate::provider::sh_quote;
 use crate::remote::{Remote, RemoteError};
 use crate::state::{LOCK_DIR, LOCK_FILE};
 
-pub async fn lock(remote: &Remote, run_id: &str) -> Result<(), RemoteError> {
+/// The shell that takes the lock: exits 75 with the holder on stderr when another run has it.
+pub fn lock_script(run_id: &str) -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let holder = format!("run {run_id} from {host} (pid {})", std::process::id());
-    let script = format!(
-        "mkdir -p {dir}\nif ( set -C; printf '%s, since %s\\n' {holder} \"$(date -u +%FT%TZ)\" > {lock} ) 2>/dev/null; then exit 0; fi\ncat {lock} >&2\nexit 75\n",
+    format!(
+        "mkdir -p {dir}\nif ! ( set -C; printf '%s, since %s\\n' {holder} \"$(date -u +%FT%TZ)\" > {lock} ) 2>/dev/null; then cat {lock} >&2; exit 75; fi\n",
         dir = sh_quote(LOCK_DIR),
         lock = sh_quote(LOCK_FILE),
         holder = sh_quote(&holder),
-    );
-    match remote.change("lock", &script).await {
-        Err(RemoteError::Command {
+    )
+}
+
+/// Turn a lock script's exit 75 into `Locked`, naming the holder.
+pub fn held(remote: &Remote, e: RemoteError) -> RemoteError {
+    match e {
+        RemoteError::Command {
             status: 75,
             stderr: holder,
             ..
-        }) => Err(RemoteError::Locked {
+        } => RemoteError::Locked {
             node: remote.node.clone(),
             holder: holder.trim().to_string(),
             path: LOCK_FILE.into(),
-        }),
-        other => other.map(|_| ()),
+        },
+        other => other,
     }
+}
+
+pub async fn lock(remote: &Remote, run_id: &str) -> Result<(), RemoteError> {
+    remote
+        .change("lock", &lock_script(run_id))
+        .await
+        .map(|_| ())
+        .map_err(|e| held(remote, e))
 }
 
 pub async fn unlock(remote: &Remote) -> Result<(), RemoteError> {

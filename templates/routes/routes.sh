@@ -64,11 +64,19 @@ vxlan_up() {
     fi
     ip link set "$DEV" address "$MAC" mtu "$MTU" up
     ip -4 addr show dev "$DEV" | grep -q " inet $VTEP/32 " || ip addr replace "$VTEP/32" dev "$DEV"
-    printf '%s\n' "$WANT_PEERS" | while read -r vtep mac addr; do
-        [ -n "$vtep" ] || continue
-        ip neigh replace "$vtep" lladdr "$mac" dev "$DEV" nud permanent
-        bridge fdb replace "$mac" dev "$DEV" dst "$addr" self permanent
-    done
+{%- if peers %}
+    # One ip and one bridge process for every peer: on large clusters process starts dominate.
+    ip -batch - <<EOF
+{%- for p in peers %}
+neigh replace {{ p.vtep }} lladdr {{ p.mac }} dev $DEV nud permanent
+{%- endfor %}
+EOF
+    bridge -batch - <<EOF
+{%- for p in peers %}
+fdb replace {{ p.mac }} dev $DEV dst {{ p.address }} self permanent
+{%- endfor %}
+EOF
+{%- endif %}
     ip neigh show dev "$DEV" | while read -r ip _; do
         wanted "$WANT_PEERS" "$ip" || ip neigh del "$ip" dev "$DEV"
     done
@@ -89,9 +97,13 @@ prepare() {
 
 converge() {
     prepare
+{%- if peers %}
+    ip -batch - <<EOF
 {%- for p in peers %}
-    ip route replace {{ p.pod_cidr }} via {{ p.via }}{% if backend == "vxlan" %} dev "$DEV" onlink{% endif %} proto "$PROTO"
+route replace {{ p.pod_cidr }} via {{ p.via }}{% if backend == "vxlan" %} dev $DEV onlink{% endif %} proto $PROTO
 {%- endfor %}
+EOF
+{%- endif %}
     remove_stale_routes
 }
 
