@@ -18,6 +18,7 @@ use crate::remote::Remote;
 use crate::verify::dataplane::{self, Participant, Ready, Registry};
 use crate::verify::{cluster as cluster_checks, node, smoke, Check, Options, Report};
 
+/// The checks the node script answers (failed together when the script cannot run).
 const NODE_IDS: [&str; 7] = [
     "node.forwarding",
     "node.br-netfilter",

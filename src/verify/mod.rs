@@ -170,6 +170,7 @@ pub const CHECK_IDS: &[&str] = &[
     "node.files",
     "node.services",
     "node.routes",
+    "node.certs",
     "cluster.nodes-ready",
     "cluster.pod-cidrs",
     "cluster.provider-pods",
