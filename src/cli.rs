@@ -40,8 +40,10 @@ pub enum Command {
     },
     /// Write every artifact for every node (and the cluster manifests) to a directory; nothing is touched remotely.
     Render {
+        /// The cluster profile (YAML).
         #[arg(short, long)]
         profile: PathBuf,
+        /// The output directory (an earlier render there is replaced; any other directory is refused).
         #[arg(long)]
         out: PathBuf,
     },
@@ -67,6 +69,7 @@ pub enum Command {
     /// Check the cluster's network: node checks over SSH, cluster checks through kubectl, and a
     /// data-plane test with real test pods on every worker. Exit 1 when a check fails.
     Verify {
+        /// The cluster profile (YAML).
         #[arg(short, long)]
         profile: PathBuf,
         /// Trust host keys not yet in known_hosts and record them (trust on first use).
@@ -97,6 +100,7 @@ pub enum Command {
     },
     /// Migrate a live cluster to another provider (or backend), node by node, with verify gates and rollback.
     Switch {
+        /// The cluster profile (YAML).
         #[arg(short, long)]
         profile: PathBuf,
         /// The provider to move to: routes, kubenet, flannel, calico, canal, weave.
@@ -111,6 +115,7 @@ pub enum Command {
         /// Nodes switched at once.
         #[arg(long, default_value_t = 1)]
         max_unavailable: usize,
+        /// Do not ask for confirmation (required without a terminal).
         #[arg(long, short)]
         yes: bool,
         /// Show the migration plan; change nothing.
@@ -125,6 +130,7 @@ pub enum Command {
         /// On failure, stop in place instead of rolling back.
         #[arg(long)]
         no_rollback: bool,
+        /// Trust host keys not yet in known_hosts and record them. A changed key is always refused.
         #[arg(long)]
         accept_new_host_keys: bool,
         #[arg(long, value_enum, default_value = "text")]
@@ -145,6 +151,7 @@ pub enum Command {
 /// Flags shared by commands that connect to nodes.
 #[derive(clap::Args, Clone)]
 pub struct Connect {
+    /// The cluster profile (YAML).
     #[arg(short, long)]
     pub profile: PathBuf,
     /// Trust host keys not yet in known_hosts and record them (trust on first use). A changed key is always refused.
@@ -161,6 +168,7 @@ pub struct Connect {
 pub enum ProfileCommand {
     /// Parse and validate a profile and print its CIDR plan; exit 2 on any error.
     Check {
+        /// The cluster profile (YAML).
         #[arg(short, long)]
         profile: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
