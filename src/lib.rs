@@ -4,6 +4,7 @@
 //! with the lab for trying and testing it all on one machine.
 
 pub mod certs;
+pub mod cloud;
 pub mod commands;
 pub mod error;
 pub mod fleet;

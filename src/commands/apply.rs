@@ -384,14 +384,25 @@ fn confirm(ready: &[Prepared]) -> bool {
 fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<ClusterStepReport> {
     let plan = provider::cluster_plan(cluster);
     let mut out = Vec::new();
+    // Cloud routes (routes backend gce/aws): created once every node forwards.
     for c in &plan.local {
+        let (result, detail) = if dry_run {
+            ("skipped", Some("dry run".to_string()))
+        } else if nodes_failed {
+            ("skipped", Some("not run because a node failed".to_string()))
+        } else {
+            match crate::cloud::run(c) {
+                Ok(crate::cloud::Outcome::Created) => ("applied", None),
+                Ok(crate::cloud::Outcome::Unchanged) => {
+                    ("unchanged", Some("the route exists".to_string()))
+                }
+                Err(e) => ("failed", Some(e.to_string())),
+            }
+        };
         out.push(ClusterStepReport {
-            step: c.title.clone(),
-            result: "skipped".into(),
-            detail: Some(format!(
-                "cloud route commands run with your cloud credentials: `netctl render` writes them to cluster/routes.sh ({} ...)",
-                c.program
-            )),
+            step: format!("{} {}", c.program, c.args.join(" ")),
+            result: result.into(),
+            detail,
         });
     }
     if plan.kubectl.is_empty() {
