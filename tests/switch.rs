@@ -280,3 +280,30 @@ fn dry_run_changes_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert_eq!(before, snapshot(&lab));
 }
+
+/// The last gate is verify's data plane: a node that forwards no pod traffic (a FORWARD drop the
+/// node checks cannot see) fails it after the last wave, and every node goes back.
+#[test]
+fn a_data_plane_failure_after_the_last_wave_rolls_back() {
+    if !can_run("a_data_plane_failure_after_the_last_wave_rolls_back") {
+        return;
+    }
+    let lab = Lab::up("sw-dp", "netns", 2, 38);
+    assert!(lab
+        .netctl(&["init", "--yes"], &lab.profile)
+        .status
+        .success());
+    lab.exec_ok("node-2", "iptables -I FORWARD -d 10.200.1.0/24 -j DROP");
+    let o = switch(&lab, &["--networking", "routes", "--backend", "vxlan"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let all = text(&o);
+    assert!(
+        all.contains("verify after the last wave failed: dataplane."),
+        "{all}"
+    );
+    assert!(all.contains("back on routes (host-gw)"), "{all}");
+    for i in 1..=2 {
+        assert_eq!(routes_backend(&lab, &lab.node(i)), "host-gw");
+    }
+    lab.exec_ok("node-2", "iptables -D FORWARD -d 10.200.1.0/24 -j DROP");
+}

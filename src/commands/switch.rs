@@ -634,6 +634,43 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         }
     }
 
+    // Every node runs the new provider, the old way is still in place: verify (node and
+    // data-plane checks; readiness was waited for per node) is the last gate before anything old
+    // is removed.
+    if failure.is_none() {
+        let vopts = crate::verify::Options {
+            cluster_checks: false,
+            dataplane: true,
+            smoke: false,
+            mesh: if conns.len() > 20 {
+                crate::verify::Mesh::Ring
+            } else {
+                crate::verify::Mesh::Full
+            },
+            concurrency: Some(concurrency),
+            accept_new_host_keys: opts.accept_new_host_keys,
+            quiet: true,
+        };
+        let report =
+            crate::commands::verify::run_with_id(to_cluster.clone(), vopts, run_id.clone()).await;
+        let failed: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == crate::verify::Status::Fail)
+            .map(|c| format!("{} on {}: {}", c.id, c.subject, c.detail))
+            .collect();
+        if !failed.is_empty() {
+            failure = Some(format!(
+                "verify after the last wave failed: {}",
+                failed.join("; ")
+            ));
+        } else {
+            steps.push(format!(
+                "verify: {} passed, {} skipped",
+                report.summary.pass, report.summary.skip
+            ));
+        }
+    }
     if let Some(err) = failure {
         if opts.no_rollback {
             release(conns).await;
