@@ -25,6 +25,10 @@ pub enum RemoteError {
     },
     #[error("{node}: {message}")]
     State { node: String, message: String },
+    /// A switch that did not finish is recorded on the node: only `switch --resume` or
+    /// `switch --rollback` may touch it, or its record (and the way back) would be lost.
+    #[error("{node}: an interrupted switch (run {run_id}) is recorded here: continue it with `netctl switch --resume` or undo it with `netctl switch --rollback`")]
+    SwitchInProgress { node: String, run_id: String },
 }
 
 fn stderr_suffix(s: &str) -> String {
@@ -41,7 +45,7 @@ impl RemoteError {
     pub fn is_refusal(&self) -> bool {
         match self {
             RemoteError::Transport(t) => t.is_refusal(),
-            RemoteError::Locked { .. } => true,
+            RemoteError::Locked { .. } | RemoteError::SwitchInProgress { .. } => true,
             _ => false,
         }
     }

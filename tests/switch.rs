@@ -223,6 +223,12 @@ fn an_interrupted_switch_is_rolled_back() {
     // A plain switch refuses: the records say a switch is half done.
     let o = switch(&lab, &["--networking", "routes", "--backend", "vxlan"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // So do init and reset: they would overwrite the records and lose the way back.
+    for args in [&["init", "--yes"][..], &["reset", "--yes"][..]] {
+        let o = lab.netctl(args, &lab.profile);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("an interrupted switch"), "{}", text(&o));
+    }
     let o = switch(&lab, &["--rollback"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(before, snapshot(&lab), "--rollback left a difference");

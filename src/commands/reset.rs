@@ -35,12 +35,28 @@ async fn reset_node(
         line.phase("connect");
         let remote = connect::connect(&cluster, &node, accept_new, false).await?;
         line.phase("lock");
-        lock::lock(&remote, &run_id).await?;
+        if let Err(e) = lock::lock(&remote, &run_id).await {
+            let e = lock::explain(&remote, e).await;
+            remote.close().await;
+            return Err(e);
+        }
         let res = async {
             line.phase("gather");
             let g = crate::phase::gather::gather(&remote, &NodePlan::default()).await?;
             match g.state {
                 None => Ok(None),
+                Some(st) if st.switch.is_some() => {
+                    Err(crate::remote::RemoteError::SwitchInProgress {
+                        node: node.name.clone(),
+                        run_id: st
+                            .switch
+                            .as_ref()
+                            .and_then(|v| v.get("run_id"))
+                            .and_then(|r| r.as_str())
+                            .unwrap_or("?")
+                            .to_string(),
+                    })
+                }
                 Some(st) => {
                     line.phase("reset");
                     reset::reset(&remote, &st, &run_id, node.has_systemd())
