@@ -1,6 +1,24 @@
 //! Output for people: aligned tables that read right without colour. Progress bars and the
 //! machine formats (JSON, JUnit) live here too as they arrive.
 
+/// Characters a terminal shows: colour escapes (ESC [ ... m) take no room.
+fn visible_width(s: &str) -> usize {
+    let mut n = 0;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for e in chars.by_ref() {
+                if e == 'm' {
+                    break;
+                }
+            }
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
 pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -19,10 +37,10 @@ impl Table {
     }
 
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.header.iter().map(|h| visible_width(h)).collect();
         for r in &self.rows {
             for (i, c) in r.iter().enumerate() {
-                widths[i] = widths[i].max(c.chars().count());
+                widths[i] = widths[i].max(visible_width(c));
             }
         }
         let line = |cells: &[String]| {
@@ -31,7 +49,8 @@ impl Table {
                 if i + 1 == cells.len() {
                     s.push_str(c);
                 } else {
-                    s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(widths[i] - visible_width(c) + 2));
                 }
             }
             s.trim_end().to_string() + "\n"
@@ -51,6 +70,14 @@ mod tests {
         let mut t = super::Table::new(&["A", "BB"]);
         t.row(vec!["long".into(), "x".into()]);
         assert_eq!(t.render(), "A     BB\nlong  x\n");
+        let mut c = super::Table::new(&["S", "D"]);
+        c.row(vec!["\x1b[32mpass\x1b[0m".into(), "x".into()]);
+        c.row(vec!["FAIL".into(), "y".into()]);
+        assert_eq!(
+            c.render(),
+            "S     D\n\x1b[32mpass\x1b[0m  x\nFAIL  y\n",
+            "colour takes no width"
+        );
     }
 }
 

@@ -2,8 +2,6 @@
 //! always; changes (`change`, `upload`) are only recorded under `--dry-run`, so a test can prove a
 //! dry run wrote nothing, and every command is a script on stdin, never an interpolated string.
 
-use std::sync::Mutex;
-
 use crate::transport::{Output, Session, Target, TransportError, Upload};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +53,6 @@ pub struct Remote {
     pub node: String,
     session: Session,
     dry_run: bool,
-    /// What a dry run would have changed, in order.
-    skipped: Mutex<Vec<String>>,
 }
 
 impl Remote {
@@ -66,7 +62,6 @@ impl Remote {
             node: target.name.clone(),
             session,
             dry_run,
-            skipped: Mutex::new(Vec::new()),
         })
     }
 
@@ -97,10 +92,10 @@ impl Remote {
         Ok(self.session.run_script(script.as_bytes()).await?)
     }
 
-    /// Run a script that changes the node (skipped and recorded under --dry-run).
+    /// Run a script that changes the node (skipped under --dry-run: what would change is the
+    /// plan, printed from the diff).
     pub async fn change(&self, title: &str, script: &str) -> Result<String, RemoteError> {
         if self.dry_run {
-            self.skipped.lock().unwrap().push(title.to_string());
             return Ok(String::new());
         }
         Ok(String::from_utf8_lossy(&self.sh(title, script).await?.stdout).into_owned())
@@ -113,15 +108,9 @@ impl Remote {
         backup_dir: Option<&str>,
     ) -> Result<(), RemoteError> {
         if self.dry_run {
-            let mut s = self.skipped.lock().unwrap();
-            s.extend(files.iter().map(|f| format!("write {}", f.path)));
             return Ok(());
         }
         Ok(self.session.upload(files, backup_dir).await?)
-    }
-
-    pub fn skipped(&self) -> Vec<String> {
-        self.skipped.lock().unwrap().clone()
     }
 
     pub async fn close(self) {

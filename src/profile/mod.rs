@@ -138,10 +138,6 @@ impl Cluster {
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
     }
-    /// Whether kubectl steps can run: the profile names a kubeconfig or a node to run kubectl on.
-    pub fn has_cluster_api(&self) -> bool {
-        self.profile.kubernetes.kubeconfig.is_some()
-    }
     /// Nodes that carry pods: they get a podCIDR, CNI config and kubelet.
     pub fn workers(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.is_worker())

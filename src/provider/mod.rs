@@ -102,13 +102,10 @@ pub struct CopiedFile {
     pub field: String,
 }
 
-/// The node plan for the cluster's provider, plus the Kubernetes units that provider needs.
+/// The node plan for the cluster's provider, plus the Kubernetes units that provider needs and
+/// the node's certificates. (`switch` plans both sides from clusters retargeted by migrate.rs.)
 pub fn node_plan(cluster: &Cluster, node: &Node) -> NodePlan {
-    node_plan_for(cluster, node, cluster.provider())
-}
-
-/// The node plan as if `provider` were the cluster's provider (used by `switch` for both sides).
-pub fn node_plan_for(cluster: &Cluster, node: &Node, provider: ProviderKind) -> NodePlan {
+    let provider = cluster.provider();
     let mut plan = match provider {
         ProviderKind::Routes => routes::node(cluster, node),
         ProviderKind::Kubenet => kubenet::node(cluster, node),
@@ -118,9 +115,7 @@ pub fn node_plan_for(cluster: &Cluster, node: &Node, provider: ProviderKind) -> 
         ProviderKind::Weave => weave::node(cluster, node),
     };
     kube::add_units(cluster, node, provider, &mut plan);
-    if provider == cluster.provider() {
-        crate::certs::attach(cluster.pki.as_deref(), cluster, node, &mut plan);
-    }
+    crate::certs::attach(cluster.pki.as_deref(), cluster, node, &mut plan);
     // Every provider routes pod traffic through the node (the routes script sets it itself).
     if provider != ProviderKind::Routes {
         plan.files.push(NodeFile {
@@ -142,11 +137,7 @@ pub fn node_plan_for(cluster: &Cluster, node: &Node, provider: ProviderKind) -> 
 }
 
 pub fn cluster_plan(cluster: &Cluster) -> ClusterPlan {
-    cluster_plan_for(cluster, cluster.provider())
-}
-
-pub fn cluster_plan_for(cluster: &Cluster, provider: ProviderKind) -> ClusterPlan {
-    match provider {
+    match cluster.provider() {
         ProviderKind::Routes => routes::cluster(cluster),
         ProviderKind::Kubenet => ClusterPlan::default(),
         ProviderKind::Flannel => flannel::cluster(cluster),
