@@ -26,31 +26,6 @@ fn init_json(lab: &Lab, profile: &std::path::Path) -> (std::process::Output, ser
     (o, v)
 }
 
-/// A pod made with the real bridge CNI plugin from the node's own 10-bridge.conf; returns its IP.
-fn make_pod(lab: &Lab, node: &str, pod: &str) -> String {
-    let out = lab.exec_ok(
-        node,
-        &format!(
-            "ip netns add {pod} && CNI_COMMAND=ADD CNI_CONTAINERID={pod} CNI_NETNS=/var/run/netns/{pod} CNI_IFNAME=eth0 \
-             CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge < /etc/cni/net.d/10-bridge.conf"
-        ),
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{node}: CNI result {out}: {e}"));
-    let addr = v["ips"][0]["address"].as_str().unwrap().to_string();
-    addr.split('/').next().unwrap().to_string()
-}
-
-fn remove_pod(lab: &Lab, node: &str, pod: &str) {
-    let _ = lab.exec(
-        node,
-        &format!(
-            "CNI_COMMAND=DEL CNI_CONTAINERID={pod} CNI_NETNS=/var/run/netns/{pod} CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
-             /usr/lib/cni/bridge < /etc/cni/net.d/10-bridge.conf; ip netns del {pod}"
-        ),
-    );
-}
-
 fn scenario(kind: &str, name: &str, octet: u8) {
     let lab = Lab::up(name, kind, NODES, octet);
     let sub = |h: u8| format!("10.240.{octet}.{h}");
@@ -136,16 +111,16 @@ fn scenario(kind: &str, name: &str, octet: u8) {
     }
 
     // Pods on two nodes, made with the real bridge plugin, reach each other.
-    let a = make_pod(&lab, &n1, "pa");
-    let b = make_pod(&lab, &n2, "pb");
+    let a = lab.make_pod(&n1, "pa");
+    let b = lab.make_pod(&n2, "pb");
     let ping = lab.exec(&n1, &format!("ip netns exec pa ping -c 2 -W 2 {b}"));
     assert!(
         ping.status.success(),
         "pod {a} on {n1} -> pod {b} on {n2}: {}",
         text(&ping)
     );
-    remove_pod(&lab, &n1, "pa");
-    remove_pod(&lab, &n2, "pb");
+    lab.remove_pod(&n1, "pa");
+    lab.remove_pod(&n2, "pb");
 
     // A second init changes nothing.
     let before = snapshot(&lab);

@@ -22,24 +22,6 @@ fn snapshot(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
-fn make_pod(lab: &Lab, node: &str, pod: &str) -> String {
-    let out = lab.exec_ok(
-        node,
-        &format!(
-            "ip netns add {pod} && CNI_COMMAND=ADD CNI_CONTAINERID={pod} CNI_NETNS=/var/run/netns/{pod} CNI_IFNAME=eth0 \
-             CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge < /etc/cni/net.d/10-bridge.conf"
-        ),
-    );
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// A ping from `pod` on `node` to `ip`, every 10 ms until `stop_ping`.
 fn start_ping(lab: &Lab, node: &str, pod: &str, ip: &str) -> Child {
     let c = labkit::netctl()
@@ -93,8 +75,8 @@ fn round_trip(kind: &str, name: &str, nodes: usize, octet: u8) {
     let o = lab.netctl(&["init", "--yes"], &lab.profile);
     assert!(o.status.success(), "{}", text(&o));
     let last = lab.node(nodes);
-    let _a = make_pod(&lab, "node-1", "pa");
-    let b = make_pod(&lab, &last, "pb");
+    let _a = lab.make_pod("node-1", "pa");
+    let b = lab.make_pod(&last, "pb");
     let mut report = Vec::new();
     for backend in ["vxlan", "host-gw"] {
         let ping = start_ping(&lab, "node-1", "pa", &b);
@@ -253,8 +235,8 @@ fn an_interrupted_switch_is_resumed() {
     for i in 1..=3 {
         assert_eq!(routes_backend(&lab, &lab.node(i)), "vxlan");
     }
-    let b = make_pod(&lab, "node-3", "pb");
-    let _a = make_pod(&lab, "node-1", "pa");
+    let b = lab.make_pod("node-3", "pb");
+    let _a = lab.make_pod("node-1", "pa");
     let ping = lab.exec("node-1", &format!("ip netns exec pa ping -c 2 -W 2 {b}"));
     assert!(ping.status.success(), "{}", text(&ping));
 }

@@ -140,6 +140,34 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// A pod made with the real bridge CNI plugin from the node's own 10-bridge.conf; its IP.
+    pub fn make_pod(&self, node: &str, pod: &str) -> String {
+        let out = self.exec_ok(
+            node,
+            &format!(
+                "ip netns add {pod} && CNI_COMMAND=ADD CNI_CONTAINERID={pod} CNI_NETNS=/var/run/netns/{pod} CNI_IFNAME=eth0 \
+                 CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge < /etc/cni/net.d/10-bridge.conf"
+            ),
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{node}: CNI result {out}: {e}"));
+        let addr = v["ips"][0]["address"].as_str().unwrap().to_string();
+        addr.split('/').next().unwrap().to_string()
+    }
+
+    /// CNI DEL and the namespace gone.
+    pub fn remove_pod(&self, node: &str, pod: &str) {
+        let _ = self.exec(
+            node,
+            &format!(
+                "CNI_COMMAND=DEL CNI_CONTAINERID={pod} CNI_NETNS=/var/run/netns/{pod} CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+                 /usr/lib/cni/bridge < /etc/cni/net.d/10-bridge.conf; ip netns del {pod}"
+            ),
+        );
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let _ = netctl()
