@@ -116,9 +116,12 @@ mod tests {
             k["resources"][0].as_str(),
             Some("https://raw.githubusercontent.com/projectcalico/calico/v3.31.0/manifests/calico.yaml")
         );
-        assert_eq!(k["patches"][0]["path"].as_str(), Some("calico-node.yaml"));
         assert_eq!(
-            k["patches"].as_sequence().unwrap().len(),
+            k["patchesStrategicMerge"][0].as_str(),
+            Some("calico-node.yaml")
+        );
+        assert_eq!(
+            k["patchesStrategicMerge"].as_sequence().unwrap().len(),
             1,
             "no MTU, no ConfigMap patch"
         );

@@ -529,9 +529,9 @@ mod tests {
                 if f.path.ends_with("kustomization.yaml") {
                     let k: serde_yaml::Value = serde_yaml::from_str(&f.content).unwrap();
                     assert_eq!(k["kind"].as_str(), Some("Kustomization"));
-                    for p in k["patches"].as_sequence().unwrap() {
+                    for p in k["patchesStrategicMerge"].as_sequence().unwrap() {
                         let dir = f.path.rsplit_once('/').unwrap().0;
-                        let path = format!("{dir}/{}", p["path"].as_str().unwrap());
+                        let path = format!("{dir}/{}", p.as_str().unwrap());
                         assert!(
                             plan.files.iter().any(|f| f.path == path),
                             "patch {path} not rendered"

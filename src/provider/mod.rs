@@ -150,7 +150,10 @@ pub fn cluster_plan(cluster: &Cluster) -> ClusterPlan {
 /// A kustomization under cluster/<dir>/: `resources` is the pinned upstream manifest, or the
 /// profile's local copy (copied in as upstream.yaml, since kustomize refuses files outside its
 /// directory); `patches` are (file name, content) pairs of strategic-merge patches written next to
-/// it. Shared by calico, canal and weave, which never carry their upstream manifests.
+/// it, listed as `patchesStrategicMerge`: kustomize v5 still reads it (with a deprecation note),
+/// and the kustomize v2 inside kubectl 1.14-1.20, which the older clusters in profiles/ run
+/// with, knows no other form. Shared by calico, canal and weave, which never carry their
+/// upstream manifests.
 pub fn kustomize_plan(
     provider: ProviderKind,
     upstream_url: &str,
@@ -163,11 +166,7 @@ pub fn kustomize_plan(
         api_version: &'a str,
         kind: &'a str,
         resources: Vec<&'a str>,
-        patches: Vec<Patch<'a>>,
-    }
-    #[derive(Serialize)]
-    struct Patch<'a> {
-        path: &'a str,
+        patches_strategic_merge: Vec<&'a str>,
     }
     const LOCAL: &str = "upstream.yaml";
     let dir = provider.as_str();
@@ -187,10 +186,7 @@ pub fn kustomize_plan(
         api_version: "kustomize.config.k8s.io/v1beta1",
         kind: "Kustomization",
         resources: vec![resource],
-        patches: patches
-            .iter()
-            .map(|(name, _)| Patch { path: name })
-            .collect(),
+        patches_strategic_merge: patches.iter().map(|(name, _)| name.as_str()).collect(),
     };
     let mut files = vec![ClusterFile {
         path: format!("{dir}/kustomization.yaml"),
