@@ -34,30 +34,33 @@ async fn reset_node(
     let r = async {
         line.phase("connect");
         let remote = connect::connect(&cluster, &node, accept_new, false).await?;
-        line.phase("lock");
-        if let Err(e) = lock::lock(&remote, &run_id).await {
-            let e = lock::explain(&remote, e).await;
-            remote.close().await;
-            return Err(e);
-        }
+        line.phase("lock and gather");
+        let g = match crate::phase::gather::lock_and_gather(&remote, &NodePlan::default(), &run_id)
+            .await
+        {
+            Ok(g) => g,
+            Err(e) => {
+                let e = match e {
+                    e @ crate::remote::RemoteError::Locked { .. } => {
+                        lock::explain(&remote, e).await
+                    }
+                    other => {
+                        let _ = lock::unlock(&remote).await;
+                        other
+                    }
+                };
+                remote.close().await;
+                return Err(e);
+            }
+        };
         let res = async {
-            line.phase("gather");
-            let g = crate::phase::gather::gather(&remote, &NodePlan::default()).await?;
-            match g.state {
-                None => Ok(None),
-                Some(st) if st.switch.is_some() => {
-                    Err(crate::remote::RemoteError::SwitchInProgress {
-                        node: node.name.clone(),
-                        run_id: st
-                            .switch
-                            .as_ref()
-                            .and_then(|v| v.get("run_id"))
-                            .and_then(|r| r.as_str())
-                            .unwrap_or("?")
-                            .to_string(),
-                    })
-                }
-                Some(st) => {
+            match (crate::commands::apply::switch_run(&g), g.state) {
+                (_, None) => Ok(None),
+                (Some(run_id), Some(_)) => Err(crate::remote::RemoteError::SwitchInProgress {
+                    node: node.name.clone(),
+                    run_id,
+                }),
+                (None, Some(st)) => {
                     line.phase("reset");
                     reset::reset(&remote, &st, &run_id, node.has_systemd())
                         .await
