@@ -176,8 +176,11 @@ fn bad_flag_values_are_bad_input_with_the_reason() {
 fn on_pty(cmd: &str, answers: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
     use std::io::Write;
     let mut c = Command::new("script");
-    // A prompt left waiting ends with the timeout rather than hanging the test.
-    let cmd = format!("timeout -s KILL 20 {cmd}");
+    // A prompt left waiting ends with the timeout rather than hanging the test. --foreground
+    // keeps netctl in the terminal's foreground process group: without it, when $SHELL forks
+    // rather than execs `timeout`, netctl lands in a background group and is stopped by SIGTTOU
+    // at its first tcsetattr (seen in CI, where the prompt was left waiting until the kill).
+    let cmd = format!("timeout --foreground -s KILL 20 {cmd}");
     c.args(["-qfec", &cmd, "/dev/null"])
         .current_dir(dir)
         .env("NETCTL_NO_PROGRESS", "1")
