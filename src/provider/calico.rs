@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{kustomize_plan, sh_quote, ClusterPlan, NodePlan, Step};
+use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step};
 use crate::profile::{Cluster, Node, ProviderKind};
 
 pub fn upstream_url(version: &str) -> String {
@@ -29,30 +29,21 @@ struct ConfigCtx {
     mtu: u32,
 }
 
-/// Nothing to write; leaving calico removes what its DaemonSet installed on the node, above all its
-/// CNI config, which sorts before 10-flannel.conflist and would keep winning.
+/// Nothing to write; leaving calico removes what its DaemonSet installed on the node.
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
-    let mut plan = NodePlan::default();
-    if !node.is_worker() {
-        return plan;
-    }
-    let dir = &cluster.profile.networking.cni_conf_dir;
-    plan.teardown.push(Step {
-        title: "remove calico's CNI config".into(),
-        command: format!(
-            "rm -f {} {}",
-            sh_quote(&format!("{dir}/10-calico.conflist")),
-            sh_quote(&format!("{dir}/calico-kubeconfig"))
-        ),
+    let mut links = vec![delete_link("vxlan.calico")];
+    // tunl0 belongs to the ipip module and cannot be deleted; its address can.
+    links.push(Step {
+        title: "flush tunl0's address".into(),
+        command: "if ip link show tunl0 >/dev/null 2>&1; then ip addr flush dev tunl0; fi".into(),
     });
-    plan.teardown.push(Step {
-        title: "delete calico's tunnel links".into(),
-        command:
-            "if ip link show vxlan.calico >/dev/null 2>&1; then ip link delete vxlan.calico; fi; \
-                  if ip link show tunl0 >/dev/null 2>&1; then ip addr flush dev tunl0; fi"
-                .into(),
-    });
-    plan
+    daemonset_teardown(
+        cluster,
+        node,
+        "calico",
+        &["10-calico.conflist", "calico-kubeconfig"],
+        links,
+    )
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{kustomize_plan, sh_quote, ClusterPlan, NodePlan, Step};
+use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step};
 use crate::profile::{Cluster, Node, ProviderKind};
 
 pub fn upstream_url(version: &str) -> String {
@@ -37,27 +37,20 @@ struct ConfigCtx<'a> {
     net_conf: String,
 }
 
-/// Nothing to write; leaving canal removes what its DaemonSet installed: its CNI config (which
-/// sorts before 10-flannel.conflist), its kubeconfig and flannel's vxlan link and lease.
+/// Nothing to write; leaving canal removes what its DaemonSet installed: its CNI config, its
+/// kubeconfig and flannel's vxlan link and lease.
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
-    let mut plan = NodePlan::default();
-    if !node.is_worker() {
-        return plan;
-    }
-    let dir = &cluster.profile.networking.cni_conf_dir;
-    plan.teardown.push(Step {
-        title: "remove canal's CNI config".into(),
-        command: format!(
-            "rm -f {} {}",
-            sh_quote(&format!("{dir}/10-canal.conflist")),
-            sh_quote(&format!("{dir}/calico-kubeconfig"))
-        ),
-    });
-    plan.teardown.push(Step {
-        title: "delete flannel's vxlan link and lease".into(),
-        command: "if ip link show flannel.1 >/dev/null 2>&1; then ip link delete flannel.1; fi; rm -f /run/flannel/subnet.env".into(),
-    });
-    plan
+    let lease = Step {
+        title: "remove flannel's lease".into(),
+        command: "rm -f /run/flannel/subnet.env".into(),
+    };
+    daemonset_teardown(
+        cluster,
+        node,
+        "canal",
+        &["10-canal.conflist", "calico-kubeconfig"],
+        vec![delete_link("flannel.1"), lease],
+    )
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {

@@ -306,15 +306,8 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     }
     // What flanneld made, whichever way it ran: its links, the bridge the CNI plugin made, its
     // lease file and its host-gw routes (every route via a gateway inside the cluster CIDR).
-    for link in ["flannel.1", "flannel-wg", "cni0"] {
-        plan.teardown.push(Step {
-            title: format!("delete link {link}"),
-            command: format!(
-                "if ip link show {l} >/dev/null 2>&1; then ip link delete {l}; fi",
-                l = sh_quote(link)
-            ),
-        });
-    }
+    plan.teardown
+        .extend(["flannel.1", "flannel-wg", "cni0"].map(super::delete_link));
     if f.backend == FlannelBackend::HostGw {
         plan.teardown.push(Step {
             title: "delete flannel host-gw routes".into(),

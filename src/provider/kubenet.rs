@@ -4,7 +4,7 @@
 //! or the routes provider's cloud backends) routes them. It only exists below Kubernetes 1.24:
 //! validation refuses it above.
 
-use super::{sh_quote, ClusterPlan, NodePlan, Step};
+use super::{delete_link, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node};
 
 /// The bridge kubenet creates on every node.
@@ -38,13 +38,7 @@ pub fn kubelet_flags(cluster: &Cluster, node: &Node) -> Vec<String> {
 pub fn node(_cluster: &Cluster, node: &Node) -> NodePlan {
     let mut plan = NodePlan::default();
     if node.is_worker() {
-        plan.teardown.push(Step {
-            title: format!("delete the {BRIDGE} bridge"),
-            command: format!(
-                "if ip link show {b} >/dev/null 2>&1; then ip link delete {b}; fi",
-                b = sh_quote(BRIDGE)
-            ),
-        });
+        plan.teardown.push(delete_link(BRIDGE));
     }
     plan
 }

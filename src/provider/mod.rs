@@ -219,6 +219,44 @@ pub fn kustomize_plan(
     }
 }
 
+/// Delete a link if it exists (teardown runs again after a partial failure, so it must be idempotent).
+pub fn delete_link(link: &str) -> Step {
+    Step {
+        title: format!("delete link {link}"),
+        command: format!(
+            "if ip link show {l} >/dev/null 2>&1; then ip link delete {l}; fi",
+            l = sh_quote(link)
+        ),
+    }
+}
+
+/// Teardown of a DaemonSet provider on a worker: what its pods installed on the host, which
+/// outlives the DaemonSet. Its CNI config above all: it sorts before 10-flannel.conflist and
+/// would keep winning over the next provider's.
+pub fn daemonset_teardown(
+    cluster: &Cluster,
+    node: &Node,
+    provider: &str,
+    cni_files: &[&str],
+    host_state: Vec<Step>,
+) -> NodePlan {
+    let mut plan = NodePlan::default();
+    if !node.is_worker() {
+        return plan;
+    }
+    let dir = &cluster.profile.networking.cni_conf_dir;
+    let files: Vec<String> = cni_files
+        .iter()
+        .map(|f| sh_quote(&format!("{dir}/{f}")))
+        .collect();
+    plan.teardown.push(Step {
+        title: format!("remove {provider}'s CNI config"),
+        command: format!("rm -f {}", files.join(" ")),
+    });
+    plan.teardown.extend(host_state);
+    plan
+}
+
 /// Quote a string for a POSIX shell. Profile values are validated to safe characters as well;
 /// this is what makes that a second wall rather than the only one.
 pub fn sh_quote(s: &str) -> String {

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{kustomize_plan, sh_quote, ClusterPlan, NodePlan, Step};
+use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node, ProviderKind};
 
 pub fn upstream_url(version: &str) -> String {
@@ -21,23 +21,17 @@ struct PatchCtx {
     mtu: Option<u32>,
 }
 
-/// Nothing to write; leaving weave removes its CNI config and bridge (`weave reset` needs the
+/// Nothing to write; leaving weave removes its CNI config and links (`weave reset` needs the
 /// weave script, which the DaemonSet never installs on the host).
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
-    let mut plan = NodePlan::default();
-    if !node.is_worker() {
-        return plan;
-    }
-    let dir = &cluster.profile.networking.cni_conf_dir;
-    plan.teardown.push(Step {
-        title: "remove weave's CNI config".into(),
-        command: format!("rm -f {}", sh_quote(&format!("{dir}/10-weave.conflist"))),
-    });
-    plan.teardown.push(Step {
-        title: "delete weave's links".into(),
-        command: "for l in weave datapath vxlan-6784; do if ip link show \"$l\" >/dev/null 2>&1; then ip link delete \"$l\"; fi; done".into(),
-    });
-    plan
+    let links = ["weave", "datapath", "vxlan-6784"].map(delete_link);
+    daemonset_teardown(
+        cluster,
+        node,
+        "weave",
+        &["10-weave.conflist"],
+        links.to_vec(),
+    )
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
