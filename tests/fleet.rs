@@ -11,30 +11,9 @@ use std::time::{Duration, Instant};
 
 use labkit::{can_run, netctl, run_ok, text, Lab};
 
-/// `netctl lab up --kind netns` with extra flags (labkit's `Lab::up` takes none).
+/// A netns lab with extra `lab up` flags.
 fn lab_up(name: &str, nodes: usize, octet: u8, extra: &[&str]) -> Lab {
-    let _ = netctl().args(["lab", "down", "--name", name]).output();
-    let subnet = format!("10.240.{octet}.0/24");
-    let out = run_ok(
-        netctl()
-            .args([
-                "lab", "up", "--name", name, "--kind", "netns", "--subnet", &subnet,
-            ])
-            .args(["--nodes", &nodes.to_string()])
-            .args(extra),
-    );
-    let profile = PathBuf::from(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .expect("lab up prints the profile path")
-            .trim(),
-    );
-    Lab {
-        name: name.to_string(),
-        profile,
-        nodes,
-    }
+    Lab::up_with(name, "netns", nodes, octet, extra)
 }
 
 /// netctl with a clean SSH environment: no agent, no ~/.ssh (HOME is `home`), no config unless given.
@@ -188,6 +167,77 @@ fn init_through_a_bastion_as_a_sudo_user() {
             .status
             .success(),
         "lab down removes the user"
+    );
+}
+
+/// The same fleet shape on systemd nodes: the user lives in each node's own root (not the host's),
+/// sudo is the node's, and init and verify (data plane included) go through the bastion.
+#[test]
+fn systemd_nodes_behind_a_bastion_as_a_sudo_user() {
+    if !can_run("systemd_nodes_behind_a_bastion_as_a_sudo_user") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let lab = Lab::up_with(
+        "fl-sysb",
+        "systemd",
+        2,
+        84,
+        &[
+            "--bastion",
+            "--user",
+            "netctl-sys",
+            "--sudo-password",
+            "pw 2",
+        ],
+    );
+    let profile = lab.profile_text();
+    assert!(
+        profile.contains("user: netctl-sys") && profile.contains("bastion: 10.240.84.5"),
+        "{profile}"
+    );
+    let sa: SocketAddr = "10.240.84.11:22".parse().unwrap();
+    assert!(
+        TcpStream::connect_timeout(&sa, Duration::from_secs(2)).is_err(),
+        "node-1 is reachable without the bastion"
+    );
+    // The node's own account: a systemd user session would be the node's, not the host's.
+    let id = lab.exec_ok(
+        "node-1",
+        "id -un netctl-sys; stat -c '%U %a' /home/netctl-sys/.ssh/authorized_keys",
+    );
+    assert_eq!(id, "netctl-sys\nnetctl-sys 600\n");
+
+    let with_password = || {
+        let mut cmd = netctl_in(home.path());
+        cmd.env("NETCTL_SUDO_PASSWORD", "pw 2");
+        cmd
+    };
+    let o = init(with_password(), &lab.profile);
+    assert!(o.status.success(), "{}", text(&o));
+    let routes = lab.exec_ok("node-2", "ip -4 route show proto 211");
+    assert!(
+        routes.contains("10.200.0.0/24 via 10.240.84.11"),
+        "{routes}"
+    );
+    let o = with_password()
+        .args(["verify", "--output", "json", "-p"])
+        .arg(&lab.profile)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let passed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "pass")
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(
+        passed.contains(&"dataplane.pod-to-pod") && passed.contains(&"node.routes"),
+        "{}",
+        text(&o)
     );
 }
 

@@ -44,11 +44,6 @@ pub fn up(
     preflight::require_root()?;
     preflight::require_packages(kind)?;
     if let Some((login, password)) = &extras.user {
-        if kind != Kind::Netns {
-            return Err(LabError::BadInput(
-                "--user needs --kind netns: the cached systemd node root has no sudo".into(),
-            ));
-        }
         preflight::require_user_tools()?;
         user::validate(login, password)?;
     }
@@ -196,8 +191,10 @@ fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Res
     let ak = dir.join("authorized_keys");
     std::fs::write(&ak, format!("{client_pub}\n"))
         .map_err(|e| LabError::io("cannot write", &ak, e))?;
-    if let (Some(login), Some(password)) = (state.user.clone(), password) {
-        user::create(&login, password, &client_pub)?;
+    // The host's /etc/passwd is the netns nodes' and the bastion's.
+    let host_user = state.kind == Kind::Netns || state.bastion.is_some();
+    if let (Some(login), Some(password), true) = (state.user.clone(), password, host_user) {
+        user::create(None, &login, password, &client_pub)?;
     }
     bridge::create(&state.bridge, state.gateway, state.subnet)?;
     if let Some(inner) = &state.inner_bridge {
@@ -226,6 +223,11 @@ fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Res
                 nspawn::mount_overlay(&dir, node, lower)?;
                 node.overlay_mounted = true;
                 let host_key = nspawn::provision(&dir, node, prefix, &client_pub)?;
+                if let (Some(login), Some(password)) = (&login, password) {
+                    let root = nspawn::merged(&dir, &node.name);
+                    user::create(Some(&root), login, password, &client_pub)?;
+                    user::grant(&root.join("etc/sudoers.d"), login)?;
+                }
                 nspawn::boot(&dir, node, &bridge)?;
                 Ok(host_key)
             })?

@@ -65,8 +65,8 @@ pub enum LabCommand {
         /// reach; the nodes are on an internal bridge, reachable only through its sshd (no forwarding).
         #[arg(long)]
         bastion: bool,
-        /// Log in as this new non-root user with sudo (password required) instead of root; made on the
-        /// host and removed by `lab down` (netns labs only: nodes share the host's /etc/passwd).
+        /// Log in as this new non-root user with sudo (password required) instead of root: made in each
+        /// systemd node's root, or on the host for netns nodes and the bastion (removed by `lab down`).
         #[arg(long, requires = "sudo_password")]
         user: Option<String>,
         /// The --user's password (for sudo; SSH logins use the lab key).

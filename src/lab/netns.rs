@@ -8,11 +8,11 @@ use std::ffi::CString;
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use super::cmd::{describe, run_args, run_tolerant};
-use super::process::{pids_in_netns, Proc};
+use super::process::{pids_in_netns, spawn_detached, Proc};
 use super::state::{NodeState, State};
 use super::{keys, LabError};
 
@@ -122,44 +122,14 @@ fn boot_with(
     let dir = node_dir(lab_dir, &node.name);
     let exe = std::env::current_exe()
         .map_err(|e| LabError::Failed(format!("cannot find the netctl binary: {e}")))?;
-    let log_path = dir.join("init.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| LabError::io("cannot open", &log_path, e))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| LabError::io("cannot open", &log_path, e))?;
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &ns, "unshare", "--mount", "--uts"])
         .args(["--propagation", "private"])
         .arg(&exe)
         .args(["lab", "node-init", "--hostname", &node.name, "--node-dir"])
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // SAFETY: setsid is async-signal-safe; it detaches the node from our session and terminal
-    // without a fork, so the PID we record is the one that ends up exec'ing sshd.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|source| LabError::Spawn {
-        command: describe(&cmd),
-        source,
-    })?;
-    node.process = Proc::of(child.id());
-    if node.process.is_none() {
-        return Err(LabError::Failed(format!(
-            "{}: sshd exited at once; see {}",
-            node.name,
-            log_path.display()
-        )));
-    }
+        .arg(&dir);
+    let what = format!("{}: sshd", node.name);
+    node.process = Some(spawn_detached(cmd, &dir.join("init.log"), &what)?);
     Ok(())
 }
 

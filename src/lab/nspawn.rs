@@ -2,13 +2,12 @@
 //! each on its own overlay (upper/work in the node dir) so a node keeps its disk across reboots.
 //! nspawn makes the veth (host0 inside, onto the lab bridge) and removes it when it exits.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use super::cmd::{describe, run, run_tolerant};
-use super::process::Proc;
+use super::cmd::{run, run_tolerant};
+use super::process::spawn_detached;
 use super::state::NodeState;
 use super::{keys, LabError};
 
@@ -16,7 +15,7 @@ pub fn node_dir(lab_dir: &Path, node: &str) -> PathBuf {
     lab_dir.join("nodes").join(node)
 }
 
-fn merged(lab_dir: &Path, node: &str) -> PathBuf {
+pub fn merged(lab_dir: &Path, node: &str) -> PathBuf {
     node_dir(lab_dir, node).join("root")
 }
 
@@ -102,15 +101,6 @@ pub fn boot(lab_dir: &Path, node: &mut NodeState, bridge: &str) -> Result<(), La
         .machine
         .clone()
         .expect("systemd node has a machine name");
-    let log_path = dir.join("nspawn.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| LabError::io("cannot open", &log_path, e))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| LabError::io("cannot open", &log_path, e))?;
     let mut cmd = Command::new("systemd-nspawn");
     cmd.arg("-D")
         .arg(dir.join("root"))
@@ -118,29 +108,9 @@ pub fn boot(lab_dir: &Path, node: &mut NodeState, bridge: &str) -> Result<(), La
         .arg(format!("--network-bridge={bridge}"))
         // PID 1 here is not systemd: no machined to register with, no unit to move into.
         .args(["--register=no", "--keep-unit", "--console=pipe"])
-        .args(["--resolv-conf=off", "--timezone=off", "-b"])
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // SAFETY: setsid is async-signal-safe; the container outlives this command in its own session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().map_err(|source| LabError::Spawn {
-        command: describe(&cmd),
-        source,
-    })?;
-    node.process = Proc::of(child.id());
-    if node.process.is_none() {
-        return Err(LabError::Failed(format!(
-            "{}: systemd-nspawn exited at once; see {}",
-            node.name,
-            log_path.display()
-        )));
-    }
+        .args(["--resolv-conf=off", "--timezone=off", "-b"]);
+    let what = format!("{}: systemd-nspawn", node.name);
+    node.process = Some(spawn_detached(cmd, &dir.join("nspawn.log"), &what)?);
     Ok(())
 }
 

@@ -1,10 +1,15 @@
 //! The lab's own processes (node sshd, systemd-nspawn): identified by PID plus the kernel's start
 //! time, so a recycled PID is never signalled. Nothing is ever looked up or killed by name.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use super::cmd::describe;
+use super::LabError;
 
 /// A process the lab started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +84,34 @@ fn ppid(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split(' ').nth(1)?.parse().ok()
+}
+
+/// Start `cmd` detached in its own session, stdout and stderr appended to `log_path`; `what` names it
+/// in the error when it is gone at once. setsid rather than a fork: the PID returned is the one
+/// that stays (sshd, systemd-nspawn), so `lab down` ends exactly that process.
+pub fn spawn_detached(mut cmd: Command, log_path: &Path, what: &str) -> Result<Proc, LabError> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .map_err(|e| LabError::io("cannot open", log_path, e))
+    };
+    cmd.stdin(Stdio::null()).stdout(open()?).stderr(open()?);
+    // SAFETY: setsid is async-signal-safe; it detaches the child from our session and terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| LabError::Spawn {
+        command: describe(&cmd),
+        source,
+    })?;
+    Proc::of(child.id()).ok_or_else(|| {
+        LabError::Failed(format!("{what} exited at once; see {}", log_path.display()))
+    })
 }
 
 /// The inode of a process's namespace of `kind` (pid, net, mnt, ...).

@@ -10,14 +10,23 @@ use std::time::{Duration, Instant};
 use super::cmd::describe;
 use super::LabError;
 
-/// What node-side tests need besides systemd and sshd (the root has nothing else).
+/// What node-side tests need besides systemd and sshd (the root has nothing else); sudo for
+/// `lab up --user`.
 const INCLUDE: &str = "systemd,systemd-sysv,dbus,iproute2,openssh-server,\
-containernetworking-plugins,iputils-ping,kmod,procps,iptables,python3-minimal";
+containernetworking-plugins,iputils-ping,kmod,procps,iptables,python3-minimal,sudo";
+
+/// Part of the cache's name: bump it when INCLUDE or finish() change, so an older cached root is
+/// never used (and labs still running on it keep theirs).
+const GENERATION: u32 = 2;
 
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("NETCTL_LAB_ROOTFS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/netctl/lab-rootfs-bookworm"))
+        .unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "/var/cache/netctl/lab-rootfs-bookworm-{GENERATION}"
+            ))
+        })
 }
 
 fn mirror() -> String {

@@ -1,11 +1,13 @@
-//! `lab up --user NAME --sudo-password PW`: a non-root login with sudo (password required) on netns nodes,
-//! so netctl's sudo path is tested against real sudo and real PAM.
+//! `lab up --user NAME --sudo-password PW`: a non-root login with sudo (password required) on the
+//! nodes, so netctl's sudo path is tested against real sudo and real PAM.
 //!
-//! Netns nodes share the host's /etc/passwd and /etc/shadow, so the user is made on the host (useradd) and
-//! recorded in the lab state before it exists, so `lab down` removes it (userdel -r) even after a failed
-//! `up`. Sudo rights are granted only inside the nodes: /etc/sudoers.d is one of the per-node directories
-//! (netns::NODE_DIRS), so the host's sudoers never mention the user. Its authorized_keys is in its home
-//! (sshd reads it as the user, who cannot read the lab's 0700 directory).
+//! Netns nodes (and the bastion) share the host's /etc/passwd and /etc/shadow, so for them the user
+//! is made on the host (useradd) and recorded in the lab state before it exists, so `lab down`
+//! removes it (userdel -r) even after a failed `up`. Systemd nodes get their own user in their own
+//! root (gone with the node's overlay). Sudo rights are granted only inside the nodes: on netns nodes
+//! /etc/sudoers.d is one of the per-node directories (netns::NODE_DIRS), so the host's sudoers never
+//! mention the user. Its authorized_keys is in its home (sshd reads it as the user, who cannot read
+//! the lab's 0700 directory).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,21 +50,32 @@ pub fn exists(name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// useradd (with a home), the password, and the lab key in ~/.ssh/authorized_keys.
-pub fn create(name: &str, password: &str, client_pub: &str) -> Result<(), LabError> {
-    run_args(
-        "useradd",
-        &[
-            "--create-home",
-            "--shell",
-            "/bin/sh",
-            "--comment",
-            "netctl lab user",
-            name,
-        ],
-    )?;
+/// useradd (with a home), the password, and the lab key in ~/.ssh/authorized_keys: on the host
+/// (`root` None: netns nodes and the bastion share its /etc/passwd) or inside a systemd node's
+/// root, before it boots (useradd/chpasswd --root chroot into it; the ids are the node's own).
+pub fn create(
+    root: Option<&Path>,
+    name: &str,
+    password: &str,
+    client_pub: &str,
+) -> Result<(), LabError> {
+    let mut prefix: Vec<&str> = Vec::new();
+    if let Some(r) = root {
+        prefix = vec!["--root", path_str(r)];
+    }
+    let mut args = prefix.clone();
+    args.extend([
+        "--create-home",
+        "--shell",
+        "/bin/sh",
+        "--comment",
+        "netctl lab user",
+        name,
+    ]);
+    run_args("useradd", &args)?;
     let mut cmd = Command::new("chpasswd");
     let mut child = cmd
+        .args(&prefix)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -88,17 +101,57 @@ pub fn create(name: &str, password: &str, client_pub: &str) -> Result<(), LabErr
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
-    let home = home(name)?;
+    let passwd = match root {
+        None => run_args("getent", &["passwd", name])?,
+        Some(r) => {
+            let p = r.join("etc/passwd");
+            let text =
+                std::fs::read_to_string(&p).map_err(|e| LabError::io("cannot read", &p, e))?;
+            text.lines()
+                .find(|l| l.split(':').next() == Some(name))
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let entry = Passwd::parse(&passwd)
+        .ok_or_else(|| LabError::Failed(format!("no passwd entry for {name}: {passwd:?}")))?;
+    let home = match root {
+        None => entry.home.clone(),
+        Some(r) => r.join(entry.home.strip_prefix("/").unwrap_or(&entry.home)),
+    };
     let ssh = home.join(".ssh");
     std::fs::create_dir_all(&ssh).map_err(|e| LabError::io("cannot create", &ssh, e))?;
     let ak = ssh.join("authorized_keys");
     std::fs::write(&ak, format!("{client_pub}\n"))
         .map_err(|e| LabError::io("cannot write", &ak, e))?;
-    let owner = format!("{name}:");
-    run_args("chown", &["-R", &owner, path_str(&ssh)])?;
-    run_args("chmod", &["700", path_str(&ssh)])?;
-    run_args("chmod", &["600", path_str(&ak)])?;
+    // Numeric ids: inside a node's root, the name means nothing to the host.
+    use std::os::unix::fs::{chown, PermissionsExt};
+    for (p, mode) in [(&ssh, 0o700), (&ak, 0o600)] {
+        chown(p, Some(entry.uid), Some(entry.gid))
+            .map_err(|e| LabError::io("cannot chown", p, e))?;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| LabError::io("cannot chmod", p, e))?;
+    }
     Ok(())
+}
+
+/// The fields of a passwd line the lab needs.
+struct Passwd {
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+impl Passwd {
+    fn parse(line: &str) -> Option<Passwd> {
+        let f: Vec<&str> = line.trim().split(':').collect();
+        let home = f.get(5).filter(|h| h.starts_with('/'))?;
+        Some(Passwd {
+            uid: f.get(2)?.parse().ok()?,
+            gid: f.get(3)?.parse().ok()?,
+            home: PathBuf::from(home),
+        })
+    }
 }
 
 /// The sudoers drop-in each node gets: password required; no lecture (it would clutter stderr).
@@ -133,16 +186,6 @@ pub fn remove(name: &str) -> Result<(), LabError> {
     }
 }
 
-fn home(name: &str) -> Result<PathBuf, LabError> {
-    let line = run_args("getent", &["passwd", name])?;
-    line.trim()
-        .split(':')
-        .nth(5)
-        .filter(|h| h.starts_with('/'))
-        .map(PathBuf::from)
-        .ok_or_else(|| LabError::Failed(format!("no home directory for {name} in {line:?}")))
-}
-
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("lab paths are UTF-8")
 }
@@ -160,5 +203,9 @@ mod tests {
         assert!(validate("netctl-lab-nouser-x", "a:b").is_err());
         assert!(sudoers("ops").contains("ops ALL=(ALL:ALL) ALL\n"));
         assert!(!sudoers("ops").contains("NOPASSWD"));
+        let p = Passwd::parse("ops:x:1001:1002:netctl lab user:/home/ops:/bin/sh\n").unwrap();
+        assert_eq!((p.uid, p.gid), (1001, 1002));
+        assert_eq!(p.home, Path::new("/home/ops"));
+        assert!(Passwd::parse("ops:x:1001").is_none());
     }
 }

@@ -59,20 +59,29 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 impl Lab {
     /// `netctl lab up`; `subnet_octet` picks 10.240.<octet>.0/24 so labs in parallel don't collide.
     pub fn up(name: &str, kind: &str, nodes: usize, subnet_octet: u8) -> Lab {
+        Lab::up_with(name, kind, nodes, subnet_octet, &[])
+    }
+
+    /// `Lab::up` with more `lab up` flags (--bastion, --user ...).
+    pub fn up_with(name: &str, kind: &str, nodes: usize, subnet_octet: u8, extra: &[&str]) -> Lab {
         // A lab left by an earlier, killed test run is removed first.
         let _ = netctl().args(["lab", "down", "--name", name]).output();
-        let out = run_ok(netctl().args([
-            "lab",
-            "up",
-            "--name",
-            name,
-            "--kind",
-            kind,
-            "--nodes",
-            &nodes.to_string(),
-            "--subnet",
-            &format!("10.240.{subnet_octet}.0/24"),
-        ]));
+        let out = run_ok(
+            netctl()
+                .args([
+                    "lab",
+                    "up",
+                    "--name",
+                    name,
+                    "--kind",
+                    kind,
+                    "--nodes",
+                    &nodes.to_string(),
+                    "--subnet",
+                    &format!("10.240.{subnet_octet}.0/24"),
+                ])
+                .args(extra),
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let profile = PathBuf::from(
             stdout
