@@ -269,8 +269,9 @@ fn dry_run_changes_nothing() {
     assert_eq!(before, snapshot(&lab));
 }
 
-/// The last gate is verify's data plane: a node that forwards no pod traffic (a FORWARD drop the
-/// node checks cannot see) fails it after the last wave, and every node goes back.
+/// The last gate is verify's data plane: a node that drops pod traffic from the other node (a
+/// FORWARD drop the node checks and its own data-plane gate cannot see) fails it after the last
+/// wave, and every node goes back.
 #[test]
 fn a_data_plane_failure_after_the_last_wave_rolls_back() {
     if !can_run("a_data_plane_failure_after_the_last_wave_rolls_back") {
@@ -281,7 +282,8 @@ fn a_data_plane_failure_after_the_last_wave_rolls_back() {
         .netctl(&["init", "--yes"], &lab.profile)
         .status
         .success());
-    lab.exec_ok("node-2", "iptables -I FORWARD -d 10.200.1.0/24 -j DROP");
+    let rule = "FORWARD -s 10.200.0.0/24 -d 10.200.1.0/24 -j DROP";
+    lab.exec_ok("node-2", &format!("iptables -I {rule}"));
     let o = switch(&lab, &["--networking", "routes", "--backend", "vxlan"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let all = text(&o);
@@ -293,5 +295,38 @@ fn a_data_plane_failure_after_the_last_wave_rolls_back() {
     for i in 1..=2 {
         assert_eq!(routes_backend(&lab, &lab.node(i)), "host-gw");
     }
-    lab.exec_ok("node-2", "iptables -D FORWARD -d 10.200.1.0/24 -j DROP");
+    lab.exec_ok("node-2", &format!("iptables -D {rule}"));
+}
+
+/// Each node's gate includes its own data plane: node-2 drops the replies of its own pods to the
+/// host (an INPUT drop the node checks cannot see), so its gate fails right after it switched,
+/// before the last wave's verify, and both nodes go back. No test pod is left behind.
+#[test]
+fn a_node_whose_own_pods_fail_its_gate_rolls_back() {
+    if !can_run("a_node_whose_own_pods_fail_its_gate_rolls_back") {
+        return;
+    }
+    let lab = Lab::up("sw-dpn", "netns", 2, 39);
+    assert!(lab
+        .netctl(&["init", "--yes"], &lab.profile)
+        .status
+        .success());
+    let before = snapshot(&lab);
+    let rule = "INPUT -s 10.200.1.0/24 -p icmp -j DROP";
+    lab.exec_ok("node-2", &format!("iptables -I {rule}"));
+    let o = switch(&lab, &["--networking", "routes", "--backend", "vxlan"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let all = text(&o);
+    assert!(
+        all.contains("node-2: gate failed: dataplane.node-to-pod"),
+        "{all}"
+    );
+    assert!(!all.contains("verify after the last wave"), "{all}");
+    assert!(all.contains("back on routes (host-gw)"), "{all}");
+    lab.exec_ok("node-2", &format!("iptables -D {rule}"));
+    assert_eq!(before, snapshot(&lab), "every node as before");
+    for i in 1..=2 {
+        let left = lab.exec_ok(&lab.node(i), "ip netns list | grep netctl- || true");
+        assert_eq!(left, "", "test pods left on node-{i}");
+    }
 }

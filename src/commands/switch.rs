@@ -61,7 +61,8 @@ pub struct SwitchReport {
 
 struct Conn {
     node: Node,
-    remote: Remote,
+    /// Shared with the gate's test pods, which keep it for their removal.
+    remote: Arc<Remote>,
     found: Gathered,
 }
 
@@ -120,7 +121,7 @@ async fn open(
     match gather::gather(&remote, &want).await {
         Ok(found) => Ok(Conn {
             node,
-            remote,
+            remote: Arc::new(remote),
             found,
         }),
         Err(e) => {
@@ -154,16 +155,37 @@ async fn write_record(
 }
 
 /// The node gate: verify's node checks (forwarding, CNI config, files, services, routes) for the
-/// provider the node should now run, over the node's open session.
-async fn gate(remote: &Remote, to: &Cluster, node: &Node) -> Result<(), String> {
-    use crate::verify::{node as checks, Status};
+/// provider the node should now run, over the node's open session; with `pods_suffix`, then the
+/// node's own data plane (test pods made with its active CNI config, pinged on the node). Gates
+/// after a rollback check the node checks only: the data plane before the switch is not netctl's
+/// to judge.
+async fn gate(
+    remote: &Arc<Remote>,
+    to: &Cluster,
+    node: &Node,
+    pods_suffix: Option<&str>,
+) -> Result<(), String> {
+    use crate::verify::{dataplane, node as checks, Status};
     let plan = crate::provider::node_plan(to, node);
     let out = remote
         .probe(&checks::script(to, node, &plan))
         .await
         .map_err(|e| e.to_string())?;
     let facts = checks::parse(&String::from_utf8_lossy(&out.stdout));
-    let failed: Vec<String> = checks::checks(to, node, &plan, &facts)
+    let mut found = checks::checks(to, node, &plan, &facts);
+    let node_ok = found.iter().all(|c| c.status != Status::Fail);
+    if let Some(suffix) = pods_suffix.filter(|_| node_ok) {
+        // A config netctl cannot run (a DaemonSet provider's, not installed yet) is a skip.
+        if dataplane::runnable(to, node, &facts).is_ok() {
+            let p = dataplane::Participant {
+                node: node.clone(),
+                remote: remote.clone(),
+                facts,
+            };
+            found.extend(dataplane::node_alone(to, p, suffix).await);
+        }
+    }
+    let failed: Vec<String> = found
         .into_iter()
         .filter(|c| c.status == Status::Fail)
         .map(|c| format!("{} {}", c.id, c.detail))
@@ -282,7 +304,8 @@ async fn switch_node(
             std::path::Path::new("."),
         );
     }
-    gate(remote, to, &c.node).await?;
+    let suffix = crate::verify::run_suffix(run_id);
+    gate(remote, to, &c.node, Some(&suffix)).await?;
     Ok(rec)
 }
 
@@ -387,7 +410,11 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
     let release = |conns: Vec<Conn>| async move {
         for c in conns {
             let _ = lock::unlock(&c.remote).await;
-            c.remote.close().await;
+            // The gate's test pods are gone by now, so this is the last handle; were it not,
+            // dropping it closes the session all the same.
+            if let Ok(remote) = Arc::try_unwrap(c.remote) {
+                remote.close().await;
+            }
         }
     };
     if !errors.is_empty() {
@@ -438,7 +465,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         }
         let mut gate_errors = Vec::new();
         for c in &conns {
-            if let Err(e) = gate(&c.remote, &from_cluster, &c.node).await {
+            if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
                 gate_errors.push(e);
             }
         }
@@ -703,7 +730,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         }
         let mut verify_errors = Vec::new();
         for c in &conns {
-            if let Err(e) = gate(&c.remote, &from_cluster, &c.node).await {
+            if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
                 verify_errors.push(e);
             }
         }
@@ -762,7 +789,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
                 }
             }
         }
-        if let Err(e) = gate(&c.remote, &to_cluster, &c.node).await {
+        if let Err(e) = gate(&c.remote, &to_cluster, &c.node, None).await {
             errs.push(e);
         }
     }

@@ -536,6 +536,23 @@ pub async fn ping_all(ready: Vec<Ready>, mesh: Mesh, concurrency: usize) -> Vec<
     pinged.into_iter().flatten().collect()
 }
 
+/// One node's data plane on its own: its two test pods, pod to pod on the node, node to pod and
+/// the MTU, then the pods removed. What `switch` gates each node on: other nodes may still run the
+/// old provider, so pods across nodes are left to the full verify at the end.
+pub async fn node_alone(cluster: &Cluster, p: Participant, suffix: &str) -> Vec<Check> {
+    let registry = Registry::default();
+    let mut checks = match make_pods(cluster, p, suffix, registry.clone()).await {
+        Ok((made, ready)) => {
+            let mut c = vec![made];
+            c.extend(ping_all(vec![ready], Mesh::Full, 1).await);
+            c
+        }
+        Err(c) => c,
+    };
+    checks.extend(teardown(registry, 1).await);
+    checks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
