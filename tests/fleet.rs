@@ -241,6 +241,62 @@ fn systemd_nodes_behind_a_bastion_as_a_sudo_user() {
     );
 }
 
+/// On a terminal with no secrets in the environment: an encrypted key's passphrase and the sudo
+/// password are each asked once for the whole run (two nodes connect and sudo concurrently),
+/// never echoed, and init goes through.
+#[test]
+fn passphrase_and_sudo_password_are_asked_once_on_a_terminal() {
+    if !can_run("passphrase_and_sudo_password_are_asked_once_on_a_terminal") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let lab = lab_up(
+        "fl-pty",
+        2,
+        85,
+        &["--user", "netctl-pty", "--sudo-password", "sudo pw 3"],
+    );
+    // The lab key under a passphrase: the same public key, so the nodes already accept it.
+    let key = home.path().join("id_encrypted");
+    std::fs::copy(lab.profile.with_file_name("id_ed25519"), &key).unwrap();
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-p", "-N", "key pass 3", "-f"])
+            .arg(&key),
+    );
+    let profile = lab.profile_variant("encrypted", |v| {
+        v["ssh"]["identityFile"] = key.to_str().unwrap().into();
+    });
+    let cmd = format!(
+        "env -u SSH_AUTH_SOCK -u NETCTL_KEY_PASSPHRASE -u NETCTL_SUDO_PASSWORD HOME={} {} init --yes -p {}",
+        home.path().display(),
+        env!("CARGO_BIN_EXE_netctl"),
+        profile.display()
+    );
+    let mut pty = labkit::pty::Pty::start(&cmd, home.path(), &[], 60);
+    let asked_key = format!("Passphrase for {}", key.display());
+    let asked_sudo = "sudo password for the nodes";
+    // dialoguer prints "<prompt>: [hidden]" as soon as it has read an answer.
+    let typed = pty.answer(&asked_key, "key pass 3", &format!("{asked_key}: [hidden]"))
+        + pty.answer(asked_sudo, "sudo pw 3", &format!("{asked_sudo}: [hidden]"));
+    let (status, screen) = pty.finish();
+    assert!(status.success(), "{screen}");
+    // Each asked once: its prompt, then the "[hidden]" line for the answer.
+    for prompt in [asked_key.as_str(), asked_sudo] {
+        assert_eq!(screen.matches(prompt).count(), 2, "{screen}");
+    }
+    // Typed once each, so after echo went off: anything on the screen would be netctl's doing.
+    if typed == 2 {
+        assert!(
+            !screen.contains("key pass 3") && !screen.contains("sudo pw 3"),
+            "a secret was echoed: {screen}"
+        );
+    }
+    assert!(lab
+        .exec_ok("node-2", "cat /var/lib/netctl/state.json")
+        .contains("routes"));
+}
+
 /// A real ssh-agent, killed by PID when the test ends.
 struct Agent {
     child: Child,

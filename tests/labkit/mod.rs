@@ -3,6 +3,8 @@
 //! they skip without it, and under CI=true they fail instead of skipping.
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
