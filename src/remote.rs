@@ -92,6 +92,18 @@ impl Remote {
         Ok(self.session.run_script(script.as_bytes()).await?)
     }
 
+    /// `probe` for scripts that bound themselves and may take up to `limit` (kubectl on a node).
+    pub async fn probe_for(
+        &self,
+        script: &str,
+        limit: std::time::Duration,
+    ) -> Result<Output, RemoteError> {
+        Ok(self
+            .session
+            .run_script_for(script.as_bytes(), limit)
+            .await?)
+    }
+
     /// Run a script that changes the node (skipped under --dry-run: what would change is the
     /// plan, printed from the diff).
     pub async fn change(&self, title: &str, script: &str) -> Result<String, RemoteError> {

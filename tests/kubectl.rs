@@ -237,3 +237,86 @@ fn a_node_not_ready_rolls_the_switch_back() {
         )
     );
 }
+
+/// `kubernetes.kubectlOn`: kubectl runs on that node over SSH, with the kubeconfig path read
+/// there and the manifests carried along; nothing runs locally, and a failure names the node.
+/// (The node's kubectl is the stand-in, installed in that systemd node's own /usr/local/bin.)
+#[test]
+fn kubectl_runs_on_the_node_kubectl_on_names() {
+    if !can_run("kubectl_runs_on_the_node_kubectl_on_names") {
+        return;
+    }
+    let lab = Lab::up("kc-on", "systemd", 2, 44);
+    let standin_text = std::fs::read_to_string(standin()).unwrap();
+    let nodes = serde_json::json!({"apiVersion": "v1", "kind": "NodeList", "items": [
+        {"metadata": {"name": "node-1"}, "spec": {"podCIDR": "10.200.0.0/24"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        {"metadata": {"name": "node-2"}, "spec": {"podCIDR": "10.200.1.0/24"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+    ]});
+    lab.exec_ok(
+        "node-1",
+        &format!(
+            "mkdir -p /root/standin && cat > /root/standin/kubectl <<'STANDIN_END'\n{standin_text}STANDIN_END\n\
+             chmod 755 /root/standin/kubectl\n\
+             printf '%s' '{nodes}' > /root/standin/get_nodes_--request-timeout=30s_-o_json.json\n\
+             printf '#!/bin/sh\\necho \"$*\" >> /root/standin/argv\\nNETCTL_STANDIN_DIR=/root/standin exec /root/standin/kubectl \"$@\"\\n' > /usr/local/bin/kubectl\n\
+             chmod 755 /usr/local/bin/kubectl"
+        ),
+    );
+    let p = lab.profile_variant("kubectl-on", |v| {
+        v["networking"]["provider"] = "flannel".into();
+        v["networking"]["flannel"] =
+            serde_yaml::from_str("{deploy: daemonset, backend: vxlan}").unwrap();
+        v["kubernetes"]["kubectlOn"] = "node-1".into();
+        v["kubernetes"]["kubeconfig"] = "/etc/kubernetes/admin.kubeconfig".into();
+    });
+    // Nothing may run locally: a local kubectl would be this missing file.
+    let local = |args: &[&str]| {
+        labkit::netctl()
+            .args(args)
+            .arg("-p")
+            .arg(&p)
+            .env("NETCTL_KUBECTL", "/nonexistent/kubectl")
+            .output()
+            .unwrap()
+    };
+    let o = local(&["init", "--yes", "--no-verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        lab.exec_ok("node-1", "cat /root/standin/argv"),
+        "--kubeconfig /etc/kubernetes/admin.kubeconfig apply -f kube-flannel.yaml\n"
+    );
+    let applied = lab.exec_ok("node-1", "cat /root/standin/applied/kube-flannel.yaml");
+    assert!(applied.contains("kind: DaemonSet") && applied.contains("name: kube-flannel-ds"));
+    assert_eq!(
+        lab.exec_ok("node-1", "ls -d /tmp/netctl-kubectl.* 2>/dev/null || true"),
+        "",
+        "the call's temporary directory is removed"
+    );
+    assert_eq!(
+        lab.exec_ok("node-2", "ls /root/standin 2>/dev/null || true"),
+        ""
+    );
+
+    // verify's cluster checks ask the same node.
+    let o = local(&["verify", "--no-dataplane", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ready = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cluster.nodes-ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready["status"], "pass", "{}", text(&o));
+
+    // A failing kubectl on the node: reported with the node's name and kubectl's own words.
+    lab.exec_ok("node-1", "echo 'apply -f' > /root/standin/fail-on");
+    let o = local(&["init", "--yes", "--no-verify"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("apply -f kube-flannel.yaml (on node-1): exit 1")
+            && text(&o).contains("stand-in told to fail"),
+        "{}",
+        text(&o)
+    );
+}

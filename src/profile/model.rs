@@ -76,9 +76,14 @@ pub struct Kubernetes {
     pub cluster_domain: String,
     #[serde(default)]
     pub api_server: Option<String>,
-    /// Local kubeconfig for kubectl steps; without it, cluster steps are skipped with that reason.
+    /// The kubeconfig for kubectl steps: a local path, or with `kubectlOn` a path on that node.
+    /// Without either, cluster steps are skipped with that reason.
     #[serde(default)]
     pub kubeconfig: Option<String>,
+    /// Run kubectl on this node over SSH (as root, through sudo where configured) instead of on
+    /// this machine: where the admin kubeconfig lives on a controller, as in the hard-way guides.
+    #[serde(default, rename = "kubectlOn")]
+    pub kubectl_on: Option<String>,
     #[serde(default)]
     pub container_runtime: ContainerRuntime,
     /// Where the Kubernetes binaries live on the nodes.

@@ -267,6 +267,14 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     if let Some(kc) = &k.kubeconfig {
         check_path(&mut p, "kubernetes.kubeconfig", kc);
     }
+    if let Some(on) = &k.kubectl_on {
+        if !profile.nodes.iter().any(|n| &n.name == on) {
+            p.add(
+                "kubernetes.kubectlOn",
+                format!("{on:?} is not a node of this profile; name the node kubectl runs on"),
+            );
+        }
+    }
     check_path(&mut p, "kubernetes.binDir", &k.bin_dir);
 
     let n = &profile.networking;

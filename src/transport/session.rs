@@ -242,8 +242,19 @@ impl Session {
 
     /// Run a netctl script (a `sh` program on stdin) as root: directly, or through sudo.
     pub async fn run_script(&self, script: &[u8]) -> Result<Output, TransportError> {
+        self.run_script_for(script, self.command_timeout).await
+    }
+
+    /// `run_script` bounded by `limit` instead of ssh.commandTimeout (for commands with their own,
+    /// longer timeouts, such as `kubectl wait`).
+    pub async fn run_script_for(
+        &self,
+        script: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
         let (command, stdin) = sudo::wrap(&self.sudo, script);
-        self.exec(command, &stdin).await
+        self.exec_with_timeout(command, &stdin, limit.max(self.command_timeout))
+            .await
     }
 
     /// The node this session talks to.

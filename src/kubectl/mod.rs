@@ -1,5 +1,8 @@
 //! kubectl, run on the operator's machine: found with `which` (or NETCTL_KUBECTL, which tests
-//! point at a stand-in that records its arguments), given the profile's kubeconfig.
+//! point at a stand-in that records its arguments), given the profile's kubeconfig; or, with
+//! `kubernetes.kubectlOn`, run on that node over SSH (on_node.rs).
+
+mod on_node;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +25,8 @@ pub enum KubectlError {
         args: String,
         source: std::io::Error,
     },
+    #[error("kubectl on {node} (kubernetes.kubectlOn): {message}")]
+    Node { node: String, message: String },
     #[error("{field}: cannot read {path}: {source}")]
     Copy {
         field: String,
@@ -33,18 +38,32 @@ pub enum KubectlError {
 pub struct Kubectl {
     program: PathBuf,
     kubeconfig: Option<PathBuf>,
+    /// Set with kubernetes.kubectlOn: every call runs there instead.
+    on: Option<on_node::OnNode>,
 }
 
 /// Why cluster steps cannot run for this profile, if they cannot.
 pub fn unavailable_reason(cluster: &Cluster) -> Option<String> {
-    if cluster.profile.kubernetes.kubeconfig.is_none() {
-        return Some("no cluster API configured (set kubernetes.kubeconfig)".into());
+    let k = &cluster.profile.kubernetes;
+    if k.kubeconfig.is_none() && k.kubectl_on.is_none() {
+        return Some(
+            "no cluster API configured (set kubernetes.kubeconfig, or kubernetes.kubectlOn)".into(),
+        );
     }
     None
 }
 
 impl Kubectl {
     pub fn find(cluster: &Cluster, step: &str) -> Result<Kubectl, KubectlError> {
+        let k = &cluster.profile.kubernetes;
+        if let Some(node) = &k.kubectl_on {
+            return Ok(Kubectl {
+                program: PathBuf::from("kubectl"),
+                // A path on that node: not expanded here.
+                kubeconfig: k.kubeconfig.as_deref().map(PathBuf::from),
+                on: Some(on_node::OnNode::connect(cluster, node)?),
+            });
+        }
         let program = match std::env::var_os("NETCTL_KUBECTL") {
             Some(p) => PathBuf::from(p),
             None => which::which("kubectl").map_err(|_| KubectlError::Missing {
@@ -59,10 +78,14 @@ impl Kubectl {
                 .kubeconfig
                 .as_deref()
                 .map(expand_home),
+            on: None,
         })
     }
 
     pub fn run(&self, args: &[String], cwd: &Path) -> Result<String, KubectlError> {
+        if let Some(on) = &self.on {
+            return self.run_on(on, args, cwd);
+        }
         let mut cmd = Command::new(&self.program);
         if let Some(k) = &self.kubeconfig {
             cmd.arg("--kubeconfig").arg(k);
@@ -80,6 +103,33 @@ impl Kubectl {
             return Err(KubectlError::Failed {
                 args: shown,
                 status: out.status.code().unwrap_or(-1),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn run_on(
+        &self,
+        on: &on_node::OnNode,
+        args: &[String],
+        cwd: &Path,
+    ) -> Result<String, KubectlError> {
+        let shown = format!("{} (on {})", args.join(" "), on.node);
+        let files = on_node::files_under(cwd).map_err(|source| KubectlError::Io {
+            args: shown.clone(),
+            source,
+        })?;
+        let kubeconfig = self.kubeconfig.as_deref().map(|p| p.to_string_lossy());
+        let script = on_node::script(&files, kubeconfig.as_deref(), args);
+        let out = on.run(script).map_err(|message| KubectlError::Node {
+            node: on.node.clone(),
+            message,
+        })?;
+        if out.status != 0 {
+            return Err(KubectlError::Failed {
+                args: shown,
+                status: out.status as i32,
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
