@@ -434,6 +434,24 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         .iter()
         .map(|c| c.found.state.as_ref().and_then(record_of))
         .collect();
+    // Taking over a killed run: its gate may have died with test pods up.
+    if take_over.is_some() {
+        for (c, r) in conns.iter().zip(&records) {
+            if r.is_some() {
+                if let Err(e) = c
+                    .remote
+                    .change(
+                        "remove test pods the interrupted run left",
+                        crate::verify::dataplane::sweep_script(),
+                    )
+                    .await
+                {
+                    release(conns).await;
+                    return Err(fail(e.to_string()));
+                }
+            }
+        }
+    }
     let interrupted = records.iter().flatten().next().cloned();
     if opts.rollback {
         let Some(rec) = interrupted else {

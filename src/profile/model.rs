@@ -82,7 +82,9 @@ pub struct Kubernetes {
     pub kubeconfig: Option<String>,
     /// Run kubectl on this node over SSH (as root, through sudo where configured) instead of on
     /// this machine: where the admin kubeconfig lives on a controller, as in the hard-way guides.
-    #[serde(default, rename = "kubectlOn")]
+    /// Left out of the serialised profile when unset, so profile hashes of existing profiles
+    /// stay what they were.
+    #[serde(default, rename = "kubectlOn", skip_serializing_if = "Option::is_none")]
     pub kubectl_on: Option<String>,
     #[serde(default)]
     pub container_runtime: ContainerRuntime,

@@ -230,6 +230,20 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
     results.into_iter().flatten().collect()
 }
 
+/// Remove test pods a killed run left on a node (SIGKILL skips teardown): every namespace named
+/// like `pod_names` makes, and host-local's reservations for them. Their veths go with their
+/// namespaces. Run only while holding the node's lock for an interrupted run's recovery, when no
+/// other netctl run can have pods there.
+pub fn sweep_script() -> &'static str {
+    "for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do\n\
+       case \"$ns\" in netctl-*-a|netctl-*-b) ip netns del \"$ns\" ;; esac\n\
+     done\n\
+     for f in /var/lib/cni/networks/*/*; do\n\
+       [ -f \"$f\" ] || continue\n\
+       case \"$(head -n1 \"$f\")\" in netctl-*-a*|netctl-*-b*) rm -f \"$f\" ;; esac\n\
+     done\n"
+}
+
 /// Pod names for this run: unique per run, recognisable as netctl's.
 pub fn pod_names(suffix: &str) -> [String; 2] {
     [format!("netctl-{suffix}-a"), format!("netctl-{suffix}-b")]
