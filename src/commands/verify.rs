@@ -18,17 +18,6 @@ use crate::remote::Remote;
 use crate::verify::dataplane::{self, Participant, Ready, Registry};
 use crate::verify::{cluster as cluster_checks, node, smoke, Check, Options, Report};
 
-/// The checks the node script answers (failed together when the script cannot run).
-const NODE_IDS: [&str; 7] = [
-    "node.forwarding",
-    "node.br-netfilter",
-    "node.cni-config",
-    "node.stale-cni",
-    "node.files",
-    "node.services",
-    "node.routes",
-];
-
 struct NodeResult {
     checks: Vec<Check>,
     remote: Option<Arc<Remote>>,
@@ -73,8 +62,7 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
             )
             .took(start)];
             checks.extend(
-                NODE_IDS
-                    .iter()
+                crate::verify::node_script_ids()
                     .map(|id| Check::skip(id, &node.name, "node unreachable (node.ssh)")),
             );
             checks.extend(dataplane::skip_all(
@@ -112,7 +100,7 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
             Some(f)
         }
         Err(e) => {
-            checks.extend(NODE_IDS.iter().map(|id| {
+            checks.extend(crate::verify::node_script_ids().map(|id| {
                 Check::fail(
                     id,
                     &node.name,

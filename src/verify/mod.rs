@@ -188,6 +188,15 @@ pub const CHECK_IDS: &[&str] = &[
     "verify.interrupted",
 ];
 
+/// The checks the node check script answers (not node.ssh, which is the connection, nor
+/// node.certs, which reads the certificates apart): what an unreachable node skips.
+pub fn node_script_ids() -> impl Iterator<Item = &'static str> {
+    CHECK_IDS
+        .iter()
+        .copied()
+        .filter(|id| id.starts_with("node.") && !matches!(*id, "node.ssh" | "node.certs"))
+}
+
 fn order(id: &str) -> usize {
     CHECK_IDS
         .iter()
@@ -202,4 +211,23 @@ pub fn run_suffix(run_id: &str) -> String {
         .next()
         .unwrap_or("0")
         .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_node_script_answers_seven_checks() {
+        assert_eq!(
+            super::node_script_ids().collect::<Vec<_>>(),
+            [
+                "node.forwarding",
+                "node.br-netfilter",
+                "node.cni-config",
+                "node.stale-cni",
+                "node.files",
+                "node.services",
+                "node.routes"
+            ]
+        );
+    }
 }
