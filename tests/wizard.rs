@@ -1,6 +1,8 @@
 //! `netctl profile new` through flags (no terminal) and through a real pseudo-terminal (`script`),
 //! plus `netctl completions`, `--version` and NO_COLOR.
 
+mod labkit;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -174,36 +176,14 @@ fn bad_flag_values_are_bad_input_with_the_reason() {
 
 /// Run `cmd` on a pseudo-terminal (util-linux `script`), typing `answers` one line at a time.
 fn on_pty(cmd: &str, answers: &[&str], env: &[(&str, &str)], dir: &Path) -> Output {
-    use std::io::Write;
-    let mut c = Command::new("script");
-    // A prompt left waiting ends with the timeout rather than hanging the test. --foreground
-    // keeps netctl in the terminal's foreground process group: without it, when $SHELL forks
-    // rather than execs `timeout`, netctl lands in a background group and is stopped by SIGTTOU
-    // at its first tcsetattr (seen in CI, where the prompt was left waiting until the kill).
-    let cmd = format!("timeout --foreground -s KILL 20 {cmd}");
-    c.args(["-qfec", &cmd, "/dev/null"])
-        .current_dir(dir)
-        .env("NETCTL_NO_PROGRESS", "1")
-        .env("TERM", "xterm-256color")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        c.env(k, v);
+    let mut pty = labkit::pty::Pty::start(cmd, dir, env, 20);
+    pty.type_lines(answers);
+    let (status, screen) = pty.finish();
+    Output {
+        status,
+        stdout: screen.into_bytes(),
+        stderr: Vec::new(),
     }
-    let mut child = c.spawn().expect("script (bsdutils) is installed");
-    let mut stdin = child.stdin.take().unwrap();
-    for a in answers {
-        // One line at a time, as a person types: each prompt reads its own answer.
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        // The command may be done before every line is typed (--help).
-        let _ = stdin.write_all(format!("{a}\r").as_bytes());
-        let _ = stdin.flush();
-    }
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    drop(stdin);
-    child.wait_with_output().unwrap()
 }
 
 #[test]

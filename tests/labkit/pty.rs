@@ -26,6 +26,7 @@ impl Pty {
             .current_dir(dir)
             .env("NETCTL_NO_PROGRESS", "1")
             .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -92,6 +93,16 @@ impl Pty {
             }
         }
         panic!("{prompt:?} did not take the answer:\n{}", self.screen());
+    }
+
+    /// Type `lines` one at a time, as a person would, without waiting for prompts: for prompts
+    /// that read what was typed ahead (dialoguer's Input). The command may end before the last.
+    pub fn type_lines(&mut self, lines: &[&str]) {
+        for l in lines {
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = self.stdin.write_all(format!("{l}\r").as_bytes());
+            let _ = self.stdin.flush();
+        }
     }
 
     fn ended(&mut self) -> bool {
