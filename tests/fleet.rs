@@ -392,13 +392,22 @@ fn ssh_config_alias_hashed_known_hosts_and_accept_new() {
         "{kh}"
     );
 
+    // The node's block lives in ~/.ssh/config.d/, pulled in by a relative, globbed Include.
     let config = home.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        // At the top: an Include after a Host line would belong to that Host block.
+        "Include config.d/*\n\nHost other\n  User nobody\n\nHost *\n  User wrong\n",
+    )
+    .unwrap();
+    let included = home.path().join(".ssh/config.d");
+    std::fs::create_dir_all(&included).unwrap();
     let write_config = |known_hosts: &Path, extra: &str| {
         std::fs::write(
-            &config,
+            included.join("lab"),
             format!(
-                "Host other\n  User nobody\n\nHost n1-*\n  HostName 10.240.83.11\n  User root\n  \
-                 IdentityFile {}\n  UserKnownHostsFile {}\n{extra}\nHost *\n  User wrong\n",
+                "Host n1-*\n  HostName 10.240.83.11\n  User root\n  \
+                 IdentityFile {}\n  UserKnownHostsFile {}\n{extra}",
                 key.display(),
                 known_hosts.display()
             ),

@@ -4,7 +4,9 @@
 //! it is the top complaint against k0sctl and friends. Semantics follow ssh_config(5): `Host` blocks whose
 //! patterns (`*`, `?`, `!negation`) match, read top to bottom, and for each option the FIRST value found
 //! wins (IdentityFile accumulates, as in OpenSSH). Options before any `Host` line apply to every host.
-//! `Match` blocks are never applied (their conditions are not evaluated); `Include` is not followed.
+//! `Include` is followed as OpenSSH does for a user config (relative paths under ~/.ssh, `~`, `*`/`?`
+//! in the file name, lexical order, missing files ignored, conditional inside a `Host` block, at most
+//! 16 deep). `Match` blocks are never applied (their conditions are not evaluated).
 //! docs/ssh.md lists what is honoured.
 
 use std::path::{Path, PathBuf};
@@ -17,8 +19,9 @@ pub struct SshConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 struct Block {
-    /// None: a `Match` block (never applied).
-    patterns: Option<Vec<Pattern>>,
+    /// Pattern lists that must all match (a `Host` line, and those of the `Host` blocks that
+    /// `Include`d it). None: a `Match` block, or one included from it (never applied).
+    conditions: Option<Vec<Vec<Pattern>>>,
     options: Vec<(String, Vec<String>)>,
 }
 
@@ -73,41 +76,81 @@ pub enum SshConfigError {
     },
 }
 
-/// Read and parse a config file.
+/// OpenSSH stops following `Include` at this depth (READCONF_MAX_DEPTH).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Read and parse a config file, and the files it includes.
 pub fn load(path: &Path) -> Result<SshConfig, SshConfigError> {
+    let mut blocks = vec![all_hosts()];
+    read_file(path, Some(Vec::new()), 0, &mut blocks)?;
+    Ok(SshConfig { blocks })
+}
+
+/// Parse config text; an error is (1-based line, message). Includes are read from disk.
+pub fn parse(text: &str) -> Result<SshConfig, (usize, String)> {
+    let mut blocks = vec![all_hosts()];
+    read_text(text, Path::new("config"), Some(Vec::new()), 0, &mut blocks).map_err(
+        |e| match e {
+            SshConfigError::Syntax { line, message, .. } => (line, message),
+            other => (0, other.to_string()),
+        },
+    )?;
+    Ok(SshConfig { blocks })
+}
+
+/// Options before the first Host line apply to all hosts.
+fn all_hosts() -> Block {
+    Block {
+        conditions: Some(Vec::new()),
+        options: Vec::new(),
+    }
+}
+
+fn read_file(
+    path: &Path,
+    outer: Option<Vec<Vec<Pattern>>>,
+    depth: usize,
+    blocks: &mut Vec<Block>,
+) -> Result<(), SshConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| SshConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&text).map_err(|(line, message)| SshConfigError::Syntax {
+    read_text(&text, path, outer, depth, blocks)
+}
+
+/// Append the blocks of `text`. `outer` is the condition of the block that included it: every
+/// block of this file applies only where that one does.
+fn read_text(
+    text: &str,
+    path: &Path,
+    outer: Option<Vec<Vec<Pattern>>>,
+    depth: usize,
+    blocks: &mut Vec<Block>,
+) -> Result<(), SshConfigError> {
+    let syntax = |line: usize, message: String| SshConfigError::Syntax {
         path: path.to_path_buf(),
         line,
         message,
-    })
-}
-
-/// Parse config text; an error is (1-based line, message).
-pub fn parse(text: &str) -> Result<SshConfig, (usize, String)> {
-    // Options before the first Host line apply to all hosts.
-    let mut blocks = vec![Block {
-        patterns: Some(vec![Pattern {
-            negated: false,
-            glob: "*".into(),
-        }]),
-        options: Vec::new(),
-    }];
+    };
+    if depth > 0 {
+        blocks.push(Block {
+            conditions: outer.clone(),
+            options: Vec::new(),
+        });
+    }
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let (keyword, rest) = split_keyword(line);
-        let args = split_args(rest).map_err(|m| (index + 1, m))?;
+        let args = split_args(rest).map_err(|m| syntax(index + 1, m))?;
         let keyword = keyword.to_ascii_lowercase();
         match keyword.as_str() {
             "host" => {
                 if args.is_empty() {
-                    return Err((index + 1, "Host needs at least one pattern".into()));
+                    return Err(syntax(index + 1, "Host needs at least one pattern".into()));
                 }
                 let patterns = args
                     .iter()
@@ -123,17 +166,44 @@ pub fn parse(text: &str) -> Result<SshConfig, (usize, String)> {
                     })
                     .collect();
                 blocks.push(Block {
-                    patterns: Some(patterns),
+                    conditions: outer.clone().map(|mut c| {
+                        c.push(patterns);
+                        c
+                    }),
                     options: Vec::new(),
                 });
             }
             "match" => blocks.push(Block {
-                patterns: None,
+                conditions: None,
                 options: Vec::new(),
             }),
+            "include" => {
+                if args.is_empty() {
+                    return Err(syntax(index + 1, "Include needs a file".into()));
+                }
+                if depth + 1 >= MAX_INCLUDE_DEPTH {
+                    return Err(syntax(
+                        index + 1,
+                        format!("Include nested more than {MAX_INCLUDE_DEPTH} deep"),
+                    ));
+                }
+                let here = blocks
+                    .last()
+                    .expect("there is always a block")
+                    .conditions
+                    .clone();
+                for file in include_targets(&args).map_err(|m| syntax(index + 1, m))? {
+                    read_file(&file, here.clone(), depth + 1, blocks)?;
+                }
+                // Back in this file: what follows still belongs to the block that included.
+                blocks.push(Block {
+                    conditions: here,
+                    options: Vec::new(),
+                });
+            }
             _ => {
                 if args.is_empty() {
-                    return Err((index + 1, format!("{keyword} needs a value")));
+                    return Err(syntax(index + 1, format!("{keyword} needs a value")));
                 }
                 blocks
                     .last_mut()
@@ -143,7 +213,51 @@ pub fn parse(text: &str) -> Result<SshConfig, (usize, String)> {
             }
         }
     }
-    Ok(SshConfig { blocks })
+    Ok(())
+}
+
+/// The files an `Include` line names, in order: `~` expanded, relative paths under ~/.ssh, and
+/// `*`/`?` in a file name matched against its directory in lexical order (no match, no file).
+fn include_targets(args: &[String]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for a in args {
+        let p = if a.starts_with("~/") || a.starts_with('/') {
+            crate::profile::expand_home(a)
+        } else {
+            crate::profile::expand_home(&format!("~/.ssh/{a}"))
+        };
+        let (dir, name) = match (p.parent(), p.file_name().and_then(|n| n.to_str())) {
+            (Some(d), Some(n)) => (d.to_path_buf(), n.to_string()),
+            _ => return Err(format!("Include {a:?}: not a file path")),
+        };
+        if dir.to_string_lossy().contains(['*', '?']) {
+            return Err(format!(
+                "Include {a:?}: wildcards are followed in the file name only"
+            ));
+        }
+        if !name.contains(['*', '?']) {
+            if p.is_file() {
+                out.push(p);
+            }
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| {
+                        let n = e.file_name();
+                        let n = n.to_string_lossy();
+                        !n.starts_with('.') && glob_match(&name, &n)
+                    })
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
 }
 
 /// `Keyword value` or `Keyword=value`.
@@ -197,19 +311,17 @@ impl SshConfig {
     pub fn lookup(&self, names: &[&str]) -> HostOptions {
         let names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
         let mut o = HostOptions::default();
+        let applies = |patterns: &Vec<Pattern>| {
+            let hit = |p: &Pattern| names.iter().any(|n| glob_match(&p.glob, n));
+            let negated = patterns.iter().filter(|p| p.negated).any(hit);
+            let positive = patterns.iter().filter(|p| !p.negated).any(hit);
+            positive && !negated
+        };
         for block in &self.blocks {
-            let Some(patterns) = &block.patterns else {
+            let Some(conditions) = &block.conditions else {
                 continue;
             };
-            let negated = patterns
-                .iter()
-                .filter(|p| p.negated)
-                .any(|p| names.iter().any(|n| glob_match(&p.glob, n)));
-            let positive = patterns
-                .iter()
-                .filter(|p| !p.negated)
-                .any(|p| names.iter().any(|n| glob_match(&p.glob, n)));
-            if negated || !positive {
+            if !conditions.iter().all(applies) {
                 continue;
             }
             for (key, args) in &block.options {
@@ -442,6 +554,67 @@ Match host n1-alias
             expand_with("%d/k", "h", "u", "/home/t", "me"),
             PathBuf::from("/home/t/k")
         );
+    }
+
+    /// Include: absolute and glob targets in lexical order, conditional inside a Host block,
+    /// the including block continuing after it, missing files ignored, errors naming the file.
+    #[test]
+    fn includes_are_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("config.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("20-b"), "Host n1\n  User from-b\n  Port 2202\n").unwrap();
+        std::fs::write(d.join("10-a"), "Host n1\n  User from-a\n").unwrap();
+        std::fs::write(d.join(".hidden"), "Host n1\n  User hidden\n").unwrap();
+        std::fs::write(
+            t.path().join("jump"),
+            "HostName 10.9.9.9\nHost n1\n  IdentityFile /k/n1\n",
+        )
+        .unwrap();
+        let main = t.path().join("config");
+        std::fs::write(
+            &main,
+            format!(
+                "Include {}/* {}/missing\n\
+                 Host bastion\n  Include {}\n  User jumper\n\
+                 Host *\n  User fallback\n",
+                d.display(),
+                t.path().display(),
+                t.path().join("jump").display()
+            ),
+        )
+        .unwrap();
+        let c = load(&main).unwrap();
+        let n1 = c.lookup(&["n1"]);
+        assert_eq!(
+            n1.user.as_deref(),
+            Some("from-a"),
+            "lexical order, first wins"
+        );
+        assert_eq!(n1.port, Some(2202));
+        assert_eq!(n1.host_name, None, "included inside Host bastion only");
+        assert!(
+            n1.identity_files.is_empty(),
+            "Host n1 inside bastion's include needs both"
+        );
+        let b = c.lookup(&["bastion"]);
+        assert_eq!(b.host_name.as_deref(), Some("10.9.9.9"));
+        assert_eq!(
+            b.user.as_deref(),
+            Some("jumper"),
+            "the including block goes on"
+        );
+        assert_eq!(c.lookup(&["other"]).user.as_deref(), Some("fallback"));
+
+        std::fs::write(d.join("30-bad"), "Host\n").unwrap();
+        let e = load(&main).unwrap_err().to_string();
+        assert!(
+            e.contains("30-bad:1: Host needs at least one pattern"),
+            "{e}"
+        );
+        std::fs::write(d.join("30-bad"), format!("Include {}\n", main.display())).unwrap();
+        let e = load(&main).unwrap_err().to_string();
+        assert!(e.contains("nested more than 16 deep"), "{e}");
     }
 
     #[test]
