@@ -297,6 +297,53 @@ fn passphrase_and_sudo_password_are_asked_once_on_a_terminal() {
         .contains("routes"));
 }
 
+/// ssh config ProxyCommand: the nodes, reachable only through the bastion, are reached through
+/// `ssh -W %h:%p bastion` (the real OpenSSH client) instead of `ssh.bastion`; a failing command is
+/// reported with what it printed.
+#[test]
+fn proxy_command_through_the_bastion() {
+    if !can_run("proxy_command_through_the_bastion") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let lab = lab_up("fl-proxy", 2, 86, &["--bastion"]);
+    let profile = lab.profile_variant("proxy", |v| {
+        v["ssh"].as_mapping_mut().unwrap().remove("bastion");
+    });
+    let key = lab.profile.with_file_name("id_ed25519");
+    let kh = lab.profile.with_file_name("known_hosts");
+    let config = home.path().join("ssh_config");
+    let write = |command: &str| {
+        std::fs::write(&config, format!("Host node-*\n  ProxyCommand {command}\n")).unwrap()
+    };
+    write(&format!(
+        "ssh -q -W %h:%p -i {} -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} root@10.240.86.5",
+        key.display(),
+        kh.display()
+    ));
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SSH_CONFIG", &config);
+    let o = init(cmd, &profile);
+    assert!(o.status.success(), "{}", text(&o));
+    let routes = lab.exec_ok("node-2", "ip -4 route show proto 211");
+    assert!(
+        routes.contains("10.200.0.0/24 via 10.240.86.11"),
+        "{routes}"
+    );
+
+    write("echo 'no route to %h:%p' >&2; exit 1");
+    let mut cmd = netctl_in(home.path());
+    cmd.env("NETCTL_SSH_CONFIG", &config);
+    let o = init(cmd, &profile);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("node-1: through ProxyCommand")
+            && text(&o).contains("no route to 10.240.86.11:22"),
+        "{}",
+        text(&o)
+    );
+}
+
 /// A real ssh-agent, killed by PID when the test ends.
 struct Agent {
     child: Child,

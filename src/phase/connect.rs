@@ -154,6 +154,14 @@ pub fn target(cluster: &Cluster, node: &Node, ctx: &Context) -> Result<Target, S
     };
     if let Some(spec) = jump {
         t.jump = Some(Box::new(bastion(cluster, ctx, spec)?));
+    } else if let Some(cmd) = o
+        .proxy_command
+        .as_deref()
+        .filter(|c| !c.eq_ignore_ascii_case("none"))
+    {
+        t.proxy_command = Some(ssh_config::expand_command(
+            cmd, &t.host, t.port, &t.user, &node.name,
+        ));
     }
     Ok(t)
 }

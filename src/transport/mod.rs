@@ -10,6 +10,7 @@
 mod auth;
 mod jump;
 mod known_hosts;
+mod proxy;
 pub mod secrets;
 mod session;
 pub mod ssh_config;
@@ -46,6 +47,9 @@ pub struct Target {
     pub accept_new_host_keys: bool,
     /// Reach the node through this bastion (one shared connection per run, a direct-tcpip channel per node).
     pub jump: Option<Box<Target>>,
+    /// Reach the node through this command's stdin and stdout (ssh config ProxyCommand, tokens
+    /// expanded), run with `sh -c`. Not used with `jump`.
+    pub proxy_command: Option<String>,
     /// Run every script through sudo (see `sudo.rs`).
     pub sudo: bool,
     /// Bound on TCP connect + handshake + authentication.
@@ -67,6 +71,7 @@ impl Default for Target {
             global_known_hosts: Vec::new(),
             accept_new_host_keys: false,
             jump: None,
+            proxy_command: None,
             sudo: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(120),
@@ -196,6 +201,13 @@ pub enum TransportError {
         source: russh::Error,
     },
 
+    #[error("{node}: through ProxyCommand `{command}`: {message}")]
+    Proxy {
+        node: String,
+        command: String,
+        message: String,
+    },
+
     #[error("{node}: sudo: {message}")]
     Sudo { node: String, message: String },
 
@@ -274,6 +286,7 @@ impl TransportError {
             | TransportError::Auth { node, .. }
             | TransportError::Bastion { node, .. }
             | TransportError::Tunnel { node, .. }
+            | TransportError::Proxy { node, .. }
             | TransportError::Sudo { node, .. }
             | TransportError::Config { node, .. }
             | TransportError::CommandTimeout { node, .. }

@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::known_hosts::{self, HostKeyStatus};
 use super::sudo::{self, Mode};
-use super::{auth, jump, secrets, upload};
+use super::{auth, jump, proxy, secrets, upload};
 use super::{Output, Target, TransportError, Upload};
 
 /// An open, authenticated SSH connection to one node.
@@ -123,8 +123,28 @@ pub(crate) async fn open(target: &Target) -> Result<Handle<Client>, TransportErr
     let keys = auth::load_files(target)?;
     let addr = target.addr();
     let connect = async {
-        let mut handle = match &target.jump {
-            None => {
+        let mut handle = match (&target.jump, &target.proxy_command) {
+            (None, Some(command)) => {
+                let proxy_err = |message: String| TransportError::Proxy {
+                    node: target.name.clone(),
+                    command: command.clone(),
+                    message,
+                };
+                let (stream, stderr) =
+                    proxy::spawn(command).map_err(|e| proxy_err(format!("cannot start: {e}")))?;
+                match handshake(target, stream).await {
+                    Ok(h) => h,
+                    // Host key refusals stay what they are (exit 3); the rest is the command's.
+                    Err(TransportError::Ssh { source, .. }) => {
+                        return Err(proxy_err(match stderr.text() {
+                            s if s.is_empty() => format!("SSH handshake failed: {source}"),
+                            s => format!("SSH handshake failed: {source}; the command said: {s}"),
+                        }))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            (None, None) => {
                 let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
                     .await
                     .and_then(|s| s.set_nodelay(true).map(|()| s))
@@ -135,7 +155,7 @@ pub(crate) async fn open(target: &Target) -> Result<Handle<Client>, TransportErr
                     })?;
                 handshake(target, stream).await?
             }
-            Some(bastion) => {
+            (Some(bastion), _) => {
                 let via = jump::connection(&target.name, bastion).await?;
                 // The originator fields are informational for the bastion's sshd (it logs them).
                 let channel = via

@@ -40,6 +40,8 @@ pub struct HostOptions {
     /// In order; `~` and `%d`/`%h`/`%r`/`%u`/`%%` are expanded by `expand`.
     pub identity_files: Vec<String>,
     pub proxy_jump: Option<String>,
+    /// The raw command (tokens unexpanded; see `expand_command`).
+    pub proxy_command: Option<String>,
     pub user_known_hosts_file: Option<String>,
     pub global_known_hosts_file: Option<String>,
     pub strict_host_key_checking: Option<String>,
@@ -145,8 +147,16 @@ fn read_text(
             continue;
         }
         let (keyword, rest) = split_keyword(line);
-        let args = split_args(rest).map_err(|m| syntax(index + 1, m))?;
         let keyword = keyword.to_ascii_lowercase();
+        // ProxyCommand's value is the rest of the line, for the shell (quotes and all).
+        let args = if keyword == "proxycommand" {
+            Some(rest.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .into_iter()
+                .collect()
+        } else {
+            split_args(rest).map_err(|m| syntax(index + 1, m))?
+        };
         match keyword.as_str() {
             "host" => {
                 if args.is_empty() {
@@ -332,6 +342,7 @@ impl SshConfig {
                     "port" => set(&mut o.port, args[0].parse().ok()),
                     "identityfile" => o.identity_files.push(args[0].clone()),
                     "proxyjump" => set(&mut o.proxy_jump, first()),
+                    "proxycommand" => set(&mut o.proxy_command, first()),
                     "userknownhostsfile" => set(&mut o.user_known_hosts_file, first()),
                     "globalknownhostsfile" => set(&mut o.global_known_hosts_file, first()),
                     "stricthostkeychecking" => set(&mut o.strict_host_key_checking, first()),
@@ -416,6 +427,31 @@ fn expand_with(
         Some(rest) if !home.is_empty() => Path::new(home).join(rest),
         _ => PathBuf::from(out),
     }
+}
+
+/// ProxyCommand's tokens: %h host, %p port, %r remote user, %n the name as given, %% a percent.
+pub fn expand_command(cmd: &str, host: &str, port: u16, remote_user: &str, name: &str) -> String {
+    let mut out = String::new();
+    let mut chars = cmd.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('h') => out.push_str(host),
+            Some('p') => out.push_str(&port.to_string()),
+            Some('r') => out.push_str(remote_user),
+            Some('n') => out.push_str(name),
+            Some('%') => out.push('%'),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
 
 /// `[user@]host[:port]`, the form of `ssh.bastion` and of one ProxyJump hop.
@@ -554,6 +590,20 @@ Match host n1-alias
             expand_with("%d/k", "h", "u", "/home/t", "me"),
             PathBuf::from("/home/t/k")
         );
+    }
+
+    #[test]
+    fn proxy_command_keeps_the_raw_line_and_expands_tokens() {
+        let c =
+            parse("Host n1\n  ProxyCommand sh -c \"nc %h %p\" # %r %n %%\n  ProxyCommand second\n")
+                .unwrap();
+        let cmd = c.lookup(&["n1"]).proxy_command.unwrap();
+        assert_eq!(cmd, "sh -c \"nc %h %p\" # %r %n %%");
+        assert_eq!(
+            expand_command(&cmd, "10.0.0.1", 2222, "ops", "n1"),
+            "sh -c \"nc 10.0.0.1 2222\" # ops n1 %"
+        );
+        assert!(parse("Host n1\n  ProxyCommand\n").is_err());
     }
 
     /// Include: absolute and glob targets in lexical order, conditional inside a Host block,
