@@ -403,26 +403,15 @@ fn expand_with(
     home: &str,
     local_user: &str,
 ) -> PathBuf {
-    let mut out = String::new();
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('d') => out.push_str(home),
-            Some('h') => out.push_str(host),
-            Some('r') => out.push_str(remote_user),
-            Some('u') => out.push_str(local_user),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
+    let out = expand_tokens(
+        value,
+        &[
+            ('d', home),
+            ('h', host),
+            ('r', remote_user),
+            ('u', local_user),
+        ],
+    );
     match out.strip_prefix("~/") {
         Some(rest) if !home.is_empty() => Path::new(home).join(rest),
         _ => PathBuf::from(out),
@@ -431,23 +420,31 @@ fn expand_with(
 
 /// ProxyCommand's tokens: %h host, %p port, %r remote user, %n the name as given, %% a percent.
 pub fn expand_command(cmd: &str, host: &str, port: u16, remote_user: &str, name: &str) -> String {
+    let port = port.to_string();
+    expand_tokens(
+        cmd,
+        &[('h', host), ('p', &port), ('r', remote_user), ('n', name)],
+    )
+}
+
+/// `%x` replaced by its value from `tokens`, `%%` by `%`; an unknown token is left as it is.
+fn expand_tokens(value: &str, tokens: &[(char, &str)]) -> String {
     let mut out = String::new();
-    let mut chars = cmd.chars();
+    let mut chars = value.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
         match chars.next() {
-            Some('h') => out.push_str(host),
-            Some('p') => out.push_str(&port.to_string()),
-            Some('r') => out.push_str(remote_user),
-            Some('n') => out.push_str(name),
             Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
+            Some(t) => match tokens.iter().find(|(k, _)| *k == t) {
+                Some((_, v)) => out.push_str(v),
+                None => {
+                    out.push('%');
+                    out.push(t);
+                }
+            },
             None => out.push('%'),
         }
     }
