@@ -56,9 +56,25 @@ pub fn runnable(cluster: &Cluster, node: &Node, facts: &Facts) -> Result<ConfLis
             if let Some(bad) = list.binaries().iter().find(|b| b.contains('/')) {
                 return Err(format!("plugin type {bad:?} is not a plain name"));
             }
+            if let Some(why) = needs_a_real_pod(&list) {
+                return Err(why);
+            }
             Ok(list)
         }
     }
+}
+
+/// Plugins that cannot serve a pod the API server does not know: calico's (calico and canal)
+/// reads the pod and writes its WorkloadEndpoint through the Kubernetes datastore, so a bare
+/// test pod would fail for reasons that say nothing about the network. Their data plane is
+/// what `verify --smoke` tests, with real pods.
+fn needs_a_real_pod(list: &ConfList) -> Option<String> {
+    list.binaries().iter().find(|b| *b == "calico").map(|_| {
+        format!(
+            "{} uses calico's CNI plugin, which needs a pod the API server knows: run verify --smoke for its data plane",
+            list.file
+        )
+    })
 }
 
 /// One plugin invocation: the config on stdin (a quoted here-document), CNI_* in the env.
@@ -634,6 +650,18 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn calico_configs_are_left_to_the_smoke_test() {
+        let calico = cni::parse(
+            "10-calico.conflist",
+            r#"{"cniVersion":"0.3.1","name":"k8s-pod-network","plugins":[{"type":"calico","ipam":{"type":"calico-ipam"}},{"type":"portmap","capabilities":{"portMappings":true}}]}"#,
+        )
+        .unwrap();
+        let why = needs_a_real_pod(&calico).unwrap();
+        assert!(why.contains("10-calico.conflist") && why.contains("--smoke"), "{why}");
+        assert_eq!(needs_a_real_pod(&list()), None);
     }
 
     #[test]
