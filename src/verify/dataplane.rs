@@ -660,7 +660,10 @@ mod tests {
         )
         .unwrap();
         let why = needs_a_real_pod(&calico).unwrap();
-        assert!(why.contains("10-calico.conflist") && why.contains("--smoke"), "{why}");
+        assert!(
+            why.contains("10-calico.conflist") && why.contains("--smoke"),
+            "{why}"
+        );
         assert_eq!(needs_a_real_pod(&list()), None);
     }
 
