@@ -15,17 +15,16 @@ use serde_json::Value;
 
 const NODES: usize = 3;
 
-/// Files (with mtimes; directories by name: adding and removing a pod's entry bumps theirs), routes, links, addresses, netns, host-local state and ip_forward of every
-/// node: equal before and after means verify changed nothing. host-local's allocation cursor
-/// (last_reserved_ip.*) is left out: where the network's state existed before, every CNI ADD
-/// moves it, and the addresses it handed out are released again (their files are compared).
+/// Files (with mtimes; directories by name: adding and removing a pod's entry bumps theirs), routes, links, addresses, netns, host-local state (its
+/// allocation cursors included, which verify puts back) and ip_forward of every node: equal
+/// before and after means verify changed nothing.
 fn snapshot(lab: &Lab) -> Vec<String> {
     (1..=NODES)
         .map(|i| {
             lab.exec_ok(
                 &lab.node(i),
                 "for d in /etc/cni/net.d /etc/sysctl.d /usr/local/lib/netctl /var/lib/netctl /etc/systemd/system /var/lib/cni /run/netns; do \
-                   [ -d $d ] && find $d -xdev \\( -type d -printf '%p/ %m\\n' \\) -o -not -name 'last_reserved_ip.*' -printf '%p %T@ %s %m\\n'; done | sort; \
+                   [ -d $d ] && find $d -xdev \\( -type d -printf '%p/ %m\\n' \\) -o -printf '%p %T@ %s %m\\n'; done | sort; \
                  { ip -4 route show table all | grep -v ' table local'; ip -o link show | cut -d' ' -f2,3,5; } \
                    | sed -e 's/ linkdown//' -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//'; ip -4 -o addr show | cut -d' ' -f2,7; \
                  ip netns list; sysctl -n net.ipv4.ip_forward; ip neigh show nud permanent; bridge fdb show | grep -c .",
@@ -202,6 +201,14 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
         .unwrap()
         .contains("init: none"));
     assert_eq!(before, snapshot(&lab), "verify changed a node");
+    // With a pod of the node's own (host-local state and its cursor exist before verify), verify
+    // still leaves every file as it was: the cursor it moved is put back, mtime included.
+    lab.make_pod("node-1", "resident");
+    let before = snapshot(&lab);
+    let (o, v) = verify(&lab, &p, &[]);
+    assert_all_pass(&v, &o, "verify with a resident pod");
+    assert_eq!(before, snapshot(&lab), "verify changed host-local's state");
+    lab.remove_pod("node-1", "resident");
     let (o, v) = verify(&lab, &p, &["--mesh", "ring"]);
     assert_all_pass(&v, &o, "ring");
     junit_is_valid_xml(&lab);

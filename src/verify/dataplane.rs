@@ -115,6 +115,9 @@ pub struct Made {
     pub bridge_new: Option<String>,
     /// host-local's /var/lib/cni/networks/<name> did not exist before verify.
     pub ipam_dir_new: Option<String>,
+    /// Otherwise, its allocation cursors as they were (every ADD moves them): put back with
+    /// their mtimes, so verify leaves host-local's state as it found it. None: not read.
+    pub cursors: Option<Vec<Cursor>>,
     /// Directories host-local creates (/var/lib/cni/networks and its parent) that were not there.
     pub cni_dirs_new: Vec<String>,
     /// ip_forward was 0: the bridge plugin (isGateway) turns it on; put it back.
@@ -122,6 +125,57 @@ pub struct Made {
 }
 
 pub type Registry = Arc<Mutex<BTreeMap<String, Made>>>;
+
+/// host-local's `last_reserved_ip.<range>` file: its path, mtime (seconds.nanoseconds) and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub path: String,
+    pub mtime: String,
+    pub content: String,
+}
+
+/// Print every cursor file of the network directory `dir` as `path mtime content`.
+fn cursors_script(dir: &str) -> String {
+    format!(
+        "for f in {}/last_reserved_ip.*; do if [ -f \"$f\" ]; then printf '%s %s %s\\n' \"$f\" \"$(stat -c %.9Y \"$f\")\" \"$(cat \"$f\")\"; fi; done\n",
+        sh_quote(dir)
+    )
+}
+
+/// None when a line is not `path mtime ip`: then the cursors are not touched at all.
+fn parse_cursors(out: &str) -> Option<Vec<Cursor>> {
+    out.lines()
+        .map(|l| {
+            let mut w = l.splitn(3, ' ');
+            let (path, mtime, content) = (w.next()?, w.next()?, w.next()?);
+            let ok = !content.is_empty()
+                && content
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+                && mtime.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            ok.then(|| Cursor {
+                path: path.to_string(),
+                mtime: mtime.to_string(),
+                content: content.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Put the cursors of `dir` back as they were: the ones the pods created go, the others get
+/// their content and mtime back.
+fn restore_cursors_script(dir: &str, cursors: &[Cursor]) -> String {
+    let mut s = format!("rm -f {}/last_reserved_ip.*\n", sh_quote(dir));
+    for c in cursors {
+        let p = sh_quote(&c.path);
+        s.push_str(&format!(
+            "printf '%s' {} > {p} && touch -d @{} {p}\n",
+            sh_quote(&c.content),
+            sh_quote(&c.mtime)
+        ));
+    }
+    s
+}
 
 /// A node taking part in the data-plane checks.
 pub struct Participant {
@@ -213,8 +267,12 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
                 "if ip link show {q} >/dev/null 2>&1 && [ -z \"$(ip -o link show master {q})\" ]; then ip link del {q}; fi\n"
             ));
         }
-        if let Some(d) = &m.ipam_dir_new {
-            script.push_str(&format!("rm -rf {}\n", sh_quote(d)));
+        match (&m.ipam_dir_new, &m.cursors) {
+            (Some(d), _) => script.push_str(&format!("rm -rf {}\n", sh_quote(d))),
+            (None, Some(c)) => {
+                script.push_str(&restore_cursors_script(&network_dir(&m.list.name), c))
+            }
+            (None, None) => {}
         }
         for d in &m.cni_dirs_new {
             // rmdir: only if empty, so nothing but what the pods made goes.
@@ -258,6 +316,11 @@ pub fn sweep_script() -> &'static str {
        [ -f \"$f\" ] || continue\n\
        case \"$(head -n1 \"$f\")\" in netctl-*-a*|netctl-*-b*) rm -f \"$f\" ;; esac\n\
      done\n"
+}
+
+/// host-local's state for a network (its default dataDir).
+fn network_dir(network: &str) -> String {
+    format!("/var/lib/cni/networks/{network}")
 }
 
 /// Pod names for this run: unique per run, recognisable as netctl's.
@@ -448,8 +511,17 @@ pub async fn make_pods(
     let bin_dir = cluster.profile.networking.cni_bin_dir.clone();
     let names = pod_names(suffix);
     let bridge_new = list.bridge().filter(|b| !p.facts.links.contains_key(b));
-    let ipam_dir_new = (!p.facts.cni_networks.contains(&list.name))
-        .then(|| format!("/var/lib/cni/networks/{}", list.name));
+    let dir = network_dir(&list.name);
+    let ipam_dir_new = (!p.facts.cni_networks.contains(&list.name)).then(|| dir.clone());
+    let cursors = match &ipam_dir_new {
+        Some(_) => None,
+        None => p
+            .remote
+            .probe(&cursors_script(&dir))
+            .await
+            .ok()
+            .and_then(|out| parse_cursors(&String::from_utf8_lossy(&out.stdout))),
+    };
     // Registered before ADD starts: teardown removes even a half-made pod.
     registry.lock().unwrap().insert(
         p.node.name.clone(),
@@ -460,6 +532,7 @@ pub async fn make_pods(
             pods: names.clone().map(|n| (n, None)),
             bridge_new,
             ipam_dir_new,
+            cursors,
             forward_was_off: p.facts.forward == "0",
             cni_dirs_new: ["/var/lib/cni/networks", "/var/lib/cni"]
                 .into_iter()
@@ -650,6 +723,43 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// The cursor scripts, run by a real shell on a temporary directory: saved, moved (as an ADD
+    /// does), restored with content and mtime; a cursor the pods created goes.
+    #[test]
+    fn host_local_cursors_are_put_back() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_str().unwrap();
+        let sh = |script: &str| {
+            let o = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8(o.stdout).unwrap()
+        };
+        sh(&format!(
+            "printf 10.200.0.7 > {dir}/last_reserved_ip.0 && touch -d @1700000000.5 {dir}/last_reserved_ip.0"
+        ));
+        let saved = parse_cursors(&sh(&cursors_script(dir))).unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].content, "10.200.0.7");
+        assert_eq!(saved[0].mtime, "1700000000.500000000");
+        sh(&format!(
+            "printf 10.200.0.9 > {dir}/last_reserved_ip.0; printf 10.1.0.2 > {dir}/last_reserved_ip.1"
+        ));
+        sh(&restore_cursors_script(dir, &saved));
+        assert_eq!(parse_cursors(&sh(&cursors_script(dir))), Some(saved));
+        assert_eq!(
+            parse_cursors(
+                "/x/last_reserved_ip.0 1.5 10.0.0.1\n/y z/last_reserved_ip.0 1.5 $(rm -rf /)\n"
+            ),
+            None,
+            "one odd line: hands off"
+        );
+        assert_eq!(parse_cursors(""), Some(vec![]));
     }
 
     #[test]
