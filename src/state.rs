@@ -153,6 +153,14 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
     Ok(g)
 }
 
+impl Gathered {
+    /// The run id of an unfinished switch recorded on the node, if any.
+    pub fn switch_run(&self) -> Option<String> {
+        let v = self.state.as_ref()?.switch.as_ref()?;
+        Some(v.get("run_id")?.as_str()?.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,31 +128,13 @@ async fn prepare(
         .map_err(fail)?;
     line.phase("lock and gather");
     let desired = provider::node_plan(&cluster, &node);
-    let found = match gather::lock_and_gather(&remote, &desired, &run_id).await {
+    let found = match gather::lock_and_gather_for_apply(&remote, &desired, &run_id).await {
         Ok(g) => g,
         Err(e) => {
-            let e = match e {
-                // The holder may be a switch that died: say so, and how to finish or undo it.
-                e @ RemoteError::Locked { .. } => lock::explain(&remote, e).await,
-                // A gather that failed after the lock was taken must not leave it behind.
-                other => {
-                    let _ = lock::unlock(&remote).await;
-                    other
-                }
-            };
             remote.close().await;
             return Err(fail(e));
         }
     };
-    if let Some(run_id) = switch_run(&found) {
-        let e = RemoteError::SwitchInProgress {
-            node: node.name.clone(),
-            run_id: run_id.to_string(),
-        };
-        let _ = lock::unlock(&remote).await;
-        remote.close().await;
-        return Err(fail(e));
-    }
     let changes = plan::diff(&desired, &found, node.has_systemd());
     Ok(Prepared {
         node,
@@ -162,12 +144,6 @@ async fn prepare(
         changes,
         line,
     })
-}
-
-/// The run id of an unfinished switch recorded on the node, if any.
-pub fn switch_run(found: &Gathered) -> Option<String> {
-    let v = found.state.as_ref()?.switch.as_ref()?;
-    Some(v.get("run_id")?.as_str()?.to_string())
 }
 
 /// Units whose inputs changed, on a node where nothing can restart them.

@@ -35,32 +35,23 @@ async fn reset_node(
         line.phase("connect");
         let remote = connect::connect(&cluster, &node, accept_new, false).await?;
         line.phase("lock and gather");
-        let g = match crate::phase::gather::lock_and_gather(&remote, &NodePlan::default(), &run_id)
-            .await
+        let g = match crate::phase::gather::lock_and_gather_for_apply(
+            &remote,
+            &NodePlan::default(),
+            &run_id,
+        )
+        .await
         {
             Ok(g) => g,
             Err(e) => {
-                let e = match e {
-                    e @ crate::remote::RemoteError::Locked { .. } => {
-                        lock::explain(&remote, e).await
-                    }
-                    other => {
-                        let _ = lock::unlock(&remote).await;
-                        other
-                    }
-                };
                 remote.close().await;
                 return Err(e);
             }
         };
         let res = async {
-            match (crate::commands::apply::switch_run(&g), g.state) {
-                (_, None) => Ok(None),
-                (Some(run_id), Some(_)) => Err(crate::remote::RemoteError::SwitchInProgress {
-                    node: node.name.clone(),
-                    run_id,
-                }),
-                (None, Some(st)) => {
+            match g.state {
+                None => Ok(None),
+                Some(st) => {
                     line.phase("reset");
                     reset::reset(&remote, &st, &run_id, node.has_systemd())
                         .await

@@ -79,6 +79,32 @@ pub async fn lock_and_gather(
     Ok(g)
 }
 
+/// `lock_and_gather` for init and reset: a held lock is explained (it may be a switch that died),
+/// a failed gather releases the lock it took, and a node with an interrupted switch is refused
+/// (its record is the way back). On error the lock is not held; the caller closes the session.
+pub async fn lock_and_gather_for_apply(
+    remote: &Remote,
+    desired: &NodePlan,
+    run_id: &str,
+) -> Result<Gathered, RemoteError> {
+    let found = match lock_and_gather(remote, desired, run_id).await {
+        Ok(g) => g,
+        Err(e @ RemoteError::Locked { .. }) => return Err(super::lock::explain(remote, e).await),
+        Err(other) => {
+            let _ = super::lock::unlock(remote).await;
+            return Err(other);
+        }
+    };
+    if let Some(run_id) = found.switch_run() {
+        let _ = super::lock::unlock(remote).await;
+        return Err(RemoteError::SwitchInProgress {
+            node: remote.node.clone(),
+            run_id,
+        });
+    }
+    Ok(found)
+}
+
 async fn parse(remote: &Remote, script: &str) -> Result<Gathered, RemoteError> {
     let out = remote.read("gather", script).await?;
     state::parse_gather(&out).map_err(|e| RemoteError::State {

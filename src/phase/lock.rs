@@ -48,11 +48,7 @@ pub async fn explain(remote: &Remote, e: RemoteError) -> RemoteError {
         return e;
     };
     let found = super::gather::gather(remote, &crate::provider::NodePlan::default()).await;
-    match found
-        .ok()
-        .as_ref()
-        .and_then(crate::commands::apply::switch_run)
-    {
+    match found.ok().as_ref().and_then(|g| g.switch_run()) {
         Some(run_id) if holder.contains(&run_id) => RemoteError::SwitchInProgress { node, run_id },
         _ => RemoteError::Locked { node, holder, path },
     }
