@@ -95,7 +95,7 @@ async fn peek(
     }
 }
 
-/// Lock and gather. A switch killed mid-way leaves its locks behind; `--resume`/`--rollback`
+/// Lock and gather (one round trip). A switch killed mid-way leaves its locks behind; `--resume`/`--rollback`
 /// take over locks held by exactly the switch run the nodes' records name, and no other.
 async fn open(
     node: Node,
@@ -104,28 +104,30 @@ async fn open(
     take_over: Option<String>,
     want: NodePlan,
 ) -> Result<Conn, RemoteError> {
-    let locked = match lock::lock(&remote, &run_id).await {
+    let found = match gather::lock_and_gather(&remote, &want, &run_id).await {
         Err(RemoteError::Locked { holder, .. })
             if take_over
                 .as_ref()
                 .is_some_and(|r| holder.contains(r.as_str())) =>
         {
-            lock::take_over(&remote, &run_id).await
+            match lock::take_over(&remote, &run_id).await {
+                Ok(()) => gather::gather(&remote, &want).await,
+                Err(e) => Err(e),
+            }
         }
         other => other,
     };
-    if let Err(e) = locked {
-        remote.close().await;
-        return Err(e);
-    }
-    match gather::gather(&remote, &want).await {
+    match found {
         Ok(found) => Ok(Conn {
             node,
             remote: Arc::new(remote),
             found,
         }),
         Err(e) => {
-            let _ = lock::unlock(&remote).await;
+            // Someone else's lock stays; ours (taken before the failure) goes.
+            if !matches!(e, RemoteError::Locked { .. }) {
+                let _ = lock::unlock(&remote).await;
+            }
             remote.close().await;
             Err(e)
         }
@@ -175,15 +177,14 @@ async fn gate(
     let mut found = checks::checks(to, node, &plan, &facts);
     let node_ok = found.iter().all(|c| c.status != Status::Fail);
     if let Some(suffix) = pods_suffix.filter(|_| node_ok) {
-        // A config netctl cannot run (a DaemonSet provider's, not installed yet) is a skip.
-        if dataplane::runnable(to, node, &facts).is_ok() {
-            let p = dataplane::Participant {
-                node: node.clone(),
-                remote: remote.clone(),
-                facts,
-            };
-            found.extend(dataplane::node_alone(to, p, suffix).await);
-        }
+        // A config netctl cannot run (a DaemonSet provider's, not installed yet) comes back as
+        // skips, which do not fail the gate.
+        let p = dataplane::Participant {
+            node: node.clone(),
+            remote: remote.clone(),
+            facts,
+        };
+        found.extend(dataplane::node_alone(to, p, suffix).await);
     }
     let failed: Vec<String> = found
         .into_iter()
