@@ -134,11 +134,12 @@ pub struct Cursor {
     pub content: String,
 }
 
-/// Print every cursor file of the network directory `dir` as `path mtime content`.
-fn cursors_script(dir: &str) -> String {
+/// Print every cursor file of the networks under `root` as `@@cursor path mtime content`: part
+/// of the node check script, so saving them costs no round trip of its own.
+pub fn cursors_script(root: &str) -> String {
     format!(
-        "for f in {}/last_reserved_ip.*; do if [ -f \"$f\" ]; then printf '%s %s %s\\n' \"$f\" \"$(stat -c %.9Y \"$f\")\" \"$(cat \"$f\")\"; fi; done\n",
-        sh_quote(dir)
+        "for f in {}/*/last_reserved_ip.*; do if [ -f \"$f\" ]; then printf '@@cursor %s %s %s\\n' \"$f\" \"$(stat -c %.9Y \"$f\")\" \"$(cat \"$f\")\"; fi; done\n",
+        sh_quote(root)
     )
 }
 
@@ -515,12 +516,16 @@ pub async fn make_pods(
     let ipam_dir_new = (!p.facts.cni_networks.contains(&list.name)).then(|| dir.clone());
     let cursors = match &ipam_dir_new {
         Some(_) => None,
-        None => p
-            .remote
-            .probe(&cursors_script(&dir))
-            .await
-            .ok()
-            .and_then(|out| parse_cursors(&String::from_utf8_lossy(&out.stdout))),
+        None => {
+            let mine: Vec<&str> = p
+                .facts
+                .cursors
+                .iter()
+                .filter(|l| l.starts_with(&format!("{dir}/")))
+                .map(String::as_str)
+                .collect();
+            parse_cursors(&mine.join("\n"))
+        }
     };
     // Registered before ADD starts: teardown removes even a half-made pod.
     registry.lock().unwrap().insert(
@@ -740,18 +745,28 @@ mod tests {
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
             String::from_utf8(o.stdout).unwrap()
         };
+        let net = format!("{dir}/net");
+        let saved_now = || {
+            let out = sh(&cursors_script(dir));
+            let lines: Vec<&str> = out
+                .lines()
+                .filter_map(|l| l.strip_prefix("@@cursor "))
+                .collect();
+            parse_cursors(&lines.join("\n"))
+        };
         sh(&format!(
-            "printf 10.200.0.7 > {dir}/last_reserved_ip.0 && touch -d @1700000000.5 {dir}/last_reserved_ip.0"
+            "mkdir {net} && printf 10.200.0.7 > {net}/last_reserved_ip.0 && touch -d @1700000000.5 {net}/last_reserved_ip.0"
         ));
-        let saved = parse_cursors(&sh(&cursors_script(dir))).unwrap();
+        let saved = saved_now().unwrap();
         assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].path, format!("{net}/last_reserved_ip.0"));
         assert_eq!(saved[0].content, "10.200.0.7");
         assert_eq!(saved[0].mtime, "1700000000.500000000");
         sh(&format!(
-            "printf 10.200.0.9 > {dir}/last_reserved_ip.0; printf 10.1.0.2 > {dir}/last_reserved_ip.1"
+            "printf 10.200.0.9 > {net}/last_reserved_ip.0; printf 10.1.0.2 > {net}/last_reserved_ip.1"
         ));
-        sh(&restore_cursors_script(dir, &saved));
-        assert_eq!(parse_cursors(&sh(&cursors_script(dir))), Some(saved));
+        sh(&restore_cursors_script(&net, &saved));
+        assert_eq!(saved_now(), Some(saved));
         assert_eq!(
             parse_cursors(
                 "/x/last_reserved_ip.0 1.5 10.0.0.1\n/y z/last_reserved_ip.0 1.5 $(rm -rf /)\n"

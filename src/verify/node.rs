@@ -44,6 +44,8 @@ pub struct Facts {
     pub cni_networks: BTreeSet<String>,
     /// Which of /var/lib/cni and /var/lib/cni/networks existed.
     pub cni_dirs: BTreeSet<String>,
+    /// host-local's allocation cursors, `path mtime content` (see dataplane::cursors_script).
+    pub cursors: Vec<String>,
 }
 
 /// The one read-only script. Every value it prints is tagged; nothing it prints is run.
@@ -72,6 +74,7 @@ pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
         "bridge fdb show dev \"$DEV\" 2>/dev/null | sed 's/^/@@fdb /'\n",
         "[ -f /run/flannel/subnet.env ] && { printf '@@subnetenv '; base64 -w0 < /run/flannel/subnet.env; echo; }\n",
     ));
+    s.push_str(&super::dataplane::cursors_script("/var/lib/cni/networks"));
     s.push_str(&format!(
         "[ -f {st} ] && {{ printf '@@state '; base64 -w0 < {st}; echo; \
          grep -o '\"/[^\"]*\"' {st} | tr -d '\"' | sort -u | while read -r p; do [ -f \"$p\" ] && sha256sum \"$p\" | sed 's/^/@@sha /'; done; }}\n",
@@ -132,6 +135,7 @@ pub fn parse(out: &str) -> Facts {
             "cninet" => {
                 f.cni_networks.insert(rest.trim().to_string());
             }
+            "cursor" => f.cursors.push(rest.trim_end().to_string()),
             "nodedev" => f.node_dev = Some(rest.trim().to_string()).filter(|d| !d.is_empty()),
             "addr" => {
                 if let (Some(d), Some(a)) = (words.first(), words.get(1)) {
