@@ -36,10 +36,16 @@ pub enum KubectlError {
 }
 
 pub struct Kubectl {
-    program: PathBuf,
+    runner: Runner,
+    /// Local, or with kubernetes.kubectlOn a path on that node.
     kubeconfig: Option<PathBuf>,
-    /// Set with kubernetes.kubectlOn: every call runs there instead.
-    on: Option<on_node::OnNode>,
+}
+
+enum Runner {
+    /// The program on this machine.
+    Local(PathBuf),
+    /// `kubectl` on the kubectlOn node.
+    Node(on_node::OnNode),
 }
 
 /// Why cluster steps cannot run for this profile, if they cannot.
@@ -58,10 +64,9 @@ impl Kubectl {
         let k = &cluster.profile.kubernetes;
         if let Some(node) = &k.kubectl_on {
             return Ok(Kubectl {
-                program: PathBuf::from("kubectl"),
+                runner: Runner::Node(on_node::OnNode::connect(cluster, node)?),
                 // A path on that node: not expanded here.
                 kubeconfig: k.kubeconfig.as_deref().map(PathBuf::from),
-                on: Some(on_node::OnNode::connect(cluster, node)?),
             });
         }
         let program = match std::env::var_os("NETCTL_KUBECTL") {
@@ -71,22 +76,22 @@ impl Kubectl {
             })?,
         };
         Ok(Kubectl {
-            program,
+            runner: Runner::Local(program),
             kubeconfig: cluster
                 .profile
                 .kubernetes
                 .kubeconfig
                 .as_deref()
                 .map(expand_home),
-            on: None,
         })
     }
 
     pub fn run(&self, args: &[String], cwd: &Path) -> Result<String, KubectlError> {
-        if let Some(on) = &self.on {
-            return self.run_on(on, args, cwd);
-        }
-        let mut cmd = Command::new(&self.program);
+        let program = match &self.runner {
+            Runner::Node(on) => return self.run_on(on, args, cwd),
+            Runner::Local(program) => program,
+        };
+        let mut cmd = Command::new(program);
         if let Some(k) = &self.kubeconfig {
             cmd.arg("--kubeconfig").arg(k);
         }
