@@ -443,7 +443,9 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
                     .remote
                     .change(
                         "remove test pods the interrupted run left",
-                        crate::verify::dataplane::sweep_script(),
+                        &crate::verify::dataplane::sweep_script(
+                            &cluster.profile.networking.cni_conf_dir,
+                        ),
                     )
                     .await
                 {

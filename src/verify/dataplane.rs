@@ -306,17 +306,25 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
 }
 
 /// Remove test pods a killed run left on a node (SIGKILL skips teardown): every namespace named
-/// like `pod_names` makes, and host-local's reservations for them. Their veths go with their
-/// namespaces. Run only while holding the node's lock for an interrupted run's recovery, when no
-/// other netctl run can have pods there.
-pub fn sweep_script() -> &'static str {
-    "for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do\n\
-       case \"$ns\" in netctl-*-a|netctl-*-b) ip netns del \"$ns\" ;; esac\n\
-     done\n\
-     for f in /var/lib/cni/networks/*/*; do\n\
-       [ -f \"$f\" ] || continue\n\
-       case \"$(head -n1 \"$f\")\" in netctl-*-a*|netctl-*-b*) rm -f \"$f\" ;; esac\n\
-     done\n"
+/// like `pod_names` makes (their veths go with them), host-local's reservations for them, and
+/// then any bridge named in a CNI config under `conf_dir` that has nothing attached: the first
+/// test pod's ADD may have created it, and the plugin makes it again on the next ADD. Run only
+/// while holding the node's lock for an interrupted run's recovery, when no other netctl run can
+/// have pods there.
+pub fn sweep_script(conf_dir: &str) -> String {
+    format!(
+        "for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do\n\
+           case \"$ns\" in netctl-*-a|netctl-*-b) ip netns del \"$ns\" ;; esac\n\
+         done\n\
+         for f in /var/lib/cni/networks/*/*; do\n\
+           [ -f \"$f\" ] || continue\n\
+           case \"$(head -n1 \"$f\")\" in netctl-*-a*|netctl-*-b*) rm -f \"$f\" ;; esac\n\
+         done\n\
+         for b in $(cat {dir}/*.conf {dir}/*.conflist 2>/dev/null | sed -n 's/.*\"bridge\" *: *\"\\([A-Za-z0-9_.-]*\\)\".*/\\1/p' | sort -u); do\n\
+           if ip link show \"$b\" >/dev/null 2>&1 && [ -z \"$(ip -o link show master \"$b\")\" ]; then ip link del \"$b\"; fi\n\
+         done\n",
+        dir = sh_quote(conf_dir)
+    )
 }
 
 /// host-local's state for a network (its default dataDir).
