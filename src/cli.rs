@@ -98,6 +98,17 @@ pub enum Command {
         #[arg(long, short)]
         yes: bool,
     },
+    /// Clear the node locks a killed or cut-off run left (only that run's, once it is gone).
+    Unlock {
+        #[command(flatten)]
+        connect: Connect,
+        /// The run whose locks to clear, as a refusal names it (e.g. 20261129T231500Z-1a2b).
+        #[arg(long = "run", value_name = "RUN_ID")]
+        run: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
     /// Migrate a live cluster to another provider (or backend), node by node, with verify gates and rollback.
     Switch {
         /// The cluster profile (YAML).

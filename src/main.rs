@@ -228,6 +228,53 @@ fn run(cli: Cli) -> Result<i32, Error> {
             },
             output,
         ),
+        Command::Unlock { connect, run, yes } => {
+            if !netctl::phase::txn::is_run_id(&run) {
+                return Err(Error::Usage(format!(
+                    "--run {run:?} is not a run id (like 20261129T231500Z-1a2b)"
+                )));
+            }
+            let cluster = Arc::new(profile::load(&connect.profile)?);
+            confirm_or_refuse(
+                yes,
+                &format!(
+                    "Clear run {run}'s locks on {} node(s)?",
+                    cluster.nodes.len()
+                ),
+            )?;
+            let reports = runtime().block_on(commands::unlock::run(
+                cluster,
+                run,
+                connect.accept_new_host_keys,
+                connect.concurrency,
+                cli.quiet,
+            ));
+            match connect.output {
+                Format::Text => print!("{}", commands::unlock::text(&reports)),
+                Format::Json => print!("{}", json(&reports)),
+            }
+            use netctl::commands::unlock::Result as U;
+            let bad: Vec<&str> = reports
+                .iter()
+                .filter(|r| matches!(r.result, U::Refused | U::Failed))
+                .map(|r| r.name.as_str())
+                .collect();
+            if bad.is_empty() {
+                Ok(0)
+            } else if reports.iter().any(|r| r.result == U::Refused) {
+                Err(Error::Refused(format!(
+                    "refused on {} node(s): {}",
+                    bad.len(),
+                    bad.join(", ")
+                )))
+            } else {
+                Err(Error::Failed(format!(
+                    "failed on {} node(s): {}",
+                    bad.len(),
+                    bad.join(", ")
+                )))
+            }
+        }
         Command::Reset { connect, yes } => {
             let cluster = Arc::new(profile::load(&connect.profile)?);
             confirm_or_refuse(

@@ -15,14 +15,19 @@ pub enum RemoteError {
         status: u32,
         stderr: String,
     },
-    #[error("{node}: locked by another netctl run ({holder}); if that run is gone, remove {path} on the node")]
+    #[error("{node}: locked by {holder}; {way_out}")]
     Locked {
         node: String,
         holder: String,
-        path: String,
+        /// The holder's run id (empty when the lock does not name one).
+        run: String,
+        way_out: String,
     },
     #[error("{node}: {message}")]
     State { node: String, message: String },
+    /// Refused for safety (exit 3), with why.
+    #[error("{node}: {message}")]
+    Refused { node: String, message: String },
     /// A switch that did not finish is recorded on the node: only `switch --resume` or
     /// `switch --rollback` may touch it, or its record (and the way back) would be lost.
     #[error("{node}: an interrupted switch (run {run_id}) is recorded here: continue it with `netctl switch --resume` or undo it with `netctl switch --rollback`")]
@@ -43,7 +48,9 @@ impl RemoteError {
     pub fn is_refusal(&self) -> bool {
         match self {
             RemoteError::Transport(t) => t.is_refusal(),
-            RemoteError::Locked { .. } | RemoteError::SwitchInProgress { .. } => true,
+            RemoteError::Locked { .. }
+            | RemoteError::SwitchInProgress { .. }
+            | RemoteError::Refused { .. } => true,
             _ => false,
         }
     }
@@ -53,6 +60,8 @@ pub struct Remote {
     pub node: String,
     session: Session,
     dry_run: bool,
+    /// The profile's path as the operator gave it, for commands named in refusals.
+    profile: String,
 }
 
 impl Remote {
@@ -62,7 +71,22 @@ impl Remote {
             node: target.name.clone(),
             session,
             dry_run,
+            profile: String::new(),
         })
+    }
+
+    /// Name the profile in the commands refusals suggest (`netctl unlock -p PROFILE ...`).
+    pub fn with_profile(mut self, path: &std::path::Path) -> Remote {
+        self.profile = path.display().to_string();
+        self
+    }
+
+    pub fn profile_hint(&self) -> String {
+        if self.profile.is_empty() {
+            "PROFILE".into()
+        } else {
+            crate::provider::sh_quote(&self.profile)
+        }
     }
 
     pub fn dry_run(&self) -> bool {

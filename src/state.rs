@@ -19,6 +19,8 @@ pub const BACKUPS_DIR: &str = "/var/lib/netctl/backups";
 /// Under /run so a reboot clears a lock left by a run that died with the machine.
 pub const LOCK_DIR: &str = "/run/netctl";
 pub const LOCK_FILE: &str = "/run/netctl/lock";
+/// One directory per node transaction (txn.rs): its script, staged files, journal and result.
+pub const TXN_DIR: &str = "/var/lib/netctl/txn";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ManagedFile {
@@ -67,6 +69,8 @@ pub struct Gathered {
     pub files: BTreeMap<String, Option<RemoteFile>>,
     /// `systemctl is-enabled` per unit asked about (only where the node has systemd).
     pub enabled: BTreeMap<String, bool>,
+    /// Node transactions without a result: (run id, still running).
+    pub txns: Vec<(String, bool)>,
 }
 
 /// A shell script that prints, in one round trip, the state file, the lock, and every asked-for
@@ -75,6 +79,7 @@ pub fn gather_script(paths: &[&str], units: &[&str]) -> String {
     let mut s = String::from("set -u\nshow() { if [ -f \"$2\" ]; then printf '@@%s %s ' \"$1\" \"$(stat -c %a \"$2\")\"; base64 -w0 < \"$2\"; echo; else printf '@@%s -\\n' \"$1\"; fi; }\n");
     s.push_str(&format!("show state {}\n", sh_quote(STATE_FILE)));
     s.push_str(&format!("show lock {}\n", sh_quote(LOCK_FILE)));
+    s.push_str(&crate::phase::txn::status_script());
     for p in paths {
         let q = sh_quote(p);
         s.push_str(&format!("printf '@@path %s\\n' {q}\nshow file {q}\n"));
@@ -126,6 +131,15 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
         let b = parts.next().unwrap_or("");
         if tag == "unit" {
             g.enabled.insert(a.to_string(), b.trim() == "enabled");
+            continue;
+        }
+        if tag == "txn" {
+            // The name comes from a directory listing on the node: only a run id is taken.
+            let run = b.trim();
+            if !crate::phase::txn::is_run_id(run) || !matches!(a, "running" | "interrupted") {
+                return Err(err());
+            }
+            g.txns.push((run.to_string(), a == "running"));
             continue;
         }
         let file = if a == "-" {

@@ -225,11 +225,20 @@ fn failures_are_per_node_and_refusals_exit_3() {
     // A lock held by another run: exit 3, naming the holder; nothing changed there.
     lab.exec_ok(
         "node-2",
-        "mkdir -p /run/netctl && echo 'run X from elsewhere' > /run/netctl/lock",
+        "mkdir -p /run/netctl && printf 'run=20261129T000000Z-dead\\ncommand=init\\nhost=elsewhere\\npid=7\\n' > /run/netctl/lock",
     );
     let o = lab.netctl(&["init", "--yes"], &lab.profile);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(text(&o).contains("run X from elsewhere"), "{}", text(&o));
+    assert!(
+        text(&o).contains("run 20261129T000000Z-dead (netctl init on elsewhere, pid 7)"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("netctl unlock -p") && text(&o).contains("--run 20261129T000000Z-dead"),
+        "the refusal names the command that clears the way: {}",
+        text(&o)
+    );
     lab.exec_ok("node-2", "rm /run/netctl/lock");
 
     // An unknown host key is refused unless --accept-new-host-keys.

@@ -10,13 +10,13 @@ use serde::Serialize;
 
 use crate::fleet;
 use crate::kubectl::{self, Kubectl};
-use crate::phase::{self, apply, connect, gather, lock};
-use crate::plan::{self, FileAction, NodeChanges};
+use crate::phase::{self, connect, gather, lock, txn};
+use crate::plan::{self, NodeChanges};
 use crate::printer::{NodeLine, Progress, Table};
 use crate::profile::{Cluster, Node};
 use crate::provider::{self, NodePlan};
 use crate::remote::{Remote, RemoteError};
-use crate::state::{Gathered, NodeState};
+use crate::state::Gathered;
 
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
@@ -128,7 +128,8 @@ async fn prepare(
         .map_err(fail)?;
     line.phase("lock and gather");
     let desired = provider::node_plan(&cluster, &node);
-    let found = match gather::lock_and_gather_for_apply(&remote, &desired, &run_id).await {
+    let holder = lock::Holder::me(&run_id, if opts.dry_run { "plan" } else { "init" });
+    let found = match gather::lock_and_gather_for_apply(&remote, &desired, &holder).await {
         Ok(g) => g,
         Err(e) => {
             remote.close().await;
@@ -164,40 +165,33 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
         changes,
         line,
     } = p;
-    let result = async {
-        line.phase("write files");
-        apply::files(&remote, &changes, &run_id).await?;
-        line.phase("units");
-        apply::units(&remote, &changes).await?;
-        line.phase("commands");
-        let n = apply::commands(&remote, &changes.commands).await?;
-        line.phase("restart");
-        apply::restart(&remote, &changes.restart).await?;
-        line.phase("record");
-        let backend = backend_name(&cluster);
-        let mut state = plan::next_state(
-            &desired,
-            found.state.as_ref(),
-            &changes,
-            cluster.provider().as_str(),
-            &backend,
-            &cluster.hash,
-            &run_id,
-        );
-        // An unchanged node keeps its record as it is (run id included): a no-op run writes nothing.
-        if let Some(prev) = &found.state {
-            if changes.files.is_empty() {
-                state.run_id = prev.run_id.clone();
-            }
+    let backend = backend_name(&cluster);
+    let mut state = plan::next_state(
+        &desired,
+        found.state.as_ref(),
+        &changes,
+        cluster.provider().as_str(),
+        &backend,
+        &cluster.hash,
+        &run_id,
+    );
+    // An unchanged node keeps its record as it is (run id included): a no-op run writes nothing.
+    if let Some(prev) = &found.state {
+        if changes.files.is_empty() {
+            state.run_id = prev.run_id.clone();
         }
-        if found.state.as_ref() != Some(&state) {
-            apply::record(&remote, &state, &run_id).await?;
-        }
-        Ok::<usize, RemoteError>(n)
     }
-    .await;
+    let write_state = found.state.as_ref() != Some(&state);
+    let t = txn::for_apply(
+        &desired,
+        &changes,
+        found.state.as_ref(),
+        write_state.then_some(&state),
+    );
+    line.phase("apply");
+    let result = txn::apply(&remote, &t, &run_id).await;
     let report = match result {
-        Ok(commands_run) => NodeReport {
+        Ok(txn::Outcome::Applied) => NodeReport {
             name: node.name.clone(),
             result: if changes.files.is_empty()
                 && changes.restart.is_empty()
@@ -208,61 +202,36 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
                 Outcome::Applied
             },
             files_changed: changes.files_changed(),
-            commands_run,
+            commands_run: changes.commands.len(),
             restarts: changes.restart.len(),
             restarted: changes.restart.clone(),
             restarts_skipped: skipped,
             error: None,
             changes: Some(changes),
         },
+        Ok(other) => NodeReport::failed(&node.name, &txn::failed(&remote, other, &run_id)),
         Err(e) => {
-            line.phase("rolling back");
-            let mut report = NodeReport::failed(&node.name, &e);
-            if let Err(re) = roll_back(&remote, &changes, found.state.as_ref(), &run_id).await {
-                report.error = Some(format!("{e}; rolling back also failed: {re}"));
-            } else {
-                report.error = Some(format!("{e} (the node was put back as it was)"));
+            // Staging failed before anything changed (exit 90, or refused here): the lock is
+            // still ours. Any other error (a dropped connection) leaves the transaction to
+            // finish on the node, and it releases the lock itself.
+            if matches!(
+                e,
+                RemoteError::Command { status: 90, .. } | RemoteError::State { .. }
+            ) {
+                let _ = lock::unlock(&remote, &run_id).await;
             }
-            report
+            let mut r = NodeReport::failed(&node.name, &e);
+            if matches!(e, RemoteError::Transport(_)) {
+                r.error = Some(format!(
+                    "{e} (the node's transaction goes on without netctl: it finishes or puts the node back, and the next run reports it)"
+                ));
+            }
+            r
         }
     };
-    let _ = lock::unlock(&remote).await;
     line.done(&format!("{:?}", report.result).to_lowercase());
     remote.close().await;
     report
-}
-
-/// Undo this run's file changes from its backups and re-apply the node's previous commands,
-/// so a failed step leaves the node as the last good run left it.
-async fn roll_back(
-    remote: &Remote,
-    ch: &NodeChanges,
-    previous: Option<&NodeState>,
-    run_id: &str,
-) -> Result<(), RemoteError> {
-    use crate::provider::sh_quote;
-    let backups = apply::backup_dir(run_id);
-    let mut script = String::from("set -e\n");
-    for c in &ch.files {
-        let p = sh_quote(&c.path);
-        let b = sh_quote(&format!("{backups}{}", c.path));
-        match c.action {
-            FileAction::Create => script.push_str(&format!("rm -f {p}\n")),
-            _ => script.push_str(&format!("if [ -e {b} ]; then cp -a {b} {p}; fi\n")),
-        }
-    }
-    remote.change("restore backups", &script).await?;
-    if ch.daemon_reload {
-        remote
-            .change("systemctl daemon-reload", "systemctl daemon-reload")
-            .await?;
-    }
-    if let Some(prev) = previous {
-        for c in &prev.commands {
-            remote.change("re-apply previous commands", c).await?;
-        }
-    }
-    Ok(())
 }
 
 pub fn backend_name(cluster: &Cluster) -> String {
@@ -309,7 +278,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
         for p in ready {
             let skipped = skipped_restarts(&p);
             if !opts.dry_run {
-                let _ = lock::unlock(&p.remote).await;
+                let _ = lock::unlock(&p.remote, &run_id).await;
             }
             p.line.done(if opts.dry_run {
                 "planned"

@@ -6,5 +6,6 @@ pub mod check;
 pub mod render;
 pub mod reset;
 pub mod switch;
+pub mod unlock;
 pub mod verify;
 pub mod wizard;

@@ -38,7 +38,7 @@ async fn reset_node(
         let g = match crate::phase::gather::lock_and_gather_for_apply(
             &remote,
             &NodePlan::default(),
-            &run_id,
+            &lock::Holder::me(&run_id, "reset"),
         )
         .await
         {
@@ -48,19 +48,19 @@ async fn reset_node(
                 return Err(e);
             }
         };
-        let res = async {
-            match g.state {
-                None => Ok(None),
-                Some(st) => {
-                    line.phase("reset");
-                    reset::reset(&remote, &st, &run_id, node.has_systemd())
-                        .await
-                        .map(Some)
-                }
+        // The reset transaction releases the lock itself; an unmanaged node is released here.
+        let res = match g.state {
+            None => {
+                let _ = lock::unlock(&remote, &run_id).await;
+                Ok(None)
             }
-        }
-        .await;
-        let _ = lock::unlock(&remote).await;
+            Some(st) => {
+                line.phase("reset");
+                reset::reset(&remote, &st, &run_id, node.has_systemd())
+                    .await
+                    .map(Some)
+            }
+        };
         remote.close().await;
         res
     }

@@ -104,13 +104,12 @@ async fn open(
     take_over: Option<String>,
     want: NodePlan,
 ) -> Result<Conn, RemoteError> {
-    let found = match gather::lock_and_gather(&remote, &want, &run_id).await {
-        Err(RemoteError::Locked { holder, .. })
-            if take_over
-                .as_ref()
-                .is_some_and(|r| holder.contains(r.as_str())) =>
+    let holder = lock::Holder::me(&run_id, "switch");
+    let found = match gather::lock_and_gather(&remote, &want, &holder).await {
+        Err(RemoteError::Locked { run: held_by, .. })
+            if take_over.as_ref().is_some_and(|r| *r == held_by) =>
         {
-            match lock::take_over(&remote, &run_id).await {
+            match lock::take_over(&remote, &held_by, &holder).await {
                 Ok(()) => gather::gather(&remote, &want).await,
                 Err(e) => Err(e),
             }
@@ -126,7 +125,7 @@ async fn open(
         Err(e) => {
             // Someone else's lock stays; ours (taken before the failure) goes.
             if !matches!(e, RemoteError::Locked { .. }) {
-                let _ = lock::unlock(&remote).await;
+                let _ = lock::unlock(&remote, &run_id).await;
             }
             remote.close().await;
             Err(e)
@@ -408,13 +407,17 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             }
         }
     }
-    let release = |conns: Vec<Conn>| async move {
-        for c in conns {
-            let _ = lock::unlock(&c.remote).await;
-            // The gate's test pods are gone by now, so this is the last handle; were it not,
-            // dropping it closes the session all the same.
-            if let Ok(remote) = Arc::try_unwrap(c.remote) {
-                remote.close().await;
+    let release_run = run_id.clone();
+    let release = |conns: Vec<Conn>| {
+        let run_id = release_run.clone();
+        async move {
+            for c in conns {
+                let _ = lock::unlock(&c.remote, &run_id).await;
+                // The gate's test pods are gone by now, so this is the last handle; were it not,
+                // dropping it closes the session all the same.
+                if let Ok(remote) = Arc::try_unwrap(c.remote) {
+                    remote.close().await;
+                }
             }
         }
     };

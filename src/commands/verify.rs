@@ -35,6 +35,9 @@ struct Stage {
     dataplane: Result<(), String>,
     suffix: String,
     registry: Registry,
+    run_id: String,
+    /// Nodes whose lock this run took (released at the end, also after Ctrl-C).
+    locked: Arc<std::sync::Mutex<Vec<Arc<Remote>>>>,
 }
 
 /// connect -> node checks (one script) -> test pods, for one node; nodes do not wait for each
@@ -83,6 +86,33 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
         format!("connected to {}:{}", node.address, node.ssh_port),
     )
     .took(start)];
+    // The test pods change the node while they exist: that takes the node's lock.
+    let mut dataplane = st.dataplane.clone();
+    if dataplane.is_ok() {
+        line.phase("lock");
+        let holder = crate::phase::lock::Holder::me(&st.run_id, "verify");
+        match crate::phase::lock::lock(&remote, &holder).await {
+            Ok(true) => st
+                .locked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(remote.clone()),
+            Ok(false) => {}
+            Err(e) => {
+                let refused = e.is_refusal();
+                checks.push(Check::fail(
+                    "node.lock",
+                    &node.name,
+                    e.to_string(),
+                    "another netctl run is changing this node: verify again when it is done",
+                ));
+                dataplane = Err("the node is locked by another run (node.lock)".into());
+                if !refused {
+                    dataplane = Err(format!("the node lock could not be taken: {e}"));
+                }
+            }
+        }
+    }
     line.phase("node checks");
     let start = Instant::now();
     let plan = provider::node_plan(&cluster, &node);
@@ -113,7 +143,8 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
         }
     };
     let mut ready = None;
-    match (facts, &st.dataplane) {
+    let refused = checks.iter().any(|c| c.id == "node.lock");
+    match (facts, &dataplane) {
         (_, Err(why)) => checks.extend(dataplane::skip_all(&node.name, why)),
         (None, _) => checks.extend(dataplane::skip_all(
             &node.name,
@@ -140,7 +171,7 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
         checks,
         remote: Some(remote),
         ready,
-        refused: false,
+        refused,
     }
 }
 
@@ -195,7 +226,10 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
         },
         suffix: suffix.clone(),
         registry: registry.clone(),
+        run_id: run_id.clone(),
+        locked: Arc::new(std::sync::Mutex::new(Vec::new())),
     };
+    let locked = st.locked.clone();
     let jobs: Vec<(Node, crate::printer::NodeLine)> = cluster
         .nodes
         .iter()
@@ -268,6 +302,12 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
         ));
     }
     watcher.abort();
+    let locked: Vec<Arc<Remote>> =
+        std::mem::take(&mut *locked.lock().unwrap_or_else(|p| p.into_inner()));
+    for r in &locked {
+        let _ = crate::phase::lock::unlock(r, &run_id).await;
+    }
+    drop(locked);
     for r in remotes {
         if let Ok(remote) = Arc::try_unwrap(r) {
             remote.close().await;

@@ -11,7 +11,7 @@ mod netns;
 mod nspawn;
 mod preflight;
 mod probe;
-mod process;
+pub mod process;
 mod profile;
 mod rootfs;
 mod state;

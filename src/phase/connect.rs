@@ -203,7 +203,9 @@ pub async fn connect(
     };
     let ctx = context(cluster, accept_new_host_keys).map_err(config_err)?;
     let target = target(cluster, node, &ctx).map_err(config_err)?;
-    Remote::connect(&target, dry_run).await
+    Ok(Remote::connect(&target, dry_run)
+        .await?
+        .with_profile(&cluster.source))
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ async fn complete(
 pub async fn lock_and_gather(
     remote: &Remote,
     desired: &NodePlan,
-    run_id: &str,
+    holder: &super::lock::Holder,
 ) -> Result<Gathered, RemoteError> {
     if remote.dry_run() {
         return gather(remote, desired).await;
@@ -64,7 +64,7 @@ pub async fn lock_and_gather(
     let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
     let script = format!(
         "{}{}",
-        super::lock::lock_script(run_id),
+        super::lock::lock_script(holder),
         state::gather_script(&paths, &units)
     );
     let out = remote
@@ -80,29 +80,62 @@ pub async fn lock_and_gather(
 }
 
 /// `lock_and_gather` for init and reset: a held lock is explained (it may be a switch that died),
-/// a failed gather releases the lock it took, and a node with an interrupted switch is refused
-/// (its record is the way back). On error the lock is not held; the caller closes the session.
+/// a failed gather releases the lock it took, a transaction a dead run left unfinished is put back
+/// first, and a node with an interrupted switch is refused (its record is the way back). On error
+/// the lock is not held; the caller closes the session.
 pub async fn lock_and_gather_for_apply(
     remote: &Remote,
     desired: &NodePlan,
-    run_id: &str,
+    holder: &super::lock::Holder,
 ) -> Result<Gathered, RemoteError> {
-    let found = match lock_and_gather(remote, desired, run_id).await {
+    let run = holder.run.as_str();
+    let mut found = match lock_and_gather(remote, desired, holder).await {
         Ok(g) => g,
         Err(e @ RemoteError::Locked { .. }) => return Err(super::lock::explain(remote, e).await),
         Err(other) => {
-            let _ = super::lock::unlock(remote).await;
+            let _ = super::lock::unlock(remote, run).await;
             return Err(other);
         }
     };
+    if let Err(e) = recover(remote, &mut found, desired).await {
+        let _ = super::lock::unlock(remote, run).await;
+        return Err(e);
+    }
     if let Some(run_id) = found.switch_run() {
-        let _ = super::lock::unlock(remote).await;
+        let _ = super::lock::unlock(remote, run).await;
         return Err(RemoteError::SwitchInProgress {
             node: remote.node.clone(),
             run_id,
         });
     }
     Ok(found)
+}
+
+/// Transactions that never finished (their run died with the node, or was killed on it) are put
+/// back by their own scripts, then the node is read again. One still running means someone
+/// removed its run's lock by hand: refused.
+pub async fn recover(
+    remote: &Remote,
+    found: &mut Gathered,
+    desired: &NodePlan,
+) -> Result<Vec<String>, RemoteError> {
+    if let Some((run, _)) = found.txns.iter().find(|(_, running)| *running) {
+        return Err(RemoteError::State {
+            node: remote.node.clone(),
+            message: format!(
+                "the transaction of run {run} is still running on the node; wait for it to finish"
+            ),
+        });
+    }
+    let undone: Vec<String> = found.txns.iter().map(|(r, _)| r.clone()).collect();
+    if undone.is_empty() || remote.dry_run() {
+        return Ok(vec![]);
+    }
+    for run in &undone {
+        super::txn::undo_interrupted(remote, run).await?;
+    }
+    *found = gather(remote, desired).await?;
+    Ok(undone)
 }
 
 async fn parse(remote: &Remote, script: &str) -> Result<Gathered, RemoteError> {

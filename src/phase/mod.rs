@@ -7,6 +7,7 @@ pub mod connect;
 pub mod gather;
 pub mod lock;
 pub mod reset;
+pub mod txn;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

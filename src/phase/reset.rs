@@ -1,13 +1,12 @@
-//! reset: undo everything state.json says netctl installed: run the recorded teardown (routes,
-//! links), stop and disable units it created, put back the originals of files it took over,
-//! remove the files it created, and drop state.json. Copies of everything removed go to this
-//! run's backup directory first.
+//! reset: undo everything state.json says netctl installed, as one node transaction (txn.rs): run
+//! the recorded teardown (routes, links), stop and disable units it created, put back the
+//! originals of files it took over, remove the files it created, and drop state.json. Copies of
+//! everything removed go to this run's backup directory first; a failure puts it all back.
 
-use crate::provider::sh_quote;
 use crate::remote::{Remote, RemoteError};
 use crate::state::{NodeState, ORIGINALS_DIR, STATE_FILE};
 
-use super::apply::backup_dir;
+use super::txn::{self, Txn};
 
 pub struct ResetCounts {
     pub files_restored: usize,
@@ -16,14 +15,11 @@ pub struct ResetCounts {
     pub units_disabled: usize,
 }
 
-pub async fn reset(
-    remote: &Remote,
-    state: &NodeState,
-    run_id: &str,
-    systemd: bool,
-) -> Result<ResetCounts, RemoteError> {
+/// The transaction that resets a node, and what it will count.
+pub fn plan(state: &NodeState, systemd: bool) -> (Txn, ResetCounts) {
+    let mut t = Txn::default();
     for s in &state.teardown {
-        remote.change(&s.title, &s.command).await?;
+        t.run(s);
     }
     let created_units: Vec<&String> = state
         .units
@@ -37,52 +33,53 @@ pub async fn reset(
         .collect();
     if systemd {
         for u in &created_units {
-            remote
-                .change(
-                    &format!("disable {u}"),
-                    &format!("systemctl disable --now --quiet {} || true", sh_quote(u)),
-                )
-                .await?;
+            t.disable(u);
         }
     }
-    let backups = backup_dir(run_id);
-    let mut script = String::from("set -e\n");
     let (mut restored, mut removed) = (0, 0);
     for (path, f) in &state.files {
-        let p = sh_quote(path);
-        let b = sh_quote(&format!("{backups}{path}"));
-        script.push_str(&format!(
-            "if [ -e {p} ]; then mkdir -p \"$(dirname {b})\" && cp -a {p} {b}; fi\n"
-        ));
         if f.original {
-            let o = sh_quote(&format!("{ORIGINALS_DIR}{path}"));
-            script.push_str(&format!("mv -f {o} {p}\n"));
+            t.restore(path);
             restored += 1;
         } else {
-            script.push_str(&format!("rm -f {p}\n"));
+            t.remove(path);
             removed += 1;
         }
     }
-    script.push_str(&format!(
-        "rm -f {}\nrm -rf {}\nrmdir /usr/local/lib/netctl 2>/dev/null || true\n",
-        sh_quote(STATE_FILE),
-        sh_quote(ORIGINALS_DIR)
-    ));
-    remote.change("restore files", &script).await?;
+    t.remove(STATE_FILE);
     if systemd
         && state
             .files
             .keys()
             .any(|p| p.starts_with("/etc/systemd/system/"))
     {
-        remote
-            .change("systemctl daemon-reload", "systemctl daemon-reload")
-            .await?;
+        t.reload();
     }
-    Ok(ResetCounts {
+    t.commit();
+    for (path, _) in state.files.iter().filter(|(_, f)| f.original) {
+        t.purge(path);
+    }
+    t.tidy(ORIGINALS_DIR);
+    t.tidy("/usr/local/lib/netctl");
+    t.undo_after_restore(&state.commands);
+    let counts = ResetCounts {
         files_restored: restored,
         files_removed: removed,
         commands_run: state.teardown.len(),
         units_disabled: if systemd { created_units.len() } else { 0 },
-    })
+    };
+    (t, counts)
+}
+
+pub async fn reset(
+    remote: &Remote,
+    state: &NodeState,
+    run_id: &str,
+    systemd: bool,
+) -> Result<ResetCounts, RemoteError> {
+    let (t, counts) = plan(state, systemd);
+    match txn::apply(remote, &t, run_id).await? {
+        txn::Outcome::Applied => Ok(counts),
+        other => Err(txn::failed(remote, other, run_id)),
+    }
 }

@@ -129,6 +129,8 @@ pub struct Cluster {
     /// The run's certificates (flanneld as a systemd unit), set by the command from
     /// `certs::prepare`; node plans include them, so every command agrees on what a node holds.
     pub pki: Option<std::sync::Arc<crate::certs::Pki>>,
+    /// The file the profile was read from (empty when built from text in memory).
+    pub source: PathBuf,
 }
 
 impl Cluster {
@@ -156,10 +158,12 @@ pub fn load(path: &Path) -> Result<Cluster, ProfileError> {
 /// Parse, validate and plan profile text; `path` only names it in errors.
 pub fn load_str(text: &str, path: &Path) -> Result<Cluster, ProfileError> {
     let profile = parse(text, path)?;
-    resolve(profile).map_err(|problems| ProfileError::Invalid {
+    let mut cluster = resolve(profile).map_err(|problems| ProfileError::Invalid {
         path: path.to_path_buf(),
         problems,
-    })
+    })?;
+    cluster.source = path.to_path_buf();
+    Ok(cluster)
 }
 
 /// YAML to `Profile`; syntax, type and unknown-key errors carry line and column.
@@ -203,6 +207,7 @@ pub fn resolve(profile: Profile) -> Result<Cluster, Vec<Problem>> {
         hash,
         profile,
         pki: None,
+        source: PathBuf::new(),
     })
 }
 

@@ -1,0 +1,148 @@
+//! `netctl unlock -p P --run RUN_ID`: clear the node locks a run left when it was killed or cut
+//! off before its node transactions started (a transaction releases its own lock when it ends).
+//! Per node: read the lock and the transactions (read-only); a lock held by another run, or none,
+//! is left alone; a lock of RUN_ID is cleared only when that run is not alive where netctl can
+//! tell (its process on this machine, its transaction on the node). A transaction of RUN_ID that
+//! never finished is put back first, by its own script.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::fleet;
+use crate::phase::{connect, gather, lock, txn};
+use crate::printer::{Progress, Table};
+use crate::profile::{Cluster, Node};
+use crate::provider::NodePlan;
+use crate::remote::{Remote, RemoteError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Result {
+    /// The run's lock was removed.
+    Unlocked,
+    /// The node was not locked by the run (free, or another run's: left alone).
+    NotHeld,
+    /// The run is alive: nothing removed.
+    Refused,
+    Failed,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnlockReport {
+    pub name: String,
+    pub result: Result,
+    pub detail: String,
+}
+
+async fn unlock_node(
+    cluster: Arc<Cluster>,
+    node: Node,
+    run: String,
+    accept_new: bool,
+    line: crate::printer::NodeLine,
+) -> UnlockReport {
+    line.phase("connect");
+    let report = match connect::connect(&cluster, &node, accept_new, false).await {
+        Ok(remote) => {
+            line.phase("unlock");
+            let r = clear(&remote, &run).await;
+            remote.close().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    line.done("done");
+    let (result, detail) = match report {
+        Ok(pair) => pair,
+        Err(e) if e.is_refusal() => (Result::Refused, e.to_string()),
+        Err(e) => (Result::Failed, e.to_string()),
+    };
+    UnlockReport {
+        name: node.name,
+        result,
+        detail,
+    }
+}
+
+async fn clear(remote: &Remote, run: &str) -> std::result::Result<(Result, String), RemoteError> {
+    let found = gather::gather(remote, &NodePlan::default()).await?;
+    let holder = found.lock.as_deref().map(lock::Holder::parse);
+    let ours = holder.as_ref().is_some_and(|h| h.run == run);
+    if let Some((_, true)) = found.txns.iter().find(|(r, _)| r == run) {
+        return Err(RemoteError::State {
+            node: remote.node.clone(),
+            message: format!(
+                "run {run}'s transaction is still running on the node: it releases the lock itself when it ends"
+            ),
+        });
+    }
+    if let Some(h) = holder.as_ref().filter(|_| ours) {
+        if h.alive_here() == Some(true) {
+            return Err(RemoteError::Refused {
+                node: remote.node.clone(),
+                message: format!(
+                    "run {run} is still alive here (pid {}): stop it first",
+                    h.pid
+                ),
+            });
+        }
+    }
+    let mut detail = Vec::new();
+    if found.txns.iter().any(|(r, running)| r == run && !running) {
+        txn::undo_interrupted(remote, run).await?;
+        detail.push(format!("put back run {run}'s unfinished transaction"));
+    }
+    if !ours {
+        let why = match &holder {
+            None => "not locked".to_string(),
+            Some(h) => format!("locked by {}, not by {run}: left alone", h.describe()),
+        };
+        detail.push(why);
+        return Ok((Result::NotHeld, detail.join("; ")));
+    }
+    remote.change("unlock", &lock::release_script(run)).await?;
+    detail.insert(
+        0,
+        format!(
+            "removed the lock of {}",
+            holder.map(|h| h.describe()).unwrap_or_default()
+        ),
+    );
+    Ok((Result::Unlocked, detail.join("; ")))
+}
+
+pub async fn run(
+    cluster: Arc<Cluster>,
+    run: String,
+    accept_new: bool,
+    concurrency: Option<usize>,
+    quiet: bool,
+) -> Vec<UnlockReport> {
+    let progress = Progress::new(quiet);
+    let jobs: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| (n.clone(), progress.node(&n.name)))
+        .collect();
+    let c = concurrency.unwrap_or(cluster.profile.ssh.concurrency);
+    fleet::run(jobs, c, |(n, line)| {
+        unlock_node(cluster.clone(), n, run.clone(), accept_new, line)
+    })
+    .await
+}
+
+pub fn text(reports: &[UnlockReport]) -> String {
+    let mut t = Table::new(&["NODE", "RESULT", "DETAIL"]);
+    for r in reports {
+        t.row(vec![
+            r.name.clone(),
+            serde_json::to_value(r.result)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            r.detail.clone(),
+        ]);
+    }
+    t.render()
+}
