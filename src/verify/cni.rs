@@ -3,6 +3,12 @@
 //! gets on stdin (cniVersion and name from the list, runtimeConfig for declared capabilities,
 //! prevResult), the order (ADD forwards, DEL in reverse with the final ADD result), and the env.
 //! Pure: the remote side only runs each invocation (dataplane.rs).
+//!
+//! A config is written by whoever controls the node's provider (a DaemonSet copies it from a
+//! ConfigMap), so `parse` treats it as hostile: the network name (host-local's state directory,
+//! which verify removes), plugin types (binaries under the CNI bin dir) and the bridge name (a
+//! device verify may delete) are checked here, once, before any of them reaches a path or a
+//! script. A config that fails is an error naming the file and the value, never acted on.
 
 use serde_json::{json, Map, Value};
 
@@ -12,6 +18,98 @@ pub enum CniError {
     Json { file: String, message: String },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    #[error("{file}: {bad}")]
+    Unsafe { file: String, bad: BadName },
+}
+
+/// A name read from a node that cannot become part of a path or a shell word. Values are shown
+/// with `{:?}` so control characters in them reach the terminal escaped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BadName {
+    #[error(
+        "network name {0:?} is not valid: the CNI spec requires ^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$"
+    )]
+    Network(String),
+    #[error("plugin type {0:?} is not a plain binary name (^[a-zA-Z0-9][a-zA-Z0-9_.\\-]*$)")]
+    PluginType(String),
+    #[error("{field} {value:?} is not a valid interface name: {why}")]
+    Interface {
+        field: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+/// The CNI spec's rule for network names, which plugin types (file names in the bin dir) follow
+/// too: an alphanumeric first character rules out `.`, `..`, `-x` and the empty name; the rest
+/// has no `/`, whitespace or shell metacharacter.
+fn spec_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// A CNI network name that is safe as one path component (host-local's
+/// `/var/lib/cni/networks/<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NetworkName(String);
+
+impl NetworkName {
+    pub fn new(name: &str) -> Result<NetworkName, BadName> {
+        if spec_name(name) {
+            Ok(NetworkName(name.to_string()))
+        } else {
+            Err(BadName::Network(name.to_string()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for NetworkName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A plugin (or IPAM plugin) type: the file name of a binary under the CNI bin dir.
+pub fn check_plugin_type(t: &str) -> Result<(), BadName> {
+    if spec_name(t) {
+        Ok(())
+    } else {
+        Err(BadName::PluginType(t.to_string()))
+    }
+}
+
+/// Linux's rule for device names (dev_valid_name: 1 to 15 bytes, not `.` or `..`, no `/`, `:`
+/// or whitespace), plus no control characters and no leading `-`, which `ip` would read as an
+/// option.
+pub fn check_ifname(field: &'static str, name: &str) -> Result<(), BadName> {
+    let why = if name.is_empty() {
+        Some("empty")
+    } else if name.len() > 15 {
+        Some("longer than 15 bytes (IFNAMSIZ)")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not device names")
+    } else if name.starts_with('-') {
+        Some("starts with `-`")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+    {
+        Some("contains `/`, `:`, whitespace or a control character")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(BadName::Interface {
+            field,
+            value: name.to_string(),
+            why,
+        }),
+    }
 }
 
 /// A network configuration list; a single `.conf` becomes a list of one plugin.
@@ -19,7 +117,7 @@ pub enum CniError {
 pub struct ConfList {
     pub file: String,
     pub cni_version: String,
-    pub name: String,
+    pub name: NetworkName,
     pub plugins: Vec<Value>,
 }
 
@@ -55,9 +153,31 @@ pub fn parse(file: &str, text: &str) -> Result<ConfList, CniError> {
     } else {
         vec![v.clone()]
     };
+    let unsafe_ = |bad: BadName| CniError::Unsafe {
+        file: file.to_string(),
+        bad,
+    };
+    let name = NetworkName::new(&name).map_err(unsafe_)?;
     for (i, p) in plugins.iter().enumerate() {
-        if p.get("type").and_then(Value::as_str).is_none() {
+        let Some(t) = p.get("type").and_then(Value::as_str) else {
             return Err(invalid(&format!("plugin {i} has no \"type\"")));
+        };
+        check_plugin_type(t).map_err(unsafe_)?;
+        match p.pointer("/ipam/type") {
+            None => {}
+            Some(Value::String(t)) => check_plugin_type(t).map_err(unsafe_)?,
+            Some(_) => {
+                return Err(invalid(&format!(
+                    "plugin {i}: ipam \"type\" is not a string"
+                )))
+            }
+        }
+        if t == "bridge" {
+            match p.get("bridge") {
+                None => {}
+                Some(Value::String(b)) => check_ifname("bridge", b).map_err(unsafe_)?,
+                Some(_) => return Err(invalid(&format!("plugin {i}: \"bridge\" is not a string"))),
+            }
         }
     }
     Ok(ConfList {
@@ -97,7 +217,7 @@ impl ConfList {
     pub fn plugin_config(&self, i: usize, prev_result: Option<&Value>) -> Value {
         let mut p: Map<String, Value> = self.plugins[i].as_object().cloned().unwrap_or_default();
         p.insert("cniVersion".into(), json!(self.cni_version));
-        p.insert("name".into(), json!(self.name));
+        p.insert("name".into(), json!(self.name.as_str()));
         if let Some(caps) = p.get("capabilities").and_then(Value::as_object) {
             let rc: Map<String, Value> = caps
                 .iter()
@@ -127,7 +247,7 @@ impl ConfList {
             .map(|m| m as u32)
     }
 
-    /// The bridge a `bridge` plugin creates (default cni0).
+    /// The bridge a `bridge` plugin creates (default cni0); `parse` checked the name.
     pub fn bridge(&self) -> Option<String> {
         self.plugins
             .iter()
@@ -228,7 +348,7 @@ mod tests {
     #[test]
     fn a_single_conf_is_a_list_of_one() {
         let l = parse("10-bridge.conf", BRIDGE).unwrap();
-        assert_eq!(l.name, "bridge");
+        assert_eq!(l.name.as_str(), "bridge");
         assert_eq!(l.plugins.len(), 1);
         assert_eq!(l.binaries(), vec!["bridge", "host-local"]);
         assert_eq!(l.mtu(), Some(1450));
@@ -283,5 +403,135 @@ mod tests {
         assert!(parse_result("boom").is_err());
         let env = env("ADD", "c1", "/var/run/netns/c1", "eth0", "/usr/lib/cni");
         assert!(env.contains(&("CNI_PATH".into(), "/usr/lib/cni".into())));
+    }
+
+    #[test]
+    fn network_names_follow_the_cni_spec() {
+        for ok in ["cbr0", "k8s-pod-network", "a", "9net", "my_net.v2-x"] {
+            assert_eq!(NetworkName::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../../../../tmp/x",
+            "a/b",
+            "-net",
+            "_net",
+            ".hidden",
+            "a b",
+            "a\nb",
+            "$(reboot)",
+            "net'",
+            "nét",
+        ] {
+            assert_eq!(
+                NetworkName::new(bad),
+                Err(BadName::Network(bad.into())),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plugin_types_are_plain_binary_names() {
+        for ok in [
+            "bridge",
+            "host-local",
+            "calico-ipam",
+            "weave-net",
+            "cilium-cni",
+        ] {
+            assert_eq!(check_plugin_type(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../sbin/reboot",
+            "/bin/sh",
+            "-h",
+            "a b",
+            "x;y",
+        ] {
+            assert_eq!(
+                check_plugin_type(bad),
+                Err(BadName::PluginType(bad.into())),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn interface_names_follow_the_kernel_and_are_no_options() {
+        for ok in ["cni0", "vpbr0", "br-123456789abc", "flannel.1", "weave"] {
+            assert_eq!(check_ifname("bridge", ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "eth0:1",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "-h",
+            "a\u{1b}[2J",
+            "sixteen-bytes-xx",
+        ] {
+            let e = check_ifname("bridge", bad).unwrap_err();
+            assert!(
+                matches!(&e, BadName::Interface { field: "bridge", value, .. } if value == bad),
+                "{bad:?}: {e:?}"
+            );
+        }
+        let e = check_ifname("bridge", "a\u{1b}[2J")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\u{1b}'), "shown escaped: {e}");
+    }
+
+    /// Issue 10, finding 3: a config whose name climbs out of host-local's state directory, or
+    /// whose plugin or bridge names are not plain, is an error naming the file and the value.
+    #[test]
+    fn configs_with_unusable_names_are_errors_naming_file_and_value() {
+        let cases = [
+            (
+                r#"{"name":"../../../../tmp/x","type":"bridge"}"#,
+                "network name \"../../../../tmp/x\"",
+            ),
+            (
+                r#"{"name":"n","plugins":[{"type":"bridge"},{"type":"../../../bin/rm"}]}"#,
+                "plugin type \"../../../bin/rm\"",
+            ),
+            (
+                r#"{"name":"n","type":"bridge","ipam":{"type":"/tmp/ipam"}}"#,
+                "plugin type \"/tmp/ipam\"",
+            ),
+            (
+                r#"{"name":"n","type":"bridge","bridge":"-x"}"#,
+                "bridge \"-x\" is not a valid interface name",
+            ),
+            (
+                r#"{"name":"n","type":"bridge","bridge":"eth0 up"}"#,
+                "bridge \"eth0 up\"",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse("00-hostile.conf", text).unwrap_err();
+            assert!(matches!(e, CniError::Unsafe { .. }), "{e:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("00-hostile.conf: ") && msg.contains(want),
+                "{msg}"
+            );
+        }
+        assert!(matches!(
+            parse("a.conf", r#"{"name":"n","type":"bridge","bridge":7}"#),
+            Err(CniError::Invalid { .. })
+        ));
+        // Another plugin's "bridge" field is not a device netctl touches.
+        assert!(parse("a.conf", r#"{"name":"n","type":"x","bridge":"-x"}"#).is_ok());
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::cni::{self, ConfList};
+use super::cni::{self, ConfList, NetworkName};
 use super::node::{self, Active, Facts};
 use super::{Check, Mesh};
 use crate::fleet;
@@ -43,7 +43,8 @@ pub fn runnable(cluster: &Cluster, node: &Node, facts: &Facts) -> Result<ConfLis
     }
     match node::active(facts) {
         Active::None => Err("no CNI config on the node (see node.cni-config)".into()),
-        Active::Broken(name, _) => Err(format!("{name} does not parse (see node.cni-config)")),
+        // The error names the file and the bad value: kubenet and non-workers skip node.cni-config.
+        Active::Broken(_, e) => Err(format!("{e} (see node.cni-config)")),
         Active::Ok(list) => {
             let missing = node::missing_binaries(&list, facts);
             if !missing.is_empty() {
@@ -52,9 +53,6 @@ pub fn runnable(cluster: &Cluster, node: &Node, facts: &Facts) -> Result<ConfLis
                     list.file,
                     missing.join(", ")
                 ));
-            }
-            if let Some(bad) = list.binaries().iter().find(|b| b.contains('/')) {
-                return Err(format!("plugin type {bad:?} is not a plain name"));
             }
             if let Some(why) = needs_a_real_pod(&list) {
                 return Err(why);
@@ -134,22 +132,35 @@ pub struct Cursor {
     pub content: String,
 }
 
+/// host-local's cursor files are `last_reserved_ip.<range index>`.
+const CURSOR_PREFIX: &str = "last_reserved_ip.";
+
 /// Print every cursor file of the networks under `root` as `@@cursor path mtime content`: part
-/// of the node check script, so saving them costs no round trip of its own.
+/// of the node check script, so saving them costs no round trip of its own. A path with a
+/// newline is skipped: it would print lines of its own choosing into the script's output; a
+/// symlink is skipped: restoring it would write through it.
 pub fn cursors_script(root: &str) -> String {
     format!(
-        "for f in {}/*/last_reserved_ip.*; do if [ -f \"$f\" ]; then printf '@@cursor %s %s %s\\n' \"$f\" \"$(stat -c %.9Y \"$f\")\" \"$(cat \"$f\")\"; fi; done\n",
+        "for f in {}/*/{CURSOR_PREFIX}*; do case \"$f\" in *'\n'*) continue ;; esac; if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then printf '@@cursor %s %s %s\\n' \"$f\" \"$(stat -c %.9Y \"$f\")\" \"$(head -c 64 \"$f\")\"; fi; done\n",
         sh_quote(root)
     )
 }
 
-/// None when a line is not `path mtime ip`: then the cursors are not touched at all.
-fn parse_cursors(out: &str) -> Option<Vec<Cursor>> {
-    out.lines()
+/// The cursors of the network directory `dir`, from the node script's `@@cursor` lines. None
+/// when one of them is not `<dir>/last_reserved_ip.<range index> mtime ip`: the path and
+/// values are written back as root, so an odd line means the cursors are not touched at all.
+fn parse_cursors(dir: &str, lines: &[String]) -> Option<Vec<Cursor>> {
+    let prefix = format!("{dir}/");
+    lines
+        .iter()
+        .filter(|l| l.starts_with(&prefix))
         .map(|l| {
             let mut w = l.splitn(3, ' ');
             let (path, mtime, content) = (w.next()?, w.next()?, w.next()?);
-            let ok = !content.is_empty()
+            let index = path.strip_prefix(&prefix)?.strip_prefix(CURSOR_PREFIX)?;
+            let ok = !index.is_empty()
+                && index.bytes().all(|b| b.is_ascii_digit())
+                && !content.is_empty()
                 && content
                     .bytes()
                     .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
@@ -166,7 +177,7 @@ fn parse_cursors(out: &str) -> Option<Vec<Cursor>> {
 /// Put the cursors of `dir` back as they were: the ones the pods created go, the others get
 /// their content and mtime back.
 fn restore_cursors_script(dir: &str, cursors: &[Cursor]) -> String {
-    let mut s = format!("rm -f {}/last_reserved_ip.*\n", sh_quote(dir));
+    let mut s = format!("rm -f {}/{CURSOR_PREFIX}*\n", sh_quote(dir));
     for c in cursors {
         let p = sh_quote(&c.path);
         s.push_str(&format!(
@@ -263,10 +274,7 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
         }
         let mut script = String::new();
         if let Some(br) = &m.bridge_new {
-            let q = sh_quote(br);
-            script.push_str(&format!(
-                "if ip link show {q} >/dev/null 2>&1 && [ -z \"$(ip -o link show master {q})\" ]; then ip link del {q}; fi\n"
-            ));
+            script.push_str(&format!("{DEL_EMPTY_BRIDGE}del_empty_bridge {}\n", sh_quote(br)));
         }
         match (&m.ipam_dir_new, &m.cursors) {
             (Some(d), _) => script.push_str(&format!("rm -rf {}\n", sh_quote(d))),
@@ -305,15 +313,22 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
     results.into_iter().flatten().collect()
 }
 
+/// Shell function: delete device $1 only if it is a bridge with nothing attached. The name comes
+/// from a CNI config on the node, so it must not take down the uplink or a VXLAN device that a
+/// config happens to name.
+const DEL_EMPTY_BRIDGE: &str = "del_empty_bridge() { if ip -d -o link show dev \"$1\" 2>/dev/null | grep -q ' bridge ' && [ -z \"$(ip -o link show master \"$1\" 2>/dev/null)\" ]; then ip link del dev \"$1\"; fi; }\n";
+
 /// Remove test pods a killed run left on a node (SIGKILL skips teardown): every namespace named
 /// like `pod_names` makes (their veths go with them), host-local's reservations for them, and
 /// then any bridge named in a CNI config under `conf_dir` that has nothing attached: the first
 /// test pod's ADD may have created it, and the plugin makes it again on the next ADD. Run only
 /// while holding the node's lock for an interrupted run's recovery, when no other netctl run can
-/// have pods there.
+/// have pods there. Bridge names are read from the configs by the script itself, so it checks
+/// them as `cni::check_ifname` does (charset, length, not `.`, `..` or `-x`) and deletes only
+/// bridges.
 pub fn sweep_script(conf_dir: &str) -> String {
     format!(
-        "for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do\n\
+        "{DEL_EMPTY_BRIDGE}for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do\n\
            case \"$ns\" in netctl-*-a|netctl-*-b) ip netns del \"$ns\" ;; esac\n\
          done\n\
          for f in /var/lib/cni/networks/*/*; do\n\
@@ -321,14 +336,16 @@ pub fn sweep_script(conf_dir: &str) -> String {
            case \"$(head -n1 \"$f\")\" in netctl-*-a*|netctl-*-b*) rm -f \"$f\" ;; esac\n\
          done\n\
          for b in $(cat {dir}/*.conf {dir}/*.conflist 2>/dev/null | sed -n 's/.*\"bridge\" *: *\"\\([A-Za-z0-9_.-]*\\)\".*/\\1/p' | sort -u); do\n\
-           if ip link show \"$b\" >/dev/null 2>&1 && [ -z \"$(ip -o link show master \"$b\")\" ]; then ip link del \"$b\"; fi\n\
+           case \"$b\" in ''|-*|.|..|????????????????*) continue ;; esac\n\
+           del_empty_bridge \"$b\"\n\
          done\n",
         dir = sh_quote(conf_dir)
     )
 }
 
-/// host-local's state for a network (its default dataDir).
-fn network_dir(network: &str) -> String {
+/// host-local's state for a network (its default dataDir): one path component below it, as
+/// `NetworkName` guarantees.
+fn network_dir(network: &NetworkName) -> String {
     format!("/var/lib/cni/networks/{network}")
 }
 
@@ -524,16 +541,7 @@ pub async fn make_pods(
     let ipam_dir_new = (!p.facts.cni_networks.contains(&list.name)).then(|| dir.clone());
     let cursors = match &ipam_dir_new {
         Some(_) => None,
-        None => {
-            let mine: Vec<&str> = p
-                .facts
-                .cursors
-                .iter()
-                .filter(|l| l.starts_with(&format!("{dir}/")))
-                .map(String::as_str)
-                .collect();
-            parse_cursors(&mine.join("\n"))
-        }
+        None => parse_cursors(&dir, &p.facts.cursors),
     };
     // Registered before ADD starts: teardown removes even a half-made pod.
     registry.lock().unwrap().insert(
@@ -739,7 +747,8 @@ mod tests {
     }
 
     /// The cursor scripts, run by a real shell on a temporary directory: saved, moved (as an ADD
-    /// does), restored with content and mtime; a cursor the pods created goes.
+    /// does), restored with content and mtime; a cursor the pods created goes. A file name with
+    /// a newline (which would forge a line of output) and a symlink are never saved.
     #[test]
     fn host_local_cursors_are_put_back() {
         let t = tempfile::tempdir().unwrap();
@@ -756,14 +765,19 @@ mod tests {
         let net = format!("{dir}/net");
         let saved_now = || {
             let out = sh(&cursors_script(dir));
-            let lines: Vec<&str> = out
+            let lines: Vec<String> = out
                 .lines()
                 .filter_map(|l| l.strip_prefix("@@cursor "))
+                .map(String::from)
                 .collect();
-            parse_cursors(&lines.join("\n"))
+            parse_cursors(&net, &lines)
         };
         sh(&format!(
             "mkdir {net} && printf 10.200.0.7 > {net}/last_reserved_ip.0 && touch -d @1700000000.5 {net}/last_reserved_ip.0"
+        ));
+        sh(&format!(
+            "printf 10.0.0.1 > '{net}/last_reserved_ip.9\n@@cursor {net}/last_reserved_ip.8 1 1'; \
+             printf 10.0.0.1 > {dir}/target; ln -s {dir}/target {net}/last_reserved_ip.7"
         ));
         let saved = saved_now().unwrap();
         assert_eq!(saved.len(), 1);
@@ -776,13 +790,36 @@ mod tests {
         sh(&restore_cursors_script(&net, &saved));
         assert_eq!(saved_now(), Some(saved));
         assert_eq!(
-            parse_cursors(
-                "/x/last_reserved_ip.0 1.5 10.0.0.1\n/y z/last_reserved_ip.0 1.5 $(rm -rf /)\n"
-            ),
-            None,
-            "one odd line: hands off"
+            std::fs::read_to_string(format!("{dir}/target")).unwrap(),
+            "10.0.0.1"
         );
-        assert_eq!(parse_cursors(""), Some(vec![]));
+        let lines = |ls: &[&str]| ls.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let good = "/x/last_reserved_ip.0 1.5 10.0.0.1";
+        for odd in [
+            "/x/last_reserved_ip.1 1.5 $(rm -rf /)",
+            "/x/last_reserved_ip.1 $(reboot) 10.0.0.1",
+            "/x/../etc/last_reserved_ip.1 1.5 10.0.0.1",
+            "/x/last_reserved_ip.0/../../etc/shadow 1.5 10.0.0.1",
+            "/x/sub/last_reserved_ip.0 1.5 10.0.0.1",
+            "/x/last_reserved_ip. 1.5 10.0.0.1",
+            "/x/last_reserved_ip.0",
+        ] {
+            assert_eq!(
+                parse_cursors("/x", &lines(&[good, odd])),
+                None,
+                "one odd line, hands off: {odd}"
+            );
+        }
+        assert_eq!(
+            parse_cursors(
+                "/x",
+                &lines(&[good, "/y/last_reserved_ip.0 1.5 $(rm -rf /)"])
+            )
+            .map(|c| c.len()),
+            Some(1),
+            "other networks' cursors are not this one's"
+        );
+        assert_eq!(parse_cursors("/x", &[]), Some(vec![]));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use base64::Engine;
 use ipnetwork::Ipv4Network;
 
-use super::cni::{self, ConfList};
+use super::cni::{self, ConfList, NetworkName};
 use super::Check;
 use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind, RoutesBackend};
 use crate::provider::{self, routes, sh_quote, NodePlan};
@@ -40,15 +40,19 @@ pub struct Facts {
     pub systemd: bool,
     /// Unit -> (is-active, is-enabled).
     pub units: BTreeMap<String, (String, String)>,
-    /// Directories under /var/lib/cni/networks (host-local's per-network state).
-    pub cni_networks: BTreeSet<String>,
+    /// Directories under /var/lib/cni/networks (host-local's per-network state). Only names a
+    /// CNI network can have: verify asks about its own network's, never acts on the others.
+    pub cni_networks: BTreeSet<NetworkName>,
     /// Which of /var/lib/cni and /var/lib/cni/networks existed.
     pub cni_dirs: BTreeSet<String>,
     /// host-local's allocation cursors, `path mtime content` (see dataplane::cursors_script).
     pub cursors: Vec<String>,
 }
 
-/// The one read-only script. Every value it prints is tagged; nothing it prints is run.
+/// The one read-only script. Every value it prints is tagged; nothing it prints is run. Names it
+/// finds on the node (files, directories) could hold a newline and so forge tagged lines of
+/// their own (`@@forward 0` would make verify turn forwarding off when it cleans up): config
+/// file names are printed in base64, other names with a newline are left out.
 pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
     let net = &cluster.profile.networking;
     let mut s = format!(
@@ -62,10 +66,10 @@ pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
         "printf '@@forward %s\\n' \"$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo -)\"\n",
         "m=0; [ -d /sys/module/br_netfilter ] && m=1\n",
         "printf '@@brnf %s %s\\n' $m \"$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo -)\"\n",
-        "for f in \"$CONF\"/*.conf \"$CONF\"/*.conflist \"$CONF\"/*.json; do [ -f \"$f\" ] || continue; printf '@@conf %s ' \"${f##*/}\"; base64 -w0 < \"$f\"; echo; done\n",
-        "for f in \"$BIN\"/*; do [ -f \"$f\" ] && [ -x \"$f\" ] && printf '@@bin %s\\n' \"${f##*/}\"; done\n",
+        "for f in \"$CONF\"/*.conf \"$CONF\"/*.conflist \"$CONF\"/*.json; do [ -f \"$f\" ] || continue; printf '@@conf %s ' \"$(printf '%s' \"${f##*/}\" | base64 -w0)\"; base64 -w0 < \"$f\"; echo; done\n",
+        "for f in \"$BIN\"/*; do case \"$f\" in *'\n'*) continue ;; esac; [ -f \"$f\" ] && [ -x \"$f\" ] && printf '@@bin %s\\n' \"${f##*/}\"; done\n",
         "for d in /var/lib/cni /var/lib/cni/networks; do [ -d \"$d\" ] && printf '@@cnidir %s\\n' \"$d\"; done\n",
-        "for d in /var/lib/cni/networks/*; do [ -d \"$d\" ] && printf '@@cninet %s\\n' \"${d##*/}\"; done\n",
+        "for d in /var/lib/cni/networks/*; do case \"$d\" in *'\n'*) continue ;; esac; [ -d \"$d\" ] && printf '@@cninet %s\\n' \"${d##*/}\"; done\n",
         "set -- $(ip -o -4 addr show to \"$ADDR\"); printf '@@nodedev %s\\n' \"${2:-}\"\n",
         "ip -o -4 addr show | while read -r _ d _ a _; do printf '@@addr %s %s\\n' \"$d\" \"$a\"; done\n",
         "ip -o link show | while read -r _ d flags _ mtu _; do printf '@@link %s %s %s\\n' \"${d%%:*}\" \"$flags\" \"$mtu\"; done\n",
@@ -119,11 +123,9 @@ pub fn parse(out: &str) -> Facts {
                 f.br_call_iptables = words.get(1).unwrap_or(&"-").to_string();
             }
             "conf" => {
-                if let Some((name, data)) = rest.split_once(' ') {
-                    f.confs
-                        .insert(name.to_string(), b64(data).unwrap_or_default());
-                } else {
-                    f.confs.insert(rest.to_string(), String::new());
+                let (name, data) = rest.split_once(' ').unwrap_or((rest, ""));
+                if let Some(name) = b64(name).filter(|n| !n.is_empty()) {
+                    f.confs.insert(name, b64(data).unwrap_or_default());
                 }
             }
             "bin" => {
@@ -133,7 +135,10 @@ pub fn parse(out: &str) -> Facts {
                 f.cni_dirs.insert(rest.trim().to_string());
             }
             "cninet" => {
-                f.cni_networks.insert(rest.trim().to_string());
+                // Any other directory there is not a network verify could make pods on.
+                if let Ok(n) = NetworkName::new(rest.trim()) {
+                    f.cni_networks.insert(n);
+                }
             }
             "cursor" => f.cursors.push(rest.trim_end().to_string()),
             "nodedev" => f.node_dev = Some(rest.trim().to_string()).filter(|d| !d.is_empty()),
@@ -198,7 +203,7 @@ pub fn expected_config(cluster: &Cluster) -> Option<&'static str> {
 pub enum Active {
     /// No config file at all.
     None,
-    /// The winning file does not parse.
+    /// The winning file does not parse, or holds a name that cannot be used (cni::BadName).
     Broken(String, String),
     Ok(ConfList),
 }
@@ -314,7 +319,7 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
         Active::Broken(name, e) => Check::fail(
             ID,
             &node.name,
-            format!("{dir}/{name} is picked first but does not parse: {e}"),
+            format!("{dir}/{name} is picked first but is not usable: {e}"),
             format!("fix or remove {dir}/{name}; netctl init rewrites {want}"),
         ),
         Active::Ok(list) if list.file != want => Check::fail(
@@ -917,11 +922,19 @@ mod tests {
 
     #[test]
     fn the_script_output_parses() {
-        let out = "@@forward 1\n@@brnf 0 -\n@@conf 10-bridge.conf eyJhIjoxfQ==\n@@bin bridge\n@@nodedev eth0\n@@addr cni0 10.200.0.1/24\n@@link netctl-vxlan@NONE: <UP> 1450\n@@link eth0@if7: <UP,LOWER_UP> 1500\n@@route 10.200.1.0/24 via 10.240.0.12 dev eth0 proto 211\n@@sha abc /etc/x\n@@systemd\n@@unit netctl-routes.service active enabled\n";
+        let out = "@@forward 1\n@@brnf 0 -\n@@conf MTAtYnJpZGdlLmNvbmY= eyJhIjoxfQ==\n@@bin bridge\n@@cninet cbr0\n@@cninet ..\n@@cninet a b\n@@nodedev eth0\n@@addr cni0 10.200.0.1/24\n@@link netctl-vxlan@NONE: <UP> 1450\n@@link eth0@if7: <UP,LOWER_UP> 1500\n@@route 10.200.1.0/24 via 10.240.0.12 dev eth0 proto 211\n@@sha abc /etc/x\n@@systemd\n@@unit netctl-routes.service active enabled\n";
         let f = parse(out);
         assert_eq!(f.forward, "1");
         assert!(!f.br_module);
         assert_eq!(f.confs["10-bridge.conf"], "{\"a\":1}");
+        assert_eq!(
+            f.cni_networks
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>(),
+            ["cbr0"],
+            "only names a network can have"
+        );
         assert_eq!(f.links["eth0"].1, 1500);
         assert_eq!(f.links["netctl-vxlan"].1, 1450);
         assert_eq!(f.addrs[0].0, "cni0");
@@ -932,5 +945,33 @@ mod tests {
             f.units["netctl-routes.service"],
             ("active".into(), "enabled".into())
         );
+    }
+
+    /// Names on the node are data: the script, run by a real shell, keeps a config file name
+    /// with newlines whole (the runtime may pick that file) and lets no name forge a tagged line.
+    #[test]
+    fn names_on_the_node_cannot_forge_facts() {
+        let mut c = cluster("");
+        let conf = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        c.profile.networking.cni_conf_dir = conf.path().to_str().unwrap().into();
+        c.profile.networking.cni_bin_dir = bin.path().to_str().unwrap().into();
+        let forged = "00-x\n@@forward 7\n@@bin forged\n.conf";
+        std::fs::write(conf.path().join(forged), "{}").unwrap();
+        let plugin = bin.path().join("p\n@@forward 7\n@@bin forged");
+        std::fs::write(&plugin, "").unwrap();
+        std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let n = &c.nodes[0];
+        let plan = provider::node_plan(&c, n);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&c, n, &plan))
+            .output()
+            .unwrap();
+        let f = parse(&String::from_utf8_lossy(&out.stdout));
+        assert_ne!(f.forward, "7", "a file name set a fact");
+        assert!(f.bins.is_empty(), "{:?}", f.bins);
+        assert_eq!(f.confs.keys().collect::<Vec<_>>(), [forged]);
     }
 }
