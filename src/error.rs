@@ -29,7 +29,13 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Profile(_) | Error::Usage(_) => 2,
-            Error::Write(WriteError::NotOurs { .. } | WriteError::Source { .. }) => 2,
+            Error::Write(
+                WriteError::NotOurs { .. }
+                | WriteError::Source { .. }
+                | WriteError::NotADirectory { .. }
+                | WriteError::InTheWay { .. }
+                | WriteError::BadManifest { .. },
+            ) => 2,
             Error::Write(_) | Error::Failed(_) => 1,
             // The profile's CA (or the stored one) cannot be used: fix the input.
             Error::Certs(crate::certs::CertError::Ca { .. }) => 2,

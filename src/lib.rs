@@ -19,6 +19,7 @@ pub mod provider;
 pub mod remote;
 pub mod render;
 pub mod state;
+pub mod tempdir;
 pub mod transport;
 pub mod verify;
 

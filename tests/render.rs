@@ -401,3 +401,174 @@ fn a_missing_manifest_file_is_bad_input_naming_the_field() {
         "nothing is written for a bad profile"
     );
 }
+
+/// `netctl render -p profile --out out`.
+fn render_into(profile: &str, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_netctl"))
+        .args(["render", "-p"])
+        .arg(root().join("profiles").join(profile))
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// Every file and directory under `dir`, relative, directories ending in `/`.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                out.push(format!("{rel}/"));
+                stack.push(p);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 10, finding 4: a directory holding a plan.json (Terraform's) was taken for an earlier
+/// render and deleted.
+#[test]
+fn render_leaves_a_directory_it_did_not_write_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let tf = dir.path().join("infra");
+    std::fs::create_dir_all(tf.join(".terraform")).unwrap();
+    for (f, c) in [
+        ("plan.json", "{\"format_version\": \"1.2\"}"),
+        ("main.tf", "resource \"x\" \"y\" {}"),
+        (".terraform/terraform.tfstate", "{}"),
+    ] {
+        std::fs::write(tf.join(f), c).unwrap();
+    }
+    let before = tree(&tf);
+    let o = render_into("gce-routes.yaml", &tf);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&tf.display().to_string()), "{err}");
+    assert_eq!(tree(&tf), before);
+    assert_eq!(
+        std::fs::read_to_string(tf.join("main.tf")).unwrap(),
+        "resource \"x\" \"y\" {}"
+    );
+}
+
+/// A render over an earlier one: exactly the new render's files, nothing of the old one that the
+/// new one does not write (empty directories included), and what someone else put there stays.
+#[test]
+fn rerender_replaces_only_what_the_earlier_render_wrote() {
+    let d = tempfile::tempdir().unwrap();
+    let fresh = d.path().join("fresh");
+    assert!(render_into("gce-routes.yaml", &fresh).status.success());
+
+    let out = d.path().join("out");
+    let o = render_into("calico.yaml", &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Someone else's files, next to and inside the render's directories.
+    std::fs::write(out.join("NOTES.md"), "mine").unwrap();
+    std::fs::write(out.join("cluster/extra.yaml"), "mine").unwrap();
+    let o = render_into("gce-routes.yaml", &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut want = tree(&fresh);
+    want.extend(["NOTES.md".to_string(), "cluster/extra.yaml".to_string()]);
+    want.sort();
+    assert_eq!(tree(&out), want);
+    assert_eq!(
+        std::fs::read_to_string(out.join("cluster/extra.yaml")).unwrap(),
+        "mine"
+    );
+    for f in tree(&fresh).iter().filter(|f| !f.ends_with('/')) {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(fresh.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+
+    // A file of someone else's where the render wants to write one is refused, and kept.
+    std::fs::remove_file(out.join("plan.json")).unwrap();
+    std::fs::write(out.join("plan.json"), "mine").unwrap();
+    let o = render_into("gce-routes.yaml", &out);
+    assert!(
+        o.status.success(),
+        "a listed path is the render's own: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let other = d.path().join("other");
+    assert!(render_into("gce-routes.yaml", &other).status.success());
+    let theirs = other.join("cluster/calico/kustomization.yaml");
+    std::fs::create_dir(theirs.parent().unwrap()).unwrap();
+    std::fs::write(&theirs, "mine").unwrap();
+    let before = tree(&other);
+    let o = render_into("calico.yaml", &other);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&theirs.display().to_string()), "{err}");
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "mine");
+    assert_eq!(tree(&other), before, "nothing removed before the refusal");
+}
+
+/// `--out` naming a file (or a path through one) is bad input: exit 2 with a clear message, and
+/// the file is untouched.
+#[test]
+fn render_out_naming_a_file_is_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("file");
+    std::fs::write(&file, "keep").unwrap();
+    for out in [file.clone(), file.join("sub")] {
+        let o = render_into("gce-routes.yaml", &out);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", out.display());
+        assert!(err.contains("not a directory"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    }
+}
+
+/// The manifest in the output directory decides what is removed: one naming a path outside the
+/// directory is refused, and nothing is removed through a symlink put in place of a directory.
+#[test]
+fn render_removes_nothing_outside_its_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let victim = d.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    let out = d.path().join("out");
+    assert!(render_into("gce-routes.yaml", &out).status.success());
+    let manifest = out.join(".netctl-render");
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{good}file ../victim\n")).unwrap();
+    let o = render_into("gce-routes.yaml", &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(".netctl-render"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+
+    // cluster/ swapped for a symlink to someone else's directory holding a routes.sh.
+    std::fs::write(&manifest, good).unwrap();
+    let theirs = d.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("routes.sh"), "keep").unwrap();
+    std::fs::remove_dir_all(out.join("cluster")).unwrap();
+    std::os::unix::fs::symlink(&theirs, out.join("cluster")).unwrap();
+    let o = render_into("gce-routes.yaml", &out);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("routes.sh")).unwrap(),
+        "keep"
+    );
+}

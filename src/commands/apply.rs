@@ -17,6 +17,7 @@ use crate::profile::{Cluster, Node};
 use crate::provider::{self, NodePlan};
 use crate::remote::{Remote, RemoteError};
 use crate::state::Gathered;
+use crate::tempdir::PrivateDir;
 
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
@@ -395,7 +396,7 @@ fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<Cl
         out.extend(skip("not applied because a node failed".into()));
         return out;
     }
-    let dir = match tempfile_dir() {
+    let dir = match PrivateDir::new("netctl-apply-") {
         Ok(d) => d,
         Err(e) => {
             out.extend(skip(format!("cannot make a temporary directory: {e}")));
@@ -403,10 +404,10 @@ fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<Cl
         }
     };
     let result = (|| {
-        kubectl::write_cluster_files(&plan, &dir)?;
+        kubectl::write_cluster_files(&plan, dir.path())?;
         let k = Kubectl::find(cluster, "apply the provider's cluster manifests")?;
         for s in &plan.kubectl {
-            k.run(&s.args, &dir)?;
+            k.run(&s.args, dir.path())?;
             out.push(ClusterStepReport {
                 step: kubectl::describe(s),
                 result: "applied".into(),
@@ -422,14 +423,8 @@ fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<Cl
             detail: Some(e.to_string()),
         });
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    // Dropping `dir` removes it.
     out
-}
-
-fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("netctl-{}", phase::new_run_id()));
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
 }
 
 /// The summary table, and for dry runs the per-node diffs, commands and restarts.

@@ -19,6 +19,7 @@ use crate::profile::{Cluster, Node, ProviderKind};
 use crate::provider::{sh_quote, NodePlan, Step};
 use crate::remote::{Remote, RemoteError};
 use crate::state::{Gathered, NodeState, STATE_FILE};
+use crate::tempdir::PrivateDir;
 use crate::Error;
 
 #[derive(Debug, Clone)]
@@ -614,16 +615,26 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         }
     };
     let mut steps = Vec::new();
-    let cluster_dir = std::env::temp_dir().join(format!("netctl-switch-{run_id}"));
-    if let Some(k) = &k {
-        let plan = crate::provider::cluster_plan(&to_cluster);
-        kubectl::write_cluster_files(&plan, &cluster_dir).map_err(|e| fail(e.to_string()))?;
-        for s in &mplan.cluster_prepare {
-            k.run(&s.args, &cluster_dir)
-                .map_err(|e| fail(e.to_string()))?;
-            steps.push(kubectl::describe(s));
+    // The new provider's manifests, for its objects applied first (and deleted on rollback).
+    let to_dir = match k.as_ref().filter(|_| !mplan.cluster_prepare.is_empty()) {
+        None => None,
+        Some(k) => {
+            let made = cluster_files(&to_cluster).and_then(|dir| {
+                for s in &mplan.cluster_prepare {
+                    k.run(&s.args, dir.path()).map_err(|e| e.to_string())?;
+                    steps.push(kubectl::describe(s));
+                }
+                Ok(dir)
+            });
+            match made {
+                Ok(dir) => Some(dir),
+                Err(e) => {
+                    release(conns).await;
+                    return Err(fail(e));
+                }
+            }
         }
-    }
+    };
     // Every node learns to receive the new way before any node sends it.
     for (c, nm) in conns.iter().zip(&mplan.nodes) {
         if let Err(e) = run_steps(&c.remote, &nm.prepare).await {
@@ -743,12 +754,10 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             }
         }
         // The new provider's cluster objects go again (delete ... --ignore-not-found).
-        if let Some(k) = &k {
-            if !mplan.cluster_prepare.is_empty() {
-                for s in &crate::provider::cluster_plan(&to_cluster).kubectl_teardown {
-                    if let Err(e) = k.run(&s.args, &cluster_dir) {
-                        rb_errors.push(e.to_string());
-                    }
+        if let (Some(k), Some(dir)) = (&k, &to_dir) {
+            for s in &crate::provider::cluster_plan(&to_cluster).kubectl_teardown {
+                if let Err(e) = k.run(&s.args, dir.path()) {
+                    rb_errors.push(e.to_string());
                 }
             }
         }
@@ -759,7 +768,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             }
         }
         release(conns).await;
-        let _ = std::fs::remove_dir_all(&cluster_dir);
+        drop(to_dir);
         let state = if rb_errors.is_empty() && verify_errors.is_empty() {
             format!(
                 "the cluster is back on {from_ep} (rolled back: {}; verify passed)",
@@ -789,17 +798,21 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             errs.push(e.to_string());
         }
     }
-    if let Some(k) = &k {
-        let plan = crate::provider::cluster_plan(&from_cluster);
-        let _ = kubectl::write_cluster_files(&plan, &cluster_dir);
-        for s in &mplan.cluster_cleanup {
-            match k.run(&s.args, &cluster_dir) {
-                Ok(_) => steps.push(kubectl::describe(s)),
-                Err(e) => errs.push(e.to_string()),
+    drop(to_dir);
+    if let Some(k) = k.as_ref().filter(|_| !mplan.cluster_cleanup.is_empty()) {
+        // The old provider's manifests, in a directory of their own.
+        match cluster_files(&from_cluster) {
+            Ok(dir) => {
+                for s in &mplan.cluster_cleanup {
+                    match k.run(&s.args, dir.path()) {
+                        Ok(_) => steps.push(kubectl::describe(s)),
+                        Err(e) => errs.push(e.to_string()),
+                    }
+                }
             }
+            Err(e) => errs.push(e),
         }
     }
-    let _ = std::fs::remove_dir_all(&cluster_dir);
     // The switch is complete: drop the progress records.
     for c in &conns {
         let g = gather::gather(&c.remote, &NodePlan::default()).await;
@@ -836,6 +849,15 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         error: (!errs.is_empty()).then(|| errs.join("; ")),
         steps,
     })
+}
+
+/// `cluster`'s manifests written into a new private temporary directory (removed when dropped).
+fn cluster_files(cluster: &Cluster) -> Result<PrivateDir, String> {
+    let dir = PrivateDir::new("netctl-switch-")
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    kubectl::write_cluster_files(&crate::provider::cluster_plan(cluster), dir.path())
+        .map_err(|e| e.to_string())?;
+    Ok(dir)
 }
 
 fn confirm(description: &str) -> Result<(), Error> {

@@ -155,7 +155,9 @@ impl Kubectl {
     }
 }
 
-/// Write the cluster plan's files (and copied manifests) into `dir`, as `render` does under cluster/.
+/// Write the cluster plan's files (and copied manifests) into `dir`, as `render` does under
+/// cluster/. `dir` is a fresh `tempdir::PrivateDir`: each file is created new with mode 0600,
+/// never through an existing file or symlink (kubectl then applies exactly what netctl wrote).
 pub fn write_cluster_files(plan: &ClusterPlan, dir: &Path) -> Result<(), KubectlError> {
     let io = |path: &Path, source| KubectlError::Copy {
         field: "render".into(),
@@ -163,23 +165,87 @@ pub fn write_cluster_files(plan: &ClusterPlan, dir: &Path) -> Result<(), Kubectl
         source,
     };
     for f in &plan.files {
-        let p = dir.join(&f.path);
-        std::fs::create_dir_all(p.parent().unwrap_or(dir)).map_err(|e| io(&p, e))?;
-        std::fs::write(&p, &f.content).map_err(|e| io(&p, e))?;
+        crate::tempdir::write_new(dir, &f.path, f.content.as_bytes())
+            .map_err(|e| io(&dir.join(&f.path), e))?;
     }
     for c in &plan.copies {
         let src = expand_home(&c.source);
-        let p = dir.join(&c.path);
-        std::fs::create_dir_all(p.parent().unwrap_or(dir)).map_err(|e| io(&p, e))?;
-        std::fs::copy(&src, &p).map_err(|source| KubectlError::Copy {
+        let content = std::fs::read(&src).map_err(|source| KubectlError::Copy {
             field: c.field.clone(),
             path: src.clone(),
             source,
         })?;
+        crate::tempdir::write_new(dir, &c.path, &content).map_err(|e| io(&dir.join(&c.path), e))?;
     }
     Ok(())
 }
 
 pub fn describe(step: &KubectlStep) -> String {
     format!("kubectl {}", step.args.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::{ClusterFile, CopiedFile};
+
+    fn plan(source: &Path) -> ClusterPlan {
+        ClusterPlan {
+            files: vec![ClusterFile {
+                path: "kube-flannel.yaml".into(),
+                content: "kind: DaemonSet\n".into(),
+            }],
+            copies: vec![CopiedFile {
+                path: "calico/calico.yaml".into(),
+                source: source.to_string_lossy().into_owned(),
+                field: "networking.calico.manifestFile".into(),
+            }],
+            ..ClusterPlan::default()
+        }
+    }
+
+    /// Issue 10, finding 2: a manifest written into a directory someone else prepared followed a
+    /// planted symlink and overwrote its target.
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let source = t.path().join("calico.yaml");
+        std::fs::write(&source, "kind: List\n").unwrap();
+        for planted in ["kube-flannel.yaml", "calico/calico.yaml"] {
+            let dir = t.path().join(planted.replace('/', "_"));
+            let link = dir.join(planted);
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(&victim, &link).unwrap();
+            assert!(
+                write_cluster_files(&plan(&source), &dir).is_err(),
+                "{planted}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&victim).unwrap(),
+                "keep",
+                "{planted}"
+            );
+        }
+    }
+
+    #[test]
+    fn files_and_copies_are_written_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let source = t.path().join("calico.yaml");
+        std::fs::write(&source, "kind: List\n").unwrap();
+        let dir = crate::tempdir::PrivateDir::new_in(t.path(), "netctl-test-").unwrap();
+        write_cluster_files(&plan(&source), dir.path()).unwrap();
+        for (rel, want) in [
+            ("kube-flannel.yaml", "kind: DaemonSet\n"),
+            ("calico/calico.yaml", "kind: List\n"),
+        ] {
+            let p = dir.path().join(rel);
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), want);
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{rel}");
+        }
+    }
 }

@@ -12,6 +12,7 @@ use super::cluster::REQUEST_TIMEOUT;
 use super::{Check, CLUSTER};
 use crate::kubectl::{self, Kubectl, KubectlError};
 use crate::profile::Cluster;
+use crate::tempdir::PrivateDir;
 
 pub const IDS: [&str; 5] = [
     "smoke.deploy",
@@ -105,16 +106,21 @@ pub fn run(cluster: &Cluster, suffix: &str) -> Vec<Check> {
         }
     };
     let ns = namespace(suffix);
-    let dir = std::env::temp_dir().join(format!("netctl-smoke-{suffix}-{}", std::process::id()));
-    let mut checks = match std::fs::create_dir_all(&dir) {
-        Ok(()) => steps(cluster, &k, &ns, &dir),
+    let dir = PrivateDir::new("netctl-smoke-");
+    let mut checks = match &dir {
+        Ok(d) => steps(cluster, &k, &ns, d),
         Err(e) => vec![Check::fail(
             IDS[0],
             CLUSTER,
-            format!("cannot make {}: {e}", dir.display()),
-            "check the temp directory",
+            format!(
+                "cannot make a temporary directory in {}: {e}",
+                std::env::temp_dir().display()
+            ),
+            "check the temp directory (TMPDIR)",
         )],
     };
+    // The namespace is deleted even when no directory could be made (nothing was applied then).
+    let cwd = dir.as_ref().map_or(Path::new("."), |d| d.path());
     let start = Instant::now();
     let del = k.run(
         &args(&[
@@ -125,7 +131,7 @@ pub fn run(cluster: &Cluster, suffix: &str) -> Vec<Check> {
             REQUEST_TIMEOUT,
             "--wait=false",
         ]),
-        &dir,
+        cwd,
     );
     checks.push(
         match del {
@@ -139,19 +145,20 @@ pub fn run(cluster: &Cluster, suffix: &str) -> Vec<Check> {
         }
         .took(start),
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     checks
 }
 
-fn steps(cluster: &Cluster, k: &Kubectl, ns: &str, dir: &Path) -> Vec<Check> {
+fn steps(cluster: &Cluster, k: &Kubectl, ns: &str, tmp: &PrivateDir) -> Vec<Check> {
+    let dir = tmp.path();
     let start = Instant::now();
     let workers = cluster.workers().count().max(1);
     let deploy = (|| -> Result<(Vec<(String, String)>, String), KubectlError> {
-        let file = dir.join("smoke.yaml");
-        std::fs::write(&file, manifest(ns, workers)).map_err(|source| KubectlError::Io {
-            args: format!("write {}", file.display()),
-            source,
-        })?;
+        tmp.write_new("smoke.yaml", manifest(ns, workers).as_bytes())
+            .map_err(|source| KubectlError::Io {
+                args: format!("write {}", dir.join("smoke.yaml").display()),
+                source,
+            })?;
         k.run(&args(&["apply", "-f", "smoke.yaml", REQUEST_TIMEOUT]), dir)?;
         k.run(
             &args(&["-n", ns, "rollout", "status", "deployment/nginx", WAIT]),
