@@ -10,12 +10,23 @@ use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
+use super::read::{read_regular_text, ReadError, MAX_SSH_FILE};
 use super::{secrets, Target, TransportError};
 
 /// The key files of a target, loaded before connecting so a bad key is reported even when the node is down.
 pub(crate) struct Keys {
     files: Vec<(PathBuf, Arc<PrivateKey>)>,
     missing: Vec<PathBuf>,
+}
+
+/// Why a key file cannot be used: the operator's file is at fault (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Not a private key, or a wrong passphrase (russh says which), or no way to ask for one.
+    #[error(transparent)]
+    Key(#[from] russh::keys::Error),
 }
 
 // The transport's one error type, as every (async, hence unlinted) transport function returns.
@@ -26,18 +37,30 @@ pub(crate) fn load_files(target: &Target) -> Result<Keys, TransportError> {
         missing: Vec::new(),
     };
     for path in &target.identity_files {
-        if !path.exists() {
-            keys.missing.push(path.clone());
-            continue;
+        match load_file(&target.name, path)? {
+            Some(key) => keys.files.push((path.clone(), Arc::new(key))),
+            None => keys.missing.push(path.clone()),
         }
-        let key = secrets::load_key(path).map_err(|source| TransportError::KeyFile {
-            node: target.name.clone(),
-            path: path.clone(),
-            source,
-        })?;
-        keys.files.push((path.clone(), Arc::new(key)));
     }
     Ok(keys)
+}
+
+/// One key file; None when there is no file (skipped, as OpenSSH does).
+#[allow(clippy::result_large_err)]
+pub(crate) fn load_file(node: &str, path: &Path) -> Result<Option<PrivateKey>, TransportError> {
+    let error = |source: KeyFileError| TransportError::KeyFile {
+        node: node.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = match read_regular_text(path, MAX_SSH_FILE) {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(error(e.into())),
+    };
+    secrets::load_key(path, &text)
+        .map(Some)
+        .map_err(|e| error(e.into()))
 }
 
 /// Try every key; Ok once the server accepts one.
