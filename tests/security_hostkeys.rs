@@ -160,6 +160,10 @@ impl Sshd {
     /// `netctl plan` (read-only) with this test's HOME, ssh config and no agent, bounded in time
     /// and memory so a regression shows as a failure, not a hung or swapping machine.
     fn plan(&self, profile: &Path, extra: &[&str]) -> (Output, Duration) {
+        self.plan_env(profile, extra, &[])
+    }
+
+    fn plan_env(&self, profile: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Output, Duration) {
         let mut cmd = labkit::netctl();
         cmd.arg("plan")
             .arg("-p")
@@ -168,7 +172,8 @@ impl Sshd {
             .env("HOME", self.path("home"))
             .env("NETCTL_SSH_CONFIG", self.path("ssh_config"))
             .env_remove("SSH_AUTH_SOCK")
-            .env_remove("NETCTL_KEY_PASSPHRASE");
+            .env_remove("NETCTL_KEY_PASSPHRASE")
+            .envs(env.iter().copied());
         run_bounded(cmd, Duration::from_secs(20))
     }
 }
@@ -418,6 +423,33 @@ fn hk_identity_file_fifo_or_garbage_exits_2() {
         let (o, took) = sshd.plan(&profile, &[]);
         assert_bad_input(&o, took, &[&key.display().to_string(), says]);
     }
+    // An encrypted key with a wrong passphrase (or none to be had) is bad input too; the right one connects.
+    let locked = sshd.path("locked_key");
+    fs::copy(sshd.path("client_key"), &locked).unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", "hk right", "-f"])
+        .arg(&locked)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let profile = sshd.profile(&format!(
+        "identityFile: {}, knownHosts: {known}",
+        locked.display()
+    ));
+    let (o, took) = sshd.plan_env(&profile, &[], &[("NETCTL_KEY_PASSPHRASE", "hk wrong")]);
+    assert_bad_input(
+        &o,
+        took,
+        &[
+            &format!("cannot use key file {}", locked.display()),
+            "passphrase given",
+        ],
+    );
+    let (o, took) = sshd.plan(&profile, &[]);
+    assert_bad_input(&o, took, &["NETCTL_KEY_PASSPHRASE"]);
+    let (o, _) = sshd.plan_env(&profile, &[], &[("NETCTL_KEY_PASSPHRASE", "hk right")]);
+    assert_connected(&o);
+
     // The same key files from the ssh config (the profile names none).
     sshd.write_config(&format!(
         "Host hk-node\n  IdentityFile {}\n",

@@ -24,9 +24,11 @@ pub(crate) struct Keys {
 pub enum KeyFileError {
     #[error(transparent)]
     Read(#[from] ReadError),
-    /// Not a private key, or a wrong passphrase (russh says which), or no way to ask for one.
+    /// Not a private key, or no way to ask for its passphrase.
     #[error(transparent)]
     Key(#[from] russh::keys::Error),
+    #[error("the passphrase given (NETCTL_KEY_PASSPHRASE or typed) does not decrypt it ({0})")]
+    Passphrase(#[source] russh::keys::Error),
 }
 
 // The transport's one error type, as every (async, hence unlinted) transport function returns.
@@ -58,9 +60,19 @@ pub(crate) fn load_file(node: &str, path: &Path) -> Result<Option<PrivateKey>, T
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(error(e.into())),
     };
-    secrets::load_key(path, &text)
-        .map(Some)
-        .map_err(|e| error(e.into()))
+    secrets::load_key(path, &text).map(Some).map_err(|e| {
+        // russh only says "cryptographic error" when a passphrase does not fit; say what it means.
+        // (An IO error here is the prompt's: no terminal, or it failed.)
+        let encrypted = matches!(
+            russh::keys::decode_secret_key(&text, None),
+            Err(russh::keys::Error::KeyIsEncrypted)
+        );
+        match e {
+            russh::keys::Error::IO(_) => error(e.into()),
+            e if encrypted => error(KeyFileError::Passphrase(e)),
+            e => error(e.into()),
+        }
+    })
 }
 
 /// Try every key; Ok once the server accepts one.
