@@ -20,6 +20,9 @@ pub enum Error {
     Failed(String),
     #[error(transparent)]
     Lab(Box<crate::lab::LabError>),
+    /// The ssh config, a key file or a known_hosts file must be fixed (found before any node is reached).
+    #[error(transparent)]
+    SshInput(#[from] crate::phase::connect::InputError),
     /// Refused for safety (host key, node lock, switch precondition).
     #[error("{0}")]
     Refused(String),
@@ -28,7 +31,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Profile(_) | Error::Usage(_) => 2,
+            Error::Profile(_) | Error::Usage(_) | Error::SshInput(_) => 2,
             Error::Write(
                 WriteError::NotOurs { .. }
                 | WriteError::Source { .. }

@@ -24,6 +24,12 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).expect("report serialises") + "\n"
 }
 
+/// The ssh config, key files and known_hosts files, read before any node is reached: a mistake in
+/// them is the same for every node, so it stops the run with exit 2 (`phase::connect::preflight`).
+fn preflight(cluster: &profile::Cluster) -> Result<(), Error> {
+    Ok(netctl::phase::connect::preflight(cluster)?)
+}
+
 /// Exit code for a node run: refusals (host key, lock) 3, failures 1.
 fn run_result(report: &RunReport) -> Result<i32, Error> {
     let failed = report.failed_nodes();
@@ -51,6 +57,8 @@ fn apply(
     no_verify: bool,
 ) -> Result<i32, Error> {
     let mut cluster = profile::load(&connect.profile)?;
+    // Bad ssh input stops the run (exit 2) before any node, or the local PKI, is touched.
+    preflight(&cluster)?;
     // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
     let mode = if dry_run {
         certs::Mode::InMemory
@@ -127,6 +135,7 @@ fn verify_command(
     output: VerifyFormat,
 ) -> Result<i32, Error> {
     let mut cluster = profile::load(profile)?;
+    preflight(&cluster)?;
     // The stored certificates, so node plans (and the drift check) include them; nothing issued.
     cluster.pki =
         certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?.map(Arc::new);
@@ -277,6 +286,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Reset { connect, yes } => {
             let cluster = Arc::new(profile::load(&connect.profile)?);
+            preflight(&cluster)?;
             confirm_or_refuse(
                 yes,
                 &format!(
@@ -330,6 +340,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             output,
         } => {
             let mut cluster = profile::load(&profile)?;
+            preflight(&cluster)?;
             let parse = |flag: &str, v: &str, backend: Option<String>| -> Result<Endpoint, Error> {
                 let (p, b) = match v.split_once(':') {
                     Some((p, b)) => (p, Some(b.to_string())),

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::profile::{expand_home, Cluster, Node};
 use crate::remote::{Remote, RemoteError};
-use crate::transport::ssh_config::{self, HostOptions, SshConfig};
-use crate::transport::{Target, TransportError};
+use crate::transport::ssh_config::{self, HostOptions, SshConfig, SshConfigError};
+use crate::transport::{LocalFiles, Target, TransportError};
 
 pub const SSH_CONFIG_ENV: &str = "NETCTL_SSH_CONFIG";
 const DEFAULT_KEYS: [&str; 3] = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"];
@@ -34,13 +34,13 @@ pub fn config_path(cluster: &Cluster) -> Option<PathBuf> {
 }
 
 /// The config, read once per run (every node's connect asks for it).
-fn load_config(path: &Path) -> Result<Arc<SshConfig>, String> {
+fn load_config(path: &Path) -> Result<Arc<SshConfig>, SshConfigError> {
     static CACHE: Mutex<Vec<(PathBuf, Arc<SshConfig>)>> = Mutex::new(Vec::new());
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, c)) = cache.iter().find(|(p, _)| p == path) {
         return Ok(c.clone());
     }
-    let config = Arc::new(ssh_config::load(path).map_err(|e| e.to_string())?);
+    let config = Arc::new(ssh_config::load(path)?);
     cache.push((path.to_path_buf(), config.clone()));
     Ok(config)
 }
@@ -51,7 +51,7 @@ pub struct Context {
     pub accept_new_host_keys: bool,
 }
 
-pub fn context(cluster: &Cluster, accept_new_host_keys: bool) -> Result<Context, String> {
+pub fn context(cluster: &Cluster, accept_new_host_keys: bool) -> Result<Context, SshConfigError> {
     let config = match config_path(cluster) {
         Some(path) => load_config(&path)?,
         None => Arc::new(SshConfig::default()),
@@ -189,6 +189,35 @@ fn bastion(cluster: &Cluster, ctx: &Context, spec: &str) -> Result<Target, Strin
     Ok(t)
 }
 
+/// Bad ssh input: the operator's file or setting is at fault, and it is the same for every node.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error(transparent)]
+    Config(#[from] SshConfigError),
+    /// A node's ProxyJump, key file or known_hosts file; the message starts with the node.
+    #[error(transparent)]
+    Node(Box<TransportError>),
+}
+
+/// Read everything local that connecting will read, for every node and bastion, before any node
+/// is reached: the ssh config and its Includes, each target (ProxyJump), key files and known_hosts
+/// files. Connecting would find the same errors node by node, after some nodes had changed; here
+/// they stop the run (exit 2) with the file and line to fix.
+pub fn preflight(cluster: &Cluster) -> Result<(), InputError> {
+    let ctx = context(cluster, false)?;
+    let mut files = LocalFiles::default();
+    for node in &cluster.nodes {
+        let t = target(cluster, node, &ctx).map_err(|message| {
+            InputError::Node(Box::new(TransportError::Config {
+                node: node.name.clone(),
+                message,
+            }))
+        })?;
+        files.check(&t).map_err(|e| InputError::Node(Box::new(e)))?;
+    }
+    Ok(())
+}
+
 pub async fn connect(
     cluster: &Cluster,
     node: &Node,
@@ -201,7 +230,7 @@ pub async fn connect(
             message,
         })
     };
-    let ctx = context(cluster, accept_new_host_keys).map_err(config_err)?;
+    let ctx = context(cluster, accept_new_host_keys).map_err(|e| config_err(e.to_string()))?;
     let target = target(cluster, node, &ctx).map_err(config_err)?;
     Ok(Remote::connect(&target, dry_run)
         .await?

@@ -10,12 +10,25 @@ use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
+use super::read::{read_regular_text, ReadError, MAX_SSH_FILE};
 use super::{secrets, Target, TransportError};
 
 /// The key files of a target, loaded before connecting so a bad key is reported even when the node is down.
 pub(crate) struct Keys {
     files: Vec<(PathBuf, Arc<PrivateKey>)>,
     missing: Vec<PathBuf>,
+}
+
+/// Why a key file cannot be used: the operator's file is at fault (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// Not a private key, or no way to ask for its passphrase.
+    #[error(transparent)]
+    Key(#[from] russh::keys::Error),
+    #[error("the passphrase given (NETCTL_KEY_PASSPHRASE or typed) does not decrypt it ({0})")]
+    Passphrase(#[source] russh::keys::Error),
 }
 
 // The transport's one error type, as every (async, hence unlinted) transport function returns.
@@ -26,18 +39,40 @@ pub(crate) fn load_files(target: &Target) -> Result<Keys, TransportError> {
         missing: Vec::new(),
     };
     for path in &target.identity_files {
-        if !path.exists() {
-            keys.missing.push(path.clone());
-            continue;
+        match load_file(&target.name, path)? {
+            Some(key) => keys.files.push((path.clone(), Arc::new(key))),
+            None => keys.missing.push(path.clone()),
         }
-        let key = secrets::load_key(path).map_err(|source| TransportError::KeyFile {
-            node: target.name.clone(),
-            path: path.clone(),
-            source,
-        })?;
-        keys.files.push((path.clone(), Arc::new(key)));
     }
     Ok(keys)
+}
+
+/// One key file; None when there is no file (skipped, as OpenSSH does).
+#[allow(clippy::result_large_err)]
+pub(crate) fn load_file(node: &str, path: &Path) -> Result<Option<PrivateKey>, TransportError> {
+    let error = |source: KeyFileError| TransportError::KeyFile {
+        node: node.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = match read_regular_text(path, MAX_SSH_FILE) {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(error(e.into())),
+    };
+    secrets::load_key(path, &text).map(Some).map_err(|e| {
+        // russh only says "cryptographic error" when a passphrase does not fit; say what it means.
+        // (An IO error here is the prompt's: no terminal, or it failed.)
+        let encrypted = matches!(
+            russh::keys::decode_secret_key(&text, None),
+            Err(russh::keys::Error::KeyIsEncrypted)
+        );
+        match e {
+            russh::keys::Error::IO(_) => error(e.into()),
+            e if encrypted => error(KeyFileError::Passphrase(e)),
+            e => error(e.into()),
+        }
+    })
 }
 
 /// Try every key; Ok once the server accepts one.

@@ -11,17 +11,20 @@ mod auth;
 mod jump;
 mod known_hosts;
 mod proxy;
+pub mod read;
 pub mod secrets;
 mod session;
 pub mod ssh_config;
 mod sudo;
 mod upload;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::provider::sh_quote;
-pub use known_hosts::fingerprint;
+pub use auth::KeyFileError;
+pub use known_hosts::{fingerprint, KnownHostsError};
 pub use session::Session;
 
 /// Where and how to reach one node (or a bastion). Built by `phase::connect` from the profile and
@@ -86,6 +89,40 @@ impl Target {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The local files connecting reads (key files, known_hosts), read ahead of any connection so that
+/// one the operator must fix stops the run before any node is reached (`phase::connect::preflight`).
+/// Each file is read once however many targets name it.
+#[derive(Default)]
+pub struct LocalFiles {
+    read: BTreeSet<(&'static str, PathBuf)>,
+}
+
+impl LocalFiles {
+    /// Read `target`'s files and its bastion's: key files decoded (a passphrase is asked for here,
+    /// once, as connecting would), known_hosts files parsed. Missing files are fine, as when connecting.
+    // The transport's one error type, as every transport function returns.
+    #[allow(clippy::result_large_err)]
+    pub fn check(&mut self, target: &Target) -> Result<(), TransportError> {
+        for path in &target.identity_files {
+            if self.read.insert(("key", path.clone())) {
+                auth::load_file(&target.name, path)?;
+            }
+        }
+        for path in std::iter::once(&target.known_hosts).chain(&target.global_known_hosts) {
+            if self.read.insert(("known_hosts", path.clone())) {
+                known_hosts::load(path).map_err(|source| TransportError::KnownHosts {
+                    node: target.name.clone(),
+                    source,
+                })?;
+            }
+        }
+        match &target.jump {
+            Some(bastion) => self.check(bastion),
+            None => Ok(()),
         }
     }
 }
@@ -159,13 +196,36 @@ pub enum TransportError {
         line: usize,
     },
 
-    #[error("{node}: cannot {action} known_hosts file {path}: {source}")]
+    #[error(
+        "{node}: refusing to connect: the host key {fingerprint} offered for {host_entry} is REVOKED \
+         ({known_hosts} line {line}); a revoked key is never accepted, whatever other lines say"
+    )]
+    HostKeyRevoked {
+        node: String,
+        host_entry: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+
+    #[error(
+        "{node}: refusing to connect: host certificates are not supported: {known_hosts} line {line} \
+         names a certificate authority (@cert-authority) for {host_entry}, and no plain line has the key \
+         the server offered ({fingerprint}); verify that key, then add it as a plain known_hosts line"
+    )]
+    HostCertificatesUnsupported {
+        node: String,
+        host_entry: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+
+    #[error("{node}: {source}")]
     KnownHosts {
         node: String,
-        action: &'static str,
-        path: PathBuf,
         #[source]
-        source: russh::keys::Error,
+        source: KnownHostsError,
     },
 
     #[error("{node}: cannot use key file {path}: {source}")]
@@ -173,7 +233,7 @@ pub enum TransportError {
         node: String,
         path: PathBuf,
         #[source]
-        source: russh::keys::Error,
+        source: KeyFileError,
     },
 
     #[error("{node}: authentication failed for user {user}; tried {tried} (is one of these public keys in the user's authorized_keys?)")]
@@ -270,6 +330,8 @@ impl TransportError {
             self,
             TransportError::HostKeyUnknown { .. }
                 | TransportError::HostKeyChanged { .. }
+                | TransportError::HostKeyRevoked { .. }
+                | TransportError::HostCertificatesUnsupported { .. }
                 | TransportError::Bastion { refused: true, .. }
         )
     }
@@ -281,6 +343,8 @@ impl TransportError {
             | TransportError::ConnectTimeout { node, .. }
             | TransportError::HostKeyUnknown { node, .. }
             | TransportError::HostKeyChanged { node, .. }
+            | TransportError::HostKeyRevoked { node, .. }
+            | TransportError::HostCertificatesUnsupported { node, .. }
             | TransportError::KnownHosts { node, .. }
             | TransportError::KeyFile { node, .. }
             | TransportError::Auth { node, .. }
@@ -329,6 +393,34 @@ mod tests {
         };
         assert!(changed.to_string().contains("/kh line 7"));
         assert!(changed.is_refusal());
+
+        let revoked = TransportError::HostKeyRevoked {
+            node: "worker-0".into(),
+            host_entry: "10.0.0.1".into(),
+            fingerprint: "ssh-ed25519 SHA256:abc".into(),
+            known_hosts: PathBuf::from("/kh"),
+            line: 3,
+        };
+        assert!(revoked.is_refusal());
+        assert!(
+            revoked.to_string().contains("REVOKED (/kh line 3)"),
+            "{revoked}"
+        );
+        let ca = TransportError::HostCertificatesUnsupported {
+            node: "worker-0".into(),
+            host_entry: "10.0.0.1".into(),
+            fingerprint: "ssh-ed25519 SHA256:abc".into(),
+            known_hosts: PathBuf::from("/kh"),
+            line: 1,
+        };
+        assert!(ca.is_refusal());
+        let text = ca.to_string();
+        assert!(
+            text.starts_with("worker-0: refusing to connect: host certificates are not supported")
+                && text.contains("/kh line 1")
+                && text.contains("SHA256:abc"),
+            "{text}"
+        );
 
         let timeout = TransportError::CommandTimeout {
             node: "n1".into(),

@@ -27,15 +27,16 @@ pub enum SecretError {
     Prompt { what: String, message: String },
 }
 
-/// Load a private key, asking for its passphrase (once per path per run) when it is encrypted.
-pub fn load_key(path: &Path) -> Result<PrivateKey, russh::keys::Error> {
-    match russh::keys::load_secret_key(path, None) {
+/// Decode the private key read from `path`, asking for its passphrase (once per path per run) when
+/// it is encrypted. The caller reads the file (bounded, regular files only).
+pub fn load_key(path: &Path, text: &str) -> Result<PrivateKey, russh::keys::Error> {
+    match russh::keys::decode_secret_key(text, None) {
         Err(russh::keys::Error::KeyIsEncrypted) => {}
         other => return other,
     }
     let mut cache = PASSPHRASES.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(pass) = cache.get(path) {
-        return russh::keys::load_secret_key(path, Some(pass));
+        return russh::keys::decode_secret_key(text, Some(pass));
     }
     let what = format!("the passphrase for {}", path.display());
     let pass = match std::env::var(KEY_PASSPHRASE_ENV) {
@@ -47,7 +48,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, russh::keys::Error> {
         )
         .map_err(|e| russh::keys::Error::IO(std::io::Error::other(e.to_string())))?,
     };
-    let key = russh::keys::load_secret_key(path, Some(&pass))?;
+    let key = russh::keys::decode_secret_key(text, Some(&pass))?;
     cache.insert(path.to_path_buf(), pass);
     Ok(key)
 }

@@ -13,7 +13,7 @@ use russh::{ChannelMsg, Disconnect, Sig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
-use super::known_hosts::{self, HostKeyStatus};
+use super::known_hosts;
 use super::sudo::{self, Mode};
 use super::{auth, jump, proxy, secrets, upload};
 use super::{Output, Target, TransportError, Upload};
@@ -57,49 +57,17 @@ impl client::Handler for Client {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = server_key.public_key();
-        let entry = known_hosts::host_entry(&self.host, self.port);
-        let refuse = |e: TransportError| Err(HandlerError::Refused(Box::new(e)));
-        // The user's file first (the one new keys are written to), then the read-only global ones.
-        let mut files = vec![self.known_hosts.as_path()];
-        files.extend(self.global_known_hosts.iter().map(PathBuf::as_path));
-        let (status, file) = match known_hosts::check_files(&self.host, self.port, &key, &files) {
-            Ok(found) => found,
-            Err((i, source)) => {
-                return refuse(TransportError::KnownHosts {
-                    node: self.node.clone(),
-                    action: "read",
-                    path: files[i].to_path_buf(),
-                    source,
-                })
-            }
+        let policy = known_hosts::Policy {
+            node: &self.node,
+            host: &self.host,
+            port: self.port,
+            user_file: &self.known_hosts,
+            global_files: &self.global_known_hosts,
+            accept_new: self.accept_new,
         };
-        match status {
-            HostKeyStatus::Known => Ok(true),
-            HostKeyStatus::Changed { line } => refuse(TransportError::HostKeyChanged {
-                node: self.node.clone(),
-                host_entry: entry,
-                fingerprint: known_hosts::fingerprint(&key),
-                known_hosts: files[file].to_path_buf(),
-                line,
-            }),
-            HostKeyStatus::Unknown if self.accept_new => {
-                match known_hosts::learn(&self.host, self.port, &key, &self.known_hosts) {
-                    Ok(()) => Ok(true),
-                    Err(source) => refuse(TransportError::KnownHosts {
-                        node: self.node.clone(),
-                        action: "record the new host key in",
-                        path: self.known_hosts.clone(),
-                        source,
-                    }),
-                }
-            }
-            HostKeyStatus::Unknown => refuse(TransportError::HostKeyUnknown {
-                node: self.node.clone(),
-                host_entry: entry,
-                fingerprint: known_hosts::fingerprint(&key),
-                known_hosts: self.known_hosts.clone(),
-            }),
+        match known_hosts::verify(&policy, &server_key.public_key()) {
+            Ok(()) => Ok(true),
+            Err(e) => Err(HandlerError::Refused(Box::new(e))),
         }
     }
 }

@@ -11,6 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::read::{read_regular_text, ReadError, MAX_SSH_FILE};
+
 /// A parsed config file: its blocks in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SshConfig {
@@ -68,7 +70,7 @@ pub enum SshConfigError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: ReadError,
     },
     #[error("{path}:{line}: {message}")]
     Syntax {
@@ -114,7 +116,8 @@ fn read_file(
     depth: usize,
     blocks: &mut Vec<Block>,
 ) -> Result<(), SshConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SshConfigError::Read {
+    // A FIFO or /dev/zero named as the config or an Include is an error, not a hang.
+    let text = read_regular_text(path, MAX_SSH_FILE).map_err(|source| SshConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -146,8 +149,8 @@ fn read_text(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (keyword, rest) = split_keyword(line);
-        let keyword = keyword.to_ascii_lowercase();
+        let (written, rest) = split_keyword(line);
+        let keyword = written.to_ascii_lowercase();
         // ProxyCommand's value is the rest of the line, for the shell (quotes and all).
         let args = if keyword == "proxycommand" {
             Some(rest.trim().to_string())
@@ -213,7 +216,7 @@ fn read_text(
             }
             _ => {
                 if args.is_empty() {
-                    return Err(syntax(index + 1, format!("{keyword} needs a value")));
+                    return Err(syntax(index + 1, format!("{written} needs a value")));
                 }
                 blocks
                     .last_mut()
@@ -228,6 +231,8 @@ fn read_text(
 
 /// The files an `Include` line names, in order: `~` expanded, relative paths under ~/.ssh, and
 /// `*`/`?` in a file name matched against its directory in lexical order (no match, no file).
+/// Missing files and directories are skipped (OpenSSH reads nothing from them); anything else that
+/// exists is returned, so that reading refuses what is not a regular file (a FIFO would hang).
 fn include_targets(args: &[String]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for a in args {
@@ -246,7 +251,7 @@ fn include_targets(args: &[String]) -> Result<Vec<PathBuf>, String> {
             ));
         }
         if !name.contains(['*', '?']) {
-            if p.is_file() {
+            if exists_not_dir(&p) {
                 out.push(p);
             }
             continue;
@@ -260,7 +265,7 @@ fn include_targets(args: &[String]) -> Result<Vec<PathBuf>, String> {
                         !n.starts_with('.') && glob_match(&name, &n)
                     })
                     .map(|e| e.path())
-                    .filter(|p| p.is_file())
+                    .filter(|p| exists_not_dir(p))
                     .collect()
             })
             .unwrap_or_default();
@@ -268,6 +273,10 @@ fn include_targets(args: &[String]) -> Result<Vec<PathBuf>, String> {
         out.extend(found);
     }
     Ok(out)
+}
+
+fn exists_not_dir(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.is_dir())
 }
 
 /// `Keyword value` or `Keyword=value`.
@@ -662,6 +671,50 @@ Match host n1-alias
         std::fs::write(d.join("30-bad"), format!("Include {}\n", main.display())).unwrap();
         let e = load(&main).unwrap_err().to_string();
         assert!(e.contains("nested more than 16 deep"), "{e}");
+    }
+
+    /// A FIFO (would block) or /dev/zero (never ends) as the config or an Include: an error naming
+    /// it, not a hang; a directory matched by an Include glob is skipped, as OpenSSH reads nothing.
+    #[test]
+    fn non_regular_files_are_refused_by_name() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for path in [fifo.as_path(), Path::new("/dev/zero")] {
+            let e = load(path).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "cannot read ssh config {}: not a regular file",
+                    path.display()
+                )),
+                "{e}"
+            );
+            let main = t.path().join("config");
+            std::fs::write(&main, format!("Host a\n  Include {}\n", path.display())).unwrap();
+            let e = load(&main).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{}: not a regular file", path.display())),
+                "{e}"
+            );
+        }
+        let d = t.path().join("conf.d");
+        std::fs::create_dir_all(d.join("subdir")).unwrap();
+        std::fs::write(d.join("a"), "User from-a\n").unwrap();
+        let main = t.path().join("config2");
+        std::fs::write(&main, format!("Include {}/*\n", d.display())).unwrap();
+        assert_eq!(
+            load(&main).unwrap().lookup(&["x"]).user.as_deref(),
+            Some("from-a")
+        );
+        // The keyword as written names the problem.
+        assert_eq!(
+            parse("Host a\n  IdentityFile\n").unwrap_err(),
+            (2, "IdentityFile needs a value".to_string())
+        );
     }
 
     #[test]
