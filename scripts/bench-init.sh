@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): `netctl init` of the routes provider on netns labs of 1, 10 and 50 nodes,
-# against a baseline that pushes the same rendered files and runs the same command with the
-# OpenSSH client, all nodes in parallel (xargs -P, ControlMaster: one connection per node).
+# against a plain OpenSSH baseline doing the same work in the fewest steps: per node one `ssh`
+# session that receives the node's rendered files as one tar stream, installs them and runs the
+# provider's command, all nodes at once (xargs -P). netctl's remote executions per node (from its
+# JSON report) are printed beside: the baseline's is 1.
 # Each size: fresh lab; baseline; reset; netctl init on the same untouched nodes. Needs root.
 # Usage: sudo scripts/bench-init.sh [sizes...]   (default: 1 10 50)
 set -euo pipefail
@@ -16,7 +18,7 @@ WORK=$(mktemp -d)
 trap '"$NETCTL" lab down --name bench >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 now() { date +%s.%N; }
-printf '%-6s %-12s %-12s %-8s\n' nodes baseline netctl ratio
+printf '%-6s %-12s %-12s %-8s %s\n' nodes baseline netctl ratio 'netctl execs/node (min-max)'
 declare -A NETCTL_T
 for n in "${SIZES[@]}"; do
     "$NETCTL" lab down --name bench >/dev/null 2>&1 || true
@@ -49,11 +51,12 @@ PUSH
     "$NETCTL" lab down --name bench >/dev/null
     PROFILE=$("$NETCTL" lab up --name bench --kind netns --nodes "$n" --subnet 10.240.90.0/24 | tail -n 1)
     t0=$(now)
-    "$NETCTL" init -p "$PROFILE" --yes --no-verify > "$WORK/init.log" || { cat "$WORK/init.log"; exit 1; }
+    "$NETCTL" init -p "$PROFILE" --yes --no-verify --output json > "$WORK/init.log" || { cat "$WORK/init.log"; exit 1; }
     t1=$(now)
     ours=$(echo "$t1 - $t0" | bc)
     NETCTL_T[$n]=$ours
-    printf '%-6s %-12s %-12s %-8s\n' "$n" "${base}s" "${ours}s" "$(echo "scale=2; $ours / $base" | bc)"
+    execs=$(python3 -c 'import json,sys; e=[n["remote_executions"] for n in json.load(open(sys.argv[1]))["nodes"]]; print(f"{min(e)}-{max(e)}")' "$WORK/init.log")
+    printf '%-6s %-12s %-12s %-8s %s\n' "$n" "${base}s" "${ours}s" "$(echo "scale=2; $ours / $base" | bc)" "$execs"
 done
 if [ -n "${NETCTL_T[1]:-}" ] && [ -n "${NETCTL_T[50]:-}" ]; then
     echo "netctl 50 nodes / 1 node: $(echo "scale=2; ${NETCTL_T[50]} / ${NETCTL_T[1]}" | bc)"

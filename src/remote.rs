@@ -81,6 +81,11 @@ impl Remote {
         self
     }
 
+    /// Remote executions on this node's session so far.
+    pub fn executions(&self) -> usize {
+        self.session.executions()
+    }
+
     pub fn profile_hint(&self) -> String {
         if self.profile.is_empty() {
             "PROFILE".into()

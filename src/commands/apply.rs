@@ -51,6 +51,9 @@ pub struct NodeReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restarts_skipped: Vec<String>,
     pub error: Option<String>,
+    /// Remote executions this run made on the node (connect's sudo probe included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_executions: Option<usize>,
     #[serde(skip)]
     pub changes: Option<NodeChanges>,
 }
@@ -70,6 +73,7 @@ impl NodeReport {
             restarted: vec![],
             restarts_skipped: vec![],
             error: Some(e.to_string()),
+            remote_executions: None,
             changes: None,
         }
     }
@@ -208,6 +212,7 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
             restarted: changes.restart.clone(),
             restarts_skipped: skipped,
             error: None,
+            remote_executions: None,
             changes: Some(changes),
         },
         Ok(other) => NodeReport::failed(&node.name, &txn::failed(&remote, other, &run_id)),
@@ -231,6 +236,8 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
         }
     };
     line.done(&format!("{:?}", report.result).to_lowercase());
+    let mut report = report;
+    report.remote_executions = Some(remote.executions());
     remote.close().await;
     report
 }
@@ -297,6 +304,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
                     restarted: p.changes.restart.clone(),
                     restarts_skipped: skipped,
                     error: None,
+                    remote_executions: Some(p.remote.executions()),
                     changes: Some(p.changes),
                 },
             );

@@ -159,8 +159,10 @@ impl Txn {
             return Err(Invalid(run_id.into(), "not a run id".into()));
         }
         let dir = format!("{TXN_DIR}/{run_id}");
+        // One function, called on the last line: a script cut short in transit is a syntax
+        // error and runs nothing.
         let mut s = String::from(
-            "# netctl node transaction: stage, then run detached (generated)\nset -u\numask 077\n",
+            "# netctl node transaction: stage, then run detached (generated)\nnetctl_txn() {\nset -u\numask 077\n",
         );
         s.push_str(&format!(
             "T={}\nmkdir -p {} && chmod 0700 {} || exit 90\n",
@@ -193,7 +195,7 @@ impl Txn {
         s.push_str(&format!(
             "setsid -w sh \"$T/txn.sh\" run {} < /dev/null > \"$T/log\" 2>&1\ns=$?\n\
              cat \"$T/result\" 2>/dev/null\n\
-             if [ $s -ne 0 ]; then tail -n 20 \"$T/log\" >&2; fi\nexit $s\n",
+             if [ $s -ne 0 ]; then tail -n 20 \"$T/log\" >&2; fi\nexit $s\n}}\nnetctl_txn\n",
             sh_quote(run_id)
         ));
         Ok(s)
@@ -633,6 +635,28 @@ mod tests {
         assert!(is_run_id("20261129T000000Z-abcd"));
         assert!(!is_run_id("../x"));
         assert!(!is_run_id("-rf"));
+    }
+
+    #[test]
+    fn a_script_cut_short_runs_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut t = Txn::default();
+        t.write(d.path().join("x").to_str().unwrap(), b"x\n", 0o644);
+        let script = t
+            .stage_script("20261129T000000Z-0006")
+            .unwrap()
+            .replace(TXN_DIR, d.path().join("txn").to_str().unwrap());
+        for cut in [script.len() / 3, script.len() - 12] {
+            Command::new("sh")
+                .arg("-c")
+                .arg(&script[..cut])
+                .output()
+                .unwrap();
+            assert!(
+                !d.path().join("txn").exists(),
+                "a truncated script ran (cut at {cut})"
+            );
+        }
     }
 
     #[test]

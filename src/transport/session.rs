@@ -25,6 +25,8 @@ pub struct Session {
     command_timeout: Duration,
     /// How scripts become root (see sudo.rs).
     sudo: Mode,
+    /// Remote executions so far (each a channel and a process tree on the node): the benchmark's count.
+    execs: std::sync::atomic::AtomicUsize,
 }
 
 /// Handler for the russh client: checks the server key against known_hosts.
@@ -181,6 +183,11 @@ where
 }
 
 impl Session {
+    /// Remote executions on this session so far.
+    pub fn executions(&self) -> usize {
+        self.execs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Connect, check the host key, authenticate (key files, then agent keys), and with `target.sudo`
     /// find out how to become root (passwordless, or with the password, checked here once).
     pub async fn connect(target: &Target) -> Result<Session, TransportError> {
@@ -190,6 +197,7 @@ impl Session {
             handle,
             command_timeout: target.command_timeout,
             sudo: Mode::Direct,
+            execs: std::sync::atomic::AtomicUsize::new(0),
         };
         if target.sudo {
             session.sudo = session.sudo_mode(&target.user).await?;
@@ -263,6 +271,8 @@ impl Session {
         stdin: &[u8],
         limit: Duration,
     ) -> Result<Output, TransportError> {
+        self.execs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let deadline = Instant::now() + limit;
         let timed_out = || TransportError::CommandTimeout {
             node: self.node.clone(),
