@@ -386,6 +386,8 @@ fn confirm_or_refuse(yes: bool, prompt: &str) -> Result<(), Error> {
 }
 
 fn main() {
+    // SAFETY: nothing has started a thread yet (the runtime is built later, per command).
+    unsafe { netctl::transport::secrets::take_from_env() };
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 
 mod labkit;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
 use labkit::{can_run, netctl, text, Lab};
@@ -120,4 +121,71 @@ fn sudo_race(kind: &str, name: &str, octet: u8, user: &str) {
         before,
         "the wrapper left files of the SSH user behind"
     );
+}
+
+/// Finding 8: netctl started with both secrets in its environment runs a ProxyCommand and kubectl
+/// (stand-ins that save their environment) without passing either secret on. No node is needed:
+/// the ProxyCommand fails after saving, and verify's cluster checks call kubectl regardless.
+#[test]
+fn secrets_stay_out_of_child_environments() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |name: &str, text: String| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let kubectl = write(
+        "kubectl",
+        format!(
+            "#!/bin/sh\nenv > {}/kubectl-env\necho '{{}}'\n",
+            d.display()
+        ),
+    );
+    std::fs::set_permissions(&kubectl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = write(
+        "ssh_config",
+        format!(
+            "Host *\n  ProxyCommand env > {}/proxy-env; exit 1\n",
+            d.display()
+        ),
+    );
+    let profile = write(
+        "profile.yaml",
+        format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: sudo-env\n\
+             kubernetes: {{version: \"1.28\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24, \
+             clusterDNS: 10.32.0.10, kubeconfig: {d}/kubeconfig}}\n\
+             networking: {{provider: routes}}\n\
+             ssh: {{user: root, identityFile: {d}/id}}\n\
+             nodes:\n  - {{name: node-1, address: 10.240.152.11, roles: [worker]}}\n",
+            d = d.display()
+        ),
+    );
+    write("kubeconfig", String::new());
+    let o = netctl()
+        .args(["verify", "--no-dataplane", "-p"])
+        .arg(&profile)
+        .env("HOME", d)
+        .env("NETCTL_SSH_CONFIG", &config)
+        .env("NETCTL_KUBECTL", &kubectl)
+        .env("NETCTL_SUDO_PASSWORD", "sudo-pw-8f3a")
+        .env("NETCTL_KEY_PASSPHRASE", "key-pp-41c7")
+        .env("SUDO_ENV_CONTROL", "inherited")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    for child in ["proxy-env", "kubectl-env"] {
+        let env = std::fs::read_to_string(d.join(child))
+            .unwrap_or_else(|e| panic!("{child}: {e}\n{}", text(&o)));
+        assert!(env.contains("SUDO_ENV_CONTROL=inherited"), "{child}: {env}");
+        for secret in [
+            "NETCTL_SUDO_PASSWORD",
+            "sudo-pw-8f3a",
+            "NETCTL_KEY_PASSPHRASE",
+            "key-pp-41c7",
+        ] {
+            assert!(!env.contains(secret), "{child} got {secret}");
+        }
+    }
 }
