@@ -189,3 +189,30 @@ fn secrets_stay_out_of_child_environments() {
         }
     }
 }
+
+/// Finding 9: a node's lock holds terminal escapes (set the title, clear the screen). init reports
+/// the node as held, and what it prints shows the escapes as text instead of sending them.
+#[test]
+fn node_text_reaches_the_terminal_escaped() {
+    if !can_run("node_text_reaches_the_terminal_escaped") {
+        return;
+    }
+    let lab = Lab::up("sudo-esc", "netns", 1, 153);
+    lab.exec_ok(
+        "node-1",
+        "mkdir -p /run/netctl && printf 'run x from \\033]0;pwned\\007 \\033[2J\\n' > /run/netctl/lock",
+    );
+    let o = lab.netctl(&["init", "--yes"], &lab.profile);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    for (name, out) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        let out = String::from_utf8_lossy(out);
+        assert!(
+            !out.contains(['\x1b', '\x07']),
+            "{name} has raw controls: {out:?}"
+        );
+        assert!(
+            out.contains(r"from \x1b]0;pwned\x07 \x1b[2J"),
+            "{name}: {out}"
+        );
+    }
+}
