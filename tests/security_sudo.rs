@@ -216,3 +216,57 @@ fn node_text_reaches_the_terminal_escaped() {
         );
     }
 }
+
+/// Real sudo, where `sudo -n true` needs the password but a NOPASSWD rule covers sh: sudo does not
+/// read the password line, so the root shell gets it first. It runs nothing, and init says why
+/// without the password in any message.
+#[test]
+fn sudo_without_a_password_for_sh_runs_nothing() {
+    if !can_run("sudo_without_a_password_for_sh_runs_nothing") {
+        return;
+    }
+    let user = "sudo-nopw";
+    let lab = Lab::up_with(
+        "sudo-np",
+        "netns",
+        1,
+        154,
+        &["--user", user, "--sudo-password", "np pw"],
+    );
+    // Last in the directory, so it wins over the lab's own rule for these commands.
+    lab.exec_ok(
+        "node-1",
+        &format!(
+            "echo '{user} ALL=(ALL) NOPASSWD: /bin/sh, /usr/bin/sh' > /etc/sudoers.d/zz-sudo-np && \
+             chmod 440 /etc/sudoers.d/zz-sudo-np"
+        ),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let o = netctl()
+        .args(["init", "--yes", "-p"])
+        .arg(&lab.profile)
+        .env("HOME", home.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("NETCTL_SSH_CONFIG")
+        .env("NETCTL_SUDO_PASSWORD", "np pw")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("node-1: sudo: sudo ran the script's shell without asking for the password"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !text(&o).contains("np pw"),
+        "the password leaked: {}",
+        text(&o)
+    );
+    assert_eq!(
+        lab.exec_ok("node-1", "ls -A /run/netctl /var/lib/netctl"),
+        "/run/netctl:\n\n/var/lib/netctl:\n",
+        "nothing ran: no lock, no state"
+    );
+}

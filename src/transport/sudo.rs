@@ -83,7 +83,13 @@ fn marker() -> String {
 pub(crate) fn password_not_asked(mode: &Mode, out: &super::Output) -> bool {
     matches!(mode, Mode::Password(_))
         && out.status == NOT_ASKED
-        && out.stderr.trim_ascii_end() == NOT_ASKED_SAID.as_bytes()
+        // Its last line: sudo may warn first (e.g. "unable to resolve host").
+        && out
+            .stderr
+            .trim_ascii_end()
+            .rsplit(|b| *b == b'\n')
+            .next()
+            .is_some_and(|last| last == NOT_ASKED_SAID.as_bytes())
 }
 
 /// A password sudo can receive: one line.
@@ -224,6 +230,14 @@ mod tests {
         };
         assert!(password_not_asked(&Mode::Password("x".into()), &seen));
         assert!(!password_not_asked(&Mode::NoPassword, &seen));
+        let after_a_warning = super::super::Output {
+            stderr: format!("sudo: unable to resolve host n1\n{NOT_ASKED_SAID}\n").into_bytes(),
+            ..seen.clone()
+        };
+        assert!(password_not_asked(
+            &Mode::Password("x".into()),
+            &after_a_warning
+        ));
         let script_exit = super::super::Output {
             stderr: b"some error\n".to_vec(),
             ..seen
