@@ -5,6 +5,8 @@
 use std::process::Command;
 
 use crate::provider::LocalCommand;
+// Removed at start-up already; removed again here because gcloud/aws run operator plugins.
+use crate::transport::secrets::ENV_NAMES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
@@ -42,7 +44,11 @@ pub fn run(c: &LocalCommand) -> Result<Outcome, CloudError> {
         program: c.program.clone(),
         step: step.clone(),
     })?;
-    let out = Command::new(&program)
+    let mut cmd = Command::new(&program);
+    for name in ENV_NAMES {
+        cmd.env_remove(name);
+    }
+    let out = cmd
         .args(&c.args)
         .output()
         .map_err(|source| CloudError::Io {

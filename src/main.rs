@@ -9,6 +9,7 @@ use cli::{Cli, Command, Connect, Format, ProfileCommand, VerifyFormat};
 use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
 use netctl::migrate::{self, Endpoint};
+use netctl::printer::escape_controls;
 use netctl::profile::ProviderKind;
 use netctl::{certs, commands, profile, verify, Error};
 use std::time::SystemTime;
@@ -18,6 +19,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// Text for people, printed with node text escaped (`escape_controls`). JSON is escaped by serde;
+/// verify's text report escapes itself (so its colours survive).
+fn print_text(text: &str) {
+    print!("{}", escape_controls(text));
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -100,7 +107,7 @@ fn apply(
     rt.shutdown_background();
     match connect.output {
         Format::Text => {
-            print!("{}", commands::apply::text(&report, dry_run));
+            print_text(&commands::apply::text(&report, dry_run));
             if let Some(v) = &checked {
                 print!("\n{}", verify::report::text(v));
             }
@@ -166,7 +173,7 @@ fn print_notes(pki: Option<&certs::Pki>, quiet: bool) {
         return;
     }
     for n in pki.map(|p| p.notes.as_slice()).unwrap_or_default() {
-        eprintln!("certs: {n}");
+        eprintln!("certs: {}", escape_controls(n));
     }
 }
 
@@ -177,7 +184,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         } => {
             let cluster = profile::load(&profile)?;
             match output {
-                Format::Text => print!("{}", commands::check::text(&cluster)),
+                Format::Text => print_text(&commands::check::text(&cluster)),
                 Format::Json => print!("{}", commands::check::json(&cluster)),
             }
             Ok(0)
@@ -185,7 +192,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Profile {
             command: ProfileCommand::New(args),
         } => {
-            println!("{}", new_profile(args)?);
+            print_text(&format!("{}\n", new_profile(args)?));
             Ok(0)
         }
         Command::Completions { shell } => {
@@ -206,7 +213,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             print_notes(pki.as_ref(), cli.quiet);
             let mut cluster = cluster;
             cluster.pki = pki.map(Arc::new);
-            println!("{}", commands::render::run(&cluster, &out)?);
+            print_text(&format!("{}\n", commands::render::run(&cluster, &out)?));
             Ok(0)
         }
         Command::Plan { connect } => apply(connect, cli.quiet, true, true, true),
@@ -301,7 +308,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 cli.quiet,
             ));
             match connect.output {
-                Format::Text => print!("{}", commands::reset::text(&reports)),
+                Format::Text => print_text(&commands::reset::text(&reports)),
                 Format::Json => print!("{}", json(&reports)),
             }
             let failed: Vec<&str> = reports
@@ -388,7 +395,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let report = runtime().block_on(commands::switch::run(cluster, opts))?;
             match output {
-                Format::Text => print!("{}", commands::switch::text(&report)),
+                Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => print!("{}", json(&report)),
             }
             Ok(if report.error.is_some() { 1 } else { 0 })
@@ -444,18 +451,21 @@ fn confirm_or_refuse(yes: bool, prompt: &str) -> Result<(), Error> {
 }
 
 fn main() {
+    // SAFETY: nothing has started a thread yet (the runtime is built later, per command).
+    unsafe { netctl::transport::secrets::take_from_env() };
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            // Errors quote nodes (a lock's holder, a command's stderr): escaped, as all text is.
             let msg = e.to_string();
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", escape_controls(&msg));
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
                 let cause = s.to_string();
                 // Most messages already end with their cause; print only what is new.
                 if !msg.contains(&cause) {
-                    eprintln!("  caused by: {cause}");
+                    eprintln!("  caused by: {}", escape_controls(&cause));
                 }
                 src = s.source();
             }

@@ -1,27 +1,73 @@
 //! Output for people: aligned tables that read right without colour. Progress bars and the
 //! machine formats (JSON, JUnit) live here too as they arrive.
 
-/// Characters a terminal shows: colour escapes (ESC [ ... m) take no room.
-fn visible_width(s: &str) -> usize {
-    let mut n = 0;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for e in chars.by_ref() {
-                if e == 'm' {
-                    break;
-                }
+/// Text made safe for a terminal or a log: every control character (C0, DEL, C1) becomes a
+/// visible escape (`\x1b`, `\u{9b}`) except the newline and tab a multi-line message needs. Text
+/// from nodes (a lock's holder, a command's stderr) would otherwise drive the operator's terminal:
+/// set its title, clear the screen, rewrite earlier lines. Idempotent: the escapes are printable.
+pub fn escape_controls(s: &str) -> String {
+    escape(s, true)
+}
+
+/// One table cell or progress phase: newline and tab are escaped too (they would break the layout).
+fn escape_line(s: &str) -> String {
+    escape(s, false)
+}
+
+fn escape(s: &str, keep_layout: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' if keep_layout => out.push(c),
+            '\0'..='\x1f' | '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
             }
-        } else {
-            n += 1;
+            '\u{80}'..='\u{9f}' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
         }
     }
-    n
+    out
+}
+
+/// A table cell: text (escaped when rendered), or a result word coloured when colour is on.
+pub enum Cell {
+    Text(String),
+    Result { ok: bool, word: &'static str },
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Cell {
+        Cell::Text(s)
+    }
+}
+
+impl Cell {
+    /// What the cell shows, without colour.
+    fn plain(&self) -> String {
+        match self {
+            Cell::Text(t) => escape_line(t),
+            Cell::Result { word, .. } => escape_line(word),
+        }
+    }
+
+    /// The shown text with its colour around it (colour takes no width).
+    fn paint(&self, plain: String, colour: bool) -> String {
+        match self {
+            Cell::Result { ok, .. } if colour => {
+                let code = if *ok { 32 } else { 31 };
+                format!("\x1b[{code}m{plain}\x1b[0m")
+            }
+            _ => plain,
+        }
+    }
 }
 
 pub struct Table {
     header: Vec<String>,
-    rows: Vec<Vec<String>>,
+    rows: Vec<Vec<Cell>>,
 }
 
 impl Table {
@@ -33,31 +79,46 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells.into_iter().map(Cell::from).collect());
+    }
+
+    pub fn row_cells(&mut self, cells: Vec<Cell>) {
         self.rows.push(cells);
     }
 
+    /// Aligned columns; every cell escaped (see `escape_controls`), result words coloured only
+    /// when stdout is a terminal without NO_COLOR.
     pub fn render(&self) -> String {
-        let mut widths: Vec<usize> = self.header.iter().map(|h| visible_width(h)).collect();
-        for r in &self.rows {
-            for (i, c) in r.iter().enumerate() {
-                widths[i] = widths[i].max(visible_width(c));
+        self.render_with(colour_enabled())
+    }
+
+    fn render_with(&self, colour: bool) -> String {
+        let header: Vec<Cell> = self.header.iter().cloned().map(Cell::from).collect();
+        let rows: Vec<Vec<(String, &Cell)>> = std::iter::once(&header)
+            .chain(&self.rows)
+            .map(|r| r.iter().map(|c| (c.plain(), c)).collect())
+            .collect();
+        let mut widths = vec![0; self.header.len()];
+        for r in &rows {
+            for (i, (plain, _)) in r.iter().enumerate() {
+                widths[i] = widths[i].max(plain.chars().count());
             }
         }
-        let line = |cells: &[String]| {
-            let mut s = String::new();
-            for (i, c) in cells.iter().enumerate() {
-                if i + 1 == cells.len() {
-                    s.push_str(c);
+        let mut out = String::new();
+        for r in rows {
+            let mut line = String::new();
+            let last = r.len().saturating_sub(1);
+            for (i, (plain, cell)) in r.into_iter().enumerate() {
+                let pad = if i == last {
+                    0
                 } else {
-                    s.push_str(c);
-                    s.push_str(&" ".repeat(widths[i] - visible_width(c) + 2));
-                }
+                    widths[i] - plain.chars().count() + 2
+                };
+                line.push_str(&cell.paint(plain, colour));
+                line.push_str(&" ".repeat(pad));
             }
-            s.trim_end().to_string() + "\n"
-        };
-        let mut out = line(&self.header);
-        for r in &self.rows {
-            out.push_str(&line(r));
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
         out
     }
@@ -65,18 +126,48 @@ impl Table {
 
 #[cfg(test)]
 mod tests {
+    use super::{escape_controls, Cell, Table};
+
     #[test]
     fn aligns_columns() {
-        let mut t = super::Table::new(&["A", "BB"]);
+        let mut t = Table::new(&["A", "BB"]);
         t.row(vec!["long".into(), "x".into()]);
-        assert_eq!(t.render(), "A     BB\nlong  x\n");
-        let mut c = super::Table::new(&["S", "D"]);
-        c.row(vec!["\x1b[32mpass\x1b[0m".into(), "x".into()]);
+        assert_eq!(t.render_with(false), "A     BB\nlong  x\n");
+        let mut c = Table::new(&["S", "D"]);
+        c.row_cells(vec![
+            Cell::Result {
+                ok: true,
+                word: "pass",
+            },
+            "x".to_string().into(),
+        ]);
         c.row(vec!["FAIL".into(), "y".into()]);
         assert_eq!(
-            c.render(),
+            c.render_with(true),
             "S     D\n\x1b[32mpass\x1b[0m  x\nFAIL  y\n",
             "colour takes no width"
+        );
+        assert_eq!(c.render_with(false), "S     D\npass  x\nFAIL  y\n");
+    }
+
+    #[test]
+    fn controls_become_visible_escapes() {
+        let hostile = "run 1\x1b]0;pwned\x07 \x1b[2J\r\x7f\u{9b}31m\tend\nnext";
+        assert_eq!(
+            escape_controls(hostile),
+            "run 1\\x1b]0;pwned\\x07 \\x1b[2J\\x0d\\x7f\\u{9b}31m\tend\nnext"
+        );
+        assert_eq!(
+            escape_controls(&escape_controls(hostile)),
+            escape_controls(hostile)
+        );
+        assert_eq!(escape_controls("plain: ünïcode ok"), "plain: ünïcode ok");
+        // In a table a cell stays on its line, and a node's text cannot colour itself.
+        let mut t = Table::new(&["NODE", "ERROR"]);
+        t.row(vec!["n1".into(), "held by\x1b[31m x\ny\tz".into()]);
+        assert_eq!(
+            t.render_with(true),
+            "NODE  ERROR\nn1    held by\\x1b[31m x\\x0ay\\x09z\n"
         );
     }
 }
@@ -112,7 +203,7 @@ impl Progress {
                 indicatif::ProgressStyle::with_template("{spinner} {prefix:.bold} {msg}")
                     .expect("static template"),
             );
-            b.set_prefix(name.to_string());
+            b.set_prefix(escape_line(name));
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
         });
@@ -122,11 +213,12 @@ impl Progress {
         }
     }
 
-    /// Print a line without tearing the progress display.
+    /// Print a line without tearing the progress display (escaped: it often quotes a node).
     pub fn println(&self, line: &str) {
+        let line = escape_controls(line);
         match &self.multi {
             Some(m) => {
-                let _ = m.println(line);
+                let _ = m.println(&line);
             }
             None => eprintln!("{line}"),
         }
@@ -136,13 +228,13 @@ impl Progress {
 impl NodeLine {
     pub fn phase(&self, phase: &str) {
         if let Some(b) = &self.bar {
-            b.set_message(phase.to_string());
+            b.set_message(escape_line(phase));
         }
     }
 
     pub fn done(&self, msg: &str) {
         if let Some(b) = &self.bar {
-            b.finish_with_message(msg.to_string());
+            b.finish_with_message(escape_line(msg));
         }
     }
 
@@ -155,15 +247,4 @@ impl NodeLine {
 pub fn colour_enabled() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
-}
-
-pub fn result_word(ok: bool, word: &str) -> String {
-    if !colour_enabled() {
-        return word.to_string();
-    }
-    if ok {
-        format!("\x1b[32m{word}\x1b[0m")
-    } else {
-        format!("\x1b[31m{word}\x1b[0m")
-    }
 }

@@ -92,6 +92,10 @@ impl Kubectl {
             Runner::Local(program) => program,
         };
         let mut cmd = Command::new(program);
+        // kubectl runs exec credential plugins: none of netctl's secrets is theirs.
+        for name in crate::transport::secrets::ENV_NAMES {
+            cmd.env_remove(name);
+        }
         if let Some(k) = &self.kubeconfig {
             cmd.arg("--kubeconfig").arg(k);
         }

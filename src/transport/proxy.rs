@@ -25,7 +25,12 @@ impl Stderr {
 /// Start `sh -c command`; the stream is its stdout (read) and stdin (write). The process ends
 /// when the session closes its side (EOF on stdin); a task reaps it.
 pub fn spawn(command: &str) -> std::io::Result<(Join<ChildStdout, ChildStdin>, Stderr)> {
-    let mut child = Command::new("sh")
+    let mut cmd = Command::new("sh");
+    // An operator's command (ssh, aws ssm, ...): the secrets were removed at start-up; again here.
+    for name in super::secrets::ENV_NAMES {
+        cmd.env_remove(name);
+    }
+    let mut child = cmd
         .arg("-c")
         .arg(command)
         .stdin(Stdio::piped())

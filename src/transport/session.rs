@@ -249,8 +249,16 @@ impl Session {
         limit: Duration,
     ) -> Result<Output, TransportError> {
         let (command, stdin) = sudo::wrap(&self.sudo, script);
-        self.exec_with_timeout(command, &stdin, limit.max(self.command_timeout))
-            .await
+        let out = self
+            .exec_with_timeout(&command, &stdin, limit.max(self.command_timeout))
+            .await?;
+        if sudo::password_not_asked(&self.sudo, &out) {
+            return Err(TransportError::Sudo {
+                node: self.node.clone(),
+                message: "sudo ran the script's shell without asking for the password (a NOPASSWD rule for sh?); nothing was run".into(),
+            });
+        }
+        Ok(out)
     }
 
     /// The node this session talks to.

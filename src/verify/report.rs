@@ -2,7 +2,7 @@
 //! docs/verify.md) and for CI systems (JUnit XML: a testsuite per check id, a testcase per subject).
 
 use super::{Report, Status};
-use crate::printer::{result_word, Table};
+use crate::printer::{escape_controls, Cell, Table};
 
 pub fn text(r: &Report) -> String {
     let mut t = Table::new(&["CHECK", "SUBJECT", "STATUS", "DETAIL / HINT"]);
@@ -15,11 +15,22 @@ pub fn text(r: &Report) -> String {
         };
         last = &c.id;
         let status = match c.status {
-            Status::Pass => result_word(true, "pass"),
-            Status::Fail => result_word(false, "FAIL"),
-            Status::Skip => "skip".to_string(),
+            Status::Pass => Cell::Result {
+                ok: true,
+                word: "pass",
+            },
+            Status::Fail => Cell::Result {
+                ok: false,
+                word: "FAIL",
+            },
+            Status::Skip => "skip".to_string().into(),
         };
-        t.row(vec![id, c.subject.clone(), status, c.detail.clone()]);
+        t.row_cells(vec![
+            id.into(),
+            c.subject.clone().into(),
+            status,
+            c.detail.clone().into(),
+        ]);
         if let Some(h) = c.hint.as_ref().filter(|_| c.status == Status::Fail) {
             t.row(vec![
                 String::new(),
@@ -29,11 +40,13 @@ pub fn text(r: &Report) -> String {
             ]);
         }
     }
+    // The table escapes its cells; the rest is escaped here, so the text is safe as it is (main
+    // prints it without escaping it again, which would show the table's colours as escapes).
     let mut out = t.render();
-    out.push_str(&format!(
+    out.push_str(&escape_controls(&format!(
         "verify {}: {} passed, {} failed, {} skipped\n",
         r.run_id, r.summary.pass, r.summary.fail, r.summary.skip
-    ));
+    )));
     out
 }
 
@@ -41,10 +54,11 @@ pub fn json(r: &Report) -> String {
     serde_json::to_string_pretty(r).expect("report serialises") + "\n"
 }
 
-/// XML text and attribute escaping (also drops characters XML 1.0 cannot carry).
+/// XML text and attribute escaping. Control characters (which XML 1.0 cannot carry, or which would
+/// reach a terminal showing the file) become visible escapes first, as in the text report.
 pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
+    for ch in escape_controls(s).chars() {
         match ch {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -52,8 +66,7 @@ pub fn xml_escape(s: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(' '),
-            c if (c as u32) < 0x20 => {}
+            '\t' => out.push(' '),
             c => out.push(c),
         }
     }
@@ -165,6 +178,29 @@ mod tests {
             t.ends_with("verify 20260101T000000Z-ab12: 2 passed, 1 failed, 1 skipped\n"),
             "{t}"
         );
+        let hostile = Report::new(
+            "run\x1b[2J".into(),
+            vec![Check::fail(
+                "node.ssh",
+                "n\x1b]0;x\x07",
+                "held by \x1b[2J",
+                "\u{9b}hint",
+            )],
+            false,
+        );
+        // Only the table's own colour (on when the test's stdout is a terminal) may be an escape.
+        let h = text(&hostile)
+            .replace("\x1b[31m", "")
+            .replace("\x1b[0m", "");
+        assert!(!h.contains(['\x1b', '\x07', '\u{9b}']), "{h:?}");
+        assert!(
+            h.contains("n\\x1b]0;x\\x07") && h.contains("held by \\x1b[2J"),
+            "{h}"
+        );
+        assert!(
+            h.contains("hint: \\u{9b}hint") && h.contains("verify run\\x1b[2J:"),
+            "{h}"
+        );
     }
 
     #[test]
@@ -209,6 +245,9 @@ mod tests {
             }
         }
         assert!(stack.is_empty());
-        assert_eq!(xml_escape("a\u{1}b\nc"), "ab&#10;c");
+        assert_eq!(
+            xml_escape("a\u{1}b\nc\x1b]0;t\x07\u{9b}"),
+            "a\\x01b&#10;c\\x1b]0;t\\x07\\u{9b}"
+        );
     }
 }
