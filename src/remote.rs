@@ -21,6 +21,8 @@ pub enum RemoteError {
         holder: String,
         /// The holder's run id (empty when the lock does not name one).
         run: String,
+        /// Whether the holder's process is alive, where this machine can tell (it took the lock).
+        alive: Option<bool>,
         way_out: String,
     },
     #[error("{node}: {message}")]

@@ -242,6 +242,48 @@ fn an_interrupted_switch_is_resumed() {
         .status
         .success());
     kill_after_first_node(&lab);
+    // A lock whose run is alive (here: it names this test's own process) is not taken over.
+    let lock = lab.exec_ok("node-2", "cat /run/netctl/lock");
+    let me = std::process::id();
+    let start = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = start
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
+    let alive: String = lock
+        .lines()
+        .map(|l| match l.split_once('=') {
+            Some(("host", _)) => format!("host={}", host.trim()),
+            Some(("pid", _)) => format!("pid={me}"),
+            Some(("pid_start", _)) => format!("pid_start={start}"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    lab.exec_ok(
+        "node-2",
+        &format!("printf '%s\\n' '{alive}' > /run/netctl/lock"),
+    );
+    let o = switch(
+        &lab,
+        &["--resume", "--networking", "routes", "--backend", "vxlan"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "a live run's lock was taken over: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("still going"), "{}", text(&o));
+    lab.exec_ok(
+        "node-2",
+        &format!("printf '%s' '{lock}' > /run/netctl/lock"),
+    );
     let o = switch(
         &lab,
         &["--resume", "--networking", "routes", "--backend", "vxlan"],

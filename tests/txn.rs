@@ -179,3 +179,47 @@ fn killed_init_leaves_every_node_whole_and_the_next_init_completes() {
     init_recovers(&lab, &profile, "after the cut");
     assert_eq!(views(&lab), after, "init after the cut applies every node");
 }
+
+#[test]
+fn verify_takes_the_node_lock_and_leaves_another_runs_lock_alone() {
+    if !labkit::can_run("verify_takes_the_node_lock_and_leaves_another_runs_lock_alone") {
+        return;
+    }
+    let lab = Lab::up("txn-vl", "netns", 3, 171);
+    let o = lab.netctl(&["init", "--yes", "--no-verify"], &lab.profile);
+    assert!(o.status.success(), "{}", text(&o));
+    let other = "run=20261129T000000Z-beef\ncommand=init\nhost=elsewhere\npid=9\n";
+    lab.exec_ok(
+        "node-2",
+        &format!("mkdir -p /run/netctl && printf '{other}' > /run/netctl/lock"),
+    );
+    let o = lab.netctl(&["verify", "--output", "json"], &lab.profile);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let check = |id: &str, subject: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id && c["subject"] == subject)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} for {subject}: {v}"))
+    };
+    let lock = check("node.lock", "node-2");
+    assert_eq!(lock["status"], "fail", "{lock}");
+    assert!(
+        lock["detail"]
+            .as_str()
+            .unwrap()
+            .contains("20261129T000000Z-beef"),
+        "{lock}"
+    );
+    // No test pods on the locked node; the others were checked and released.
+    assert_eq!(check("dataplane.pods", "node-2")["status"], "skip");
+    assert_eq!(check("dataplane.pods", "node-1")["status"], "pass");
+    assert_eq!(lab.exec_ok("node-2", "cat /run/netctl/lock"), other);
+    assert_eq!(
+        lab.exec_ok("node-1", "ls /run/netctl/ 2>/dev/null; true"),
+        ""
+    );
+}

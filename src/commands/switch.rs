@@ -107,9 +107,12 @@ async fn open(
 ) -> Result<Conn, RemoteError> {
     let holder = lock::Holder::me(&run_id, "switch");
     let found = match gather::lock_and_gather(&remote, &want, &holder).await {
-        Err(RemoteError::Locked { run: held_by, .. })
-            if take_over.as_ref().is_some_and(|r| *r == held_by) =>
-        {
+        // Only a run that is gone: a live one (here, where we can tell) keeps its lock.
+        Err(RemoteError::Locked {
+            run: held_by,
+            alive,
+            ..
+        }) if take_over.as_ref().is_some_and(|r| *r == held_by) && alive != Some(true) => {
             match lock::take_over(&remote, &held_by, &holder).await {
                 Ok(()) => gather::gather(&remote, &want).await,
                 Err(e) => Err(e),

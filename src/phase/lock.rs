@@ -184,6 +184,7 @@ fn locked(remote: &Remote, h: &Holder) -> RemoteError {
         node: remote.node.clone(),
         holder: h.describe(),
         run: h.run.clone(),
+        alive: h.alive_here(),
         way_out,
     }
 }
