@@ -127,3 +127,25 @@ fn check_json_has_the_documented_shape() {
     assert_eq!(w0["podCIDR"], "10.200.0.0/24");
     assert_eq!(v["nodes"][0]["podCIDR"], serde_json::Value::Null);
 }
+
+/// `--concurrency` is bounded as `ssh.concurrency` is (2^64-1 used to reach tokio's semaphore and
+/// panic): clap refuses it with exit 2 before anything is read or connected.
+#[test]
+fn concurrency_flag_out_of_range_is_bad_input() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/gce-routes.yaml");
+    for cmd in ["init", "verify", "reset"] {
+        for value in ["0", "1025", "18446744073709551615"] {
+            let out = netctl()
+                .args([cmd, "--concurrency", value, "-p"])
+                .arg(&p)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {value}: {stderr}");
+            assert!(
+                stderr.contains("--concurrency") && stderr.contains("1..=1024"),
+                "{cmd} {value}: {stderr}"
+            );
+        }
+    }
+}
