@@ -149,3 +149,64 @@ fn concurrency_flag_out_of_range_is_bad_input() {
         }
     }
 }
+
+/// Run `netctl profile check -p <path>`, killing it after `limit`: (exit code, stderr, time).
+/// None when it had to be killed (the hang or the unbounded read this guards against).
+fn check_within(path: &Path, limit: std::time::Duration) -> Option<(Option<i32>, String)> {
+    let mut child = netctl()
+        .args(["profile", "check", "-p"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return Some((status.code(), stderr));
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A profile that is not a regular file (/dev/zero grew memory without end, a FIFO hung) is
+/// refused at once with exit 2 naming the path.
+#[test]
+fn profile_that_is_not_a_regular_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("profile.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for path in [Path::new("/dev/zero"), fifo.as_path(), dir.path()] {
+        let (code, stderr) = check_within(path, std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{}: still running after 10 s", path.display()));
+        assert_eq!(code, Some(2), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(&path.display().to_string()) && stderr.contains("not a regular file"),
+            "{}: {stderr}",
+            path.display()
+        );
+    }
+}
+
+/// A profile over 16 MiB is refused without being parsed.
+#[test]
+fn oversized_profile_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.yaml");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(16 * 1024 * 1024 + 1).unwrap();
+    let (code, stderr) = check_within(&p, std::time::Duration::from_secs(10)).expect("finishes");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("big.yaml") && stderr.contains("larger than"),
+        "{stderr}"
+    );
+}

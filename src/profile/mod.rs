@@ -29,11 +29,9 @@ impl std::fmt::Display for Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read profile {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is not a regular file of a sane size.
+    #[error("profile: {0}")]
+    Read(#[from] crate::input::ReadError),
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
         path: PathBuf,
@@ -146,10 +144,7 @@ impl Cluster {
 
 /// Read, parse, validate and plan a profile file.
 pub fn load(path: &Path) -> Result<Cluster, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::input::read_bounded(path, crate::input::DEFAULT_LIMIT)?;
     load_str(&text, path)
 }
 
