@@ -210,3 +210,39 @@ fn oversized_profile_is_bad_input() {
         "{stderr}"
     );
 }
+
+/// Deeply nested flow collections took libyaml quadratic time (100k `[` after a key: ~30 s, and
+/// `{a: ` nesting far longer); they are refused by a linear pre-scan, fast, with exit 2.
+#[test]
+fn deeply_nested_yaml_is_refused_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "apiVersion: netctl/v1\nkind: ClusterProfile\nname: ";
+    let n = 100_000;
+    let shapes = [
+        ("brackets.yaml", format!("{head}{}\n", "[".repeat(n))),
+        (
+            "closed.yaml",
+            format!("{head}{}{}\n", "[".repeat(n), "]".repeat(n)),
+        ),
+        (
+            "maps.yaml",
+            format!("{head}\n{}  {}\n", "  {a: \n".repeat(n), "}".repeat(n)),
+        ),
+        // Closing brackets inside quoted strings do not hide the depth.
+        ("quoted.yaml", format!("{head}{}\n", "[ ']]', ".repeat(n))),
+    ];
+    for (name, text) in shapes {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let start = std::time::Instant::now();
+        let (code, stderr) = check_within(&p, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{name}: still parsing after 20 s"));
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("nested more than"), "{name}: {stderr}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{name}: took {:?}",
+            start.elapsed()
+        );
+    }
+}

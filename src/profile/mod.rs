@@ -4,6 +4,7 @@
 
 pub mod cidr;
 pub mod model;
+pub mod nesting;
 pub mod validate;
 
 use std::net::Ipv4Addr;
@@ -159,6 +160,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Cluster, ProfileError> {
 
 /// YAML to `Profile`; syntax, type and unknown-key errors carry line and column.
 pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
+    nesting::check(text, nesting::MAX_FLOW_DEPTH).map_err(|e| ProfileError::Syntax {
+        path: path.to_path_buf(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
+    })?;
     serde_yaml::from_str::<Profile>(text).map_err(|e| match e.location() {
         Some(loc) => ProfileError::Syntax {
             path: path.to_path_buf(),
