@@ -75,8 +75,8 @@ pub enum Command {
         /// Trust host keys not yet in known_hosts and record them (trust on first use).
         #[arg(long)]
         accept_new_host_keys: bool,
-        /// How many nodes to work on at once (default: the profile's ssh.concurrency).
-        #[arg(long)]
+        /// How many nodes to work on at once, 1-1024 (default: the profile's ssh.concurrency).
+        #[arg(long, value_parser = concurrency_range())]
         concurrency: Option<usize>,
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyFormat,
@@ -168,8 +168,8 @@ pub struct Connect {
     /// Trust host keys not yet in known_hosts and record them (trust on first use). A changed key is always refused.
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// How many nodes to work on at once (default: the profile's ssh.concurrency).
-    #[arg(long)]
+    /// How many nodes to work on at once, 1-1024 (default: the profile's ssh.concurrency).
+    #[arg(long, value_parser = concurrency_range())]
     pub concurrency: Option<usize>,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Format,
@@ -228,4 +228,11 @@ pub struct NewArgs {
     /// Overwrite --out if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--concurrency` takes the range `ssh.concurrency` does, so neither can reach the panic in
+/// tokio's semaphore.
+fn concurrency_range() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new()
+        .range(1..=netctl::profile::validate::MAX_CONCURRENCY as u64)
 }

@@ -15,9 +15,11 @@ where
     F: Fn(T) -> Fut,
     Fut: Future<Output = R> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut set = JoinSet::new();
     let n = items.len();
+    // More permits than hosts buys nothing, and tokio panics above `Semaphore::MAX_PERMITS`:
+    // validation bounds the profile and flag, this keeps any caller from the panic.
+    let permits = Arc::new(Semaphore::new(concurrency.clamp(1, n.max(1))));
+    let mut set = JoinSet::new();
     for (i, item) in items.into_iter().enumerate() {
         let permits = permits.clone();
         let fut = job(item);
@@ -68,5 +70,11 @@ mod tests {
         assert_eq!(out, (0..20u64).map(|i| i * 2).collect::<Vec<_>>());
         assert!(peak.load(Ordering::SeqCst) <= 4);
         assert!(peak.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_window_wider_than_tokio_allows_runs_every_host() {
+        let out = super::run(vec![1u8, 2, 3], usize::MAX, |i| async move { i + 1 }).await;
+        assert_eq!(out, [2, 3, 4]);
     }
 }

@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod commands;
 pub mod error;
 pub mod fleet;
+pub mod input;
 pub mod kubectl;
 pub mod lab;
 pub mod migrate;

@@ -127,3 +127,122 @@ fn check_json_has_the_documented_shape() {
     assert_eq!(w0["podCIDR"], "10.200.0.0/24");
     assert_eq!(v["nodes"][0]["podCIDR"], serde_json::Value::Null);
 }
+
+/// `--concurrency` is bounded as `ssh.concurrency` is (2^64-1 used to reach tokio's semaphore and
+/// panic): clap refuses it with exit 2 before anything is read or connected.
+#[test]
+fn concurrency_flag_out_of_range_is_bad_input() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/gce-routes.yaml");
+    for cmd in ["init", "verify", "reset"] {
+        for value in ["0", "1025", "18446744073709551615"] {
+            let out = netctl()
+                .args([cmd, "--concurrency", value, "-p"])
+                .arg(&p)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {value}: {stderr}");
+            assert!(
+                stderr.contains("--concurrency") && stderr.contains("1..=1024"),
+                "{cmd} {value}: {stderr}"
+            );
+        }
+    }
+}
+
+/// Run `netctl profile check -p <path>`, killing it after `limit`: (exit code, stderr, time).
+/// None when it had to be killed (the hang or the unbounded read this guards against).
+fn check_within(path: &Path, limit: std::time::Duration) -> Option<(Option<i32>, String)> {
+    let mut child = netctl()
+        .args(["profile", "check", "-p"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return Some((status.code(), stderr));
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A profile that is not a regular file (/dev/zero grew memory without end, a FIFO hung) is
+/// refused at once with exit 2 naming the path.
+#[test]
+fn profile_that_is_not_a_regular_file_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("profile.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for path in [Path::new("/dev/zero"), fifo.as_path(), dir.path()] {
+        let (code, stderr) = check_within(path, std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{}: still running after 10 s", path.display()));
+        assert_eq!(code, Some(2), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(&path.display().to_string()) && stderr.contains("not a regular file"),
+            "{}: {stderr}",
+            path.display()
+        );
+    }
+}
+
+/// A profile over 16 MiB is refused without being parsed.
+#[test]
+fn oversized_profile_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.yaml");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(16 * 1024 * 1024 + 1).unwrap();
+    let (code, stderr) = check_within(&p, std::time::Duration::from_secs(10)).expect("finishes");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("big.yaml") && stderr.contains("larger than"),
+        "{stderr}"
+    );
+}
+
+/// Deeply nested flow collections took libyaml quadratic time (100k `[` after a key: ~30 s, and
+/// `{a: ` nesting far longer); they are refused by a linear pre-scan, fast, with exit 2.
+#[test]
+fn deeply_nested_yaml_is_refused_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "apiVersion: netctl/v1\nkind: ClusterProfile\nname: ";
+    let n = 100_000;
+    let shapes = [
+        ("brackets.yaml", format!("{head}{}\n", "[".repeat(n))),
+        (
+            "closed.yaml",
+            format!("{head}{}{}\n", "[".repeat(n), "]".repeat(n)),
+        ),
+        (
+            "maps.yaml",
+            format!("{head}\n{}  {}\n", "  {a: \n".repeat(n), "}".repeat(n)),
+        ),
+        // Closing brackets inside quoted strings do not hide the depth.
+        ("quoted.yaml", format!("{head}{}\n", "[ ']]', ".repeat(n))),
+    ];
+    for (name, text) in shapes {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let start = std::time::Instant::now();
+        let (code, stderr) = check_within(&p, std::time::Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("{name}: still parsing after 20 s"));
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("nested more than"), "{name}: {stderr}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{name}: took {:?}",
+            start.elapsed()
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod cidr;
 pub mod model;
+pub mod nesting;
 pub mod validate;
 
 use std::net::Ipv4Addr;
@@ -29,11 +30,9 @@ impl std::fmt::Display for Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read profile {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// The file could not be read, or is not a regular file of a sane size.
+    #[error("profile: {0}")]
+    Read(#[from] crate::input::ReadError),
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
         path: PathBuf,
@@ -148,10 +147,7 @@ impl Cluster {
 
 /// Read, parse, validate and plan a profile file.
 pub fn load(path: &Path) -> Result<Cluster, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::input::read_bounded(path, crate::input::DEFAULT_LIMIT)?;
     load_str(&text, path)
 }
 
@@ -168,6 +164,12 @@ pub fn load_str(text: &str, path: &Path) -> Result<Cluster, ProfileError> {
 
 /// YAML to `Profile`; syntax, type and unknown-key errors carry line and column.
 pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
+    nesting::check(text, nesting::MAX_FLOW_DEPTH).map_err(|e| ProfileError::Syntax {
+        path: path.to_path_buf(),
+        line: e.line,
+        column: e.column,
+        message: e.message,
+    })?;
     serde_yaml::from_str::<Profile>(text).map_err(|e| match e.location() {
         Some(loc) => ProfileError::Syntax {
             path: path.to_path_buf(),

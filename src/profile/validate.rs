@@ -15,6 +15,14 @@ pub const AWS_ROUTE_TABLE_LIMIT: usize = 50;
 pub const MTU_MIN: u32 = 576;
 pub const MTU_MAX: u32 = 9000;
 pub const VNI_MAX: u32 = 16_777_215;
+/// Nodes worked on at once. Far above any useful SSH fan-out from one machine, and far below
+/// tokio's semaphore limit (`usize::MAX >> 3`), which panics when exceeded.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The longest connect or command timeout, in seconds (a day): longer is a typo, and 2^64-1
+/// seconds overflows the deadline (`Instant + Duration` panics).
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// The service range must hold the default clusterDNS, its tenth address.
+const DEFAULT_DNS_INDEX: u32 = 10;
 
 /// The parsed values validation produced, so nothing parses them twice.
 pub struct Checked {
@@ -127,6 +135,15 @@ fn check_mtu(p: &mut Problems, field: &str, mtu: Option<u32>) {
     }
 }
 
+fn check_timeout(p: &mut Problems, field: &str, secs: u64) {
+    if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+        p.add(
+            field,
+            format!("{secs} must be between 1 and {MAX_TIMEOUT_SECS} seconds (a day)"),
+        );
+    }
+}
+
 fn check_iface(p: &mut Problems, field: &str, iface: &Option<String>) {
     if let Some(i) = iface {
         if !is_iface_name(i) {
@@ -146,6 +163,56 @@ fn check_path(p: &mut Problems, field: &str, value: &str) {
                 "{value:?} has characters outside a-z A-Z 0-9 / . _ - ~ + @, or a '..' component"
             ),
         );
+    }
+}
+
+/// Why `value` is not usable as a path on a node, if it is not: it must be absolute and normal
+/// (no empty, `.` or `..` component), made of shell-safe characters, and no component may start
+/// with `-` (an option to the commands it is passed to), `@` or `+` (systemd ExecStart prefixes).
+/// With `home`, a `~/` start (the SSH user's home on the node) stands for the leading `/`.
+pub fn node_path_problem(value: &str, home: bool) -> Option<String> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Some(format!("{value:?} contains the control character {c:?}"));
+    }
+    let rest = match (value.strip_prefix('/'), value.strip_prefix("~/")) {
+        (Some(rest), _) => rest,
+        (None, Some(rest)) if home => rest,
+        _ if home => {
+            return Some(format!(
+                "{value:?} must be an absolute path on the node (or start with ~/)"
+            ))
+        }
+        _ => {
+            return Some(format!(
+                "{value:?} must be an absolute path on the node (start with /)"
+            ))
+        }
+    };
+    if !is_safe_path(value) {
+        return Some(format!(
+            "{value:?} has characters outside a-z A-Z 0-9 / . _ - ~ + @, or a '..' component"
+        ));
+    }
+    for component in rest.split('/') {
+        if component.is_empty() || component == "." || component == ".." {
+            return Some(format!(
+                "{value:?} is not a normal path: no empty, '.' or '..' components (and no trailing /)"
+            ));
+        }
+        if component.starts_with(['-', '@', '+']) {
+            return Some(format!(
+                "{value:?}: the component {component:?} starts with '{}' (read as an option or a systemd ExecStart prefix)",
+                &component[..1]
+            ));
+        }
+    }
+    None
+}
+
+/// One rule for every profile field that becomes a path on a node.
+fn check_node_path(p: &mut Problems, field: &str, value: &str, home: bool) {
+    if let Some(message) = node_path_problem(value, home) {
+        p.add(field, message);
     }
 }
 
@@ -242,7 +309,16 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             }
         },
         // The hard-way convention: the tenth address of the service range.
-        (None, Some(s)) => s.nth(10),
+        (None, Some(s)) => {
+            let dns = s.nth(DEFAULT_DNS_INDEX);
+            if dns.is_none() {
+                p.add(
+                    "kubernetes.clusterDNS",
+                    format!("serviceCIDR {s} has no tenth address for the default clusterDNS; set clusterDNS, or use a /28 or larger serviceCIDR"),
+                );
+            }
+            dns
+        }
         (None, None) => None,
     };
     if !is_dns_label_path(&k.cluster_domain) {
@@ -264,8 +340,11 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             );
         }
     }
-    if let Some(kc) = &k.kubeconfig {
-        check_path(&mut p, "kubernetes.kubeconfig", kc);
+    match (&k.kubeconfig, &k.kubectl_on) {
+        // With kubectlOn the kubeconfig is a path on that node.
+        (Some(kc), Some(_)) => check_node_path(&mut p, "kubernetes.kubeconfig", kc, true),
+        (Some(kc), None) => check_path(&mut p, "kubernetes.kubeconfig", kc),
+        (None, _) => {}
     }
     if let Some(on) = &k.kubectl_on {
         if !profile.nodes.iter().any(|n| &n.name == on) {
@@ -275,11 +354,11 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             );
         }
     }
-    check_path(&mut p, "kubernetes.binDir", &k.bin_dir);
+    check_node_path(&mut p, "kubernetes.binDir", &k.bin_dir, false);
 
     let n = &profile.networking;
-    check_path(&mut p, "networking.cniBinDir", &n.cni_bin_dir);
-    check_path(&mut p, "networking.cniConfDir", &n.cni_conf_dir);
+    check_node_path(&mut p, "networking.cniBinDir", &n.cni_bin_dir, false);
+    check_node_path(&mut p, "networking.cniConfDir", &n.cni_conf_dir, false);
     if let (Some(v), ProviderKind::Kubenet) = (version, n.provider) {
         if !v.kubelet_has_network_plugin() {
             p.add(
@@ -425,15 +504,16 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             check_path(&mut p, field, path);
         }
     }
-    if s.concurrency == 0 {
-        p.add("ssh.concurrency", "must be at least 1");
+    if !(1..=MAX_CONCURRENCY).contains(&s.concurrency) {
+        p.add(
+            "ssh.concurrency",
+            format!("{} must be between 1 and {MAX_CONCURRENCY}", s.concurrency),
+        );
     }
-    if s.connect_timeout == Some(0) {
-        p.add("ssh.connectTimeout", "must be at least 1 second");
+    if let Some(t) = s.connect_timeout {
+        check_timeout(&mut p, "ssh.connectTimeout", t);
     }
-    if s.command_timeout == 0 {
-        p.add("ssh.commandTimeout", "must be at least 1 second");
-    }
+    check_timeout(&mut p, "ssh.commandTimeout", s.command_timeout);
     if let Some(b) = &s.bastion {
         let ok = b
             .bytes()
@@ -633,5 +713,35 @@ mod tests {
         assert!(is_dns_label("worker-0"));
         assert!(is_iface_name("enp0s8"));
         assert!(is_safe_path("~/.ssh/id_ed25519"));
+    }
+
+    #[test]
+    fn node_paths_are_absolute_and_normal() {
+        for good in ["/usr/local/bin", "/etc/cni/net.d", "/opt/cni-1.0/bin"] {
+            assert_eq!(node_path_problem(good, false), None, "{good}");
+        }
+        assert_eq!(node_path_problem("~/admin.kubeconfig", true), None);
+        for bad in [
+            "etc/cni/net.d",
+            "+/usr/bin",
+            "/usr/+bin",
+            "/usr/@bin",
+            "/usr/-bin",
+            "-/usr/bin",
+            "/etc//cni",
+            "/etc/./cni",
+            "/etc/../cni",
+            "/etc/cni/",
+            "/",
+            "",
+            "/etc/cni\n",
+            "/etc/c\tni",
+            "~/admin.kubeconfig",
+            "~admin/x",
+        ] {
+            assert!(node_path_problem(bad, false).is_some(), "{bad:?}");
+        }
+        assert!(node_path_problem("~/../x", true).is_some());
+        assert!(node_path_problem("admin.kubeconfig", true).is_some());
     }
 }
