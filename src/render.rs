@@ -563,11 +563,6 @@ mod tests {
         );
         assert_eq!(ancestors("plan.json").count(), 0);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     /// Values YAML would misread when spliced: a comment, a key, quotes, a line break, an alias
     /// or anchor, a bool, a number, an empty string.
