@@ -45,11 +45,18 @@ pub fn read_bounded_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError>
         path: path.to_path_buf(),
         source,
     };
-    // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer. The type is judged
-    // on the opened file, so a swap between a check and the open changes nothing.
+    // Judged before opening (opening some devices has effects) and again on the opened file (the
+    // path may be swapped in between). O_NONBLOCK: opening a FIFO otherwise waits for a writer.
+    let before = std::fs::metadata(path).map_err(io)?.file_type();
+    if !before.is_file() {
+        return Err(ReadError::NotAFile {
+            path: path.to_path_buf(),
+            kind: kind_name(before),
+        });
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(io)?;
     let kind = file.metadata().map_err(io)?.file_type();
@@ -82,7 +89,7 @@ fn read_at_most(file: File, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
     Ok((buf.len() as u64 <= limit).then_some(buf))
 }
 
-fn kind_name(kind: std::fs::FileType) -> &'static str {
+pub(crate) fn kind_name(kind: std::fs::FileType) -> &'static str {
     if kind.is_dir() {
         "directory"
     } else if kind.is_fifo() {

@@ -3,10 +3,8 @@
 //! Why: these paths come from the profile and ~/.ssh/config, and a mistake there must be a clear
 //! error, not a hang or a machine out of memory: a FIFO blocks `open` until a writer appears, and
 //! `/dev/zero` never ends. So only regular files are read, opened without blocking, and at most a
-//! bounded number of bytes. (`src/input.rs` does the same for the profile; the lead may unify them.)
+//! bounded number of bytes. The reading itself is `crate::input`'s, shared with the profile.
 
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The most netctl reads of any one ssh file; real ones are a few KiB.
@@ -30,26 +28,15 @@ impl ReadError {
 }
 
 /// The whole of `path`, which must be a regular file (after following symlinks) of at most `limit`
-/// bytes.
+/// bytes: `crate::input`'s reader, with errors that read after the path the caller prints.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
-    // Checked before opening (opening some devices has effects) and again on the opened file
-    // (the path may have been replaced in between).
-    regular(&std::fs::metadata(path).map_err(ReadError::Io)?)?;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        // A FIFO swapped in after the check must not block the open.
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(ReadError::Io)?;
-    regular(&file.metadata().map_err(ReadError::Io)?)?;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(ReadError::Io)?;
-    if bytes.len() as u64 > limit {
-        return Err(ReadError::TooLarge { limit });
-    }
-    Ok(bytes)
+    use crate::input::ReadError as E;
+    crate::input::read_bounded_bytes(path, limit).map_err(|e| match e {
+        E::Io { source, .. } => ReadError::Io(source),
+        E::NotAFile { kind, .. } => ReadError::NotRegular(article(kind)),
+        E::TooLarge { limit, .. } => ReadError::TooLarge { limit },
+        E::NotUtf8 { .. } => unreachable!("bytes are not decoded"),
+    })
 }
 
 /// As `read_regular`, for text (invalid UTF-8 is replaced, as only ASCII parts are ever used).
@@ -57,24 +44,15 @@ pub fn read_regular_text(path: &Path, limit: u64) -> Result<String, ReadError> {
     read_regular(path, limit).map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
-fn regular(meta: &std::fs::Metadata) -> Result<(), ReadError> {
-    let t = meta.file_type();
-    let kind = if t.is_file() {
-        return Ok(());
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a file"
-    };
-    Err(ReadError::NotRegular(kind))
+fn article(kind: &'static str) -> &'static str {
+    match kind {
+        "directory" => "a directory",
+        "FIFO" => "a FIFO",
+        "character device" => "a character device",
+        "block device" => "a block device",
+        "socket" => "a socket",
+        _ => "not a file",
+    }
 }
 
 #[cfg(test)]
