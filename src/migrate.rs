@@ -72,7 +72,7 @@ pub fn retarget(cluster: &Cluster, to: &Endpoint) -> Result<Cluster, EndpointErr
         }
         _ => {}
     }
-    crate::profile::resolve(profile).map_err(|problems| EndpointError {
+    let mut target = crate::profile::resolve(profile).map_err(|problems| EndpointError {
         field: problems
             .first()
             .map(|p| p.field.clone())
@@ -82,7 +82,12 @@ pub fn retarget(cluster: &Cluster, to: &Endpoint) -> Result<Cluster, EndpointErr
             .map(|p| p.to_string())
             .collect::<Vec<_>>()
             .join("; "),
-    })
+    })?;
+    // The run's certificates and the profile's file stay with the cluster: the node plans of the
+    // target need flanneld's certificates as much as the profile's do.
+    target.pki = cluster.pki.clone();
+    target.source = cluster.source.clone();
+    Ok(target)
 }
 
 /// The endpoint a cluster's profile describes.
@@ -289,6 +294,41 @@ mod tests {
             "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"{version}\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\n  kubeconfig: /root/.kube/config\nnetworking:\n  provider: routes\nnodes:\n  - {{name: c1, address: 10.0.0.10, roles: [controller]}}\n  - {{name: w1, address: 10.0.0.11}}\n  - {{name: w2, address: 10.0.0.12}}\n"
         );
         load_str(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    /// Issue 13: `switch --networking flannel` planned flanneld without its certificates, because
+    /// the retargeted cluster lost the run's PKI.
+    #[test]
+    fn the_target_of_a_switch_to_flannel_carries_flanneld_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = dir.path().join("t.yaml");
+        let mut cluster = base("1.30");
+        let to = Endpoint {
+            provider: ProviderKind::Flannel,
+            backend: "vxlan".into(),
+        };
+        let mut target = retarget(&cluster, &to).unwrap();
+        target.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
+        let pki = crate::certs::prepare(
+            &target,
+            &profile,
+            crate::certs::Mode::InMemory,
+            std::time::SystemTime::now(),
+        )
+        .unwrap()
+        .expect("flanneld as a unit needs certificates");
+        cluster.pki = Some(std::sync::Arc::new(pki));
+        cluster.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
+        let target = retarget(&cluster, &to).unwrap();
+        let w1 = target.node("w1").unwrap();
+        let plan = crate::provider::node_plan(&target, w1);
+        let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+        for want in ["ca.crt", "flanneld.crt", "flanneld.key"] {
+            assert!(
+                paths.iter().any(|p| p.ends_with(want)),
+                "{want} missing from the switch target's plan: {paths:?}"
+            );
+        }
     }
 
     fn endpoints() -> Vec<Endpoint> {

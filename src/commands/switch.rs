@@ -438,420 +438,412 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         });
     }
 
-    let records: Vec<Option<SwitchRecord>> = conns
-        .iter()
-        .map(|c| c.found.state.as_ref().and_then(record_of))
-        .collect();
-    // Taking over a killed run: its gate may have died with test pods up.
-    if take_over.is_some() {
-        for (c, r) in conns.iter().zip(&records) {
-            if r.is_some() {
-                if let Err(e) = c
-                    .remote
-                    .change(
-                        "remove test pods the interrupted run left",
-                        &crate::verify::dataplane::sweep_script(
-                            &cluster.profile.networking.cni_conf_dir,
-                        ),
-                    )
-                    .await
-                {
-                    release(conns).await;
-                    return Err(fail(e.to_string()));
-                }
-            }
-        }
-    }
-    let interrupted = records.iter().flatten().next().cloned();
-    if opts.rollback {
-        let Some(rec) = interrupted else {
-            release(conns).await;
-            return Err(Error::Refused(
-                "no interrupted switch is recorded on any node: nothing to roll back".into(),
-            ));
-        };
-        let mut rolled = Vec::new();
-        for (c, r) in conns.iter().zip(&records).rev() {
-            if let Some(r) = r {
-                progress.println(&format!("{}: rolling back to {}", c.node.name, r.from));
-                roll_back_node(&c.remote, r, c.node.has_systemd())
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                rolled.push(c.node.name.clone());
-            }
-        }
-        let from_cluster =
-            migrate::retarget(&cluster, &rec.from).map_err(|e| Error::Usage(e.to_string()))?;
-        let mplan = migrate::plan(
-            &from_cluster,
-            &migrate::retarget(&cluster, &rec.to).map_err(|e| Error::Usage(e.to_string()))?,
-        );
-        for (c, nm) in conns.iter().zip(&mplan.nodes) {
-            run_steps(&c.remote, &nm.unprepare)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        let mut gate_errors = Vec::new();
-        for c in &conns {
-            if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
-                gate_errors.push(e);
-            }
-        }
-        release(conns).await;
-        return Ok(SwitchReport {
-            run_id,
-            from: rec.to.to_string(),
-            to: rec.from.to_string(),
-            result: if gate_errors.is_empty() {
-                "rolled back".into()
-            } else {
-                "rolled back, verify failed".into()
-            },
-            switched: vec![],
-            rolled_back: rolled,
-            error: (!gate_errors.is_empty()).then(|| gate_errors.join("; ")),
-            steps: vec![],
-        });
-    }
-    if let Some(r) = interrupted.as_ref().filter(|_| !opts.resume) {
-        let msg = format!(
-            "an interrupted switch (run {}) is recorded on the nodes: continue it with `netctl switch --resume` or undo it with `netctl switch --rollback`",
-            r.run_id
-        );
-        release(conns).await;
-        return Err(Error::Refused(msg));
-    }
-
-    // Where does the cluster start?
-    let from_ep = match (&opts.from, &interrupted) {
-        (_, Some(r)) => r.from.clone(),
-        (Some(f), None) => f.clone(),
-        (None, None) => {
-            let eps: BTreeMap<String, Vec<String>> =
-                conns.iter().fold(BTreeMap::new(), |mut m, c| {
-                    let ep = c
-                        .found
-                        .state
-                        .as_ref()
-                        .and_then(endpoint_of_state)
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| "unmanaged".into());
-                    m.entry(ep).or_default().push(c.node.name.clone());
-                    m
-                });
-            let single = conns
-                .iter()
-                .map(|c| c.found.state.as_ref().and_then(endpoint_of_state))
-                .collect::<Vec<_>>();
-            match (eps.len(), single.first().cloned().flatten()) {
-                (1, Some(ep)) if !eps.contains_key("unmanaged") => ep,
-                _ => {
-                    release(conns).await;
-                    let detail: Vec<String> = eps
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {}", v.join(", ")))
-                        .collect();
-                    return Err(Error::Refused(format!(
-                        "the nodes do not agree on what they run ({}); say it with --from PROVIDER[:BACKEND]",
-                        detail.join("; ")
-                    )));
-                }
-            }
-        }
-    };
-    if from_ep == opts.to && interrupted.is_none() {
-        release(conns).await;
-        return Ok(SwitchReport {
-            run_id,
-            from: from_ep.to_string(),
-            to: opts.to.to_string(),
-            result: "unchanged".into(),
-            switched: vec![],
-            rolled_back: vec![],
-            error: None,
-            steps: vec![],
-        });
-    }
-    let from_cluster =
-        migrate::retarget(&cluster, &from_ep).map_err(|e| Error::Usage(e.to_string()))?;
-    let mplan: MigrationPlan = migrate::plan(&from_cluster, &to_cluster);
-    let pending: Vec<usize> = (0..conns.len())
-        .filter(|&i| !matches!(&records[i], Some(r) if r.phase == "switched"))
-        .collect();
-    let waves: Vec<Vec<usize>> = pending
-        .chunks(opts.max_unavailable.max(1))
-        .map(|w| w.to_vec())
-        .collect();
-    let wave_names: Vec<Vec<String>> = waves
-        .iter()
-        .map(|w| w.iter().map(|&i| conns[i].node.name.clone()).collect())
-        .collect();
-    let description = migrate::describe(&mplan, &wave_names);
-    if opts.dry_run {
-        release(conns).await;
-        return Ok(SwitchReport {
-            run_id,
-            from: from_ep.to_string(),
-            to: opts.to.to_string(),
-            result: "planned".into(),
-            switched: vec![],
-            rolled_back: vec![],
-            error: None,
-            steps: description.lines().map(String::from).collect(),
-        });
-    }
-    if !opts.yes {
-        if let Err(e) = confirm(&description) {
-            release(conns).await;
-            return Err(e);
-        }
-    }
-
-    let k = match kubectl::unavailable_reason(&cluster) {
-        None => Some(
-            Kubectl::find(&cluster, "drain nodes and apply the new provider's objects")
-                .map_err(|e| fail(e.to_string()))?,
-        ),
-        Some(why) => {
-            progress.println(&format!("cluster steps skipped: {why}"));
-            None
-        }
-    };
-    let mut steps = Vec::new();
-    // The new provider's manifests, for its objects applied first (and deleted on rollback).
-    let to_dir = match k.as_ref().filter(|_| !mplan.cluster_prepare.is_empty()) {
-        None => None,
-        Some(k) => {
-            let made = cluster_files(&to_cluster).and_then(|dir| {
-                for s in &mplan.cluster_prepare {
-                    k.run(&s.args, dir.path()).map_err(|e| e.to_string())?;
-                    steps.push(kubectl::describe(s));
-                }
-                Ok(dir)
-            });
-            match made {
-                Ok(dir) => Some(dir),
-                Err(e) => {
-                    release(conns).await;
-                    return Err(fail(e));
-                }
-            }
-        }
-    };
-    // Every node learns to receive the new way before any node sends it.
-    for (c, nm) in conns.iter().zip(&mplan.nodes) {
-        if let Err(e) = run_steps(&c.remote, &nm.prepare).await {
-            release(conns).await;
-            return Err(fail(e.to_string()));
-        }
-    }
-    let pause = std::env::var("NETCTL_SWITCH_PAUSE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis);
-    let mut switched: Vec<(usize, SwitchRecord)> = Vec::new();
-    let mut failure: Option<String> = None;
-    for wave in &waves {
-        let results = futures::future::join_all(wave.iter().map(|&i| {
-            let c = &conns[i];
-            let nm = &mplan.nodes[i];
-            let line = progress.node(&c.node.name);
-            let (to_cluster, from_ep, to_ep, run_id, k) =
-                (&to_cluster, &from_ep, &opts.to, &run_id, k.as_ref());
-            async move {
-                line.phase("switching");
-                let r = switch_node(c, nm, to_cluster, from_ep, to_ep, run_id, k).await;
-                line.done(if r.is_ok() { "switched" } else { "failed" });
-                (i, r)
-            }
-        }))
-        .await;
-        for (i, r) in results {
-            match r {
-                Ok(rec) => switched.push((i, rec)),
-                Err(e) => {
-                    // The failed node changed files too: its record is on the node.
-                    let rec = SwitchRecord {
-                        run_id: run_id.clone(),
-                        from: from_ep.clone(),
-                        to: opts.to.clone(),
-                        phase: "switching".into(),
-                        files: plan::diff(
-                            &mplan.nodes[i].install,
-                            &conns[i].found,
-                            conns[i].node.has_systemd(),
-                        )
-                        .files
-                        .iter()
-                        .map(|f| (f.path.clone(), f.action))
-                        .collect(),
-                    };
-                    switched.push((i, rec));
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        if failure.is_some() {
-            break;
-        }
-        if let Some(p) = pause {
-            tokio::time::sleep(p).await;
-        }
-    }
-
-    // Every node runs the new provider, the old way is still in place: verify (node and
-    // data-plane checks; readiness was waited for per node) is the last gate before anything old
-    // is removed.
-    if failure.is_none() {
-        let vopts = crate::verify::Options {
-            cluster_checks: false,
-            dataplane: true,
-            smoke: false,
-            mesh: if conns.len() > 20 {
-                crate::verify::Mesh::Ring
-            } else {
-                crate::verify::Mesh::Full
-            },
-            concurrency: Some(concurrency),
-            accept_new_host_keys: opts.accept_new_host_keys,
-            quiet: true,
-        };
-        let report =
-            crate::commands::verify::run_with_id(to_cluster.clone(), vopts, run_id.clone()).await;
-        let failed: Vec<String> = report
-            .checks
+    // From here the nodes are locked: every way out of the block below, early returns and `?`
+    // included, reaches the one release after it.
+    let result: Result<SwitchReport, Error> = async {
+        let records: Vec<Option<SwitchRecord>> = conns
             .iter()
-            .filter(|c| c.status == crate::verify::Status::Fail)
-            .map(|c| format!("{} on {}: {}", c.id, c.subject, c.detail))
+            .map(|c| c.found.state.as_ref().and_then(record_of))
             .collect();
-        if !failed.is_empty() {
-            failure = Some(format!(
-                "verify after the last wave failed: {}",
-                failed.join("; ")
-            ));
-        } else {
-            steps.push(format!(
-                "verify: {} passed, {} skipped",
-                report.summary.pass, report.summary.skip
-            ));
-        }
-    }
-    if let Some(err) = failure {
-        if opts.no_rollback {
-            release(conns).await;
-            return Err(fail(format!("{err}; stopped in place (--no-rollback): continue with `switch --resume` or undo with `switch --rollback`")));
-        }
-        let mut rolled = Vec::new();
-        let mut rb_errors = Vec::new();
-        for (i, rec) in switched.iter().rev() {
-            let c = &conns[*i];
-            progress.println(&format!("{}: rolling back to {from_ep}", c.node.name));
-            match roll_back_node(&c.remote, rec, c.node.has_systemd()).await {
-                Ok(()) => rolled.push(c.node.name.clone()),
-                Err(e) => rb_errors.push(e.to_string()),
-            }
-        }
-        for (c, nm) in conns.iter().zip(&mplan.nodes) {
-            if let Err(e) = run_steps(&c.remote, &nm.unprepare).await {
-                rb_errors.push(e.to_string());
-            }
-        }
-        // The new provider's cluster objects go again (delete ... --ignore-not-found).
-        if let (Some(k), Some(dir)) = (&k, &to_dir) {
-            for s in &crate::provider::cluster_plan(&to_cluster).kubectl_teardown {
-                if let Err(e) = k.run(&s.args, dir.path()) {
-                    rb_errors.push(e.to_string());
-                }
-            }
-        }
-        let mut verify_errors = Vec::new();
-        for c in &conns {
-            if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
-                verify_errors.push(e);
-            }
-        }
-        release(conns).await;
-        drop(to_dir);
-        let state = if rb_errors.is_empty() && verify_errors.is_empty() {
-            format!(
-                "the cluster is back on {from_ep} (rolled back: {}; verify passed)",
-                rolled.join(", ")
-            )
-        } else {
-            format!(
-                "rollback incomplete: {}",
-                rb_errors
-                    .iter()
-                    .chain(&verify_errors)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        };
-        return Err(fail(format!(
-            "switch to {} failed: {err}; {state}",
-            opts.to
-        )));
-    }
-
-    // Every node runs the new provider: remove the old way, then the old cluster objects.
-    let mut errs = Vec::new();
-    for (c, nm) in conns.iter().zip(&mplan.nodes) {
-        if let Err(e) = run_steps(&c.remote, &nm.cleanup).await {
-            errs.push(e.to_string());
-        }
-    }
-    drop(to_dir);
-    if let Some(k) = k.as_ref().filter(|_| !mplan.cluster_cleanup.is_empty()) {
-        // The old provider's manifests, in a directory of their own.
-        match cluster_files(&from_cluster) {
-            Ok(dir) => {
-                for s in &mplan.cluster_cleanup {
-                    match k.run(&s.args, dir.path()) {
-                        Ok(_) => steps.push(kubectl::describe(s)),
-                        Err(e) => errs.push(e.to_string()),
+        // Taking over a killed run: its gate may have died with test pods up.
+        if take_over.is_some() {
+            for (c, r) in conns.iter().zip(&records) {
+                if r.is_some() {
+                    if let Err(e) = c
+                        .remote
+                        .change(
+                            "remove test pods the interrupted run left",
+                            &crate::verify::dataplane::sweep_script(
+                                &cluster.profile.networking.cni_conf_dir,
+                            ),
+                        )
+                        .await
+                    {
+                        return Err(fail(e.to_string()));
                     }
                 }
             }
-            Err(e) => errs.push(e),
         }
-    }
-    // The switch is complete: drop the progress records.
-    for c in &conns {
-        let g = gather::gather(&c.remote, &NodePlan::default()).await;
-        if let Ok(Gathered {
-            state: Some(st), ..
-        }) = g
-        {
-            if st.switch.is_some() {
-                if let Err(e) = write_record(&c.remote, &st, None, &run_id).await {
-                    errs.push(e.to_string());
+        let interrupted = records.iter().flatten().next().cloned();
+        if opts.rollback {
+            let Some(rec) = interrupted else {
+                return Err(Error::Refused(
+                    "no interrupted switch is recorded on any node: nothing to roll back".into(),
+                ));
+            };
+            let mut rolled = Vec::new();
+            for (c, r) in conns.iter().zip(&records).rev() {
+                if let Some(r) = r {
+                    progress.println(&format!("{}: rolling back to {}", c.node.name, r.from));
+                    roll_back_node(&c.remote, r, c.node.has_systemd())
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    rolled.push(c.node.name.clone());
                 }
             }
+            let from_cluster =
+                migrate::retarget(&cluster, &rec.from).map_err(|e| Error::Usage(e.to_string()))?;
+            let mplan = migrate::plan(
+                &from_cluster,
+                &migrate::retarget(&cluster, &rec.to).map_err(|e| Error::Usage(e.to_string()))?,
+            );
+            for (c, nm) in conns.iter().zip(&mplan.nodes) {
+                run_steps(&c.remote, &nm.unprepare)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            let mut gate_errors = Vec::new();
+            for c in &conns {
+                if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
+                    gate_errors.push(e);
+                }
+            }
+            return Ok(SwitchReport {
+                run_id,
+                from: rec.to.to_string(),
+                to: rec.from.to_string(),
+                result: if gate_errors.is_empty() {
+                    "rolled back".into()
+                } else {
+                    "rolled back, verify failed".into()
+                },
+                switched: vec![],
+                rolled_back: rolled,
+                error: (!gate_errors.is_empty()).then(|| gate_errors.join("; ")),
+                steps: vec![],
+            });
         }
-        if let Err(e) = gate(&c.remote, &to_cluster, &c.node, None).await {
-            errs.push(e);
+        if let Some(r) = interrupted.as_ref().filter(|_| !opts.resume) {
+            let msg = format!(
+                "an interrupted switch (run {}) is recorded on the nodes: continue it with `netctl switch --resume` or undo it with `netctl switch --rollback`",
+                r.run_id
+            );
+            return Err(Error::Refused(msg));
         }
+
+        // Where does the cluster start?
+        let from_ep = match (&opts.from, &interrupted) {
+            (_, Some(r)) => r.from.clone(),
+            (Some(f), None) => f.clone(),
+            (None, None) => {
+                let eps: BTreeMap<String, Vec<String>> =
+                    conns.iter().fold(BTreeMap::new(), |mut m, c| {
+                        let ep = c
+                            .found
+                            .state
+                            .as_ref()
+                            .and_then(endpoint_of_state)
+                            .map(|e| e.to_string())
+                            .unwrap_or_else(|| "unmanaged".into());
+                        m.entry(ep).or_default().push(c.node.name.clone());
+                        m
+                    });
+                let single = conns
+                    .iter()
+                    .map(|c| c.found.state.as_ref().and_then(endpoint_of_state))
+                    .collect::<Vec<_>>();
+                match (eps.len(), single.first().cloned().flatten()) {
+                    (1, Some(ep)) if !eps.contains_key("unmanaged") => ep,
+                    _ => {
+                        let detail: Vec<String> = eps
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {}", v.join(", ")))
+                            .collect();
+                        return Err(Error::Refused(format!(
+                            "the nodes do not agree on what they run ({}); say it with --from PROVIDER[:BACKEND]",
+                            detail.join("; ")
+                        )));
+                    }
+                }
+            }
+        };
+        if from_ep == opts.to && interrupted.is_none() {
+            return Ok(SwitchReport {
+                run_id,
+                from: from_ep.to_string(),
+                to: opts.to.to_string(),
+                result: "unchanged".into(),
+                switched: vec![],
+                rolled_back: vec![],
+                error: None,
+                steps: vec![],
+            });
+        }
+        let from_cluster =
+            migrate::retarget(&cluster, &from_ep).map_err(|e| Error::Usage(e.to_string()))?;
+        let mplan: MigrationPlan = migrate::plan(&from_cluster, &to_cluster);
+        let pending: Vec<usize> = (0..conns.len())
+            .filter(|&i| !matches!(&records[i], Some(r) if r.phase == "switched"))
+            .collect();
+        let waves: Vec<Vec<usize>> = pending
+            .chunks(opts.max_unavailable.max(1))
+            .map(|w| w.to_vec())
+            .collect();
+        let wave_names: Vec<Vec<String>> = waves
+            .iter()
+            .map(|w| w.iter().map(|&i| conns[i].node.name.clone()).collect())
+            .collect();
+        let description = migrate::describe(&mplan, &wave_names);
+        if opts.dry_run {
+            return Ok(SwitchReport {
+                run_id,
+                from: from_ep.to_string(),
+                to: opts.to.to_string(),
+                result: "planned".into(),
+                switched: vec![],
+                rolled_back: vec![],
+                error: None,
+                steps: description.lines().map(String::from).collect(),
+            });
+        }
+        if !opts.yes {
+            confirm(&description)?;
+        }
+
+        let k = match kubectl::unavailable_reason(&cluster) {
+            None => Some(
+                Kubectl::find(&cluster, "drain nodes and apply the new provider's objects")
+                    .map_err(|e| fail(e.to_string()))?,
+            ),
+            Some(why) => {
+                progress.println(&format!("cluster steps skipped: {why}"));
+                None
+            }
+        };
+        let mut steps = Vec::new();
+        // The new provider's manifests, for its objects applied first (and deleted on rollback).
+        let to_dir = match k.as_ref().filter(|_| !mplan.cluster_prepare.is_empty()) {
+            None => None,
+            Some(k) => {
+                let made = cluster_files(&to_cluster).and_then(|dir| {
+                    for s in &mplan.cluster_prepare {
+                        k.run(&s.args, dir.path()).map_err(|e| e.to_string())?;
+                        steps.push(kubectl::describe(s));
+                    }
+                    Ok(dir)
+                });
+                match made {
+                    Ok(dir) => Some(dir),
+                    Err(e) => {
+                        return Err(fail(e));
+                    }
+                }
+            }
+        };
+        // Every node learns to receive the new way before any node sends it.
+        for (c, nm) in conns.iter().zip(&mplan.nodes) {
+            if let Err(e) = run_steps(&c.remote, &nm.prepare).await {
+                return Err(fail(e.to_string()));
+            }
+        }
+        let pause = std::env::var("NETCTL_SWITCH_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis);
+        let mut switched: Vec<(usize, SwitchRecord)> = Vec::new();
+        let mut failure: Option<String> = None;
+        for wave in &waves {
+            let results = futures::future::join_all(wave.iter().map(|&i| {
+                let c = &conns[i];
+                let nm = &mplan.nodes[i];
+                let line = progress.node(&c.node.name);
+                let (to_cluster, from_ep, to_ep, run_id, k) =
+                    (&to_cluster, &from_ep, &opts.to, &run_id, k.as_ref());
+                async move {
+                    line.phase("switching");
+                    let r = switch_node(c, nm, to_cluster, from_ep, to_ep, run_id, k).await;
+                    line.done(if r.is_ok() { "switched" } else { "failed" });
+                    (i, r)
+                }
+            }))
+            .await;
+            for (i, r) in results {
+                match r {
+                    Ok(rec) => switched.push((i, rec)),
+                    Err(e) => {
+                        // The failed node changed files too: its record is on the node.
+                        let rec = SwitchRecord {
+                            run_id: run_id.clone(),
+                            from: from_ep.clone(),
+                            to: opts.to.clone(),
+                            phase: "switching".into(),
+                            files: plan::diff(
+                                &mplan.nodes[i].install,
+                                &conns[i].found,
+                                conns[i].node.has_systemd(),
+                            )
+                            .files
+                            .iter()
+                            .map(|f| (f.path.clone(), f.action))
+                            .collect(),
+                        };
+                        switched.push((i, rec));
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if failure.is_some() {
+                break;
+            }
+            if let Some(p) = pause {
+                tokio::time::sleep(p).await;
+            }
+        }
+
+        // Every node runs the new provider, the old way is still in place: verify (node and
+        // data-plane checks; readiness was waited for per node) is the last gate before anything old
+        // is removed.
+        if failure.is_none() {
+            let vopts = crate::verify::Options {
+                cluster_checks: false,
+                dataplane: true,
+                smoke: false,
+                mesh: if conns.len() > 20 {
+                    crate::verify::Mesh::Ring
+                } else {
+                    crate::verify::Mesh::Full
+                },
+                concurrency: Some(concurrency),
+                accept_new_host_keys: opts.accept_new_host_keys,
+                quiet: true,
+            };
+            let report =
+                crate::commands::verify::run_with_id(to_cluster.clone(), vopts, run_id.clone()).await;
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == crate::verify::Status::Fail)
+                .map(|c| format!("{} on {}: {}", c.id, c.subject, c.detail))
+                .collect();
+            if !failed.is_empty() {
+                failure = Some(format!(
+                    "verify after the last wave failed: {}",
+                    failed.join("; ")
+                ));
+            } else {
+                steps.push(format!(
+                    "verify: {} passed, {} skipped",
+                    report.summary.pass, report.summary.skip
+                ));
+            }
+        }
+        if let Some(err) = failure {
+            if opts.no_rollback {
+                return Err(fail(format!("{err}; stopped in place (--no-rollback): continue with `switch --resume` or undo with `switch --rollback`")));
+            }
+            let mut rolled = Vec::new();
+            let mut rb_errors = Vec::new();
+            for (i, rec) in switched.iter().rev() {
+                let c = &conns[*i];
+                progress.println(&format!("{}: rolling back to {from_ep}", c.node.name));
+                match roll_back_node(&c.remote, rec, c.node.has_systemd()).await {
+                    Ok(()) => rolled.push(c.node.name.clone()),
+                    Err(e) => rb_errors.push(e.to_string()),
+                }
+            }
+            for (c, nm) in conns.iter().zip(&mplan.nodes) {
+                if let Err(e) = run_steps(&c.remote, &nm.unprepare).await {
+                    rb_errors.push(e.to_string());
+                }
+            }
+            // The new provider's cluster objects go again (delete ... --ignore-not-found).
+            if let (Some(k), Some(dir)) = (&k, &to_dir) {
+                for s in &crate::provider::cluster_plan(&to_cluster).kubectl_teardown {
+                    if let Err(e) = k.run(&s.args, dir.path()) {
+                        rb_errors.push(e.to_string());
+                    }
+                }
+            }
+            let mut verify_errors = Vec::new();
+            for c in &conns {
+                if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
+                    verify_errors.push(e);
+                }
+            }
+            drop(to_dir);
+            let state = if rb_errors.is_empty() && verify_errors.is_empty() {
+                format!(
+                    "the cluster is back on {from_ep} (rolled back: {}; verify passed)",
+                    rolled.join(", ")
+                )
+            } else {
+                format!(
+                    "rollback incomplete: {}",
+                    rb_errors
+                        .iter()
+                        .chain(&verify_errors)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            };
+            return Err(fail(format!(
+                "switch to {} failed: {err}; {state}",
+                opts.to
+            )));
+        }
+
+        // Every node runs the new provider: remove the old way, then the old cluster objects.
+        let mut errs = Vec::new();
+        for (c, nm) in conns.iter().zip(&mplan.nodes) {
+            if let Err(e) = run_steps(&c.remote, &nm.cleanup).await {
+                errs.push(e.to_string());
+            }
+        }
+        drop(to_dir);
+        if let Some(k) = k.as_ref().filter(|_| !mplan.cluster_cleanup.is_empty()) {
+            // The old provider's manifests, in a directory of their own.
+            match cluster_files(&from_cluster) {
+                Ok(dir) => {
+                    for s in &mplan.cluster_cleanup {
+                        match k.run(&s.args, dir.path()) {
+                            Ok(_) => steps.push(kubectl::describe(s)),
+                            Err(e) => errs.push(e.to_string()),
+                        }
+                    }
+                }
+                Err(e) => errs.push(e),
+            }
+        }
+        // The switch is complete: drop the progress records.
+        for c in &conns {
+            let g = gather::gather(&c.remote, &NodePlan::default()).await;
+            if let Ok(Gathered {
+                state: Some(st), ..
+            }) = g
+            {
+                if st.switch.is_some() {
+                    if let Err(e) = write_record(&c.remote, &st, None, &run_id).await {
+                        errs.push(e.to_string());
+                    }
+                }
+            }
+            if let Err(e) = gate(&c.remote, &to_cluster, &c.node, None).await {
+                errs.push(e);
+            }
+        }
+        let names: Vec<String> = switched
+            .iter()
+            .map(|(i, _)| conns[*i].node.name.clone())
+            .collect();
+        Ok(SwitchReport {
+            run_id,
+            from: from_ep.to_string(),
+            to: opts.to.to_string(),
+            result: if errs.is_empty() {
+                "switched".into()
+            } else {
+                "switched, with errors".into()
+            },
+            switched: names,
+            rolled_back: vec![],
+            error: (!errs.is_empty()).then(|| errs.join("; ")),
+            steps,
+        })
     }
-    let names: Vec<String> = switched
-        .iter()
-        .map(|(i, _)| conns[*i].node.name.clone())
-        .collect();
+    .await;
     release(conns).await;
-    Ok(SwitchReport {
-        run_id,
-        from: from_ep.to_string(),
-        to: opts.to.to_string(),
-        result: if errs.is_empty() {
-            "switched".into()
-        } else {
-            "switched, with errors".into()
-        },
-        switched: names,
-        rolled_back: vec![],
-        error: (!errs.is_empty()).then(|| errs.join("; ")),
-        steps,
-    })
+    result
 }
 
 /// `cluster`'s manifests written into a new private temporary directory (removed when dropped).
