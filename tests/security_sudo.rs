@@ -200,7 +200,7 @@ fn node_text_reaches_the_terminal_escaped() {
     let lab = Lab::up("sudo-esc", "netns", 1, 153);
     lab.exec_ok(
         "node-1",
-        "mkdir -p /run/netctl && printf 'run x from \\033]0;pwned\\007 \\033[2J\\n' > /run/netctl/lock",
+        "mkdir -p /run/netctl && printf 'run=x\\nhost=\\033]0;pwned\\007 \\033[2J\\npid=1\\n' > /run/netctl/lock",
     );
     let o = lab.netctl(&["init", "--yes"], &lab.profile);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -211,7 +211,7 @@ fn node_text_reaches_the_terminal_escaped() {
             "{name} has raw controls: {out:?}"
         );
         assert!(
-            out.contains(r"from \x1b]0;pwned\x07 \x1b[2J"),
+            out.contains(r"on \x1b]0;pwned\x07 \x1b[2J"),
             "{name}: {out}"
         );
     }
