@@ -47,9 +47,58 @@ pub struct NodeState {
     /// How to undo the commands (run before files are removed).
     #[serde(default)]
     pub teardown: Vec<Step>,
-    /// Progress of an unfinished `switch` on this node (see migrate.rs).
+    /// Progress of an unfinished `switch` on this node (see migrate.rs). A record that does not
+    /// parse makes the whole state an error, never "no switch in progress".
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub switch: Option<serde_json::Value>,
+    pub switch: Option<SwitchRecord>,
+}
+
+/// Where a node is in a switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchPhase {
+    /// Its files are changing.
+    Switching,
+    /// It runs the target.
+    Switched,
+}
+
+/// A node's switch progress, kept in its state.json until the switch completes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchRecord {
+    pub run_id: String,
+    pub from: crate::migrate::Endpoint,
+    pub to: crate::migrate::Endpoint,
+    pub phase: SwitchPhase,
+    /// What this run changed on the node, to restore from backups/<run_id>.
+    pub files: Vec<(String, crate::plan::FileAction)>,
+}
+
+impl SwitchRecord {
+    /// The record came from the node: its run id and paths become paths and shell words of the
+    /// rollback, so they must be what netctl writes.
+    fn check(&self) -> Result<(), String> {
+        if !crate::phase::txn::is_run_id(&self.run_id) {
+            return Err(format!(
+                "the switch record's run id {:?} is not a run id",
+                self.run_id
+            ));
+        }
+        for (path, _) in &self.files {
+            let normal = path.starts_with('/')
+                && !path.chars().any(|c| c.is_control())
+                && !path[1..]
+                    .split('/')
+                    .any(|p| p.is_empty() || p == "." || p == "..");
+            if !normal {
+                return Err(format!(
+                    "the switch record names {path:?}, not an absolute normal path"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A file as found on the node.
@@ -151,7 +200,10 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
             "state" => {
                 if let Some(f) = file {
                     match serde_json::from_slice::<NodeState>(&f.content) {
-                        Ok(s) => g.state = Some(s),
+                        Ok(s) => match s.switch.as_ref().map(SwitchRecord::check) {
+                            Some(Err(e)) => g.state_error = Some(e),
+                            _ => g.state = Some(s),
+                        },
                         Err(e) => g.state_error = Some(e.to_string()),
                     }
                 }
@@ -170,8 +222,7 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
 impl Gathered {
     /// The run id of an unfinished switch recorded on the node, if any.
     pub fn switch_run(&self) -> Option<String> {
-        let v = self.state.as_ref()?.switch.as_ref()?;
-        Some(v.get("run_id")?.as_str()?.to_string())
+        Some(self.state.as_ref()?.switch.as_ref()?.run_id.clone())
     }
 }
 
@@ -209,6 +260,34 @@ mod tests {
         assert!(g.enabled["a.service"]);
         assert!(!g.enabled["b.service"]);
         assert!(!g.enabled["c.service"]);
+    }
+
+    /// Issue 13: a switch record that does not parse was read as "no switch in progress".
+    #[test]
+    fn a_switch_record_that_does_not_parse_is_an_error() {
+        let state = |switch: &str| {
+            let json = format!(
+                "{{\"provider\":\"routes\",\"profile_sha256\":\"x\",\"run_id\":\"r\",\"files\":{{}},\"switch\":{switch}}}"
+            );
+            let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+            parse_gather(&format!("@@state 644 {b64}\n")).unwrap()
+        };
+        let good = r#"{"run_id":"20261130T000000Z-abcd","from":{"provider":"routes","backend":"host-gw"},"to":{"provider":"routes","backend":"vxlan"},"phase":"switched","files":[["/etc/cni/net.d/10-bridge.conf","update"]]}"#;
+        let g = state(good);
+        assert_eq!(g.switch_run().as_deref(), Some("20261130T000000Z-abcd"));
+        assert_eq!(
+            g.state.unwrap().switch.unwrap().phase,
+            SwitchPhase::Switched
+        );
+        for bad in [
+            r#"{"run_id":"20261130T000000Z-abcd","phase":"half"}"#,
+            &good.replace("switched", "Switched"),
+            &good.replace("/etc/cni/net.d/10-bridge.conf", "/etc/../tmp/x"),
+            &good.replace("20261130T000000Z-abcd", "../x"),
+        ] {
+            let g = state(bad);
+            assert!(g.state.is_none() && g.state_error.is_some(), "{bad}");
+        }
     }
 
     #[test]

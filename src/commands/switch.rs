@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::fleet;
 use crate::kubectl::{self, Kubectl};
@@ -36,17 +36,7 @@ pub struct SwitchOptions {
     pub quiet: bool,
 }
 
-/// A node's switch progress, kept in its state.json until the switch completes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SwitchRecord {
-    pub run_id: String,
-    pub from: Endpoint,
-    pub to: Endpoint,
-    /// "switching" while its files change, "switched" once it runs `to`.
-    pub phase: String,
-    /// What this run changed on the node, to restore from backups/<run_id>.
-    pub files: Vec<(String, FileAction)>,
-}
+pub use crate::state::{SwitchPhase, SwitchRecord};
 
 #[derive(Debug, Serialize)]
 pub struct SwitchReport {
@@ -68,9 +58,7 @@ struct Conn {
 }
 
 fn record_of(st: &NodeState) -> Option<SwitchRecord> {
-    st.switch
-        .as_ref()
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    st.switch.clone()
 }
 
 fn endpoint_of_state(st: &NodeState) -> Option<Endpoint> {
@@ -155,7 +143,7 @@ async fn write_record(
     run_id: &str,
 ) -> Result<(), RemoteError> {
     let mut st = state.clone();
-    st.switch = rec.map(|r| serde_json::to_value(r).expect("record serialises"));
+    st.switch = rec.cloned();
     apply::record(remote, &st, run_id).await
 }
 
@@ -219,7 +207,7 @@ async fn switch_node(
         run_id: run_id.to_string(),
         from: from_ep.clone(),
         to: to_ep.clone(),
-        phase: "switching".into(),
+        phase: SwitchPhase::Switching,
         files: changes
             .files
             .iter()
@@ -278,7 +266,7 @@ async fn switch_node(
     }
     .await;
     r.map_err(|e| e.to_string())?;
-    rec.phase = "switched".into();
+    rec.phase = SwitchPhase::Switched;
     let backend = crate::commands::apply::backend_name(to);
     let new_state = plan::next_state(
         &nm.install,
@@ -573,7 +561,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             migrate::retarget(&cluster, &from_ep).map_err(|e| Error::Usage(e.to_string()))?;
         let mplan: MigrationPlan = migrate::plan(&from_cluster, &to_cluster);
         let pending: Vec<usize> = (0..conns.len())
-            .filter(|&i| !matches!(&records[i], Some(r) if r.phase == "switched"))
+            .filter(|&i| !matches!(&records[i], Some(r) if r.phase == SwitchPhase::Switched))
             .collect();
         let waves: Vec<Vec<usize>> = pending
             .chunks(opts.max_unavailable.max(1))
@@ -666,7 +654,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
                             run_id: run_id.clone(),
                             from: from_ep.clone(),
                             to: opts.to.clone(),
-                            phase: "switching".into(),
+                            phase: SwitchPhase::Switching,
                             files: plan::diff(
                                 &mplan.nodes[i].install,
                                 &conns[i].found,
