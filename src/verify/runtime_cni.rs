@@ -79,7 +79,7 @@ pub fn parse(config: &str) -> RuntimeCni {
         }
     }
     RuntimeCni {
-        // bin_dirs (containerd 2.1+) wins over bin_dir when both are set.
+        // containerd 2.1+ refuses a config that sets both bin_dir and bin_dirs.
         bin_dirs: bin_dirs
             .or(bin_dir.map(|d| vec![d]))
             .unwrap_or_else(|| vec![DEFAULT_BIN_DIR.to_string()]),
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn reads_the_v3_section_and_bin_dirs() {
-        let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.cni]\n  bin_dirs = ['/opt/cni/bin', \"/usr/lib/cni\"]\n  bin_dir = \"/ignored\"\n  conf_dir = '/etc/cni/conf.d'\n";
+        let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.cni]\n  bin_dirs = ['/opt/cni/bin', \"/usr/lib/cni\"]\n  conf_dir = '/etc/cni/conf.d'\n";
         let rt = parse(v3);
         assert_eq!(rt.bin_dirs, ["/opt/cni/bin", "/usr/lib/cni"]);
         assert_eq!(rt.conf_dir, "/etc/cni/conf.d");
