@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use ipnetwork::Ipv4Network;
 
+use super::runtime::{self, Runtime};
 use super::state::{NodeState, State};
 use super::{bastion_address, bastion_inner_address};
-use super::{bridge, keys, netns, nspawn, preflight, probe, profile, rootfs, user};
+use super::{bridge, keys, netns, nspawn, preflight, probe, profile, rootfs, sandbox_image, user};
 use super::{gateway, lab_dir, labs_root, node_address, validate_name, Kind, LabError, LabInfo};
 
 /// The optional parts of a lab: a bastion in front of the nodes, a sudo user instead of root.
@@ -19,6 +20,8 @@ pub struct Extras {
     pub bastion: bool,
     /// (login, sudo password)
     pub user: Option<(String, String)>,
+    /// A container runtime on every node (netns nodes only).
+    pub runtime: Option<Runtime>,
 }
 
 const MAX_NETNS: usize = 100;
@@ -46,6 +49,16 @@ pub fn up(
     if let Some((login, password)) = &extras.user {
         preflight::require_user_tools()?;
         user::validate(login, password)?;
+    }
+    if let Some(rt) = extras.runtime {
+        if kind != Kind::Netns {
+            // A systemd node's root has no containerd, and runc would need the container's cgroups.
+            return Err(LabError::BadInput(format!(
+                "--runtime {}: only netns nodes run a container runtime (use --kind netns)",
+                rt.as_str()
+            )));
+        }
+        preflight::require_runtime()?;
     }
     check_labs_root()?;
     let max = match kind {
@@ -136,6 +149,7 @@ pub fn up(
             machine: None,
             overlay_mounted: false,
             process: None,
+            runtime: None,
         }),
         user: extras.user.as_ref().map(|(login, _)| login.clone()),
         bridge: br,
@@ -149,8 +163,10 @@ pub fn up(
                 machine: (kind == Kind::Systemd).then(|| format!("{name}-node-{i}")),
                 overlay_mounted: false,
                 process: None,
+                runtime: None,
             })
             .collect(),
+        runtime: extras.runtime,
     };
     if kind == Kind::Netns {
         netns::name_nodes(&mut state);
@@ -200,9 +216,18 @@ fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Res
     if let Some(inner) = &state.inner_bridge {
         bridge::create_internal(inner)?;
     }
+    let runtime_dirs: &[&str] = match state.runtime {
+        Some(_) => runtime::RUNTIME_DIRS,
+        None => &[],
+    };
     if state.kind == Kind::Netns || state.bastion.is_some() {
-        register_host_dirs(&netns::ensure_host_dirs()?)?;
+        register_host_dirs(&netns::ensure_host_dirs(runtime_dirs)?)?;
     }
+    // Made once, imported by every node.
+    let image = match state.runtime {
+        Some(_) => Some(build_sandbox_image(&dir)?),
+        None => None,
+    };
 
     let prefix = state.subnet.prefix();
     let bridge = state.node_bridge().to_string();
@@ -214,7 +239,14 @@ fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Res
                 let sudoers = netns::node_dir(&dir, &node.name).join("fs/etc/sudoers.d");
                 user::grant(&sudoers, login)?;
             }
-            netns::boot(&dir, node, &bridge, prefix)?;
+            if let Some(image) = &image {
+                runtime::prepare(&dir, &node.name)?;
+                netns::boot(&dir, node, &bridge, prefix)?;
+                runtime::start(&dir, node)?;
+                runtime::import_image(&dir, &node.name, image)?;
+            } else {
+                netns::boot(&dir, node, &bridge, prefix)?;
+            }
             Ok(host_key)
         })?,
         Kind::Systemd => {
@@ -287,6 +319,17 @@ fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Res
         state.nodes[0].address
     );
     Ok(())
+}
+
+/// The sandbox image archive, `<lab dir>/sandbox-image.tar`, built in a work directory that is
+/// removed after.
+fn build_sandbox_image(dir: &Path) -> Result<std::path::PathBuf, LabError> {
+    let work = dir.join("sandbox-image");
+    let out = dir.join("sandbox-image.tar");
+    std::fs::create_dir(&work).map_err(|e| LabError::io("cannot create", &work, e))?;
+    let built = sandbox_image::build(&sandbox_image::busybox(), &work, &out);
+    std::fs::remove_dir_all(&work).map_err(|e| LabError::io("cannot remove", &work, e))?;
+    built.map(|()| out)
 }
 
 /// Run `f` on every node with up to `workers` at a time, saving the state after each node so
@@ -588,7 +631,12 @@ pub fn restart(name: &str, node: &str) -> Result<i32, LabError> {
         Kind::Netns => netns::halt(&mut n).and_then(|()| {
             state.nodes[i] = n.clone();
             state.save()?;
-            netns::boot(&dir, &mut n, state.node_bridge(), state.subnet.prefix())
+            netns::boot(&dir, &mut n, state.node_bridge(), state.subnet.prefix())?;
+            // The runtime's disk (images, snapshots) is kept, like the node's.
+            match state.runtime {
+                Some(_) => runtime::start(&dir, &mut n),
+                None => Ok(()),
+            }
         }),
         Kind::Systemd => {
             nspawn::halt(&mut n);
@@ -647,4 +695,40 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), LabError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| LabError::io("cannot chmod", path, e))
+}
+
+/// `lab restart-runtime`: stop and start the container runtime of the named nodes (all when none
+/// is named), as `systemctl restart containerd` would on a real node: netns nodes have no init
+/// system, so netctl reports that restart as skipped and the lab does it. Pods keep running.
+pub fn restart_runtime(name: &str, nodes: &[String]) -> Result<i32, LabError> {
+    validate_name(name)?;
+    preflight::require_root()?;
+    let mut state = State::load(name)?;
+    if state.runtime.is_none() {
+        return Err(LabError::BadInput(format!(
+            "lab {name:?} runs no container runtime (lab up --runtime containerd)"
+        )));
+    }
+    preflight::require_runtime()?;
+    let picked: Vec<usize> = if nodes.is_empty() {
+        (0..state.nodes.len()).collect()
+    } else {
+        nodes
+            .iter()
+            .map(|n| state.node(n))
+            .collect::<Result<_, _>>()?
+    };
+    let dir = lab_dir(name);
+    for i in picked {
+        let mut n = state.nodes[i].clone();
+        runtime::stop(&mut n);
+        state.nodes[i] = n.clone();
+        state.save()?;
+        let started = runtime::start(&dir, &mut n);
+        state.nodes[i] = n.clone();
+        state.save()?;
+        started?;
+        println!("{}: containerd restarted", n.name);
+    }
+    Ok(0)
 }

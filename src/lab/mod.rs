@@ -14,6 +14,8 @@ mod probe;
 pub mod process;
 mod profile;
 mod rootfs;
+pub mod runtime;
+mod sandbox_image;
 mod state;
 mod user;
 
@@ -24,6 +26,8 @@ use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 
 pub use error::LabError;
+pub use runtime::Runtime;
+pub use sandbox_image::NAME as SANDBOX_IMAGE;
 pub use state::{LabInfo, NodeInfo};
 
 /// What a lab node is.
@@ -72,6 +76,10 @@ pub enum LabCommand {
         /// The --user's password (for sudo; SSH logins use the lab key).
         #[arg(long, requires = "user")]
         sudo_password: Option<String>,
+        /// Run a container runtime on every node (netns nodes only): containerd with runc, its
+        /// CRI socket under the node's directory, a locally made sandbox image (never pulled).
+        #[arg(long, value_enum)]
+        runtime: Option<Runtime>,
     },
     /// Remove everything the lab made (processes, namespaces, links, mounts, files). Idempotent.
     Down {
@@ -93,6 +101,13 @@ pub enum LabCommand {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Restart the container runtime of the named nodes (all when none is named), as
+    /// `systemctl restart containerd` would: netns nodes have no init system to do it.
+    RestartRuntime {
+        #[arg(long, default_value = "lab")]
+        name: String,
+        nodes: Vec<String>,
+    },
     /// Reboot one node (its disk is kept) and wait until its sshd answers again.
     Restart {
         #[arg(long, default_value = "lab")]
@@ -107,6 +122,12 @@ pub enum LabCommand {
         #[arg(long)]
         hostname: String,
     },
+    /// Internal: a node's containerd (covers the host's directories with the node's, then runs it).
+    #[command(hide = true)]
+    RuntimeInit {
+        #[arg(long)]
+        node_dir: PathBuf,
+    },
 }
 
 /// Run a lab command; Ok(exit code) (exec passes its command's code through).
@@ -120,6 +141,7 @@ pub fn run(cmd: LabCommand) -> Result<i32, LabError> {
             bastion,
             user,
             sudo_password,
+            runtime,
         } => lifecycle::up(
             &name,
             nodes,
@@ -128,6 +150,7 @@ pub fn run(cmd: LabCommand) -> Result<i32, LabError> {
             &lifecycle::Extras {
                 bastion,
                 user: user.zip(sudo_password),
+                runtime,
             },
         ),
         LabCommand::Down { name } => lifecycle::down(&name),
@@ -138,6 +161,10 @@ pub fn run(cmd: LabCommand) -> Result<i32, LabError> {
             command,
         } => lifecycle::exec(&name, &node, &command),
         LabCommand::Restart { name, node } => lifecycle::restart(&name, &node),
+        LabCommand::RestartRuntime { name, nodes } => lifecycle::restart_runtime(&name, &nodes),
+        LabCommand::RuntimeInit { node_dir } => {
+            runtime::runtime_init(&node_dir).map(|never| match never {})
+        }
         LabCommand::NodeInit { node_dir, hostname } => {
             netns::node_init(&node_dir, &hostname).map(|never| match never {})
         }

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::cmd::{describe, run_args, run_tolerant};
-use super::process::{pids_in_netns, spawn_detached, Proc};
+use super::process::{descendants, pids_in_netns, spawn_detached, Proc};
 use super::state::{NodeState, State};
 use super::{keys, LabError};
 
@@ -182,18 +182,25 @@ fn node_veth2(node: &NodeState) -> String {
         .expect("the bastion has a second veth name")
 }
 
-/// Undo `boot`: stop sshd (by its recorded PID), whatever is left inside the namespace (it was
-/// started in a node the lab made), the namespace and the veth. Safe to repeat.
+/// Undo `boot`: stop the node's containerd and sshd (by their recorded PIDs), whatever is left
+/// inside the namespace (it was started in a node the lab made) and those processes' descendants
+/// (a runtime's pods run in namespaces of their own under their shim), the namespace and the
+/// veth. Safe to repeat.
 pub fn halt(node: &mut NodeState) -> Result<(), LabError> {
+    super::runtime::stop(node);
     if let Some(p) = node.process.take() {
         p.stop(Duration::from_secs(5));
     }
     if let Some(ns) = &node.netns {
         let ns_path = Path::new("/run/netns").join(ns);
+        // All of them first: a shim's pods are re-parented once the shim is gone.
+        let mut left: Vec<Proc> = Vec::new();
         for pid in pids_in_netns(&ns_path) {
-            if let Some(p) = Proc::of(pid) {
-                p.stop(Duration::from_secs(2));
-            }
+            left.extend(Proc::of(pid));
+            left.extend(descendants(pid).into_iter().filter_map(Proc::of));
+        }
+        for p in left {
+            p.stop(Duration::from_secs(2));
         }
         run_tolerant(
             "ip",
@@ -214,9 +221,11 @@ pub fn halt(node: &mut NodeState) -> Result<(), LabError> {
 
 /// Mount points on the host for NODE_DIRS (and sshd's privilege-separation dir), created where
 /// missing. Returns what was created, parents first, so tear-down can remove exactly those.
-pub fn ensure_host_dirs() -> Result<Vec<PathBuf>, LabError> {
+/// `extra`: more mount points (the container runtime's directories).
+pub fn ensure_host_dirs(extra: &[&str]) -> Result<Vec<PathBuf>, LabError> {
     let mut created = Vec::new();
-    for d in NODE_DIRS.iter().chain(["/run/sshd", "/run/netns"].iter()) {
+    let fixed = ["/run/sshd", "/run/netns"];
+    for d in NODE_DIRS.iter().chain(fixed.iter()).chain(extra.iter()) {
         let mut missing = Vec::new();
         let mut p = Path::new(d);
         while !p.exists() {
@@ -243,22 +252,10 @@ pub fn ensure_host_dirs() -> Result<Vec<PathBuf>, LabError> {
 pub fn node_init(node_dir: &Path, hostname: &str) -> Result<Infallible, LabError> {
     for d in NODE_DIRS {
         let src = node_dir.join("fs").join(d.trim_start_matches('/'));
-        mount(
-            Some(&src),
-            Path::new(d),
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )?;
+        bind(&src, Path::new(d))?;
     }
     // Pod network namespaces made inside the node stay inside it.
-    mount(
-        None,
-        Path::new("/run/netns"),
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        Some("size=4m,mode=755"),
-    )?;
+    private_tmpfs(Path::new("/run/netns"))?;
     std::fs::write("/proc/sys/kernel/hostname", hostname).map_err(|e| {
         LabError::io(
             "cannot set the hostname via",
@@ -275,6 +272,22 @@ pub fn node_init(node_dir: &Path, hostname: &str) -> Result<Infallible, LabError
         command: describe(&cmd),
         source: err,
     })
+}
+
+/// Bind-mount `src` over `target` (in the caller's own, private mount namespace).
+pub fn bind(src: &Path, target: &Path) -> Result<(), LabError> {
+    mount(Some(src), target, None, libc::MS_BIND | libc::MS_REC, None)
+}
+
+/// A small tmpfs over `target`, e.g. /run/netns: what is pinned there stays in this namespace.
+pub fn private_tmpfs(target: &Path) -> Result<(), LabError> {
+    mount(
+        None,
+        target,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some("size=4m,mode=755"),
+    )
 }
 
 fn mount(

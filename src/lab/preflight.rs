@@ -87,3 +87,30 @@ pub fn require_nsenter() -> Result<(), LabError> {
     }
     Ok(())
 }
+
+/// What `lab up --runtime containerd` runs: containerd and its runc shim, runc, ctr (to import the
+/// sandbox image), tar (to make it) and a static busybox (its only binary; checked when built).
+pub fn require_runtime() -> Result<(), LabError> {
+    for (bin, package) in [
+        ("containerd", "containerd"),
+        ("containerd-shim-runc-v2", "containerd"),
+        ("ctr", "containerd"),
+        ("runc", "runc"),
+        ("tar", "tar"),
+    ] {
+        if which::which(bin).is_err() {
+            return Err(LabError::MissingPackage {
+                package: package.into(),
+                what: format!("`{bin}` (searched PATH)"),
+            });
+        }
+    }
+    let busybox = super::sandbox_image::busybox();
+    if !busybox.is_file() {
+        return Err(LabError::MissingPackage {
+            package: "busybox-static".into(),
+            what: format!("{} (the sandbox image's binary)", busybox.display()),
+        });
+    }
+    Ok(())
+}

@@ -150,3 +150,30 @@ pub fn pids_in_netns(ns_path: &Path) -> Vec<u32> {
         .filter(|&pid| ns_id(pid, "net").as_deref() == Some(want.as_str()))
         .collect()
 }
+
+/// Every descendant of `pid` (children of each of its threads, recursively), nearest first.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let path = t.path().join("children");
+            let Ok(children) = std::fs::read_to_string(path) else {
+                continue;
+            };
+            for c in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                if !out.contains(&c) {
+                    out.push(c);
+                    queue.push(c);
+                }
+            }
+        }
+    }
+    out
+}

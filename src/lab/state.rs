@@ -9,6 +9,7 @@ use ipnetwork::Ipv4Network;
 use serde::{Deserialize, Serialize};
 
 use super::process::{self, Proc};
+use super::runtime::{self, Runtime};
 use super::{lab_dir, Kind, LabError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +29,9 @@ pub struct State {
     /// `--user`: the login made on the host (recorded before useradd, removed by `lab down`).
     #[serde(default)]
     pub user: Option<String>,
+    /// `--runtime`: the container runtime every node runs.
+    #[serde(default)]
+    pub runtime: Option<Runtime>,
 }
 
 impl State {
@@ -64,6 +68,9 @@ pub struct NodeState {
     /// netns: the node's sshd; systemd: its systemd-nspawn.
     #[serde(default)]
     pub process: Option<Proc>,
+    /// `--runtime containerd`: the node's containerd.
+    #[serde(default)]
+    pub runtime: Option<Proc>,
 }
 
 pub fn state_path(dir: &Path) -> PathBuf {
@@ -134,6 +141,8 @@ pub struct LabInfo {
     pub bastion: Option<Ipv4Addr>,
     /// The namespace the nodes can be reached from (the bastion's), when not the root namespace.
     pub probe_netns: Option<String>,
+    /// `--runtime`: the container runtime the nodes run.
+    pub runtime: Option<Runtime>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +154,13 @@ pub struct NodeInfo {
     pub pid: Option<u32>,
     /// The PID to enter the node with (`nsenter -t`): netns: sshd; systemd: the container's PID 1.
     pub leader_pid: Option<u32>,
+    /// `--runtime containerd`: its PID when running (pod network namespaces are pinned in its
+    /// mount namespace: /proc/PID/root/run/netns/...).
+    pub runtime_pid: Option<u32>,
+    /// `--runtime containerd`: the node's CRI socket, reachable from the host.
+    pub cri_socket: Option<PathBuf>,
+    /// `--runtime containerd`: its log (info level).
+    pub runtime_log: Option<PathBuf>,
 }
 
 impl LabInfo {
@@ -165,11 +181,15 @@ impl LabInfo {
                     (Kind::Systemd, Some(p)) => process::container_leader(&p),
                     (_, None) => None,
                 };
+                let with_runtime = state.runtime.is_some();
                 NodeInfo {
                     name: n.name.clone(),
                     address: n.address,
                     pid: running.map(|p| p.pid),
                     leader_pid,
+                    runtime_pid: n.runtime.filter(|p| p.alive()).map(|p| p.pid),
+                    cri_socket: with_runtime.then(|| runtime::socket(&dir, &n.name)),
+                    runtime_log: with_runtime.then(|| runtime::log_path(&dir, &n.name)),
                 }
             })
             .collect();
@@ -185,6 +205,7 @@ impl LabInfo {
             profile: dir.join("profile.yaml"),
             bastion: state.bastion.as_ref().map(|b| b.address),
             probe_netns: state.probe_netns().map(String::from),
+            runtime: state.runtime,
             dir,
         }
     }

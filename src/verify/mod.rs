@@ -10,6 +10,7 @@ pub mod cni;
 pub mod dataplane;
 pub mod node;
 pub mod report;
+pub mod runtime_cni;
 pub mod smoke;
 
 use std::time::Instant;

@@ -47,6 +47,8 @@ pub struct Facts {
     pub cni_dirs: BTreeSet<String>,
     /// host-local's allocation cursors, `path mtime content` (see dataplane::cursors_script).
     pub cursors: Vec<String>,
+    /// containerd's config file, when the node has one (its CNI section: `runtime_cni`).
+    pub containerd_config: Option<String>,
 }
 
 /// The one read-only script. Every value it prints is tagged; nothing it prints is run. Names it
@@ -77,6 +79,10 @@ pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
         "ip neigh show dev \"$DEV\" 2>/dev/null | sed 's/^/@@neigh /'\n",
         "bridge fdb show dev \"$DEV\" 2>/dev/null | sed 's/^/@@fdb /'\n",
         "[ -f /run/flannel/subnet.env ] && { printf '@@subnetenv '; base64 -w0 < /run/flannel/subnet.env; echo; }\n",
+    ));
+    s.push_str(&format!(
+        "[ -f {c} ] && {{ printf '@@containerd '; base64 -w0 < {c}; echo; }}\n",
+        c = sh_quote(provider::kube::CONTAINERD_CONFIG)
     ));
     s.push_str(&super::dataplane::cursors_script("/var/lib/cni/networks"));
     s.push_str(&format!(
@@ -162,6 +168,7 @@ pub fn parse(out: &str) -> Facts {
             "neigh" => f.neigh.push(rest.trim().to_string()),
             "fdb" => f.fdb.push(rest.trim().to_string()),
             "subnetenv" => f.subnet_env = b64(rest),
+            "containerd" => f.containerd_config = b64(rest),
             "state" => {
                 f.state = Some(
                     b64(rest)
@@ -232,6 +239,7 @@ pub fn checks(cluster: &Cluster, node: &Node, plan: &NodePlan, f: &Facts) -> Vec
         forwarding(node, f),
         br_netfilter(cluster, node, f),
         cni_config(cluster, node, f),
+        runtime_cni(cluster, node, f),
         stale_cni(cluster, node, plan, f),
         files(node, f),
         services(node, plan, f),
@@ -363,6 +371,31 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
             }
         }
     }
+}
+
+fn runtime_cni(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
+    let net = &cluster.profile.networking;
+    if expected_config(cluster).is_none() {
+        return Check::skip(
+            super::runtime_cni::ID,
+            &node.name,
+            "kubenet: the kubelet configures pods itself, no CNI config",
+        );
+    }
+    if !node.is_worker() {
+        return Check::skip(
+            super::runtime_cni::ID,
+            &node.name,
+            "not a worker: no pods here",
+        );
+    }
+    super::runtime_cni::check(
+        &node.name,
+        provider::kube::CONTAINERD_CONFIG,
+        f.containerd_config.as_deref(),
+        &net.cni_bin_dir,
+        &net.cni_conf_dir,
+    )
 }
 
 /// Config files that are netctl's for this provider (the one that should win, and files the
