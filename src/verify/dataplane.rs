@@ -273,6 +273,12 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
             }
         }
         let mut script = String::new();
+        // The node's neighbour entries for the test pods' addresses go with the pods: host-local's
+        // cursor is put back, so the next pod gets the same address with a new MAC, and a stale
+        // entry would make it unreachable until the kernel gives up on it.
+        for ip in [ra, rb].into_iter().flatten().filter_map(cni::first_ipv4) {
+            script.push_str(&format!("ip neigh flush to {ip} 2>/dev/null || true\n"));
+        }
         if let Some(br) = &m.bridge_new {
             script.push_str(&format!("{DEL_EMPTY_BRIDGE}del_empty_bridge {}\n", sh_quote(br)));
         }
