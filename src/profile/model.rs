@@ -256,6 +256,17 @@ impl FlannelBackend {
             FlannelBackend::Wireguard => "wireguard",
         }
     }
+    /// What flanneld subtracts from the MTU in net-conf.json (or the interface's) to get the pod
+    /// MTU it writes to subnet.env: flannel v0.28 vxlan_network.go `encapOverhead = 50`,
+    /// wireguard_network.go `overhead = 80`. host-gw reads no MTU (route_network.go: the
+    /// interface's). None: the backend has no MTU setting.
+    pub fn encap_overhead(self) -> Option<u32> {
+        match self {
+            FlannelBackend::HostGw => None,
+            FlannelBackend::Vxlan => Some(50),
+            FlannelBackend::Wireguard => Some(80),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -284,6 +295,8 @@ pub struct FlannelOptions {
     /// wireguard listen port.
     #[serde(default = "default_wireguard_port")]
     pub listen_port: u32,
+    /// The pod MTU (as `routes.mtu` and `calico.mtu`): netctl writes it plus the backend's
+    /// encapsulation overhead into net-conf.json, from which flannel derives it back.
     #[serde(default)]
     pub mtu: Option<u32>,
     #[serde(default = "default_flannel_version")]

@@ -424,6 +424,20 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     check_port(&mut p, "networking.flannel.port", f.port);
     check_port(&mut p, "networking.flannel.listenPort", f.listen_port);
     check_mtu(&mut p, "networking.flannel.mtu", f.mtu);
+    if let Some(m) = f.mtu.filter(|m| (MTU_MIN..=MTU_MAX).contains(m)) {
+        // `mtu` is the pod MTU; net-conf.json carries it plus the encapsulation.
+        match f.backend.encap_overhead() {
+            None => p.add(
+                "networking.flannel.mtu",
+                format!("{m}: flannel's {} backend has no MTU setting (pods get the interface's MTU); remove it", f.backend.as_str()),
+            ),
+            Some(o) if m + o > MTU_MAX => p.add(
+                "networking.flannel.mtu",
+                format!("{m} is the pod MTU: with {}'s {o} bytes of encapsulation the underlay would need {}, above {MTU_MAX}", f.backend.as_str(), m + o),
+            ),
+            Some(_) => {}
+        }
+    }
     check_version_tag(&mut p, "networking.flannel.version", &f.version);
     let c = &n.calico;
     check_version_tag(&mut p, "networking.calico.version", &c.version);

@@ -92,6 +92,14 @@ pub struct PortMappings {
     pub port_mappings: bool,
 }
 
+/// net-conf's Backend MTU for the profile's pod MTU. flannel reads it as the underlay's MTU: it
+/// makes the tunnel device that minus the overhead and writes the same value to subnet.env as
+/// FLANNEL_MTU, which the CNI plugin gives the pods (v0.28 vxlan.go parseVXLANConfig, device.go,
+/// vxlan_network.go MTU(); wireguard alike with 80).
+pub fn underlay_mtu(backend: FlannelBackend, pod_mtu: Option<u32>) -> Option<u32> {
+    Some(pod_mtu? + backend.encap_overhead()?)
+}
+
 pub fn net_conf(cluster: &Cluster) -> NetConf {
     let f = &cluster.profile.networking.flannel;
     let mask = cluster.profile.kubernetes.node_cidr_mask_size;
@@ -110,7 +118,7 @@ pub fn net_conf(cluster: &Cluster) -> NetConf {
             port: Some(f.port).filter(|p| *p != 8472),
             direct_routing: f.direct_routing,
             listen_port: None,
-            mtu: f.mtu,
+            mtu: underlay_mtu(f.backend, f.mtu),
         },
         FlannelBackend::Wireguard => Backend {
             kind: "wireguard",
@@ -118,7 +126,7 @@ pub fn net_conf(cluster: &Cluster) -> NetConf {
             port: None,
             direct_routing: false,
             listen_port: Some(f.listen_port),
-            mtu: f.mtu,
+            mtu: underlay_mtu(f.backend, f.mtu),
         },
     };
     NetConf {
@@ -517,7 +525,7 @@ mod tests {
         assert_eq!(
             parse(&file(&plan, NET_CONF).content),
             json!({"Network": "10.200.0.0/16", "SubnetLen": 25,
-                   "Backend": {"Type": "vxlan", "VNI": 4096, "Port": 4789, "DirectRouting": true, "MTU": 1400}})
+                   "Backend": {"Type": "vxlan", "VNI": 4096, "Port": 4789, "DirectRouting": true, "MTU": 1450}})
         );
         let kc = file(&plan, KUBECONFIG);
         assert_eq!(kc.mode, 0o600);
@@ -577,6 +585,13 @@ mod tests {
             serde_json::to_value(net_conf(&c)).unwrap(),
             json!({"Network": "10.200.0.0/16", "Backend": {"Type": "wireguard", "ListenPort": 51821}})
         );
+        // `mtu` is the pod MTU: net-conf carries it plus wireguard's 80 bytes.
+        let c = profile(
+            "1.30",
+            "",
+            "  provider: flannel\n  flannel: { backend: wireguard, mtu: 1400 }\n",
+        );
+        assert_eq!(net_conf(&c).backend.mtu, Some(1480));
     }
 
     #[test]
