@@ -299,6 +299,8 @@ pub struct FlannelOptions {
     /// encapsulation overhead into net-conf.json, from which flannel derives it back.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// The flannel release: the image tag (daemonset), and the flanneld whose flags the unit
+    /// uses (systemd). `vMAJOR.MINOR.PATCH`.
     #[serde(default = "default_flannel_version")]
     pub version: String,
     #[serde(default = "default_true")]
@@ -548,6 +550,41 @@ fn default_block_size() -> u8 {
     26
 }
 pub const FLANNEL_VERSION: &str = "v0.28.0";
+
+/// A flannel release, `vMAJOR.MINOR.PATCH` (pre-release suffixes such as `-rc1` are ignored):
+/// what flanneld understands depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlannelRelease(pub u32, pub u32, pub u32);
+
+impl FlannelRelease {
+    pub fn parse(tag: &str) -> Option<FlannelRelease> {
+        let rest = tag.strip_prefix('v')?;
+        let core = rest.split_once('-').map_or(rest, |(c, _)| c);
+        let mut it = core.split('.').map(|p| p.parse::<u32>().ok());
+        let r = FlannelRelease(it.next()??, it.next()??, it.next()??);
+        it.next().is_none().then_some(r)
+    }
+    /// `--net-config-path` (flannel main.go, commit aac870ee, first in v0.12.0); before it
+    /// flanneld reads /etc/kube-flannel/net-conf.json, fixed (v0.8.0 subnet/kube/kube.go).
+    pub fn has_net_config_path(self) -> bool {
+        self >= FlannelRelease(0, 12, 0)
+    }
+    /// The wireguard backend (pkg/backend/wireguard, first in v0.16.0).
+    pub fn has_wireguard(self) -> bool {
+        self >= FlannelRelease(0, 16, 0)
+    }
+    /// The `MTU` option of the vxlan and wireguard backends (commit bd2e72e3, first in v0.21.3);
+    /// earlier releases ignore it.
+    pub fn has_backend_mtu(self) -> bool {
+        self >= FlannelRelease(0, 21, 3)
+    }
+}
+
+impl std::fmt::Display for FlannelRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}.{}.{}", self.0, self.1, self.2)
+    }
+}
 pub const FLANNEL_CNI_PLUGIN_VERSION: &str = "v1.7.1-flannel1";
 pub const CALICO_VERSION: &str = "v3.31.0";
 pub const WEAVE_VERSION: &str = "v2.8.1";

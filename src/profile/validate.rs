@@ -439,6 +439,30 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         }
     }
     check_version_tag(&mut p, "networking.flannel.version", &f.version);
+    match super::FlannelRelease::parse(&f.version) {
+        None => p.add(
+            "networking.flannel.version",
+            format!(
+                "{:?} is not a flannel release such as {}: flanneld's flags depend on it",
+                f.version,
+                super::FLANNEL_VERSION
+            ),
+        ),
+        Some(r) => {
+            if f.backend == super::FlannelBackend::Wireguard && !r.has_wireguard() {
+                p.add(
+                    "networking.flannel.backend",
+                    format!("flannel {r} has no wireguard backend (it came in v0.16.0)"),
+                );
+            }
+            if f.mtu.is_some() && !r.has_backend_mtu() {
+                p.add(
+                    "networking.flannel.mtu",
+                    format!("flannel {r} ignores a backend MTU (read from v0.21.3 on); remove it or pin a later version"),
+                );
+            }
+        }
+    }
     let c = &n.calico;
     check_version_tag(&mut p, "networking.calico.version", &c.version);
     if let Some(m) = &c.manifest_file {

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{sh_quote, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit};
 use crate::profile::{
-    Cluster, FlannelBackend, FlannelDeploy, Node, ProviderKind, FLANNEL_CNI_PLUGIN_VERSION,
+    Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, ProviderKind,
+    FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION,
 };
 
 pub const CONFIG_DIR: &str = "/etc/kube-flannel";
@@ -224,6 +225,13 @@ fn api_server(cluster: &Cluster) -> String {
     }
 }
 
+/// The pinned flannel release (validated; the current pin should a caller skip validation).
+fn release(cluster: &Cluster) -> FlannelRelease {
+    FlannelRelease::parse(&cluster.profile.networking.flannel.version)
+        .or_else(|| FlannelRelease::parse(FLANNEL_VERSION))
+        .expect("the pinned flannel version parses")
+}
+
 /// Whether the node runs flanneld as a systemd unit, and so needs a client certificate.
 pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
     cluster.provider() == ProviderKind::Flannel
@@ -255,7 +263,11 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let f = &cluster.profile.networking.flannel;
     if f.deploy == FlannelDeploy::Systemd {
         let mut flags = flanneld_args(cluster);
-        flags.push(format!("--net-config-path={NET_CONF}"));
+        // Before v0.12.0 there is no such flag (flanneld would exit on it) and NET_CONF is
+        // where flanneld looks anyway.
+        if release(cluster).has_net_config_path() {
+            flags.push(format!("--net-config-path={NET_CONF}"));
+        }
         flags.push(format!("--kubeconfig-file={KUBECONFIG}"));
         let unit = crate::render::template(
             "flannel/flanneld.service",
@@ -572,6 +584,51 @@ mod tests {
         assert_eq!(binding["roleRef"]["name"], "netctl:flanneld");
         let role = find(&docs, "ClusterRole", "netctl:flanneld");
         assert_eq!(role["rules"][2]["resources"][0], "nodes/status");
+    }
+
+    fn exec_start(c: &Cluster) -> String {
+        let plan = node_plan(c, c.node("worker-0").unwrap());
+        let unit = file(&plan, UNIT).content.clone();
+        unit.split("ExecStart=")
+            .nth(1)
+            .unwrap()
+            .split("\nRestart")
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// flanneld's flags are the pinned release's: --net-config-path exists from v0.12.0 (flannel
+    /// main.go, commit aac870ee); v0.8.0 (the hard-way guide's) reads the same fixed path
+    /// /etc/kube-flannel/net-conf.json (subnet/kube/kube.go netConfPath) and would refuse the flag.
+    #[test]
+    fn flanneld_flags_follow_the_pinned_version() {
+        let with = |version: &str| {
+            profile(
+                "1.30",
+                "",
+                &format!(
+                    "  provider: flannel\n  flannel: {{ backend: host-gw, version: {version} }}\n"
+                ),
+            )
+        };
+        for (version, has_path) in [
+            ("v0.8.0", false),
+            ("v0.11.0", false),
+            ("v0.12.0", true),
+            ("v0.28.0", true),
+        ] {
+            let exec = exec_start(&with(version));
+            assert_eq!(
+                exec.contains("--net-config-path=/etc/kube-flannel/net-conf.json"),
+                has_path,
+                "{version}: {exec}"
+            );
+            // Known to both v0.8.0 and v0.28.0.
+            for flag in ["--kube-subnet-mgr", "--kubeconfig-file=", "--ip-masq"] {
+                assert!(exec.contains(flag), "{version}: {flag} in {exec}");
+            }
+        }
     }
 
     #[test]
