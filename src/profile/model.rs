@@ -28,12 +28,17 @@ pub struct Pki {
     /// Default: `<profile dir>/<name>-pki`.
     #[serde(default)]
     pub dir: Option<String>,
-    /// The cluster's own CA certificate (e.g. the hard-way ca.pem); with `caKey`. Without both,
-    /// netctl generates a CA in `dir`.
+    /// The CA that signs flanneld's client certificates, with `caKey`: the cluster's own (e.g.
+    /// the hard-way ca.pem / ca-key.pem, kubeadm's /etc/kubernetes/pki/ca.crt / ca.key), which
+    /// the API server trusts (--client-ca-file).
     #[serde(default)]
     pub ca_cert: Option<String>,
     #[serde(default)]
     pub ca_key: Option<String>,
+    /// Sign with a CA netctl generates in `dir` instead: only for a cluster whose API server is
+    /// told to trust it (--client-ca-file). Never the default: an existing cluster refuses it.
+    #[serde(default, rename = "generateCA")]
+    pub generate_ca: bool,
     /// Lifetime of the certificates netctl issues; they are renewed within 30 days of expiry.
     #[serde(default = "default_validity_days")]
     pub validity_days: u32,
@@ -45,6 +50,7 @@ impl Default for Pki {
             dir: None,
             ca_cert: None,
             ca_key: None,
+            generate_ca: false,
             validity_days: default_validity_days(),
         }
     }
@@ -86,6 +92,10 @@ pub struct Kubernetes {
     /// stay what they were.
     #[serde(default, rename = "kubectlOn", skip_serializing_if = "Option::is_none")]
     pub kubectl_on: Option<String>,
+    /// The cluster's CA certificate, a local file: what flanneld (as a systemd unit) verifies the
+    /// API server with. Default: `pki.caCert`. Left out of the serialised profile when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
     #[serde(default)]
     pub container_runtime: ContainerRuntime,
     /// Where the Kubernetes binaries live on the nodes.
@@ -305,6 +315,10 @@ pub struct FlannelOptions {
     pub version: String,
     #[serde(default = "default_true")]
     pub ip_masq: bool,
+    /// A local file holding a token of flannel's service account (`kubectl create token flannel
+    /// -n kube-flannel`): flanneld (systemd) authenticates with it instead of a certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
 }
 
 impl Default for FlannelOptions {
@@ -320,6 +334,7 @@ impl Default for FlannelOptions {
             mtu: None,
             version: default_flannel_version(),
             ip_masq: true,
+            token_file: None,
         }
     }
 }

@@ -578,6 +578,24 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         ),
         (None, None) => {}
     }
+    if k.generate_ca && k.ca_cert.is_some() {
+        p.add(
+            "pki.generateCA",
+            "pki.caCert names the CA to sign with; generateCA makes one: choose one",
+        );
+    }
+    if let Some(c) = &profile.kubernetes.ca_certificate {
+        check_path(&mut p, "kubernetes.caCertificate", c);
+    }
+    if let Some(t) = &profile.networking.flannel.token_file {
+        check_path(&mut p, "networking.flannel.tokenFile", t);
+        if k.ca_key.is_some() || k.generate_ca {
+            p.add(
+                "networking.flannel.tokenFile",
+                "flanneld authenticates with a token or with a certificate (pki.caKey, pki.generateCA): choose one",
+            );
+        }
+    }
     // At 30 days or less every run would find the certificate inside the renewal window.
     if k.validity_days <= crate::certs::RENEW_WITHIN_DAYS as u32 || k.validity_days > 3650 {
         p.add(

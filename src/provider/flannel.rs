@@ -17,10 +17,16 @@ pub const KUBECONFIG: &str = "/etc/kube-flannel/kubeconfig";
 pub const UNIT: &str = "/etc/systemd/system/flanneld.service";
 pub const CONFLIST: &str = "10-flannel.conflist";
 pub const MANIFEST: &str = "kube-flannel.yaml";
-/// flanneld's credentials (systemd deploy), issued by src/certs/ and attached with `certs::attach`.
+/// flanneld's credentials (systemd deploy), prepared by src/certs/ and attached with
+/// `certs::attach`: the cluster CA (verifies the API server), and a certificate and key, or a
+/// service-account token.
 pub const CA: &str = "/etc/kube-flannel/ca.crt";
 pub const CERT: &str = "/etc/kube-flannel/flanneld.crt";
 pub const KEY: &str = "/etc/kube-flannel/flanneld.key";
+pub const TOKEN: &str = "/etc/kube-flannel/token";
+/// The CA that signed flanneld.crt, when it is not the cluster CA (pki.generateCA, or a
+/// caCertificate apart from pki.caCert): read by `verify`'s node.certs only.
+pub const CLIENT_CA: &str = "/etc/kube-flannel/client-ca.crt";
 /// The ClusterRole and binding flanneld's certificate identity needs (systemd deploy).
 pub const RBAC_MANIFEST: &str = "flanneld-rbac.yaml";
 
@@ -176,11 +182,12 @@ struct UnitCtx<'a> {
     flags: Vec<String>,
 }
 
-/// Context of templates/flannel/kubeconfig.
+/// Context of templates/flannel/kubeconfig: a token file, or a certificate and key.
 #[derive(Serialize)]
 struct KubeconfigCtx<'a> {
     server: &'a str,
     ca: &'a str,
+    token: Option<&'a str>,
     cert: &'a str,
     key: &'a str,
 }
@@ -232,27 +239,38 @@ fn release(cluster: &Cluster) -> FlannelRelease {
         .expect("the pinned flannel version parses")
 }
 
-/// Whether the node runs flanneld as a systemd unit, and so needs a client certificate.
-pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
+/// Whether the node runs flanneld as a systemd unit, and so needs its credentials.
+pub fn runs_as_unit(cluster: &Cluster, node: &Node) -> bool {
     cluster.provider() == ProviderKind::Flannel
         && cluster.profile.networking.flannel.deploy == FlannelDeploy::Systemd
         && node.is_worker()
 }
 
-/// The CA and flanneld's certificate and key, as the kubeconfig names them. A new certificate
-/// restarts flanneld; the key is readable by root only.
-pub fn cert_files(ca_pem: &str, cert: &crate::certs::NodeCert) -> Vec<NodeFile> {
+/// Whether that node's flanneld authenticates with a client certificate (not a token).
+pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
+    runs_as_unit(cluster, node) && cluster.profile.networking.flannel.token_file.is_none()
+}
+
+/// The cluster CA and flanneld's credentials, as the kubeconfig names them. A change restarts
+/// flanneld; the key and the token are readable by root only.
+pub fn credential_files(pki: &crate::certs::Pki, node: &str) -> Vec<NodeFile> {
     let file = |path: &str, mode: u32, content: &str| NodeFile {
         path: path.into(),
         mode,
         content: content.into(),
         services: vec!["flanneld".into()],
     };
-    vec![
-        file(CA, 0o644, ca_pem),
-        file(CERT, 0o644, &cert.cert_pem),
-        file(KEY, 0o600, &cert.key_pem),
-    ]
+    let mut files = vec![file(CA, 0o644, &pki.server_ca_pem)];
+    if let Some(token) = &pki.token {
+        files.push(file(TOKEN, 0o600, &format!("{}\n", token.0)));
+    } else if let Some(cert) = pki.nodes.get(node) {
+        files.push(file(CERT, 0o644, &cert.cert_pem));
+        files.push(file(KEY, 0o600, &cert.key_pem));
+        if pki.ca_pem != pki.server_ca_pem {
+            files.push(file(CLIENT_CA, 0o644, &pki.ca_pem));
+        }
+    }
+    files
 }
 
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
@@ -283,6 +301,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             &KubeconfigCtx {
                 server: &server,
                 ca: CA,
+                token: f.token_file.as_ref().map(|_| TOKEN),
                 cert: CERT,
                 key: KEY,
             },
