@@ -41,7 +41,9 @@ impl Error {
             ) => 2,
             Error::Write(_) | Error::Failed(_) => 1,
             // The profile's CA (or the stored one) cannot be used: fix the input.
-            Error::Certs(crate::certs::CertError::Ca { .. }) => 2,
+            Error::Certs(
+                crate::certs::CertError::Ca { .. } | crate::certs::CertError::Missing { .. },
+            ) => 2,
             Error::Certs(_) => 1,
             Error::Refused(_) => 3,
             Error::Lab(e) => e.exit_code(),

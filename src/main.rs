@@ -206,7 +206,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let pki = certs::prepare(&cluster, &profile, certs::Mode::ReadOnly, SystemTime::now())?;
             if pki.is_none() && !certs::store::nodes_needing(&cluster).is_empty() {
                 eprintln!(
-                    "certs: no CA in {} yet: flanneld's certificate files are left out (netctl init creates them)",
+                    "certs: flanneld's CA and credentials are not all at hand (the profile's caCertificate, caCert/caKey or tokenFile, or no CA in {} yet): their files are left out (netctl init checks and issues them; docs/certs.md)",
                     certs::store::dir(&cluster, &profile).display()
                 );
             }

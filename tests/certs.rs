@@ -35,14 +35,34 @@ fn mode(p: &Path) -> u32 {
         & 0o7777
 }
 
-/// A flannel profile (flanneld as a systemd unit) with `extra` appended, written into `dir`.
+/// The cluster's own CA certificate (what the API server's serving certificate chains to),
+/// written as `cluster-ca.pem` into `dir`.
+fn cluster_ca(dir: &Path) -> String {
+    let (pem, _key) = certs::issue::ca("existing-cluster", SystemTime::now(), 3650).unwrap();
+    std::fs::write(dir.join("cluster-ca.pem"), &pem).unwrap();
+    pem
+}
+
+/// A flannel profile (flanneld as a systemd unit) whose API server is verified with the
+/// cluster CA in `cluster-ca.pem`, with `extra` appended, written into `dir`.
 fn profile(dir: &Path, extra: &str) -> PathBuf {
+    if !dir.join("cluster-ca.pem").exists() {
+        cluster_ca(dir);
+    }
+    bare_profile(dir, "caCertificate: cluster-ca.pem, ", extra)
+}
+
+/// The generated-CA profile the older tests use: a cluster built around netctl's CA.
+const GENERATED: &str = "pki: { generateCA: true }\n";
+
+/// `kubernetes_extra` goes inside the kubernetes map.
+fn bare_profile(dir: &Path, kubernetes_extra: &str, extra: &str) -> PathBuf {
     let p = dir.join("cluster.yaml");
     std::fs::write(
         &p,
         format!(
             "apiVersion: netctl/v1\nkind: ClusterProfile\nname: certs-test\n\
-             kubernetes: {{ version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24 }}\n\
+             kubernetes: {{ {kubernetes_extra}version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24 }}\n\
              networking: {{ provider: flannel, flannel: {{ backend: host-gw, deploy: systemd }} }}\n\
              nodes:\n  - {{ name: ctl, address: 192.0.2.10, roles: [controller] }}\n  \
              - {{ name: worker-0, address: 192.0.2.11 }}\n  - {{ name: worker-1, address: 192.0.2.12 }}\n{extra}"
@@ -62,7 +82,7 @@ fn prepare(p: &Path, mode: Mode) -> certs::Pki {
 #[test]
 fn generated_ca_and_node_certificates_verify_with_openssl() {
     let t = tempfile::tempdir().unwrap();
-    let p = profile(t.path(), "");
+    let p = profile(t.path(), GENERATED);
     let pki = prepare(&p, Mode::Persist);
     let dir = t.path().join("certs-test-pki");
     assert_eq!(pki.dir, dir);
@@ -170,7 +190,7 @@ fn plant_short_lived(dir: &Path, node: &str) {
 #[test]
 fn a_certificate_expiring_within_30_days_is_renewed_and_a_valid_one_kept() {
     let t = tempfile::tempdir().unwrap();
-    let p = profile(t.path(), "");
+    let p = profile(t.path(), GENERATED);
     let first = prepare(&p, Mode::Persist);
     let dir = first.dir.clone();
     plant_short_lived(&dir, "worker-1");
@@ -347,7 +367,7 @@ fn a_bad_profile_ca_is_bad_input_naming_the_field() {
 #[test]
 fn render_uses_the_stored_pki_and_prints_no_key() {
     let t = tempfile::tempdir().unwrap();
-    let p = profile(t.path(), "");
+    let p = profile(t.path(), GENERATED);
     // No PKI yet: render creates none and leaves the certificate files out, saying so.
     let out = t.path().join("out");
     let o = netctl()
@@ -359,6 +379,9 @@ fn render_uses_the_stored_pki_and_prints_no_key() {
         .unwrap();
     assert!(o.status.success(), "{}", labkit::text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no CA in"));
+    assert!(out
+        .join("nodes/worker-0/etc/kube-flannel/kubeconfig")
+        .exists());
     assert!(!t.path().join("certs-test-pki").exists());
     assert!(!out
         .join("nodes/worker-0/etc/kube-flannel/flanneld.key")
@@ -385,6 +408,10 @@ fn render_uses_the_stored_pki_and_prints_no_key() {
     );
     assert_eq!(
         std::fs::read_to_string(node.join("ca.crt")).unwrap(),
+        pki.server_ca_pem
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.join("client-ca.crt")).unwrap(),
         pki.ca_pem
     );
     assert!(!out.join("nodes/ctl/etc/kube-flannel").exists());
@@ -399,12 +426,17 @@ fn init_pushes_keeps_and_renews_flanneld_certificates_on_a_lab() {
     }
     let lab = labkit::Lab::up("it-certs", "netns", 2, 61);
     let pki_dir = lab.profile.with_file_name("flannel-pki");
+    let cluster_ca_dir = lab.profile.parent().unwrap();
+    cluster_ca(cluster_ca_dir);
+    let cluster_ca_path = cluster_ca_dir.join("cluster-ca.pem");
     let pki_str = pki_dir.display().to_string();
     let p = lab.profile_variant("flannel", |v| {
         v["networking"]["provider"] = "flannel".into();
         v["networking"]["flannel"] =
             serde_yaml::from_str("{ backend: host-gw, deploy: systemd }").unwrap();
-        v["pki"] = serde_yaml::from_str(&format!("{{ dir: {pki_str} }}")).unwrap();
+        v["pki"] =
+            serde_yaml::from_str(&format!("{{ dir: {pki_str}, generateCA: true }}")).unwrap();
+        v["kubernetes"]["caCertificate"] = cluster_ca_path.display().to_string().into();
     });
 
     let o = lab.netctl(&["plan"], &p);
@@ -512,4 +544,125 @@ fn init_pushes_keeps_and_renews_flanneld_certificates_on_a_lab() {
     assert!(o.status.success(), "{}", labkit::text(&o));
     let gone = lab.exec("node-1", "ls /etc/kube-flannel/flanneld.key");
     assert!(!gone.status.success(), "reset left the key");
+}
+
+/// Issue 11 item 8: on an existing cluster a CA netctl made itself is trusted by nothing, so
+/// without the cluster's CA and credentials it accepts, plan refuses (exit 2) before any node
+/// or the local PKI is touched, and says what to provide.
+#[test]
+fn without_the_clusters_ca_and_credentials_flanneld_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let plan = |p: &Path| netctl().args(["plan", "-p"]).arg(p).output().unwrap();
+    let p = bare_profile(t.path(), "", "");
+    let o = plan(&p);
+    assert_eq!(o.status.code(), Some(2), "{}", labkit::text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("kubernetes.caCertificate"), "{err}");
+    cluster_ca(t.path());
+    let p = profile(t.path(), "");
+    let o = plan(&p);
+    assert_eq!(o.status.code(), Some(2), "{}", labkit::text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for what in [
+        "pki.caKey",
+        "networking.flannel.tokenFile",
+        "pki.generateCA",
+    ] {
+        assert!(err.contains(what), "{what} in {err}");
+    }
+    assert!(!t.path().join("certs-test-pki").exists(), "a PKI was made");
+}
+
+/// flanneld verifies the API server with the cluster's CA, never with the CA that signs its
+/// certificate when that is another (here a generated one): ca.crt is the cluster's, the
+/// signing CA goes to client-ca.crt for verify's node.certs only.
+#[test]
+fn the_api_server_is_verified_with_the_cluster_ca() {
+    let t = tempfile::tempdir().unwrap();
+    let cluster = cluster_ca(t.path());
+    let p = profile(t.path(), GENERATED);
+    let pki = prepare(&p, Mode::Persist);
+    assert_eq!(pki.server_ca_pem, cluster);
+    assert_ne!(pki.ca_pem, cluster);
+    let c = {
+        let mut c = netctl::profile::load(&p).unwrap();
+        c.pki = Some(std::sync::Arc::new(pki.clone()));
+        c
+    };
+    let plan = netctl::provider::node_plan(&c, c.node("worker-0").unwrap());
+    let content = |path: &str| {
+        plan.files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no {path}"))
+            .content
+            .clone()
+    };
+    assert_eq!(content("/etc/kube-flannel/ca.crt"), cluster);
+    assert_eq!(content("/etc/kube-flannel/client-ca.crt"), pki.ca_pem);
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(&content("/etc/kube-flannel/kubeconfig")).unwrap();
+    assert_eq!(
+        kc["clusters"][0]["cluster"]["certificate-authority"].as_str(),
+        Some("/etc/kube-flannel/ca.crt")
+    );
+    // What verify reads on the node: the certificate chains to the CA that signed it.
+    let out = format!(
+        "{}\n--netctl-cert-separator--\n{}",
+        pki.ca_pem, pki.nodes["worker-0"].cert_pem
+    );
+    certs::remote::check_output(&out, SystemTime::now()).unwrap();
+}
+
+/// A token of flannel's service account instead of a certificate: the token file (0600), the
+/// cluster CA, a kubeconfig naming the token file; no certificate, no PKI, the token never
+/// printed. A token that is not one is bad input naming the field.
+#[test]
+fn a_service_account_token_authenticates_flanneld() {
+    let t = tempfile::tempdir().unwrap();
+    let cluster = cluster_ca(t.path());
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmbGFubmVsIn0.c2lnbmF0dXJl";
+    std::fs::write(t.path().join("flannel.token"), format!("{TOKEN}\n")).unwrap();
+    let p = profile(t.path(), "");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "deploy: systemd }",
+        "deploy: systemd, tokenFile: flannel.token }",
+    );
+    std::fs::write(&p, text).unwrap();
+    let pki = prepare(&p, Mode::Persist);
+    assert!(pki.nodes.is_empty());
+    assert!(!format!("{pki:?}").contains(TOKEN));
+    assert!(!t.path().join("certs-test-pki").exists());
+
+    let out = t.path().join("out");
+    let o = netctl()
+        .args(["render", "-p"])
+        .arg(&p)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", labkit::text(&o));
+    assert!(!labkit::text(&o).contains(TOKEN));
+    let node = out.join("nodes/worker-1/etc/kube-flannel");
+    assert_eq!(mode(&node.join("token")), 0o600);
+    assert_eq!(
+        std::fs::read_to_string(node.join("token")).unwrap(),
+        format!("{TOKEN}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(node.join("ca.crt")).unwrap(),
+        cluster
+    );
+    assert!(!node.join("flanneld.crt").exists() && !node.join("flanneld.key").exists());
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(node.join("kubeconfig")).unwrap()).unwrap();
+    let user = &kc["users"][0]["user"];
+    assert_eq!(user["tokenFile"].as_str(), Some("/etc/kube-flannel/token"));
+    assert!(user["client-certificate"].is_null(), "{user:?}");
+
+    std::fs::write(t.path().join("flannel.token"), "not a token\n").unwrap();
+    let o = netctl().args(["plan", "-p"]).arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", labkit::text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("networking.flannel.tokenFile"));
 }

@@ -299,6 +299,54 @@ fn hard_way_flannel_is_the_guides() {
     );
 }
 
+/// The guide downloads flanneld v0.8.0: every flag the unit passes must be one v0.8.0 defines
+/// (flannel v0.8.0 main.go, flannelFlags), or flanneld exits on start.
+#[test]
+fn hard_way_flanneld_gets_only_flags_v0_8_knows() {
+    const V0_8_FLAGS: &[&str] = &[
+        "etcd-endpoints",
+        "etcd-prefix",
+        "etcd-keyfile",
+        "etcd-certfile",
+        "etcd-cafile",
+        "etcd-username",
+        "etcd-password",
+        "iface",
+        "iface-regex",
+        "subnet-file",
+        "public-ip",
+        "subnet-lease-renew-margin",
+        "ip-masq",
+        "kube-subnet-mgr",
+        "kube-api-url",
+        "kubeconfig-file",
+        "version",
+        "healthz-ip",
+        "healthz-port",
+    ];
+    let (_d, f) = render(&root().join("profiles/hard-way-flannel-host-gw.yaml"));
+    let unit = &f["nodes/wrk1/etc/systemd/system/flanneld.service"].1;
+    let exec = unit
+        .split("ExecStart=")
+        .nth(1)
+        .unwrap()
+        .split("\nRestart")
+        .next()
+        .unwrap();
+    let flags: Vec<&str> = exec
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("--"))
+        .map(|w| w.split('=').next().unwrap())
+        .collect();
+    assert!(flags.contains(&"kube-subnet-mgr"), "{exec}");
+    for flag in flags {
+        assert!(
+            V0_8_FLAGS.contains(&flag),
+            "flanneld v0.8.0 has no --{flag}:\n{unit}"
+        );
+    }
+}
+
 #[test]
 fn vagrant_flannel_daemonset_is_the_guides() {
     let (_d, f) = render(&root().join("profiles/vagrant-flannel-vxlan.yaml"));

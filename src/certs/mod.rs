@@ -1,6 +1,7 @@
-//! Certificates for what netctl runs on nodes: today flanneld as a systemd unit, which talks to
-//! the API server with a client certificate. netctl generates a cluster CA (or uses the profile's),
-//! issues each node's certificate, keeps both in a local PKI directory (`store`), and renews a
+//! Credentials for what netctl runs on nodes: today flanneld as a systemd unit, which verifies
+//! the API server with the cluster's CA and authenticates with a client certificate signed by the
+//! cluster CA's key the profile names (or a CA netctl generates, only when asked), or with a
+//! service-account token. netctl issues each node's certificate, keeps both in a local PKI directory (`store`), and renews a
 //! certificate within `RENEW_WITHIN_DAYS` of its expiry. `check` is the pure test `verify` and
 //! `init` share; `remote` reads a node's certificates for `verify`.
 
@@ -11,7 +12,7 @@ pub mod store;
 
 pub use check::{check, check_ca, CertProblem};
 pub use issue::{flanneld_user, NodeCert, FLANNELD_GROUP};
-pub use store::{prepare, CertError, Mode, Pki};
+pub use store::{prepare, CertError, Mode, Pki, Secret};
 
 use crate::profile::{Cluster, Node};
 use crate::provider::NodePlan;
@@ -23,13 +24,10 @@ pub const RENEW_WITHIN_DAYS: i64 = 30;
 /// `provider::node_plan` with the cluster's PKI, so every command sees the same files.
 pub fn attach(pki: Option<&Pki>, cluster: &Cluster, node: &Node, plan: &mut NodePlan) {
     let Some(pki) = pki else { return };
-    if !crate::provider::flannel::needs_certs(cluster, node) {
+    if !crate::provider::flannel::runs_as_unit(cluster, node) {
         return;
     }
-    let Some(cert) = pki.nodes.get(&node.name) else {
-        return;
-    };
     plan.files
-        .extend(crate::provider::flannel::cert_files(&pki.ca_pem, cert));
+        .extend(crate::provider::flannel::credential_files(pki, &node.name));
     plan.files.sort_by(|a, b| a.path.cmp(&b.path));
 }

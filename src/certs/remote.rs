@@ -22,11 +22,12 @@ pub enum NodeCertError {
     },
 }
 
-/// A read-only script printing the CA, a separator, then the certificate (an absent file prints
-/// nothing).
+/// A read-only script printing the CA that signed the certificate (client-ca.crt when it is not
+/// the cluster CA), a separator, then the certificate (an absent file prints nothing).
 pub fn read_script() -> String {
     format!(
-        "cat {ca} 2>/dev/null; echo; echo {MARK}; cat {cert} 2>/dev/null; true\n",
+        "cat {client_ca} 2>/dev/null || cat {ca} 2>/dev/null; echo; echo {MARK}; cat {cert} 2>/dev/null; true\n",
+        client_ca = flannel::CLIENT_CA,
         ca = flannel::CA,
         cert = flannel::CERT
     )

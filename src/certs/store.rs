@@ -4,7 +4,7 @@
 //! and only a missing, expiring, foreign-CA or mismatched certificate is issued again.
 //!
 //! ```text
-//! <dir>/ca.crt                      0644  generated CA (absent when the profile names caCert/caKey)
+//! <dir>/ca.crt                      0644  generated CA (pki.generateCA only)
 //! <dir>/ca.key                      0600
 //! <dir>/nodes/<node>/flanneld.crt   0644
 //! <dir>/nodes/<node>/flanneld.key   0600
@@ -32,11 +32,17 @@ pub enum Mode {
     Persist,
 }
 
-/// The certificates a run pushes: the CA certificate and each node's flanneld certificate.
+/// What a run pushes for flanneld: the cluster CA it verifies the API server with, and its
+/// credentials: each node's certificate (signed by `ca_pem`), or one service-account token.
 #[derive(Debug, Clone)]
 pub struct Pki {
     pub dir: PathBuf,
+    /// The CA that signs flanneld's certificates (token mode: the server CA).
     pub ca_pem: String,
+    /// The CA flanneld verifies the API server with: `kubernetes.caCertificate`, else `pki.caCert`.
+    pub server_ca_pem: String,
+    /// flannel's service-account token (`networking.flannel.tokenFile`), instead of certificates.
+    pub token: Option<Secret>,
     pub nodes: BTreeMap<String, NodeCert>,
     /// What was issued and why, or (read-only) what is missing: one line each, for people.
     pub notes: Vec<String>,
@@ -55,6 +61,12 @@ pub enum CertError {
     Ca {
         field: &'static str,
         path: PathBuf,
+        message: String,
+    },
+    /// Something the profile must provide is not there.
+    #[error("{field}: {message}")]
+    Missing {
+        field: &'static str,
         message: String,
     },
     #[error("cannot issue flanneld's certificate for {node}: {source}")]
@@ -88,14 +100,91 @@ fn relative_to_profile(p: &str, profile_path: &Path) -> PathBuf {
     }
 }
 
-/// The nodes that need a flanneld certificate: workers, when flanneld runs as a systemd unit.
+/// The nodes that need flanneld's credentials: workers, when flanneld runs as a systemd unit.
 pub fn nodes_needing(cluster: &Cluster) -> Vec<&str> {
     cluster
         .nodes
         .iter()
-        .filter(|n| crate::provider::flannel::needs_certs(cluster, n))
+        .filter(|n| crate::provider::flannel::runs_as_unit(cluster, n))
         .map(|n| n.name.as_str())
         .collect()
+}
+
+/// A secret read from the operator's machine; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "(secret, {} bytes)", self.0.len())
+    }
+}
+
+/// Without credentials the API server accepts, flanneld cannot work: say what to provide.
+const NO_CREDENTIALS: &str = "flanneld (deploy: systemd) needs credentials the API server accepts, and netctl will not guess them: name the CA that signs the cluster's client certificates (pki.caCert and pki.caKey, e.g. kubeadm's /etc/kubernetes/pki/ca.crt and ca.key or the hard-way ca.pem and ca-key.pem: netctl signs flanneld's certificate with it), or a token of flannel's service account (networking.flannel.tokenFile). pki.generateCA: true signs with a CA of netctl's own, only for an API server told to trust it (--client-ca-file). See docs/certs.md";
+
+/// The cluster CA flanneld verifies the API server with. None: read-only and not at hand.
+fn server_ca(
+    cluster: &Cluster,
+    profile_path: &Path,
+    mode: Mode,
+    now: SystemTime,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>, CertError> {
+    let (field, given) = match (&cluster.profile.kubernetes.ca_certificate, &cluster.profile.pki.ca_cert) {
+        (Some(c), _) => ("kubernetes.caCertificate", c),
+        (None, Some(c)) => ("pki.caCert", c),
+        (None, None) if mode == Mode::ReadOnly => return Ok(None),
+        (None, None) => return Err(CertError::Missing {
+            field: "kubernetes.caCertificate",
+            message: "flanneld (deploy: systemd) verifies the API server with the cluster's CA certificate: name it (e.g. kubeadm's /etc/kubernetes/pki/ca.crt, the hard-way ca.pem); a CA netctl made itself would not verify it".into(),
+        }),
+    };
+    let path = relative_to_profile(given, profile_path);
+    let bad = |message: String| CertError::Ca {
+        field,
+        path: path.clone(),
+        message,
+    };
+    let Some(pem) = read_opt(&path)? else {
+        if mode == Mode::ReadOnly {
+            return Ok(None);
+        }
+        return Err(bad("the CA certificate does not exist".into()));
+    };
+    match check_ca(pem.as_bytes(), now) {
+        Ok(()) => {}
+        // The cluster's CA is the cluster's business: a warning, not a refusal.
+        Err(p @ CertProblem::ExpiresSoon { .. }) => notes.push(format!("{field}: {p}")),
+        Err(p) => return Err(bad(p.to_string())),
+    }
+    Ok(Some(pem))
+}
+
+/// flannel's service-account token: one line of printable characters. None: read-only and not
+/// at hand.
+fn token(path_text: &str, profile_path: &Path, mode: Mode) -> Result<Option<Secret>, CertError> {
+    const FIELD: &str = "networking.flannel.tokenFile";
+    let path = relative_to_profile(path_text, profile_path);
+    let bad = |message: String| CertError::Ca {
+        field: FIELD,
+        path: path.clone(),
+        message,
+    };
+    if !path.exists() {
+        if mode == Mode::ReadOnly {
+            return Ok(None);
+        }
+        return Err(bad("the token file does not exist".into()));
+    }
+    let text = crate::input::read_bounded(&path, 64 * 1024).map_err(|e| bad(e.to_string()))?;
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad(
+            "not a bearer token: one line of printable characters without spaces".into(),
+        ));
+    }
+    Ok(Some(Secret(t.to_string())))
 }
 
 /// Load, and per `mode` issue, everything the profile's nodes need. `None` when no node needs a
@@ -111,11 +200,37 @@ pub fn prepare(
         return Ok(None);
     }
     let dir = dir(cluster, profile_path);
+    let mut notes = Vec::new();
+    let Some(server_ca_pem) = server_ca(cluster, profile_path, mode, now, &mut notes)? else {
+        return Ok(None);
+    };
+    if let Some(t) = &cluster.profile.networking.flannel.token_file {
+        let Some(token) = token(t, profile_path, mode)? else {
+            return Ok(None);
+        };
+        return Ok(Some(Pki {
+            dir,
+            ca_pem: server_ca_pem.clone(),
+            server_ca_pem,
+            token: Some(token),
+            nodes: BTreeMap::new(),
+            notes,
+        }));
+    }
+    let pki = &cluster.profile.pki;
+    if pki.ca_key.is_none() && !pki.generate_ca {
+        if mode == Mode::ReadOnly {
+            return Ok(None);
+        }
+        return Err(CertError::Missing {
+            field: "pki.caKey",
+            message: NO_CREDENTIALS.into(),
+        });
+    }
     let _lock = match mode {
         Mode::Persist => Some(lock(&dir)?),
         _ => None,
     };
-    let mut notes = Vec::new();
     let Some((ca_pem, ca_key)) = ca(cluster, profile_path, &dir, mode, now, &mut notes)? else {
         return Ok(None);
     };
@@ -171,6 +286,8 @@ pub fn prepare(
     Ok(Some(Pki {
         dir,
         ca_pem,
+        server_ca_pem,
+        token: None,
         nodes: issued,
         notes,
     }))
@@ -237,7 +354,8 @@ fn ca(
     };
     let (cert, key) = match (cert, key, given, mode) {
         (Some(c), k, _, Mode::ReadOnly) => (c, k),
-        (None, _, false, Mode::ReadOnly) => return Ok(None),
+        // render writes what is at hand: a CA not generated yet, or not on this machine.
+        (None, _, _, Mode::ReadOnly) => return Ok(None),
         (Some(c), Some(k), _, _) => (c, Some(k)),
         (None, None, false, _) => {
             let (c, k) = issue::ca(&cluster.profile.name, now, 3650)

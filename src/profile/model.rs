@@ -28,12 +28,17 @@ pub struct Pki {
     /// Default: `<profile dir>/<name>-pki`.
     #[serde(default)]
     pub dir: Option<String>,
-    /// The cluster's own CA certificate (e.g. the hard-way ca.pem); with `caKey`. Without both,
-    /// netctl generates a CA in `dir`.
+    /// The CA that signs flanneld's client certificates, with `caKey`: the cluster's own (e.g.
+    /// the hard-way ca.pem / ca-key.pem, kubeadm's /etc/kubernetes/pki/ca.crt / ca.key), which
+    /// the API server trusts (--client-ca-file).
     #[serde(default)]
     pub ca_cert: Option<String>,
     #[serde(default)]
     pub ca_key: Option<String>,
+    /// Sign with a CA netctl generates in `dir` instead: only for a cluster whose API server is
+    /// told to trust it (--client-ca-file). Never the default: an existing cluster refuses it.
+    #[serde(default, rename = "generateCA")]
+    pub generate_ca: bool,
     /// Lifetime of the certificates netctl issues; they are renewed within 30 days of expiry.
     #[serde(default = "default_validity_days")]
     pub validity_days: u32,
@@ -45,6 +50,7 @@ impl Default for Pki {
             dir: None,
             ca_cert: None,
             ca_key: None,
+            generate_ca: false,
             validity_days: default_validity_days(),
         }
     }
@@ -86,6 +92,10 @@ pub struct Kubernetes {
     /// stay what they were.
     #[serde(default, rename = "kubectlOn", skip_serializing_if = "Option::is_none")]
     pub kubectl_on: Option<String>,
+    /// The cluster's CA certificate, a local file: what flanneld (as a systemd unit) verifies the
+    /// API server with. Default: `pki.caCert`. Left out of the serialised profile when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
     #[serde(default)]
     pub container_runtime: ContainerRuntime,
     /// Where the Kubernetes binaries live on the nodes.
@@ -256,6 +266,17 @@ impl FlannelBackend {
             FlannelBackend::Wireguard => "wireguard",
         }
     }
+    /// What flanneld subtracts from the MTU in net-conf.json (or the interface's) to get the pod
+    /// MTU it writes to subnet.env: flannel v0.28 vxlan_network.go `encapOverhead = 50`,
+    /// wireguard_network.go `overhead = 80`. host-gw reads no MTU (route_network.go: the
+    /// interface's). None: the backend has no MTU setting.
+    pub fn encap_overhead(self) -> Option<u32> {
+        match self {
+            FlannelBackend::HostGw => None,
+            FlannelBackend::Vxlan => Some(50),
+            FlannelBackend::Wireguard => Some(80),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -284,12 +305,20 @@ pub struct FlannelOptions {
     /// wireguard listen port.
     #[serde(default = "default_wireguard_port")]
     pub listen_port: u32,
+    /// The pod MTU (as `routes.mtu` and `calico.mtu`): netctl writes it plus the backend's
+    /// encapsulation overhead into net-conf.json, from which flannel derives it back.
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// The flannel release: the image tag (daemonset), and the flanneld whose flags the unit
+    /// uses (systemd). `vMAJOR.MINOR.PATCH`.
     #[serde(default = "default_flannel_version")]
     pub version: String,
     #[serde(default = "default_true")]
     pub ip_masq: bool,
+    /// A local file holding a token of flannel's service account (`kubectl create token flannel
+    /// -n kube-flannel`): flanneld (systemd) authenticates with it instead of a certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
 }
 
 impl Default for FlannelOptions {
@@ -305,6 +334,7 @@ impl Default for FlannelOptions {
             mtu: None,
             version: default_flannel_version(),
             ip_masq: true,
+            token_file: None,
         }
     }
 }
@@ -535,6 +565,41 @@ fn default_block_size() -> u8 {
     26
 }
 pub const FLANNEL_VERSION: &str = "v0.28.0";
+
+/// A flannel release, `vMAJOR.MINOR.PATCH` (pre-release suffixes such as `-rc1` are ignored):
+/// what flanneld understands depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FlannelRelease(pub u32, pub u32, pub u32);
+
+impl FlannelRelease {
+    pub fn parse(tag: &str) -> Option<FlannelRelease> {
+        let rest = tag.strip_prefix('v')?;
+        let core = rest.split_once('-').map_or(rest, |(c, _)| c);
+        let mut it = core.split('.').map(|p| p.parse::<u32>().ok());
+        let r = FlannelRelease(it.next()??, it.next()??, it.next()??);
+        it.next().is_none().then_some(r)
+    }
+    /// `--net-config-path` (flannel main.go, commit aac870ee, first in v0.12.0); before it
+    /// flanneld reads /etc/kube-flannel/net-conf.json, fixed (v0.8.0 subnet/kube/kube.go).
+    pub fn has_net_config_path(self) -> bool {
+        self >= FlannelRelease(0, 12, 0)
+    }
+    /// The wireguard backend (pkg/backend/wireguard, first in v0.16.0).
+    pub fn has_wireguard(self) -> bool {
+        self >= FlannelRelease(0, 16, 0)
+    }
+    /// The `MTU` option of the vxlan and wireguard backends (commit bd2e72e3, first in v0.21.3);
+    /// earlier releases ignore it.
+    pub fn has_backend_mtu(self) -> bool {
+        self >= FlannelRelease(0, 21, 3)
+    }
+}
+
+impl std::fmt::Display for FlannelRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}.{}.{}", self.0, self.1, self.2)
+    }
+}
 pub const FLANNEL_CNI_PLUGIN_VERSION: &str = "v1.7.1-flannel1";
 pub const CALICO_VERSION: &str = "v3.31.0";
 pub const WEAVE_VERSION: &str = "v2.8.1";

@@ -424,7 +424,45 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     check_port(&mut p, "networking.flannel.port", f.port);
     check_port(&mut p, "networking.flannel.listenPort", f.listen_port);
     check_mtu(&mut p, "networking.flannel.mtu", f.mtu);
+    if let Some(m) = f.mtu.filter(|m| (MTU_MIN..=MTU_MAX).contains(m)) {
+        // `mtu` is the pod MTU; net-conf.json carries it plus the encapsulation.
+        match f.backend.encap_overhead() {
+            None => p.add(
+                "networking.flannel.mtu",
+                format!("{m}: flannel's {} backend has no MTU setting (pods get the interface's MTU); remove it", f.backend.as_str()),
+            ),
+            Some(o) if m + o > MTU_MAX => p.add(
+                "networking.flannel.mtu",
+                format!("{m} is the pod MTU: with {}'s {o} bytes of encapsulation the underlay would need {}, above {MTU_MAX}", f.backend.as_str(), m + o),
+            ),
+            Some(_) => {}
+        }
+    }
     check_version_tag(&mut p, "networking.flannel.version", &f.version);
+    match super::FlannelRelease::parse(&f.version) {
+        None => p.add(
+            "networking.flannel.version",
+            format!(
+                "{:?} is not a flannel release such as {}: flanneld's flags depend on it",
+                f.version,
+                super::FLANNEL_VERSION
+            ),
+        ),
+        Some(r) => {
+            if f.backend == super::FlannelBackend::Wireguard && !r.has_wireguard() {
+                p.add(
+                    "networking.flannel.backend",
+                    format!("flannel {r} has no wireguard backend (it came in v0.16.0)"),
+                );
+            }
+            if f.mtu.is_some() && !r.has_backend_mtu() {
+                p.add(
+                    "networking.flannel.mtu",
+                    format!("flannel {r} ignores a backend MTU (read from v0.21.3 on); remove it or pin a later version"),
+                );
+            }
+        }
+    }
     let c = &n.calico;
     check_version_tag(&mut p, "networking.calico.version", &c.version);
     if let Some(m) = &c.manifest_file {
@@ -539,6 +577,24 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             "pki.caKey needs the CA certificate it belongs to",
         ),
         (None, None) => {}
+    }
+    if k.generate_ca && k.ca_cert.is_some() {
+        p.add(
+            "pki.generateCA",
+            "pki.caCert names the CA to sign with; generateCA makes one: choose one",
+        );
+    }
+    if let Some(c) = &profile.kubernetes.ca_certificate {
+        check_path(&mut p, "kubernetes.caCertificate", c);
+    }
+    if let Some(t) = &profile.networking.flannel.token_file {
+        check_path(&mut p, "networking.flannel.tokenFile", t);
+        if k.ca_key.is_some() || k.generate_ca {
+            p.add(
+                "networking.flannel.tokenFile",
+                "flanneld authenticates with a token or with a certificate (pki.caKey, pki.generateCA): choose one",
+            );
+        }
     }
     // At 30 days or less every run would find the certificate inside the renewal window.
     if k.validity_days <= crate::certs::RENEW_WITHIN_DAYS as u32 || k.validity_days > 3650 {

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{sh_quote, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit};
 use crate::profile::{
-    Cluster, FlannelBackend, FlannelDeploy, Node, ProviderKind, FLANNEL_CNI_PLUGIN_VERSION,
+    Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, ProviderKind,
+    FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION,
 };
 
 pub const CONFIG_DIR: &str = "/etc/kube-flannel";
@@ -16,10 +17,16 @@ pub const KUBECONFIG: &str = "/etc/kube-flannel/kubeconfig";
 pub const UNIT: &str = "/etc/systemd/system/flanneld.service";
 pub const CONFLIST: &str = "10-flannel.conflist";
 pub const MANIFEST: &str = "kube-flannel.yaml";
-/// flanneld's credentials (systemd deploy), issued by src/certs/ and attached with `certs::attach`.
+/// flanneld's credentials (systemd deploy), prepared by src/certs/ and attached with
+/// `certs::attach`: the cluster CA (verifies the API server), and a certificate and key, or a
+/// service-account token.
 pub const CA: &str = "/etc/kube-flannel/ca.crt";
 pub const CERT: &str = "/etc/kube-flannel/flanneld.crt";
 pub const KEY: &str = "/etc/kube-flannel/flanneld.key";
+pub const TOKEN: &str = "/etc/kube-flannel/token";
+/// The CA that signed flanneld.crt, when it is not the cluster CA (pki.generateCA, or a
+/// caCertificate apart from pki.caCert): read by `verify`'s node.certs only.
+pub const CLIENT_CA: &str = "/etc/kube-flannel/client-ca.crt";
 /// The ClusterRole and binding flanneld's certificate identity needs (systemd deploy).
 pub const RBAC_MANIFEST: &str = "flanneld-rbac.yaml";
 
@@ -92,6 +99,14 @@ pub struct PortMappings {
     pub port_mappings: bool,
 }
 
+/// net-conf's Backend MTU for the profile's pod MTU. flannel reads it as the underlay's MTU: it
+/// makes the tunnel device that minus the overhead and writes the same value to subnet.env as
+/// FLANNEL_MTU, which the CNI plugin gives the pods (v0.28 vxlan.go parseVXLANConfig, device.go,
+/// vxlan_network.go MTU(); wireguard alike with 80).
+pub fn underlay_mtu(backend: FlannelBackend, pod_mtu: Option<u32>) -> Option<u32> {
+    Some(pod_mtu? + backend.encap_overhead()?)
+}
+
 pub fn net_conf(cluster: &Cluster) -> NetConf {
     let f = &cluster.profile.networking.flannel;
     let mask = cluster.profile.kubernetes.node_cidr_mask_size;
@@ -110,7 +125,7 @@ pub fn net_conf(cluster: &Cluster) -> NetConf {
             port: Some(f.port).filter(|p| *p != 8472),
             direct_routing: f.direct_routing,
             listen_port: None,
-            mtu: f.mtu,
+            mtu: underlay_mtu(f.backend, f.mtu),
         },
         FlannelBackend::Wireguard => Backend {
             kind: "wireguard",
@@ -118,7 +133,7 @@ pub fn net_conf(cluster: &Cluster) -> NetConf {
             port: None,
             direct_routing: false,
             listen_port: Some(f.listen_port),
-            mtu: f.mtu,
+            mtu: underlay_mtu(f.backend, f.mtu),
         },
     };
     NetConf {
@@ -167,11 +182,12 @@ struct UnitCtx<'a> {
     flags: Vec<String>,
 }
 
-/// Context of templates/flannel/kubeconfig.
+/// Context of templates/flannel/kubeconfig: a token file, or a certificate and key.
 #[derive(Serialize)]
 struct KubeconfigCtx<'a> {
     server: &'a str,
     ca: &'a str,
+    token: Option<&'a str>,
     cert: &'a str,
     key: &'a str,
 }
@@ -216,27 +232,45 @@ fn api_server(cluster: &Cluster) -> String {
     }
 }
 
-/// Whether the node runs flanneld as a systemd unit, and so needs a client certificate.
-pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
+/// The pinned flannel release (validated; the current pin should a caller skip validation).
+fn release(cluster: &Cluster) -> FlannelRelease {
+    FlannelRelease::parse(&cluster.profile.networking.flannel.version)
+        .or_else(|| FlannelRelease::parse(FLANNEL_VERSION))
+        .expect("the pinned flannel version parses")
+}
+
+/// Whether the node runs flanneld as a systemd unit, and so needs its credentials.
+pub fn runs_as_unit(cluster: &Cluster, node: &Node) -> bool {
     cluster.provider() == ProviderKind::Flannel
         && cluster.profile.networking.flannel.deploy == FlannelDeploy::Systemd
         && node.is_worker()
 }
 
-/// The CA and flanneld's certificate and key, as the kubeconfig names them. A new certificate
-/// restarts flanneld; the key is readable by root only.
-pub fn cert_files(ca_pem: &str, cert: &crate::certs::NodeCert) -> Vec<NodeFile> {
+/// Whether that node's flanneld authenticates with a client certificate (not a token).
+pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
+    runs_as_unit(cluster, node) && cluster.profile.networking.flannel.token_file.is_none()
+}
+
+/// The cluster CA and flanneld's credentials, as the kubeconfig names them. A change restarts
+/// flanneld; the key and the token are readable by root only.
+pub fn credential_files(pki: &crate::certs::Pki, node: &str) -> Vec<NodeFile> {
     let file = |path: &str, mode: u32, content: &str| NodeFile {
         path: path.into(),
         mode,
         content: content.into(),
         services: vec!["flanneld".into()],
     };
-    vec![
-        file(CA, 0o644, ca_pem),
-        file(CERT, 0o644, &cert.cert_pem),
-        file(KEY, 0o600, &cert.key_pem),
-    ]
+    let mut files = vec![file(CA, 0o644, &pki.server_ca_pem)];
+    if let Some(token) = &pki.token {
+        files.push(file(TOKEN, 0o600, &format!("{}\n", token.0)));
+    } else if let Some(cert) = pki.nodes.get(node) {
+        files.push(file(CERT, 0o644, &cert.cert_pem));
+        files.push(file(KEY, 0o600, &cert.key_pem));
+        if pki.ca_pem != pki.server_ca_pem {
+            files.push(file(CLIENT_CA, 0o644, &pki.ca_pem));
+        }
+    }
+    files
 }
 
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
@@ -247,7 +281,11 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let f = &cluster.profile.networking.flannel;
     if f.deploy == FlannelDeploy::Systemd {
         let mut flags = flanneld_args(cluster);
-        flags.push(format!("--net-config-path={NET_CONF}"));
+        // Before v0.12.0 there is no such flag (flanneld would exit on it) and NET_CONF is
+        // where flanneld looks anyway.
+        if release(cluster).has_net_config_path() {
+            flags.push(format!("--net-config-path={NET_CONF}"));
+        }
         flags.push(format!("--kubeconfig-file={KUBECONFIG}"));
         let unit = crate::render::template(
             "flannel/flanneld.service",
@@ -263,6 +301,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             &KubeconfigCtx {
                 server: &server,
                 ca: CA,
+                token: f.token_file.as_ref().map(|_| TOKEN),
                 cert: CERT,
                 key: KEY,
             },
@@ -517,7 +556,7 @@ mod tests {
         assert_eq!(
             parse(&file(&plan, NET_CONF).content),
             json!({"Network": "10.200.0.0/16", "SubnetLen": 25,
-                   "Backend": {"Type": "vxlan", "VNI": 4096, "Port": 4789, "DirectRouting": true, "MTU": 1400}})
+                   "Backend": {"Type": "vxlan", "VNI": 4096, "Port": 4789, "DirectRouting": true, "MTU": 1450}})
         );
         let kc = file(&plan, KUBECONFIG);
         assert_eq!(kc.mode, 0o600);
@@ -566,6 +605,51 @@ mod tests {
         assert_eq!(role["rules"][2]["resources"][0], "nodes/status");
     }
 
+    fn exec_start(c: &Cluster) -> String {
+        let plan = node_plan(c, c.node("worker-0").unwrap());
+        let unit = file(&plan, UNIT).content.clone();
+        unit.split("ExecStart=")
+            .nth(1)
+            .unwrap()
+            .split("\nRestart")
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// flanneld's flags are the pinned release's: --net-config-path exists from v0.12.0 (flannel
+    /// main.go, commit aac870ee); v0.8.0 (the hard-way guide's) reads the same fixed path
+    /// /etc/kube-flannel/net-conf.json (subnet/kube/kube.go netConfPath) and would refuse the flag.
+    #[test]
+    fn flanneld_flags_follow_the_pinned_version() {
+        let with = |version: &str| {
+            profile(
+                "1.30",
+                "",
+                &format!(
+                    "  provider: flannel\n  flannel: {{ backend: host-gw, version: {version} }}\n"
+                ),
+            )
+        };
+        for (version, has_path) in [
+            ("v0.8.0", false),
+            ("v0.11.0", false),
+            ("v0.12.0", true),
+            ("v0.28.0", true),
+        ] {
+            let exec = exec_start(&with(version));
+            assert_eq!(
+                exec.contains("--net-config-path=/etc/kube-flannel/net-conf.json"),
+                has_path,
+                "{version}: {exec}"
+            );
+            // Known to both v0.8.0 and v0.28.0.
+            for flag in ["--kube-subnet-mgr", "--kubeconfig-file=", "--ip-masq"] {
+                assert!(exec.contains(flag), "{version}: {flag} in {exec}");
+            }
+        }
+    }
+
     #[test]
     fn wireguard_backend_options() {
         let c = profile(
@@ -577,6 +661,13 @@ mod tests {
             serde_json::to_value(net_conf(&c)).unwrap(),
             json!({"Network": "10.200.0.0/16", "Backend": {"Type": "wireguard", "ListenPort": 51821}})
         );
+        // `mtu` is the pod MTU: net-conf carries it plus wireguard's 80 bytes.
+        let c = profile(
+            "1.30",
+            "",
+            "  provider: flannel\n  flannel: { backend: wireguard, mtu: 1400 }\n",
+        );
+        assert_eq!(net_conf(&c).backend.mtu, Some(1480));
     }
 
     #[test]

@@ -724,12 +724,14 @@ fn flannel_lease(cluster: &Cluster, node: &Node, f: &Facts, backend: FlannelBack
             node.pod_cidr.map(|c| c.to_string()).unwrap_or_default()
         )),
     }
-    let overhead = match backend {
-        FlannelBackend::Vxlan => 50,
-        FlannelBackend::Wireguard => 80,
-        _ => 0,
+    let overhead = backend.encap_overhead().unwrap_or(0);
+    // The profile's flannel MTU is the pod MTU, so FLANNEL_MTU itself; canal's flannel is not
+    // configured by `networking.flannel`.
+    let profile_mtu = match cluster.provider() {
+        ProviderKind::Flannel => cluster.profile.networking.flannel.mtu,
+        _ => None,
     };
-    let want = cluster.profile.networking.flannel.mtu.or_else(|| {
+    let want = profile_mtu.or_else(|| {
         f.node_dev
             .as_ref()
             .and_then(|d| f.links.get(d))
@@ -951,6 +953,53 @@ mod tests {
         let r = flannel_lease(&c, n, &f, FlannelBackend::Vxlan);
         assert!(r.detail.contains("not the cluster CIDR"), "{r:?}");
         assert!(r.detail.contains("not inside the node's podCIDR"), "{r:?}");
+    }
+
+    /// flannel reads net-conf's Backend MTU as the underlay's and writes FLANNEL_MTU = MTU minus
+    /// its encapsulation (v0.28 vxlan_network.go encapOverhead 50, wireguard_network.go overhead
+    /// 80): what netctl renders for `mtu` must come back as that pod MTU, which verify wants.
+    #[test]
+    fn the_rendered_flannel_mtu_is_the_pod_mtu_verify_wants() {
+        for (backend, overhead) in [("vxlan", 50), ("wireguard", 80)] {
+            let c = crate::profile::load_str(
+                &format!("apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes: {{ version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24, manageUnits: false }}\nnetworking:\n  provider: flannel\n  flannel: {{ backend: {backend}, mtu: 1400 }}\nnodes:\n  - {{ name: node-1, address: 10.240.0.11, podCIDR: 10.200.1.0/24 }}\n"),
+                std::path::Path::new("t.yaml"),
+            )
+            .unwrap();
+            let n = &c.nodes[0];
+            let conf = serde_json::to_value(provider::flannel::net_conf(&c)).unwrap();
+            let underlay = conf["Backend"]["MTU"].as_u64().unwrap() as u32;
+            let f = Facts {
+                subnet_env: Some(format!(
+                    "FLANNEL_NETWORK=10.200.0.0/16\nFLANNEL_SUBNET=10.200.1.1/24\nFLANNEL_MTU={}\nFLANNEL_IPMASQ=true\n",
+                    underlay - overhead
+                )),
+                ..Facts::default()
+            };
+            let r = flannel_lease(&c, n, &f, c.profile.networking.flannel.backend);
+            assert_eq!(r.status, Status::Pass, "{backend}: {r:?}");
+        }
+    }
+
+    /// canal's flannel is not configured by `networking.flannel`: its MTU is not wanted there.
+    #[test]
+    fn canal_ignores_the_flannel_mtu() {
+        let c = crate::profile::load_str(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes: { version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24, manageUnits: false }\nnetworking:\n  provider: canal\n  flannel: { mtu: 1400 }\nnodes:\n  - { name: node-1, address: 10.240.0.11, podCIDR: 10.200.1.0/24 }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let mut f = Facts {
+            node_dev: Some("eth0".into()),
+            subnet_env: Some(
+                "FLANNEL_NETWORK=10.200.0.0/16\nFLANNEL_SUBNET=10.200.1.1/24\nFLANNEL_MTU=1450\n"
+                    .into(),
+            ),
+            ..Facts::default()
+        };
+        f.links.insert("eth0".into(), ("<UP>".into(), 1500));
+        let r = routes_check(&c, &c.nodes[0], &f);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
     }
 
     #[test]
