@@ -143,7 +143,32 @@ fn a_failed_gate_rolls_back_byte_for_byte() {
         let o = lab.netctl(&["init", "--yes"], &lab.profile);
         assert!(o.status.success(), "{}", text(&o));
         let before = snapshot(&lab);
-        let o = switch(&lab, &["--networking", "flannel", "--backend", "host-gw"]);
+        // flanneld as a unit needs the cluster's CA and credentials the API server accepts:
+        // a CA and a service-account token here (the lab has no API server: the gate fails).
+        let dir = lab.profile.parent().unwrap().to_path_buf();
+        let ca = dir.join("cluster-ca.pem");
+        let key = dir.join("cluster-ca-key.pem");
+        let ok = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+            .args(["-subj", "/CN=lab-ca", "-days", "2", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&ca)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{}", text(&ok));
+        std::fs::write(dir.join("flannel.token"), "lab-token\n").unwrap();
+        let profile = lab.profile_variant("flannel-creds", |v| {
+            v["kubernetes"]["caCertificate"] = ca.to_str().unwrap().into();
+            v["networking"]["flannel"]["tokenFile"] =
+                dir.join("flannel.token").to_str().unwrap().into();
+        });
+        let o = Command::new(env!("CARGO_BIN_EXE_netctl"))
+            .args(["switch", "--yes", "--networking", "flannel", "--backend", "host-gw", "-p"])
+            .arg(&profile)
+            .env("NETCTL_NO_PROGRESS", "1")
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         let all = text(&o);
         assert!(all.contains("back on routes (host-gw)"), "{all}");

@@ -509,11 +509,13 @@ pub fn render(c: &Complete) -> String {
             "  # flanneld runs as a systemd unit on each worker (deploy: daemonset for the DaemonSet).\n  \
              flannel: {{ backend: {b}, deploy: systemd }}\n\
              \n\
-             # flanneld's client certificates: netctl generates a CA in {name}-pki/ next to this file\n\
-             # and issues each worker a certificate, renewed within 30 days of expiry. To use the\n\
-             # cluster's own CA instead (the hard-way ca.pem / ca-key.pem):\n\
-             # pki: {{ caCert: ca.pem, caKey: ca-key.pem }}\n",
-            name = c.name
+             # flanneld must trust the cluster's CA and present credentials the API server accepts:\n\
+             # name one before `netctl plan` (docs/certs.md). Either the cluster's CA and its key\n\
+             # (netctl issues each worker a certificate, renewed within 30 days of expiry; the\n\
+             # hard-way ca.pem / ca-key.pem):\n\
+             # pki: {{ caCert: ca.pem, caKey: ca-key.pem }}\n\
+             # or the CA and a token of flannel's service account (networking.flannel.tokenFile):\n\
+             # kubernetes: {{ caCertificate: ca.pem }}   # with flannel: {{ tokenFile: flannel.token }}\n",
         )),
         (ProviderKind::Routes, Some(b)) => s.push_str(&format!(
             "  # netctl programs the routes itself, no daemon (gce/aws backends: see docs/profile.md).\n  \
