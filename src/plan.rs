@@ -280,6 +280,7 @@ mod tests {
             ],
             commands: vec![],
             teardown: vec![],
+            edits: vec![],
         }
     }
 
