@@ -275,6 +275,15 @@ fn init_edits_only_network_settings_and_reset_restores_them() {
         ]
     );
     assert_eq!(active(&lab, &n1, "kube-controller-manager"), "active");
+    let verify = lab.exec(
+        &n1,
+        &format!("systemd-analyze verify {KCM} 2>&1 | grep -v 'is not executable' || true"),
+    );
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).trim().is_empty(),
+        "{}",
+        text(&verify)
+    );
     let cm = lab.exec_ok(
         &n1,
         "tr '\\0' ' ' < /proc/$(systemctl show kube-controller-manager -p MainPID --value)/cmdline",
