@@ -290,8 +290,14 @@ mod tests {
     use std::path::Path;
 
     fn base(version: &str) -> Cluster {
+        // kubenet (below 1.24) runs inside dockershim only.
+        let runtime = if version == "1.23" {
+            "  containerRuntime: docker\n"
+        } else {
+            ""
+        };
         let text = format!(
-            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"{version}\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\n  kubeconfig: /root/.kube/config\nnetworking:\n  provider: routes\nnodes:\n  - {{name: c1, address: 10.0.0.10, roles: [controller]}}\n  - {{name: w1, address: 10.0.0.11}}\n  - {{name: w2, address: 10.0.0.12}}\n"
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n{runtime}  version: \"{version}\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\n  kubeconfig: /root/.kube/config\nnetworking:\n  provider: routes\nnodes:\n  - {{name: c1, address: 10.0.0.10, roles: [controller]}}\n  - {{name: w1, address: 10.0.0.11}}\n  - {{name: w2, address: 10.0.0.12}}\n"
         );
         load_str(&text, Path::new("t.yaml")).unwrap()
     }

@@ -110,9 +110,22 @@ pub fn unit_name(s: &str) -> String {
     }
 }
 
+/// The unit a file defines or extends: a unit file where systemd looks for units, or a drop-in
+/// (`<unit>.d/*.conf`) of one. Changing either needs a daemon-reload before the restart.
 fn unit_of(path: &str) -> Option<&str> {
-    path.strip_prefix("/etc/systemd/system/")
-        .filter(|u| u.ends_with(".service") && !u.contains('/'))
+    let rest = [
+        "/etc/systemd/system/",
+        "/usr/lib/systemd/system/",
+        "/lib/systemd/system/",
+    ]
+    .iter()
+    .find_map(|d| path.strip_prefix(d))?;
+    match rest.split_once('/') {
+        None => rest.ends_with(".service").then_some(rest),
+        Some((dir, file)) => dir
+            .strip_suffix(".d")
+            .filter(|u| u.ends_with(".service") && file.ends_with(".conf") && !file.contains('/')),
+    }
 }
 
 /// `systemd`: whether the node runs systemd (units are reloaded, enabled, restarted there only).
@@ -280,6 +293,7 @@ mod tests {
             ],
             commands: vec![],
             teardown: vec![],
+            edits: vec![],
         }
     }
 
@@ -340,6 +354,44 @@ mod tests {
         assert_eq!(ch.restart, ["kubelet.service"]);
         assert!(ch.daemon_reload);
         assert_eq!(ch.files[0].action, FileAction::Create);
+    }
+
+    /// An edited drop-in or vendor unit needs a daemon-reload before its unit restarts, or
+    /// systemd restarts it with what it read before.
+    #[test]
+    fn drop_ins_and_vendor_units_reload_systemd() {
+        for (path, unit) in [
+            (
+                "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+                "kubelet.service",
+            ),
+            ("/usr/lib/systemd/system/kubelet.service", "kubelet.service"),
+            (
+                "/lib/systemd/system/kube-controller-manager.service",
+                "kube-controller-manager.service",
+            ),
+        ] {
+            assert_eq!(unit_of(path), Some(unit), "{path}");
+            let p = NodePlan {
+                files: vec![file(path, "new", &["kubelet"])],
+                units: vec![Unit {
+                    name: unit.into(),
+                    enable: false,
+                    restart: true,
+                }],
+                ..NodePlan::default()
+            };
+            let ch = diff(&p, &Gathered::default(), true);
+            assert!(ch.daemon_reload, "{path}");
+            assert_eq!(ch.restart, [unit], "{path}");
+        }
+        for not_a_unit in [
+            "/etc/systemd/system/kubelet.service.d/notes.txt",
+            "/etc/systemd/system/kubelet.service.d/a/b.conf",
+            "/etc/systemd/kubelet.service",
+        ] {
+            assert_eq!(unit_of(not_a_unit), None, "{not_a_unit}");
+        }
     }
 
     #[test]

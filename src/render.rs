@@ -102,7 +102,12 @@ pub fn render_all(cluster: &Cluster) -> Rendered {
         nodes: cluster
             .nodes
             .iter()
-            .map(|n| (n.name.clone(), provider::node_plan(cluster, n)))
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    provider::node_plan(cluster, n).with_defaults(),
+                )
+            })
             .collect(),
         cluster: provider::cluster_plan(cluster),
     }

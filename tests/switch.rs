@@ -149,7 +149,15 @@ fn a_failed_gate_rolls_back_byte_for_byte() {
         let ca = dir.join("cluster-ca.pem");
         let key = dir.join("cluster-ca-key.pem");
         let ok = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
             .args(["-subj", "/CN=lab-ca", "-days", "2", "-keyout"])
             .arg(&key)
             .arg("-out")
@@ -164,7 +172,15 @@ fn a_failed_gate_rolls_back_byte_for_byte() {
                 dir.join("flannel.token").to_str().unwrap().into();
         });
         let o = Command::new(env!("CARGO_BIN_EXE_netctl"))
-            .args(["switch", "--yes", "--networking", "flannel", "--backend", "host-gw", "-p"])
+            .args([
+                "switch",
+                "--yes",
+                "--networking",
+                "flannel",
+                "--backend",
+                "host-gw",
+                "-p",
+            ])
             .arg(&profile)
             .env("NETCTL_NO_PROGRESS", "1")
             .output()

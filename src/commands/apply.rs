@@ -141,6 +141,21 @@ async fn prepare(
             return Err(fail(e));
         }
     };
+    // Edits become files against what the node has; one that cannot be made safely fails the
+    // node before anything changes there.
+    let desired = match provider::edit::resolve(&desired, &found) {
+        Ok(d) => d,
+        Err(e) => {
+            if !opts.dry_run {
+                let _ = lock::unlock(&remote, &run_id).await;
+            }
+            remote.close().await;
+            return Err(fail(RemoteError::State {
+                node: node.name.clone(),
+                message: e.to_string(),
+            }));
+        }
+    };
     let changes = plan::diff(&desired, &found, node.has_systemd());
     Ok(Prepared {
         node,

@@ -559,7 +559,26 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         }
         let from_cluster =
             migrate::retarget(&cluster, &from_ep).map_err(|e| Error::Usage(e.to_string()))?;
-        let mplan: MigrationPlan = migrate::plan(&from_cluster, &to_cluster);
+        let mut mplan: MigrationPlan = migrate::plan(&from_cluster, &to_cluster);
+        // Edits (the kubelet, controller-manager and containerd files the operator has) become
+        // files against what each node holds; one that cannot be made safely stops the switch
+        // before any node changes.
+        let mut edit_errors = Vec::new();
+        for nm in &mut mplan.nodes {
+            let Some(c) = conns.iter().find(|c| c.node.name == nm.node) else {
+                continue;
+            };
+            match crate::provider::edit::resolve(&nm.install, &c.found) {
+                Ok(resolved) => nm.install = resolved,
+                Err(e) => edit_errors.push(format!("{}: {e}", nm.node)),
+            }
+        }
+        if !edit_errors.is_empty() {
+            return Err(fail(format!(
+                "cannot edit every node, nothing was changed:\n  {}",
+                edit_errors.join("\n  ")
+            )));
+        }
         let pending: Vec<usize> = (0..conns.len())
             .filter(|&i| !matches!(&records[i], Some(r) if r.phase == SwitchPhase::Switched))
             .collect();

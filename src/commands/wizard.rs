@@ -490,7 +490,7 @@ pub fn render(c: &Complete) -> String {
          kubernetes:\n  \
            version: \"{version}\"\n  \
            clusterCIDR: {cluster}\n  \
-           serviceCIDR: {service}\n  \
+           serviceCIDR: {service}\n{runtime}  \
            # apiServer: https://10.240.0.10:6443  # default: the first controller, port 6443\n  \
            # kubeconfig: ~/.kube/config           # for kubectl steps; without it they are skipped\n\
          \n\
@@ -503,6 +503,12 @@ pub fn render(c: &Complete) -> String {
         cluster = c.cluster_cidr,
         service = c.service_cidr,
         provider = c.provider,
+        // kubenet runs inside the kubelet's dockershim only (validation refuses it elsewhere).
+        runtime = if c.provider == ProviderKind::Kubenet {
+            "  containerRuntime: docker              # kubenet runs inside the kubelet's dockershim only\n"
+        } else {
+            ""
+        },
     );
     match (c.provider, &c.backend) {
         (ProviderKind::Flannel, Some(b)) => s.push_str(&format!(

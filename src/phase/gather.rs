@@ -2,17 +2,41 @@
 
 use std::collections::BTreeSet;
 
-use crate::provider::NodePlan;
+use crate::provider::{sh_quote, NodePlan};
 use crate::remote::{Remote, RemoteError};
 use crate::state::{self, Gathered};
 
-/// Read every file the plan wants and every file state.json says netctl manages.
+/// Read every file the plan wants (and what its edits need: the unit's other locations and its
+/// drop-ins) and every file state.json says netctl manages.
 pub async fn gather(remote: &Remote, desired: &NodePlan) -> Result<Gathered, RemoteError> {
-    let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
-    let units: Vec<&str> = desired.units.iter().map(|u| u.name.as_str()).collect();
-    let mut g = parse(remote, &state::gather_script(&paths, &units)).await?;
+    let mut g = parse(remote, &script(desired)).await?;
     complete(remote, desired, &mut g).await?;
     Ok(g)
+}
+
+/// The gather script for a plan.
+fn script(desired: &NodePlan) -> String {
+    let read = desired.read_paths();
+    let paths: Vec<&str> = read.iter().map(|p| p.as_str()).collect();
+    let units: Vec<&str> = desired.units.iter().map(|u| u.name.as_str()).collect();
+    let mut s = state::gather_script(&paths, &units);
+    s.push_str(&list_script(&desired.list_dirs()));
+    s
+}
+
+/// Read every `*.conf` in `dirs` (a unit's drop-ins) after the gather script, whose `show` it
+/// uses. A name with any other character than letters, digits, `.`, `_`, `-`, `@` is not
+/// printed (it could forge lines); it is reported as `dir/!unsafe`, which resolving refuses.
+fn list_script(dirs: &[String]) -> String {
+    let mut s = String::new();
+    for d in dirs {
+        let q = sh_quote(d);
+        s.push_str(&format!(
+            "if [ -d {q} ]; then for f in {q}/*.conf; do [ -e \"$f\" ] || continue; n=${{f##*/}}; case $n in .*|*[!A-Za-z0-9._@-]*) printf '@@path %s/{unsafe}\\n' {q}; printf '@@file -\\n';; *) printf '@@path %s\\n' \"$f\"; show file \"$f\";; esac; done; fi\n",
+            unsafe = crate::provider::edit::UNSAFE_NAME
+        ));
+    }
+    s
 }
 
 /// Read the files the node's record lists that the plan does not (a second round trip, only
@@ -29,7 +53,7 @@ async fn complete(
         .map(|s| {
             s.files
                 .keys()
-                .filter(|p| !wanted.contains(p.as_str()))
+                .filter(|p| !wanted.contains(p.as_str()) && !g.files.contains_key(p.as_str()))
                 .cloned()
                 .collect()
         })
@@ -60,13 +84,7 @@ pub async fn lock_and_gather(
     if remote.dry_run() {
         return gather(remote, desired).await;
     }
-    let units: Vec<&str> = desired.units.iter().map(|u| u.name.as_str()).collect();
-    let paths: Vec<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
-    let script = format!(
-        "{}{}",
-        super::lock::lock_script(holder),
-        state::gather_script(&paths, &units)
-    );
+    let script = format!("{}{}", super::lock::lock_script(holder), script(desired));
     let out = remote
         .change("lock and gather", &script)
         .await

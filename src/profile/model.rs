@@ -105,6 +105,29 @@ pub struct Kubernetes {
     /// false where another tool (kubeadm, a distribution) owns them and netctl does pod networking only.
     #[serde(default = "default_true")]
     pub manage_units: bool,
+    /// On a node that already has a kubelet unit, controller-manager unit or containerd config:
+    /// `edit` changes only the network settings in them; `own` replaces them whole with netctl's
+    /// (the originals kept for `reset`). Left out of the serialised profile when `edit`, so
+    /// profile hashes of existing profiles stay what they were.
+    #[serde(default, skip_serializing_if = "UnitPolicy::is_edit")]
+    pub units: UnitPolicy,
+}
+
+/// Whose the Kubernetes units and containerd config are on a node that already has them.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitPolicy {
+    /// The operator's: netctl edits only the network settings.
+    #[default]
+    Edit,
+    /// netctl's: written whole.
+    Own,
+}
+
+impl UnitPolicy {
+    pub fn is_edit(&self) -> bool {
+        *self == UnitPolicy::Edit
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -115,6 +138,9 @@ pub enum ContainerRuntime {
     Containerd,
     /// containerd 2.x, config version 3.
     Containerd2,
+    /// Docker through the kubelet's dockershim (below Kubernetes 1.24 only): no containerd
+    /// config, no CRI endpoint; the kubelet's network flags configure CNI.
+    Docker,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]

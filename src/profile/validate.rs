@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 
-use super::{KubeVersion, Problem, Profile, ProviderKind, RoutesBackend};
+use super::{ContainerRuntime, KubeVersion, Problem, Profile, ProviderKind, RoutesBackend};
 
 /// AWS VPC route tables hold 50 routes unless AWS raises the limit (kops-networking.md).
 pub const AWS_ROUTE_TABLE_LIMIT: usize = 50;
@@ -364,6 +364,21 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
             p.add(
                 "networking.provider",
                 format!("kubenet needs the kubelet's --network-plugin flag, removed in Kubernetes 1.24; version {v} has none. Use a CNI provider, or a version below 1.24"),
+            );
+        } else if k.container_runtime != ContainerRuntime::Docker {
+            // The kubelet runs kubenet only inside dockershim; with a remote runtime (containerd)
+            // it ignores --network-plugin and the node never gets a pod network.
+            p.add(
+                "kubernetes.containerRuntime",
+                format!("kubenet is the kubelet's dockershim network plugin: with {} the kubelet ignores --network-plugin=kubenet and the node stays NotReady. Set containerRuntime: docker (dockershim, below 1.24), or use provider routes, which gives each node a bridge CNI config with its podCIDR (what kops does for kubenet on containerd)", serde_yaml::to_string(&k.container_runtime).unwrap_or_default().trim()),
+            );
+        }
+    }
+    if let (Some(v), ContainerRuntime::Docker) = (version, k.container_runtime) {
+        if !v.kubelet_has_network_plugin() {
+            p.add(
+                "kubernetes.containerRuntime",
+                format!("docker runs through the kubelet's dockershim, removed in Kubernetes 1.24; version {v} has none. Use containerd or containerd2"),
             );
         }
     }

@@ -1,34 +1,21 @@
-//! The Kubernetes side of pod networking, common to every provider: the kubelet unit (how it finds
-//! CNI, which changed in 1.24), containerd's CNI section, and the controller-manager flags that make
-//! it hand out node podCIDRs for providers that read them from the API (flannel, canal, kubenet).
-//! Only rendered when `kubernetes.manageUnits` is true: elsewhere kubeadm or a distribution owns them.
+//! The Kubernetes side of pod networking, common to every provider: the kubelet (how it finds
+//! CNI, which changed in 1.24: kubelet.rs), containerd's CNI directories (containerd.rs), and the
+//! controller-manager flags that make it hand out node podCIDRs for providers that read them from
+//! the API (controller_manager.rs). Each is an edit of what the node already has, or netctl's whole
+//! file where it has none (edit.rs). Only rendered when `kubernetes.manageUnits` is true:
+//! elsewhere kubeadm or a distribution owns them.
 
 use serde::Serialize;
 
-use super::{kubenet, NodeFile, NodePlan, Unit};
-use crate::profile::{Cluster, ContainerRuntime, Node, ProviderKind};
+use super::edit::{Change, NodeEdit};
+use super::{containerd, controller_manager, kubelet, NodeFile, NodePlan, Unit};
+use crate::profile::{Cluster, ContainerRuntime, Node, ProviderKind, UnitPolicy};
 
-pub const KUBELET_UNIT: &str = "/etc/systemd/system/kubelet.service";
-pub const CONTROLLER_MANAGER_UNIT: &str = "/etc/systemd/system/kube-controller-manager.service";
-pub const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
-pub const CONTAINERD_SOCKET: &str = "unix:///var/run/containerd/containerd.sock";
-
-/// Paths of the hard-way layout; the certificates issue writes the files behind them.
-const KUBELET_KUBECONFIG: &str = "/var/lib/kubelet/kubeconfig";
-const CONTROLLER_MANAGER_KUBECONFIG: &str =
-    "/var/lib/kubernetes/kube-controller-manager.kubeconfig";
-const CA_CERT: &str = "/var/lib/kubernetes/ca.crt";
-const CA_KEY: &str = "/var/lib/kubernetes/ca.key";
-const SERVICE_ACCOUNT_KEY: &str = "/var/lib/kubernetes/service-accounts.key";
-
-/// Context of templates/kube/kubelet.service and kube-controller-manager.service.
-#[derive(Serialize)]
-struct UnitCtx<'a> {
-    provider: &'a str,
-    bin_dir: &'a str,
-    /// One `--flag=value` per line, already safe (validated values, no spaces).
-    flags: Vec<String>,
-}
+pub const KUBELET_UNIT: &str = kubelet::UNIT;
+pub const KUBELET_CONFIG: &str = kubelet::CONFIG;
+pub const CONTROLLER_MANAGER_UNIT: &str = controller_manager::UNIT;
+pub const CONTAINERD_CONFIG: &str = containerd::CONFIG;
+pub const CONTAINERD_SOCKET: &str = kubelet::CONTAINERD_SOCKET;
 
 /// Context of templates/kube/containerd-config-v{2,3}.toml.
 #[derive(Serialize)]
@@ -52,63 +39,26 @@ pub fn add_units(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &
         return;
     }
     if node.is_worker() {
-        add_worker(cluster, node, provider, plan);
+        kubelet::add(cluster, node, provider, plan);
+        push_unit(plan, kubelet::unit());
+        add_containerd(cluster, provider, plan);
     }
     if node.is_controller() && needs_allocated_pod_cidrs(provider) {
-        add_controller_manager(cluster, provider, plan);
+        controller_manager::add(cluster, provider, plan);
+        push_unit(plan, controller_manager::unit());
     }
 }
 
-fn add_worker(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &mut NodePlan) {
+/// containerd's CNI directories, for every Kubernetes version: with a remote runtime even a
+/// pre-1.24 kubelet's --network-plugin only applies to dockershim, so containerd's CNI section is
+/// what takes effect. Docker (dockershim) has no containerd config: the kubelet's flags rule.
+fn add_containerd(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan) {
     let k = &cluster.profile.kubernetes;
     let net = &cluster.profile.networking;
-    let mut flags = vec![
-        format!("--kubeconfig={KUBELET_KUBECONFIG}"),
-        format!("--cluster-dns={}", cluster.cluster_dns),
-        format!("--cluster-domain={}", k.cluster_domain),
-        // The Node object must carry the profile's name and address: flanneld finds its node by
-        // NODE_NAME, and on multi-NIC hosts (Vagrant) the kubelet would otherwise pick the NAT address.
-        format!("--hostname-override={}", node.name),
-        format!("--node-ip={}", node.address),
-        "--register-node=true".to_string(),
-    ];
-    if cluster.version.kubelet_has_network_plugin() {
-        // Below 1.24 the kubelet defaults to dockershim; the profile's runtimes are containerd.
-        flags.push("--container-runtime=remote".to_string());
-        flags.push(format!("--container-runtime-endpoint={CONTAINERD_SOCKET}"));
-        if provider == ProviderKind::Kubenet {
-            flags.extend(kubenet::kubelet_flags(cluster, node));
-        } else {
-            flags.push("--network-plugin=cni".to_string());
-            flags.push(format!("--cni-conf-dir={}", net.cni_conf_dir));
-            flags.push(format!("--cni-bin-dir={}", net.cni_bin_dir));
-        }
-    } else {
-        // 1.24 removed the network flags: CNI belongs to the runtime (containerd's config below).
-        flags.push(format!("--container-runtime-endpoint={CONTAINERD_SOCKET}"));
-    }
-    flags.push("--v=2".to_string());
-    let unit = crate::render::template(
-        "kube/kubelet.service",
-        &UnitCtx {
-            provider: provider.as_str(),
-            bin_dir: &k.bin_dir,
-            flags,
-        },
-    );
-    plan.files.push(NodeFile {
-        path: KUBELET_UNIT.into(),
-        mode: 0o644,
-        content: unit,
-        services: vec!["kubelet".into()],
-    });
-    push_unit(plan, "kubelet");
-
-    // Rendered for every version: with a remote runtime even a pre-1.24 kubelet's --network-plugin
-    // only applies to dockershim, so containerd's CNI section is what takes effect.
     let id = match k.container_runtime {
         ContainerRuntime::Containerd => "kube/containerd-config-v2.toml",
         ContainerRuntime::Containerd2 => "kube/containerd-config-v3.toml",
+        ContainerRuntime::Docker => return,
     };
     let config = crate::render::template(
         id,
@@ -124,53 +74,29 @@ fn add_worker(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &mut
         content: config,
         services: vec!["containerd".into()],
     });
-    push_unit(plan, "containerd");
-}
-
-fn add_controller_manager(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan) {
-    let k = &cluster.profile.kubernetes;
-    // The hard-way unit, modernised: no --address/--master (removed), a kubeconfig instead; the
-    // signing and service-account flags stay because this file replaces the whole unit.
-    let flags = vec![
-        "--bind-address=0.0.0.0".to_string(),
-        "--allocate-node-cidrs=true".to_string(),
-        format!("--cluster-cidr={}", cluster.cluster_cidr),
-        format!("--node-cidr-mask-size={}", k.node_cidr_mask_size),
-        "--cluster-name=kubernetes".to_string(),
-        format!("--cluster-signing-cert-file={CA_CERT}"),
-        format!("--cluster-signing-key-file={CA_KEY}"),
-        format!("--kubeconfig={CONTROLLER_MANAGER_KUBECONFIG}"),
-        "--leader-elect=true".to_string(),
-        format!("--root-ca-file={CA_CERT}"),
-        format!("--service-account-private-key-file={SERVICE_ACCOUNT_KEY}"),
-        format!("--service-cluster-ip-range={}", cluster.service_cidr),
-        "--use-service-account-credentials=true".to_string(),
-        "--v=2".to_string(),
-    ];
-    let unit = crate::render::template(
-        "kube/kube-controller-manager.service",
-        &UnitCtx {
-            provider: provider.as_str(),
-            bin_dir: &k.bin_dir,
-            flags,
+    plan.edits.push(NodeEdit {
+        path: CONTAINERD_CONFIG.into(),
+        change: Change::ContainerdCni {
+            runtime: k.container_runtime,
+            bin_dir: net.cni_bin_dir.clone(),
+            conf_dir: net.cni_conf_dir.clone(),
         },
-    );
-    plan.files.push(NodeFile {
-        path: CONTROLLER_MANAGER_UNIT.into(),
-        mode: 0o644,
-        content: unit,
-        services: vec!["kube-controller-manager".into()],
+        companions: vec![],
+        own: k.units == UnitPolicy::Own,
     });
-    push_unit(plan, "kube-controller-manager");
-}
-
-fn push_unit(plan: &mut NodePlan, name: &str) {
-    if !plan.units.iter().any(|u| u.name == name) {
-        plan.units.push(Unit {
-            name: name.into(),
+    push_unit(
+        plan,
+        Unit {
+            name: "containerd".into(),
             enable: true,
             restart: true,
-        });
+        },
+    );
+}
+
+fn push_unit(plan: &mut NodePlan, unit: Unit) {
+    if !plan.units.iter().any(|u| u.name == unit.name) {
+        plan.units.push(unit);
     }
 }
 
@@ -184,7 +110,17 @@ pub(crate) mod testkit {
 
     /// A profile with `kubernetes_extra` (indented two spaces) and `networking` (the block under
     /// `networking:`, indented two spaces), two workers and one controller.
+    /// kubenet runs inside dockershim only, so its profiles get `containerRuntime: docker` unless
+    /// they name a runtime.
     pub fn cluster(version: &str, kubernetes_extra: &str, networking: &str) -> Cluster {
+        let runtime = if networking.contains("provider: kubenet")
+            && !kubernetes_extra.contains("containerRuntime")
+        {
+            "  containerRuntime: docker\n"
+        } else {
+            ""
+        };
+        let kubernetes_extra = format!("{kubernetes_extra}{runtime}");
         let text = format!(
             "apiVersion: netctl/v1
 kind: ClusterProfile
@@ -361,20 +297,30 @@ mod tests {
             .to_string()
     }
 
+    /// The kubelet config file netctl writes with its own unit.
+    fn kubelet_config(plan: &NodePlan) -> serde_yaml::Value {
+        let c = plan
+            .edits
+            .iter()
+            .flat_map(|e| &e.companions)
+            .find(|f| f.path == KUBELET_CONFIG)
+            .expect("a kubelet config with the whole unit");
+        serde_yaml::from_str(&c.content).unwrap()
+    }
+
     #[test]
     fn kubelet_below_1_24_passes_cni_flags() {
         let c = cluster("1.23", "", "  provider: flannel\n");
         let plan = node_plan(&c, c.node("worker-0").unwrap());
         let unit = &file(&plan, KUBELET_UNIT).content;
         for flag in [
+            "--config=/var/lib/kubelet/config.yaml",
             "--network-plugin=cni",
             "--cni-conf-dir=/etc/cni/net.d",
             "--cni-bin-dir=/opt/cni/bin",
             "--container-runtime=remote",
             "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
             "--kubeconfig=/var/lib/kubelet/kubeconfig",
-            "--cluster-dns=10.32.0.10",
-            "--cluster-domain=cluster.local",
             "--register-node=true",
             "--hostname-override=worker-0",
             "--node-ip=10.240.0.20",
@@ -388,6 +334,72 @@ mod tests {
         assert!(unit.contains("ExecStart=/usr/local/bin/kubelet \\\n"));
         assert!(unit.contains("Restart=on-failure"));
         assert_eq!(file(&plan, KUBELET_UNIT).services, ["kubelet"]);
+        // The operator's unit gets exactly these network flags, nothing else.
+        let edit = plan.edits.iter().find(|e| e.path == KUBELET_UNIT).unwrap();
+        let crate::provider::edit::Change::UnitFlags { flags, .. } = &edit.change else {
+            panic!("{edit:?}")
+        };
+        assert_eq!(
+            flags.set,
+            [
+                ("--network-plugin".to_string(), "cni".to_string()),
+                ("--cni-conf-dir".into(), "/etc/cni/net.d".into()),
+                ("--cni-bin-dir".into(), "/opt/cni/bin".into())
+            ]
+        );
+        assert_eq!(
+            flags.remove,
+            ["--non-masquerade-cidr", "--network-plugin-mtu"]
+        );
+    }
+
+    /// Issue 11 item 1: netctl's own kubelet is secure and runs the cgroup driver of the
+    /// containerd config netctl writes (systemd); the flag-era defaults (anonymous on,
+    /// AlwaysAllow, read-only port 10255, cgroupfs) are gone. Field names as in the kubelet's
+    /// config types (kubelet.config.k8s.io/v1beta1, 1.30/1.31).
+    #[test]
+    fn netctls_own_kubelet_is_secure_and_matches_the_runtime() {
+        let c = cluster("1.30", "", "  provider: flannel\n");
+        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let y = kubelet_config(&plan);
+        assert_eq!(
+            y["apiVersion"].as_str(),
+            Some("kubelet.config.k8s.io/v1beta1")
+        );
+        assert_eq!(y["kind"].as_str(), Some("KubeletConfiguration"));
+        assert_eq!(
+            y["authentication"]["anonymous"]["enabled"].as_bool(),
+            Some(false)
+        );
+        assert_eq!(
+            y["authentication"]["webhook"]["enabled"].as_bool(),
+            Some(true)
+        );
+        assert_eq!(
+            y["authentication"]["x509"]["clientCAFile"].as_str(),
+            Some("/var/lib/kubelet/ca.crt")
+        );
+        assert_eq!(y["authorization"]["mode"].as_str(), Some("Webhook"));
+        assert_eq!(y["readOnlyPort"].as_i64(), Some(0));
+        assert_eq!(y["cgroupDriver"].as_str(), Some("systemd"));
+        assert_eq!(y["clusterDNS"][0].as_str(), Some("10.32.0.10"));
+        assert_eq!(y["clusterDomain"].as_str(), Some("cluster.local"));
+        assert_eq!(
+            y["containerRuntimeEndpoint"].as_str(),
+            Some("unix:///var/run/containerd/containerd.sock")
+        );
+        let toml = &file(&plan, CONTAINERD_CONFIG).content;
+        assert!(toml.contains("SystemdCgroup = true"), "{toml}");
+        // Before 1.27 the endpoint is a flag; with docker the driver is docker's cgroupfs.
+        let c = cluster(
+            "1.23",
+            "  containerRuntime: docker\n",
+            "  provider: flannel\n",
+        );
+        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let y = kubelet_config(&plan);
+        assert_eq!(y["cgroupDriver"].as_str(), Some("cgroupfs"));
+        assert!(y["containerRuntimeEndpoint"].is_null());
     }
 
     #[test]
@@ -401,9 +413,17 @@ mod tests {
         let unit = &file(&plan, KUBELET_UNIT).content;
         assert!(!unit.contains("--network-plugin"), "{unit}");
         assert!(!unit.contains("--cni-"), "{unit}");
-        assert!(!unit.contains("--container-runtime=remote"), "{unit}");
-        assert!(unit
-            .contains("--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock"));
+        assert!(!unit.contains("--container-runtime"), "{unit}");
+        assert!(
+            unit.contains("--config=/var/lib/kubelet/config.yaml"),
+            "{unit}"
+        );
+        // Nothing to edit in an existing kubelet from 1.24.
+        let edit = plan.edits.iter().find(|e| e.path == KUBELET_UNIT).unwrap();
+        let crate::provider::edit::Change::UnitFlags { flags, .. } = &edit.change else {
+            panic!("{edit:?}")
+        };
+        assert!(flags.is_empty(), "{flags:?}");
         let toml = file(&plan, CONTAINERD_CONFIG);
         assert_eq!(toml.services, ["containerd"]);
         assert!(toml.content.contains("version = 2\n"), "{}", toml.content);
@@ -414,6 +434,47 @@ mod tests {
             .map(|u| (u.name.as_str(), u.enable, u.restart))
             .collect();
         assert_eq!(units, [("kubelet", true, true), ("containerd", true, true)]);
+    }
+
+    /// Issue 11 item 4: a docker (dockershim) cluster gets no CRI endpoint and no containerd
+    /// config, and a 1.9 controller manager talks to the insecure port as the guide's does,
+    /// without the kubeconfig that cluster does not have.
+    #[test]
+    fn a_docker_1_9_cluster_gets_only_what_it_runs() {
+        let c = cluster(
+            "1.9",
+            "  containerRuntime: docker\n",
+            "  provider: flannel\n",
+        );
+        let w = node_plan(&c, c.node("worker-0").unwrap());
+        let unit = &file(&w, KUBELET_UNIT).content;
+        assert!(!unit.contains("--container-runtime"), "{unit}");
+        assert!(!unit.contains("containerd"), "{unit}");
+        assert!(unit.contains("Requires=docker.service"), "{unit}");
+        assert!(
+            !unit.contains("--config="),
+            "1.9 reads no config file: {unit}"
+        );
+        for flag in [
+            "--anonymous-auth=false",
+            "--authorization-mode=Webhook",
+            "--authentication-token-webhook=true",
+            "--read-only-port=0",
+            "--cgroup-driver=cgroupfs",
+            "--cluster-dns=10.32.0.10",
+            "--network-plugin=cni",
+        ] {
+            assert!(unit.contains(flag), "{flag}: {unit}");
+        }
+        assert!(!w.files.iter().any(|f| f.path == CONTAINERD_CONFIG));
+        assert!(!w.edits.iter().any(|e| e.path == CONTAINERD_CONFIG));
+        assert!(!w.units.iter().any(|u| u.name == "containerd"));
+        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        let exec = exec_start(&file(&ctl, CONTROLLER_MANAGER_UNIT).content);
+        assert!(exec.contains("--master=http://127.0.0.1:8080"), "{exec}");
+        assert!(exec.contains("--address=0.0.0.0"), "{exec}");
+        assert!(!exec.contains("--kubeconfig"), "{exec}");
+        assert!(!exec.contains("--bind-address"), "{exec}");
     }
 
     #[test]
@@ -615,11 +676,13 @@ mod tests {
             std::fs::write(&p, "#!/bin/sh\n").unwrap();
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        std::fs::write(
-            units.join("containerd.service"),
-            format!("[Service]\nExecStart={}/containerd\n", bin.display()),
-        )
-        .unwrap();
+        for runtime in ["containerd", "docker"] {
+            std::fs::write(
+                units.join(format!("{runtime}.service")),
+                format!("[Service]\nExecStart={}/containerd\n", bin.display()),
+            )
+            .unwrap();
+        }
         let extra = format!("  binDir: {}\n", bin.display());
         let mut checked = 0;
         for (version, networking) in [

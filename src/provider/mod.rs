@@ -4,10 +4,15 @@
 
 pub mod calico;
 pub mod canal;
+pub mod containerd;
+pub mod controller_manager;
+pub mod edit;
 pub mod flannel;
 pub mod kube;
+pub mod kubelet;
 pub mod kubenet;
 pub mod routes;
+pub mod unitfile;
 pub mod weave;
 
 use serde::Serialize;
@@ -53,6 +58,9 @@ pub struct NodePlan {
     /// Run by `reset` (and by `switch` when leaving this provider) before the files are removed:
     /// undo what the commands did (routes, links).
     pub teardown: Vec<Step>,
+    /// Files the operator may already have, of which netctl changes only what networking needs;
+    /// `edit::resolve` turns them into `files` once the gather has read the node.
+    pub edits: Vec<edit::NodeEdit>,
 }
 
 /// A file written under the render output's cluster/ directory, applied with kubectl or run locally.
