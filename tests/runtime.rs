@@ -58,13 +58,10 @@ fn restart_runtime(lab: &Lab) {
 }
 
 /// `netctl init` on a lab with a runtime. The lab's containerd config comes with containerd's
-/// default CNI section (/opt/cni/bin), which netctl's init is to edit to the profile's directories
-/// (issue 11, item 1: the "edits" change). Until that lands the test makes the edit itself first;
-/// when it lands, delete the `set_runtime_cni_dirs` line: init then writes the section, and the
-/// restart after it (netns nodes have no init system) is what remains.
+/// default CNI section (/opt/cni/bin); netctl's init edits it to the profile's directories (the lab
+/// profile has `manageUnits: false`: the CNI section is pod networking, edited, every other byte
+/// kept). netns nodes have no init system, so the restart netctl would do is the lab's.
 fn init(lab: &Lab) {
-    let (bin, conf) = profile_cni_dirs(lab);
-    set_runtime_cni_dirs(lab, &bin, &conf);
     let o = lab.netctl(&["init", "--yes"], &lab.profile);
     assert!(o.status.success(), "{}", text(&o));
     restart_runtime(lab);

@@ -113,6 +113,7 @@ pub fn add(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan) {
         },
         companions: vec![],
         own: cluster.profile.kubernetes.units == UnitPolicy::Own,
+        services: vec![],
     });
 }
 

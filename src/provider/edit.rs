@@ -41,6 +41,9 @@ pub struct NodeEdit {
     pub companions: Vec<NodeFile>,
     /// `kubernetes.units: own`: always the whole file, whatever the node has.
     pub own: bool,
+    /// The units an edit feeds when the plan has no whole file at `path` to say so
+    /// (`manageUnits: false`: containerd's CNI section is edited, never written whole).
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,7 +96,8 @@ impl NodeEdit {
     pub fn reads(&self) -> Vec<String> {
         let mut v: Vec<String> = match &self.change {
             Change::UnitFlags { unit, .. } => unit_paths(unit).to_vec(),
-            Change::ContainerdCni { .. } => vec![],
+            // Its own path: the plan has no whole file there to read it by under manageUnits: false.
+            Change::ContainerdCni { .. } => vec![self.path.clone()],
         };
         v.extend(self.companions.iter().map(|c| c.path.clone()));
         v
@@ -192,7 +196,7 @@ fn resolve_one(
     let services = whole
         .first()
         .map(|f| f.services.clone())
-        .unwrap_or_default();
+        .unwrap_or_else(|| e.services.clone());
     // A file netctl created (managed, no original) is netctl's: written whole again.
     let netctls = |path: &str| managed(found, path) == Some(false);
     match &e.change {
@@ -345,6 +349,7 @@ mod tests {
             },
             companions: vec![file("/var/lib/kubelet/config.yaml", "CONFIG\n", "kubelet")],
             own: false,
+            services: vec![],
         }
     }
 
@@ -498,6 +503,7 @@ mod tests {
             },
             companions: vec![],
             own: false,
+            services: vec![],
         };
         assert_eq!(
             paths(&resolve(&plan(e.clone()), &Gathered::default()).unwrap()),

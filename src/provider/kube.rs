@@ -36,6 +36,11 @@ pub fn needs_allocated_pod_cidrs(provider: ProviderKind) -> bool {
 
 pub fn add_units(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &mut NodePlan) {
     if !cluster.profile.kubernetes.manage_units {
+        // Another tool owns the units, but containerd's CNI directories are pod networking: an
+        // existing config gets them (edited, every other byte kept), none is written.
+        if node.is_worker() {
+            edit_containerd_only(cluster, plan);
+        }
         return;
     }
     if node.is_worker() {
@@ -83,12 +88,42 @@ fn add_containerd(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan
         },
         companions: vec![],
         own: k.units == UnitPolicy::Own,
+        services: vec![],
     });
     push_unit(
         plan,
         Unit {
             name: "containerd".into(),
             enable: true,
+            restart: true,
+        },
+    );
+}
+
+/// `manageUnits: false`: only the edit of a config the node has; containerd restarted when it
+/// changed (its running containers are the shims', a restart leaves them), never enabled.
+fn edit_containerd_only(cluster: &Cluster, plan: &mut NodePlan) {
+    let k = &cluster.profile.kubernetes;
+    let net = &cluster.profile.networking;
+    if k.container_runtime == ContainerRuntime::Docker {
+        return;
+    }
+    plan.edits.push(NodeEdit {
+        path: CONTAINERD_CONFIG.into(),
+        change: Change::ContainerdCni {
+            runtime: k.container_runtime,
+            bin_dir: net.cni_bin_dir.clone(),
+            conf_dir: net.cni_conf_dir.clone(),
+        },
+        companions: vec![],
+        own: false,
+        services: vec!["containerd".into()],
+    });
+    push_unit(
+        plan,
+        Unit {
+            name: "containerd".into(),
+            enable: false,
             restart: true,
         },
     );

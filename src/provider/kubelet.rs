@@ -208,6 +208,7 @@ pub fn add(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &mut No
         },
         companions,
         own: cluster.profile.kubernetes.units == UnitPolicy::Own,
+        services: vec![],
     });
 }
 
