@@ -340,14 +340,21 @@ fn calico_pool_is_the_cluster_cidr_with_forwarding_on() {
         "{patches}"
     );
     for w in ["worker-0", "worker-1"] {
-        assert!(f[&format!("nodes/{w}/etc/sysctl.d/90-netctl.conf")]
-            .1
-            .contains("net.ipv4.ip_forward = 1"));
+        let sysctl = &f[&format!("nodes/{w}/etc/sysctl.d/90-netctl.conf")].1;
+        assert!(sysctl.contains("net.ipv4.ip_forward = 1"), "{sysctl}");
+        assert!(
+            sysctl.contains("net.bridge.bridge-nf-call-iptables = 1"),
+            "{sysctl}"
+        );
+        // calico's default pool is IP-in-IP: tunl0 needs ipip.
+        let modules = &f[&format!("nodes/{w}/etc/modules-load.d/netctl.conf")].1;
+        assert!(modules.contains("\nbr_netfilter\n"), "{modules}");
+        assert!(modules.ends_with("\nipip\n"), "{modules}");
     }
     let plan: serde_json::Value = serde_json::from_str(&f["plan.json"].1).unwrap();
     assert_eq!(
-        plan["nodes"][1]["commands"][0],
-        "sysctl -q -w net.ipv4.ip_forward=1"
+        plan["nodes"][1]["commands"][1],
+        "sysctl -q -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1"
     );
 }
 

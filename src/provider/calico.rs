@@ -210,6 +210,7 @@ mod tests {
             paths,
             [
                 "/etc/containerd/config.toml",
+                "/etc/modules-load.d/netctl.conf",
                 "/etc/sysctl.d/90-netctl.conf",
                 "/etc/systemd/system/kubelet.service"
             ]

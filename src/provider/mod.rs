@@ -7,6 +7,8 @@ pub mod canal;
 pub mod flannel;
 pub mod kube;
 pub mod kubenet;
+pub mod node_prereqs;
+pub mod pins;
 pub mod routes;
 pub mod weave;
 
@@ -116,22 +118,7 @@ pub fn node_plan(cluster: &Cluster, node: &Node) -> NodePlan {
     };
     kube::add_units(cluster, node, provider, &mut plan);
     crate::certs::attach(cluster.pki.as_deref(), cluster, node, &mut plan);
-    // Every provider routes pod traffic through the node (the routes script sets it itself).
-    if provider != ProviderKind::Routes {
-        plan.files.push(NodeFile {
-            path: routes::SYSCTL_FILE.into(),
-            mode: 0o644,
-            content: crate::render::template_plain("routes/90-netctl.conf"),
-            services: vec![],
-        });
-        plan.commands.insert(
-            0,
-            Step {
-                title: "enable IP forwarding".into(),
-                command: "sysctl -q -w net.ipv4.ip_forward=1".into(),
-            },
-        );
-    }
+    node_prereqs::add(cluster, &mut plan);
     plan.files.sort_by(|a, b| a.path.cmp(&b.path));
     plan
 }

@@ -14,7 +14,6 @@ use crate::render::{template, template_plain};
 pub const ROUTE_PROTO: u8 = 211;
 pub const SCRIPT: &str = "/usr/local/lib/netctl/routes.sh";
 pub const UNIT: &str = "netctl-routes.service";
-pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-netctl.conf";
 pub const VXLAN_DEV: &str = "netctl-vxlan";
 /// VXLAN adds 50 bytes of headers; with no MTU in the profile, assume a 1500-byte underlay.
 pub const DEFAULT_VXLAN_MTU: u32 = 1450;
@@ -93,12 +92,6 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             services: vec![],
         });
     }
-    plan.files.push(NodeFile {
-        path: SYSCTL_FILE.into(),
-        mode: 0o644,
-        content: template_plain("routes/90-netctl.conf"),
-        services: vec![],
-    });
 
     // Cloud backends route in the VPC: the node only forwards.
     let peers: Vec<Peer> = if in_kernel {
