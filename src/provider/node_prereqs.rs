@@ -26,6 +26,13 @@ pub struct Module {
     /// already has the module.
     pub present: &'static str,
     pub why: &'static str,
+    /// Loading now must succeed. Only br_netfilter: nothing loads it on demand, and its sysctl is
+    /// set next. A backend's module is loaded by the kernel when its device is created
+    /// (request_module "rtnl-link-<kind>"), and a node may show it nowhere it can test (a
+    /// container sees no /sys/module; a kernel without loadable modules has no modprobe to ask),
+    /// so loading it now is best effort and the boot list is what persists it.
+    #[serde(skip)]
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,21 +46,25 @@ const BR_NETFILTER: Module = Module {
     name: "br_netfilter",
     present: BRIDGE_NF_CALL_IPTABLES,
     why: "bridged pod traffic passes iptables (kube-proxy's Service rules); flanneld exits without it",
+    required: true,
 };
 const VXLAN: Module = Module {
     name: "vxlan",
     present: "/sys/module/vxlan",
     why: "the VXLAN backend's device",
+    required: false,
 };
 const WIREGUARD: Module = Module {
     name: "wireguard",
     present: "/sys/module/wireguard",
     why: "flannel's wireguard backend's device",
+    required: false,
 };
 const IPIP: Module = Module {
     name: "ipip",
     present: "/sys/module/ipip",
     why: "calico's IP-in-IP tunnel (tunl0)",
+    required: false,
 };
 
 /// The sysctls, in the order they are written and applied.
@@ -122,7 +133,13 @@ pub fn add(cluster: &Cluster, plan: &mut NodePlan) {
     let names: Vec<&str> = modules.iter().map(|m| m.name).collect();
     let load: Vec<String> = modules
         .iter()
-        .map(|m| format!("{{ [ -e {} ] || modprobe {}; }}", m.present, m.name))
+        .map(|m| match m.required {
+            true => format!("{{ [ -e {} ] || modprobe {}; }}", m.present, m.name),
+            false => format!(
+                "{{ [ -e {} ] || modprobe -q {} || true; }}",
+                m.present, m.name
+            ),
+        })
         .collect();
     let set: Vec<String> = SYSCTLS
         .iter()
@@ -228,7 +245,7 @@ mod tests {
             assert_eq!(
                 plan.commands[0].command,
                 "{ [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || modprobe br_netfilter; } \
-                 && { [ -e /sys/module/vxlan ] || modprobe vxlan; }"
+                 && { [ -e /sys/module/vxlan ] || modprobe -q vxlan || true; }"
             );
             assert_eq!(
                 plan.commands[1].command,
