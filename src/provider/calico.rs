@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step};
+use super::{
+    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step,
+};
 use crate::profile::{Cluster, Node, ProviderKind};
 
 pub fn upstream_url(version: &str) -> String {
@@ -46,6 +48,23 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     )
 }
 
+/// The patch moving install-cni's and calico-node's CNI directories to the profile's (calico and
+/// canal share the DaemonSet's volume names and the install-cni container).
+pub(crate) fn cni_dirs_patch(cluster: &Cluster, daemonset: &str) -> Option<(String, String)> {
+    let dirs = custom_cni_dirs(cluster)?;
+    Some((
+        "cni-dirs.yaml".to_string(),
+        crate::render::template(
+            "calico/cni-dirs.yaml",
+            &serde_json::json!({
+                "daemonset": daemonset,
+                "bin_dir": dirs.bin_dir,
+                "conf_dir": dirs.conf_dir,
+            }),
+        ),
+    ))
+}
+
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let c = &cluster.profile.networking.calico;
     let pool_cidr = c
@@ -69,6 +88,9 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
             "calico-config.yaml".to_string(),
             crate::render::template("calico/calico-config.yaml", &ConfigCtx { mtu }),
         ));
+    }
+    if let Some(p) = cni_dirs_patch(cluster, "calico-node") {
+        patches.push(p);
     }
     kustomize_plan(
         ProviderKind::Calico,
@@ -218,5 +240,87 @@ mod tests {
         assert!(plan.teardown[0]
             .command
             .contains("/etc/cni/net.d/10-calico.conflist"));
+    }
+
+    /// hostPath of volume `name` in the DaemonSet.
+    fn host_path(ds: &serde_yaml::Value, name: &str) -> (String, Option<String>) {
+        let v = ds["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        (
+            v["hostPath"]["path"].as_str().unwrap().to_string(),
+            v["hostPath"]["type"].as_str().map(str::to_string),
+        )
+    }
+
+    /// env of init container `name`.
+    fn init_env(ds: &serde_yaml::Value, name: &str) -> Vec<(String, String)> {
+        ds["spec"]["template"]["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no init container {name}"))["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or("<valueFrom>").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Item 6: a profile's cniBinDir / cniConfDir move install-cni's hostPath volumes, and
+    /// install-cni names the moved kubeconfig in the conflist (CNI_NET_DIR).
+    #[test]
+    fn kustomize_moves_the_cni_dirs() {
+        let c = profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: calico\n  cniBinDir: /usr/lib/cni\n  cniConfDir: /etc/cni/alt.d\n  calico: {{ manifestFile: {} }}\n",
+                fixture("calico.yaml")
+            ),
+        );
+        let Some(docs) = kustomize(&cluster(&c), "calico") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "calico-node");
+        assert_eq!(
+            host_path(ds, "cni-bin-dir"),
+            (
+                "/usr/lib/cni".to_string(),
+                Some("DirectoryOrCreate".to_string())
+            )
+        );
+        assert_eq!(
+            host_path(ds, "cni-net-dir"),
+            ("/etc/cni/alt.d".to_string(), None)
+        );
+        assert_eq!(
+            init_env(ds, "install-cni"),
+            [
+                ("CNI_NET_DIR".to_string(), "/etc/cni/alt.d".to_string()),
+                (
+                    "CNI_CONF_NAME".to_string(),
+                    "10-calico.conflist".to_string()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn default_cni_dirs_leave_the_volumes_alone() {
+        let c = profile("1.30", "", "  provider: calico\n");
+        assert!(!cluster(&c)
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("cni-dirs.yaml")));
     }
 }

@@ -72,11 +72,13 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
                 .join("\n"),
         },
     );
+    let mut patches = vec![("canal-config.yaml".to_string(), config)];
+    patches.extend(super::calico::cni_dirs_patch(cluster, "canal"));
     kustomize_plan(
         ProviderKind::Canal,
         &upstream_url(&c.version),
         c.manifest_file.as_deref(),
-        vec![("canal-config.yaml".to_string(), config)],
+        patches,
     )
 }
 
@@ -169,5 +171,84 @@ mod tests {
         );
         let ctl = node_plan(&c, c.node("controller-0").unwrap());
         assert!(ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
+    }
+
+    /// hostPath of volume `name` in the DaemonSet.
+    fn host_path(ds: &serde_yaml::Value, name: &str) -> (String, Option<String>) {
+        let v = ds["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        (
+            v["hostPath"]["path"].as_str().unwrap().to_string(),
+            v["hostPath"]["type"].as_str().map(str::to_string),
+        )
+    }
+
+    /// env of init container `name`.
+    fn init_env(ds: &serde_yaml::Value, name: &str) -> Vec<(String, String)> {
+        ds["spec"]["template"]["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no init container {name}"))["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or("<valueFrom>").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Item 6: a profile's cniBinDir / cniConfDir move install-cni's hostPath volumes, and
+    /// install-cni names the moved kubeconfig in the conflist (CNI_NET_DIR).
+    #[test]
+    fn kustomize_moves_the_cni_dirs() {
+        let c = profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: canal\n  cniBinDir: /usr/lib/cni\n  cniConfDir: /etc/cni/alt.d\n  canal: {{ manifestFile: {} }}\n",
+                fixture("canal.yaml")
+            ),
+        );
+        let Some(docs) = kustomize(&cluster(&c), "canal") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "canal");
+        assert_eq!(
+            host_path(ds, "cni-bin-dir"),
+            (
+                "/usr/lib/cni".to_string(),
+                Some("DirectoryOrCreate".to_string())
+            )
+        );
+        assert_eq!(
+            host_path(ds, "cni-net-dir"),
+            ("/etc/cni/alt.d".to_string(), None)
+        );
+        assert_eq!(
+            init_env(ds, "install-cni"),
+            [
+                ("CNI_NET_DIR".to_string(), "/etc/cni/alt.d".to_string()),
+                ("CNI_CONF_NAME".to_string(), "10-canal.conflist".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn default_cni_dirs_leave_the_volumes_alone() {
+        let c = profile("1.30", "", "  provider: canal\n");
+        assert!(!cluster(&c)
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("cni-dirs.yaml")));
     }
 }

@@ -206,6 +206,29 @@ pub fn kustomize_plan(
     }
 }
 
+/// The upstream DaemonSets (calico, canal, weave) install their CNI plugin and config here.
+pub const UPSTREAM_CNI_BIN_DIR: &str = "/opt/cni/bin";
+pub const UPSTREAM_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+
+/// The profile's CNI directories, when either differs from where the upstream DaemonSets install:
+/// then their hostPath volumes must move, or the runtime looks where nothing was installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CniDirs {
+    pub bin_dir: String,
+    pub conf_dir: String,
+}
+
+pub fn custom_cni_dirs(cluster: &Cluster) -> Option<CniDirs> {
+    // Validation keeps both normal absolute paths (no trailing /), so a string compare is exact.
+    let net = &cluster.profile.networking;
+    (net.cni_bin_dir != UPSTREAM_CNI_BIN_DIR || net.cni_conf_dir != UPSTREAM_CNI_CONF_DIR).then(
+        || CniDirs {
+            bin_dir: net.cni_bin_dir.clone(),
+            conf_dir: net.cni_conf_dir.clone(),
+        },
+    )
+}
+
 /// Delete a link if it exists (teardown runs again after a partial failure, so it must be idempotent).
 pub fn delete_link(link: &str) -> Step {
     Step {
