@@ -73,6 +73,12 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         },
     );
     let mut patches = vec![("canal-config.yaml".to_string(), config)];
+    if !c.masquerade {
+        patches.push((
+            "kube-flannel.yaml".to_string(),
+            crate::render::template_plain("canal/kube-flannel.yaml"),
+        ));
+    }
     patches.extend(super::calico::cni_dirs_patch(cluster, "canal"));
     kustomize_plan(
         ProviderKind::Canal,
@@ -143,10 +149,29 @@ mod tests {
             Some("0"),
             "other keys untouched"
         );
-        // The DaemonSet is as upstream: flannel reads the ConfigMap.
+        // flannel reads the ConfigMap; env is as upstream.
         let ds = find(&docs, "DaemonSet", "canal");
         assert_eq!(env(ds, "kube-flannel").len(), 4);
         assert_eq!(env(ds, "calico-node").len(), 7);
+        // Item 10: --ip-masq on the command line would win over FLANNELD_IP_MASQ=false.
+        assert_eq!(
+            flannel_command(ds),
+            ["/opt/bin/flanneld", "--kube-subnet-mgr"]
+        );
+    }
+
+    fn flannel_command(ds: &serde_yaml::Value) -> Vec<String> {
+        ds["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some("kube-flannel"))
+            .unwrap()["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]
@@ -158,6 +183,12 @@ mod tests {
         let cm = find(&docs, "ConfigMap", "canal-config");
         assert_eq!(cm["data"]["canal_iface"].as_str(), Some(""));
         assert_eq!(cm["data"]["masquerade"].as_str(), Some("true"));
+        let ds = find(&docs, "DaemonSet", "canal");
+        assert_eq!(
+            flannel_command(ds),
+            ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr"],
+            "masquerading is upstream's command"
+        );
     }
 
     #[test]
