@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{
     custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step,
 };
-use crate::profile::{Cluster, Node, ProviderKind};
+use crate::profile::{Cluster, EncapMode, Node, ProviderKind};
 
 pub fn upstream_url(version: &str) -> String {
     format!(
@@ -23,12 +23,22 @@ struct NodeCtx {
     ipip_mode: &'static str,
     vxlan_mode: &'static str,
     block_size: u8,
+    /// A VXLAN pool: felix routes it, BIRD is not run (see `vxlan_backend`).
+    vxlan: bool,
 }
 
 /// Context of templates/calico/calico-config.yaml.
 #[derive(Serialize)]
 struct ConfigCtx {
-    mtu: u32,
+    mtu: Option<u32>,
+    vxlan: bool,
+}
+
+/// A VXLAN pool (Always or CrossSubnet; validation keeps IP-in-IP off then) needs no BGP: upstream's
+/// manifests/calico-vxlan.yaml sets calico_backend "vxlan" and drops BIRD from the probes, or
+/// calico-node waits on BGP sessions nobody wants (and a firewall may block).
+fn vxlan_backend(c: &crate::profile::CalicoOptions) -> bool {
+    c.vxlan_mode != EncapMode::Never && c.ipip_mode == EncapMode::Never
 }
 
 /// Nothing to write; leaving calico removes what its DaemonSet installed on the node.
@@ -80,13 +90,20 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
                 ipip_mode: c.ipip_mode.as_str(),
                 vxlan_mode: c.vxlan_mode.as_str(),
                 block_size: c.block_size,
+                vxlan: vxlan_backend(c),
             },
         ),
     )];
-    if let Some(mtu) = c.mtu {
+    if c.mtu.is_some() || vxlan_backend(c) {
         patches.push((
             "calico-config.yaml".to_string(),
-            crate::render::template("calico/calico-config.yaml", &ConfigCtx { mtu }),
+            crate::render::template(
+                "calico/calico-config.yaml",
+                &ConfigCtx {
+                    mtu: c.mtu,
+                    vxlan: vxlan_backend(c),
+                },
+            ),
         ));
     }
     if let Some(p) = cni_dirs_patch(cluster, "calico-node") {
@@ -193,7 +210,8 @@ mod tests {
         );
         let cm = find(&docs, "ConfigMap", "calico-config");
         assert_eq!(cm["data"]["veth_mtu"].as_str(), Some("1410"));
-        assert_eq!(cm["data"]["calico_backend"].as_str(), Some("bird"));
+        // A CrossSubnet VXLAN pool needs no BGP (upstream's calico-vxlan.yaml).
+        assert_eq!(cm["data"]["calico_backend"].as_str(), Some("vxlan"));
     }
 
     #[test]
@@ -322,5 +340,76 @@ mod tests {
             .files
             .iter()
             .any(|f| f.path.ends_with("cni-dirs.yaml")));
+    }
+
+    fn probe(ds: &serde_yaml::Value, which: &str) -> Vec<String> {
+        let c = ds["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some("calico-node"))
+            .unwrap();
+        assert_eq!(
+            c[which]["periodSeconds"].as_u64(),
+            Some(10),
+            "upstream's timing kept"
+        );
+        c[which]["exec"]["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Item 12: a VXLAN pool runs calico without BIRD, as upstream's calico-vxlan.yaml.
+    #[test]
+    fn kustomize_vxlan_pool_runs_without_bird() {
+        for mode in ["Always", "CrossSubnet"] {
+            let c = with_fixture(&format!(", ipipMode: Never, vxlanMode: {mode}"));
+            let Some(docs) = kustomize(&cluster(&c), "calico") else {
+                return;
+            };
+            let cm = find(&docs, "ConfigMap", "calico-config");
+            assert_eq!(
+                cm["data"]["calico_backend"].as_str(),
+                Some("vxlan"),
+                "{mode}"
+            );
+            assert_eq!(cm["data"]["veth_mtu"].as_str(), Some("0"), "MTU untouched");
+            let ds = find(&docs, "DaemonSet", "calico-node");
+            assert_eq!(
+                env_value(ds, "calico-node", "CALICO_NETWORKING_BACKEND").as_deref(),
+                Some("<valueFrom>"),
+                "read from calico-config, as upstream"
+            );
+            assert_eq!(
+                probe(ds, "livenessProbe"),
+                ["/bin/calico-node", "-felix-live"]
+            );
+            assert_eq!(
+                probe(ds, "readinessProbe"),
+                ["/bin/calico-node", "-felix-ready"]
+            );
+        }
+    }
+
+    #[test]
+    fn kustomize_ipip_pool_keeps_bird() {
+        let c = with_fixture("");
+        let Some(docs) = kustomize(&cluster(&c), "calico") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "calico-node");
+        assert_eq!(
+            probe(ds, "livenessProbe"),
+            ["/bin/calico-node", "-felix-live", "-bird-live"]
+        );
+        assert_eq!(
+            probe(ds, "readinessProbe"),
+            ["/bin/calico-node", "-felix-ready", "-bird-ready"]
+        );
+        let cm = find(&docs, "ConfigMap", "calico-config");
+        assert_eq!(cm["data"]["calico_backend"].as_str(), Some("bird"));
     }
 }
