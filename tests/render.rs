@@ -254,9 +254,15 @@ fn gce_routes_are_the_guides() {
         );
         assert!(script.contains(&line), "missing: {line}\n{script}");
     }
-    assert_eq!(script.matches("gcloud ").count(), 3);
+    let lines = |prefix: &str| script.lines().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(lines("gcloud compute routes create "), 3);
+    // Every worker's instance is checked for IP forwarding first (issue 11 item 11).
+    assert_eq!(lines("gcloud compute instances list --filter=name=worker-"), 3);
+    assert_eq!(lines("gcloud "), 6);
+    let first_route = script.find("gcloud compute routes").unwrap();
+    assert!(script.rfind("gcloud compute instances").unwrap() < first_route);
     let plan: serde_json::Value = serde_json::from_str(&files["plan.json"].1).unwrap();
-    assert_eq!(plan["local"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["local"].as_array().unwrap().len(), 6);
 }
 
 fn json(files: &BTreeMap<String, (u32, String)>, path: &str) -> serde_json::Value {

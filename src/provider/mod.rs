@@ -79,6 +79,19 @@ pub struct LocalCommand {
     /// The program, found with `which` when the step runs.
     pub program: String,
     pub args: Vec<String>,
+    /// How the result is judged; None: the command makes a change ("already exists": unchanged).
+    pub check: Option<LocalCheck>,
+}
+
+/// A local command that checks, or changes only when a query says it must (see cloud.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LocalCheck {
+    /// `args` is a read-only query; one line of its output must be `line`, or the step fails
+    /// with `hint` (what the operator has to do: netctl cannot fix it).
+    Expect { line: String, hint: String },
+    /// Run `query` first: when its output is `line`, the change is there already (unchanged);
+    /// otherwise run `args`.
+    Ensure { query: Vec<String>, line: String },
 }
 
 /// What the cluster as a whole needs.
