@@ -147,6 +147,14 @@ pub fn cluster_plan(cluster: &Cluster) -> ClusterPlan {
     }
 }
 
+/// Warnings about the profile's provider that do not stop a run (a deprecated provider).
+pub fn warnings(cluster: &Cluster) -> Vec<&'static str> {
+    match cluster.provider() {
+        ProviderKind::Weave => vec![weave::DEPRECATED],
+        _ => vec![],
+    }
+}
+
 /// A kustomization under cluster/<dir>/: `resources` is the pinned upstream manifest, or the
 /// profile's local copy (copied in as upstream.yaml, since kustomize refuses files outside its
 /// directory); `patches` are (file name, content) pairs of strategic-merge patches written next to

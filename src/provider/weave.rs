@@ -8,6 +8,11 @@ use serde::Serialize;
 use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node, ProviderKind};
 
+/// Printed by `profile check`, `render`, `plan` and `init` for a weave profile (docs/providers.md).
+pub const DEPRECATED: &str = "networking.provider: weave is deprecated: Weaveworks shut down and \
+weaveworks/weave is archived (v2.8.1, 2021, is its last release; kops dropped weave in 1.23, kubespray \
+too). netctl still renders it; move the cluster with `netctl switch --networking flannel` (or calico, canal)";
+
 pub fn upstream_url(version: &str) -> String {
     format!(
         "https://github.com/weaveworks/weave/releases/download/{version}/weave-daemonset-k8s.yaml"
