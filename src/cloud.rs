@@ -1,10 +1,12 @@
 //! Cloud route commands (routes backend gce / aws), run on the operator's machine with the
 //! cloud's own CLI, found with `which`. Creating a route that already exists is "unchanged", so
-//! init stays idempotent without a second API call per route.
+//! init stays idempotent without a second API call per route. The instances behind the routes
+//! must forward IP: a check (gce, which only instance creation can set) or a change made only when
+//! a query says it is needed (aws), so a second init changes nothing there either.
 
 use std::process::Command;
 
-use crate::provider::LocalCommand;
+use crate::provider::{LocalCheck, LocalCommand};
 // Removed at start-up already; removed again here because gcloud/aws run operator plugins.
 use crate::transport::secrets::ENV_NAMES;
 
@@ -19,6 +21,14 @@ pub enum CloudError {
         status: i32,
         stderr: String,
     },
+    #[error("{step}: {program} answered {got:?}, not {want:?}. {hint}")]
+    Check {
+        program: String,
+        step: String,
+        got: String,
+        want: String,
+        hint: String,
+    },
     #[error("cannot run {program} to {step}: {source}")]
     Io {
         program: String,
@@ -30,7 +40,8 @@ pub enum CloudError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Created,
-    Unchanged,
+    /// Nothing to do, and why.
+    Unchanged(&'static str),
 }
 
 /// The CLIs' words for "that route is there already" (gcloud, then the EC2 API's error code).
@@ -44,28 +55,67 @@ pub fn run(c: &LocalCommand) -> Result<Outcome, CloudError> {
         program: c.program.clone(),
         step: step.clone(),
     })?;
-    let mut cmd = Command::new(&program);
-    for name in ENV_NAMES {
-        cmd.env_remove(name);
-    }
-    let out = cmd
-        .args(&c.args)
-        .output()
-        .map_err(|source| CloudError::Io {
+    let exec = |args: &[String]| -> Result<(bool, i32, String, String), CloudError> {
+        let mut cmd = Command::new(&program);
+        for name in ENV_NAMES {
+            cmd.env_remove(name);
+        }
+        let out = cmd.args(args).output().map_err(|source| CloudError::Io {
             program: c.program.clone(),
             step: step.clone(),
             source,
         })?;
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    match out.status.success() {
-        true => Ok(Outcome::Created),
-        false if already_exists(&stderr) => Ok(Outcome::Unchanged),
-        false => Err(CloudError::Failed {
-            program: c.program.clone(),
-            step,
-            status: out.status.code().unwrap_or(-1),
-            stderr,
-        }),
+        Ok((
+            out.status.success(),
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ))
+    };
+    let failed = |status: i32, stderr: String| CloudError::Failed {
+        program: c.program.clone(),
+        step: step.clone(),
+        status,
+        stderr,
+    };
+    match &c.check {
+        Some(LocalCheck::Expect { line, hint }) => {
+            let (ok, status, stdout, stderr) = exec(&c.args)?;
+            if !ok {
+                return Err(failed(status, stderr));
+            }
+            if stdout.lines().any(|l| l.trim() == line) {
+                Ok(Outcome::Unchanged("checked"))
+            } else {
+                Err(CloudError::Check {
+                    program: c.program.clone(),
+                    step,
+                    got: stdout,
+                    want: line.clone(),
+                    hint: hint.clone(),
+                })
+            }
+        }
+        Some(LocalCheck::Ensure { query, line }) => {
+            let (ok, status, stdout, stderr) = exec(query)?;
+            if !ok {
+                return Err(failed(status, stderr));
+            }
+            if stdout == *line {
+                return Ok(Outcome::Unchanged("already so"));
+            }
+            match exec(&c.args)? {
+                (true, ..) => Ok(Outcome::Created),
+                (false, status, _, stderr) => Err(failed(status, stderr)),
+            }
+        }
+        None => match exec(&c.args)? {
+            (true, ..) => Ok(Outcome::Created),
+            (false, _, _, stderr) if already_exists(&stderr) => {
+                Ok(Outcome::Unchanged("the route exists"))
+            }
+            (false, status, _, stderr) => Err(failed(status, stderr)),
+        },
     }
 }
 

@@ -66,6 +66,7 @@ fn apply(
     let mut cluster = profile::load(&connect.profile)?;
     // Bad ssh input stops the run (exit 2) before any node, or the local PKI, is touched.
     preflight(&cluster)?;
+    print_warnings(&cluster, quiet);
     // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
     let mode = if dry_run {
         certs::Mode::InMemory
@@ -177,12 +178,23 @@ fn print_notes(pki: Option<&certs::Pki>, quiet: bool) {
     }
 }
 
+/// Warnings about the profile (a deprecated provider), one line each on stderr.
+fn print_warnings(cluster: &profile::Cluster, quiet: bool) {
+    if quiet {
+        return;
+    }
+    for w in netctl::provider::warnings(cluster) {
+        eprintln!("warning: {w}");
+    }
+}
+
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Profile {
             command: ProfileCommand::Check { profile, output },
         } => {
             let cluster = profile::load(&profile)?;
+            print_warnings(&cluster, cli.quiet);
             match output {
                 Format::Text => print_text(&commands::check::text(&cluster)),
                 Format::Json => print!("{}", commands::check::json(&cluster)),
@@ -203,6 +215,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Render { profile, out } => {
             let cluster = profile::load(&profile)?;
+            print_warnings(&cluster, cli.quiet);
             let pki = certs::prepare(&cluster, &profile, certs::Mode::ReadOnly, SystemTime::now())?;
             if pki.is_none() && !certs::store::nodes_needing(&cluster).is_empty() {
                 eprintln!(

@@ -257,9 +257,18 @@ fn gce_routes_are_the_guides() {
         );
         assert!(script.contains(&line), "missing: {line}\n{script}");
     }
-    assert_eq!(script.matches("gcloud ").count(), 3);
+    let lines = |prefix: &str| script.lines().filter(|l| l.starts_with(prefix)).count();
+    assert_eq!(lines("gcloud compute routes create "), 3);
+    // Every worker's instance is checked for IP forwarding first (issue 11 item 11).
+    assert_eq!(
+        lines("gcloud compute instances list --filter=name=worker-"),
+        3
+    );
+    assert_eq!(lines("gcloud "), 6);
+    let first_route = script.find("gcloud compute routes").unwrap();
+    assert!(script.rfind("gcloud compute instances").unwrap() < first_route);
     let plan: serde_json::Value = serde_json::from_str(&files["plan.json"].1).unwrap();
-    assert_eq!(plan["local"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["local"].as_array().unwrap().len(), 6);
 }
 
 fn json(files: &BTreeMap<String, (u32, String)>, path: &str) -> serde_json::Value {
@@ -402,14 +411,21 @@ fn calico_pool_is_the_cluster_cidr_with_forwarding_on() {
         "{patches}"
     );
     for w in ["worker-0", "worker-1"] {
-        assert!(f[&format!("nodes/{w}/etc/sysctl.d/90-netctl.conf")]
-            .1
-            .contains("net.ipv4.ip_forward = 1"));
+        let sysctl = &f[&format!("nodes/{w}/etc/sysctl.d/90-netctl.conf")].1;
+        assert!(sysctl.contains("net.ipv4.ip_forward = 1"), "{sysctl}");
+        assert!(
+            sysctl.contains("net.bridge.bridge-nf-call-iptables = 1"),
+            "{sysctl}"
+        );
+        // calico's default pool is IP-in-IP: tunl0 needs ipip.
+        let modules = &f[&format!("nodes/{w}/etc/modules-load.d/netctl.conf")].1;
+        assert!(modules.contains("\nbr_netfilter\n"), "{modules}");
+        assert!(modules.ends_with("\nipip\n"), "{modules}");
     }
     let plan: serde_json::Value = serde_json::from_str(&f["plan.json"].1).unwrap();
     assert_eq!(
-        plan["nodes"][1]["commands"][0],
-        "sysctl -q -w net.ipv4.ip_forward=1"
+        plan["nodes"][1]["commands"][1],
+        "sysctl -q -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1"
     );
 }
 
@@ -633,4 +649,47 @@ fn render_removes_nothing_outside_its_directory() {
         std::fs::read_to_string(theirs.join("routes.sh")).unwrap(),
         "keep"
     );
+}
+
+/// Issue 11 item 13: weave is archived upstream; profile check and render still work (exit 0)
+/// and say so on stderr, and other providers get no warning.
+#[test]
+fn weave_is_reported_deprecated() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("profiles/calico.yaml")).unwrap();
+    let weave = dir.path().join("weave.yaml");
+    std::fs::write(&weave, text.replace("provider: calico", "provider: weave")).unwrap();
+    assert!(std::fs::read_to_string(&weave)
+        .unwrap()
+        .contains("provider: weave"));
+    for args in [
+        vec!["profile", "check", "-p"],
+        vec![
+            "render",
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+            "-p",
+        ],
+    ] {
+        let run = |p: &Path| {
+            Command::new(env!("CARGO_BIN_EXE_netctl"))
+                .args(&args)
+                .arg(p)
+                .output()
+                .unwrap()
+        };
+        let o = run(&weave);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("warning: networking.provider: weave is deprecated")
+                && err.contains("kops dropped weave in 1.23"),
+            "{args:?}: {err}"
+        );
+        let o = run(&root().join("profiles/calico.yaml"));
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains("warning:"),
+            "{args:?}"
+        );
+    }
 }

@@ -382,9 +382,7 @@ fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<Cl
         } else {
             match crate::cloud::run(c) {
                 Ok(crate::cloud::Outcome::Created) => ("applied", None),
-                Ok(crate::cloud::Outcome::Unchanged) => {
-                    ("unchanged", Some("the route exists".to_string()))
-                }
+                Ok(crate::cloud::Outcome::Unchanged(why)) => ("unchanged", Some(why.to_string())),
                 Err(e) => ("failed", Some(e.to_string())),
             }
         };

@@ -28,6 +28,8 @@ pub const NODE_DIRS: &[&str] = &[
     "/var/lib/cni",
     "/etc/kubernetes",
     "/etc/sysctl.d",
+    // netctl's node prerequisites: a netns node must not write the host's modules-load.d.
+    "/etc/modules-load.d",
     "/root",
     "/etc/kube-flannel",
     "/etc/containerd",

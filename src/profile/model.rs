@@ -590,7 +590,10 @@ fn default_always() -> EncapMode {
 fn default_block_size() -> u8 {
     26
 }
-pub const FLANNEL_VERSION: &str = "v0.28.0";
+// The pins live in provider/pins.rs, each with its row in docs/providers.md.
+pub use crate::provider::pins::{
+    CALICO_VERSION, FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION, WEAVE_VERSION,
+};
 
 /// A flannel release, `vMAJOR.MINOR.PATCH` (pre-release suffixes such as `-rc1` are ignored):
 /// what flanneld understands depends on it.
@@ -626,9 +629,6 @@ impl std::fmt::Display for FlannelRelease {
         write!(f, "v{}.{}.{}", self.0, self.1, self.2)
     }
 }
-pub const FLANNEL_CNI_PLUGIN_VERSION: &str = "v1.7.1-flannel1";
-pub const CALICO_VERSION: &str = "v3.31.0";
-pub const WEAVE_VERSION: &str = "v2.8.1";
 fn default_flannel_version() -> String {
     FLANNEL_VERSION.into()
 }

@@ -4,8 +4,10 @@
 
 use serde::Serialize;
 
-use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step};
-use crate::profile::{Cluster, Node, ProviderKind};
+use super::{
+    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step,
+};
+use crate::profile::{Cluster, EncapMode, Node, ProviderKind};
 
 pub fn upstream_url(version: &str) -> String {
     format!(
@@ -21,12 +23,22 @@ struct NodeCtx {
     ipip_mode: &'static str,
     vxlan_mode: &'static str,
     block_size: u8,
+    /// A VXLAN pool: felix routes it, BIRD is not run (see `vxlan_backend`).
+    vxlan: bool,
 }
 
 /// Context of templates/calico/calico-config.yaml.
 #[derive(Serialize)]
 struct ConfigCtx {
-    mtu: u32,
+    mtu: Option<u32>,
+    vxlan: bool,
+}
+
+/// A VXLAN pool (Always or CrossSubnet; validation keeps IP-in-IP off then) needs no BGP: upstream's
+/// manifests/calico-vxlan.yaml sets calico_backend "vxlan" and drops BIRD from the probes, or
+/// calico-node waits on BGP sessions nobody wants (and a firewall may block).
+fn vxlan_backend(c: &crate::profile::CalicoOptions) -> bool {
+    c.vxlan_mode != EncapMode::Never && c.ipip_mode == EncapMode::Never
 }
 
 /// Nothing to write; leaving calico removes what its DaemonSet installed on the node.
@@ -46,6 +58,23 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     )
 }
 
+/// The patch moving install-cni's and calico-node's CNI directories to the profile's (calico and
+/// canal share the DaemonSet's volume names and the install-cni container).
+pub(crate) fn cni_dirs_patch(cluster: &Cluster, daemonset: &str) -> Option<(String, String)> {
+    let dirs = custom_cni_dirs(cluster)?;
+    Some((
+        "cni-dirs.yaml".to_string(),
+        crate::render::template(
+            "calico/cni-dirs.yaml",
+            &serde_json::json!({
+                "daemonset": daemonset,
+                "bin_dir": dirs.bin_dir,
+                "conf_dir": dirs.conf_dir,
+            }),
+        ),
+    ))
+}
+
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let c = &cluster.profile.networking.calico;
     let pool_cidr = c
@@ -61,14 +90,24 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
                 ipip_mode: c.ipip_mode.as_str(),
                 vxlan_mode: c.vxlan_mode.as_str(),
                 block_size: c.block_size,
+                vxlan: vxlan_backend(c),
             },
         ),
     )];
-    if let Some(mtu) = c.mtu {
+    if c.mtu.is_some() || vxlan_backend(c) {
         patches.push((
             "calico-config.yaml".to_string(),
-            crate::render::template("calico/calico-config.yaml", &ConfigCtx { mtu }),
+            crate::render::template(
+                "calico/calico-config.yaml",
+                &ConfigCtx {
+                    mtu: c.mtu,
+                    vxlan: vxlan_backend(c),
+                },
+            ),
         ));
+    }
+    if let Some(p) = cni_dirs_patch(cluster, "calico-node") {
+        patches.push(p);
     }
     kustomize_plan(
         ProviderKind::Calico,
@@ -171,7 +210,8 @@ mod tests {
         );
         let cm = find(&docs, "ConfigMap", "calico-config");
         assert_eq!(cm["data"]["veth_mtu"].as_str(), Some("1410"));
-        assert_eq!(cm["data"]["calico_backend"].as_str(), Some("bird"));
+        // A CrossSubnet VXLAN pool needs no BGP (upstream's calico-vxlan.yaml).
+        assert_eq!(cm["data"]["calico_backend"].as_str(), Some("vxlan"));
     }
 
     #[test]
@@ -210,6 +250,7 @@ mod tests {
             paths,
             [
                 "/etc/containerd/config.toml",
+                "/etc/modules-load.d/netctl.conf",
                 "/etc/sysctl.d/90-netctl.conf",
                 "/etc/systemd/system/kubelet.service"
             ]
@@ -217,5 +258,158 @@ mod tests {
         assert!(plan.teardown[0]
             .command
             .contains("/etc/cni/net.d/10-calico.conflist"));
+    }
+
+    /// hostPath of volume `name` in the DaemonSet.
+    fn host_path(ds: &serde_yaml::Value, name: &str) -> (String, Option<String>) {
+        let v = ds["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        (
+            v["hostPath"]["path"].as_str().unwrap().to_string(),
+            v["hostPath"]["type"].as_str().map(str::to_string),
+        )
+    }
+
+    /// env of init container `name`.
+    fn init_env(ds: &serde_yaml::Value, name: &str) -> Vec<(String, String)> {
+        ds["spec"]["template"]["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no init container {name}"))["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or("<valueFrom>").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Item 6: a profile's cniBinDir / cniConfDir move install-cni's hostPath volumes, and
+    /// install-cni names the moved kubeconfig in the conflist (CNI_NET_DIR).
+    #[test]
+    fn kustomize_moves_the_cni_dirs() {
+        let c = profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: calico\n  cniBinDir: /usr/lib/cni\n  cniConfDir: /etc/cni/alt.d\n  calico: {{ manifestFile: {} }}\n",
+                fixture("calico.yaml")
+            ),
+        );
+        let Some(docs) = kustomize(&cluster(&c), "calico") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "calico-node");
+        assert_eq!(
+            host_path(ds, "cni-bin-dir"),
+            (
+                "/usr/lib/cni".to_string(),
+                Some("DirectoryOrCreate".to_string())
+            )
+        );
+        assert_eq!(
+            host_path(ds, "cni-net-dir"),
+            ("/etc/cni/alt.d".to_string(), None)
+        );
+        assert_eq!(
+            init_env(ds, "install-cni"),
+            [
+                ("CNI_NET_DIR".to_string(), "/etc/cni/alt.d".to_string()),
+                (
+                    "CNI_CONF_NAME".to_string(),
+                    "10-calico.conflist".to_string()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn default_cni_dirs_leave_the_volumes_alone() {
+        let c = profile("1.30", "", "  provider: calico\n");
+        assert!(!cluster(&c)
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("cni-dirs.yaml")));
+    }
+
+    fn probe(ds: &serde_yaml::Value, which: &str) -> Vec<String> {
+        let c = ds["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some("calico-node"))
+            .unwrap();
+        assert_eq!(
+            c[which]["periodSeconds"].as_u64(),
+            Some(10),
+            "upstream's timing kept"
+        );
+        c[which]["exec"]["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Item 12: a VXLAN pool runs calico without BIRD, as upstream's calico-vxlan.yaml.
+    #[test]
+    fn kustomize_vxlan_pool_runs_without_bird() {
+        for mode in ["Always", "CrossSubnet"] {
+            let c = with_fixture(&format!(", ipipMode: Never, vxlanMode: {mode}"));
+            let Some(docs) = kustomize(&cluster(&c), "calico") else {
+                return;
+            };
+            let cm = find(&docs, "ConfigMap", "calico-config");
+            assert_eq!(
+                cm["data"]["calico_backend"].as_str(),
+                Some("vxlan"),
+                "{mode}"
+            );
+            assert_eq!(cm["data"]["veth_mtu"].as_str(), Some("0"), "MTU untouched");
+            let ds = find(&docs, "DaemonSet", "calico-node");
+            assert_eq!(
+                env_value(ds, "calico-node", "CALICO_NETWORKING_BACKEND").as_deref(),
+                Some("<valueFrom>"),
+                "read from calico-config, as upstream"
+            );
+            assert_eq!(
+                probe(ds, "livenessProbe"),
+                ["/bin/calico-node", "-felix-live"]
+            );
+            assert_eq!(
+                probe(ds, "readinessProbe"),
+                ["/bin/calico-node", "-felix-ready"]
+            );
+        }
+    }
+
+    #[test]
+    fn kustomize_ipip_pool_keeps_bird() {
+        let c = with_fixture("");
+        let Some(docs) = kustomize(&cluster(&c), "calico") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "calico-node");
+        assert_eq!(
+            probe(ds, "livenessProbe"),
+            ["/bin/calico-node", "-felix-live", "-bird-live"]
+        );
+        assert_eq!(
+            probe(ds, "readinessProbe"),
+            ["/bin/calico-node", "-felix-ready", "-bird-ready"]
+        );
+        let cm = find(&docs, "ConfigMap", "calico-config");
+        assert_eq!(cm["data"]["calico_backend"].as_str(), Some("bird"));
     }
 }

@@ -72,11 +72,19 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
                 .join("\n"),
         },
     );
+    let mut patches = vec![("canal-config.yaml".to_string(), config)];
+    if !c.masquerade {
+        patches.push((
+            "kube-flannel.yaml".to_string(),
+            crate::render::template_plain("canal/kube-flannel.yaml"),
+        ));
+    }
+    patches.extend(super::calico::cni_dirs_patch(cluster, "canal"));
     kustomize_plan(
         ProviderKind::Canal,
         &upstream_url(&c.version),
         c.manifest_file.as_deref(),
-        vec![("canal-config.yaml".to_string(), config)],
+        patches,
     )
 }
 
@@ -141,10 +149,29 @@ mod tests {
             Some("0"),
             "other keys untouched"
         );
-        // The DaemonSet is as upstream: flannel reads the ConfigMap.
+        // flannel reads the ConfigMap; env is as upstream.
         let ds = find(&docs, "DaemonSet", "canal");
         assert_eq!(env(ds, "kube-flannel").len(), 4);
         assert_eq!(env(ds, "calico-node").len(), 7);
+        // Item 10: --ip-masq on the command line would win over FLANNELD_IP_MASQ=false.
+        assert_eq!(
+            flannel_command(ds),
+            ["/opt/bin/flanneld", "--kube-subnet-mgr"]
+        );
+    }
+
+    fn flannel_command(ds: &serde_yaml::Value) -> Vec<String> {
+        ds["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some("kube-flannel"))
+            .unwrap()["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
     }
 
     #[test]
@@ -156,6 +183,12 @@ mod tests {
         let cm = find(&docs, "ConfigMap", "canal-config");
         assert_eq!(cm["data"]["canal_iface"].as_str(), Some(""));
         assert_eq!(cm["data"]["masquerade"].as_str(), Some("true"));
+        let ds = find(&docs, "DaemonSet", "canal");
+        assert_eq!(
+            flannel_command(ds),
+            ["/opt/bin/flanneld", "--ip-masq", "--kube-subnet-mgr"],
+            "masquerading is upstream's command"
+        );
     }
 
     #[test]
@@ -169,5 +202,84 @@ mod tests {
         );
         let ctl = node_plan(&c, c.node("controller-0").unwrap());
         assert!(ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
+    }
+
+    /// hostPath of volume `name` in the DaemonSet.
+    fn host_path(ds: &serde_yaml::Value, name: &str) -> (String, Option<String>) {
+        let v = ds["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        (
+            v["hostPath"]["path"].as_str().unwrap().to_string(),
+            v["hostPath"]["type"].as_str().map(str::to_string),
+        )
+    }
+
+    /// env of init container `name`.
+    fn init_env(ds: &serde_yaml::Value, name: &str) -> Vec<(String, String)> {
+        ds["spec"]["template"]["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no init container {name}"))["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or("<valueFrom>").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Item 6: a profile's cniBinDir / cniConfDir move install-cni's hostPath volumes, and
+    /// install-cni names the moved kubeconfig in the conflist (CNI_NET_DIR).
+    #[test]
+    fn kustomize_moves_the_cni_dirs() {
+        let c = profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: canal\n  cniBinDir: /usr/lib/cni\n  cniConfDir: /etc/cni/alt.d\n  canal: {{ manifestFile: {} }}\n",
+                fixture("canal.yaml")
+            ),
+        );
+        let Some(docs) = kustomize(&cluster(&c), "canal") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "canal");
+        assert_eq!(
+            host_path(ds, "cni-bin-dir"),
+            (
+                "/usr/lib/cni".to_string(),
+                Some("DirectoryOrCreate".to_string())
+            )
+        );
+        assert_eq!(
+            host_path(ds, "cni-net-dir"),
+            ("/etc/cni/alt.d".to_string(), None)
+        );
+        assert_eq!(
+            init_env(ds, "install-cni"),
+            [
+                ("CNI_NET_DIR".to_string(), "/etc/cni/alt.d".to_string()),
+                ("CNI_CONF_NAME".to_string(), "10-canal.conflist".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn default_cni_dirs_leave_the_volumes_alone() {
+        let c = profile("1.30", "", "  provider: canal\n");
+        assert!(!cluster(&c)
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("cni-dirs.yaml")));
     }
 }

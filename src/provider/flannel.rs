@@ -749,7 +749,7 @@ mod tests {
         let init = spec["initContainers"].as_sequence().unwrap();
         assert_eq!(
             init[0]["image"].as_str(),
-            Some("ghcr.io/flannel-io/flannel-cni-plugin:v1.7.1-flannel1")
+            Some("ghcr.io/flannel-io/flannel-cni-plugin:v1.8.0-flannel1")
         );
         assert_eq!(
             init[1]["args"][2].as_str(),

@@ -587,7 +587,12 @@ mod tests {
             let plan = node_plan(&c, n);
             let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
             assert!(
-                paths == [crate::provider::routes::SYSCTL_FILE] && plan.units.is_empty(),
+                paths
+                    == [
+                        crate::provider::node_prereqs::MODULES_FILE,
+                        crate::provider::node_prereqs::SYSCTL_FILE
+                    ]
+                    && plan.units.is_empty(),
                 "{}: {plan:?}",
                 n.name
             );

@@ -11,6 +11,8 @@ pub mod flannel;
 pub mod kube;
 pub mod kubelet;
 pub mod kubenet;
+pub mod node_prereqs;
+pub mod pins;
 pub mod routes;
 pub mod unitfile;
 pub mod weave;
@@ -85,6 +87,19 @@ pub struct LocalCommand {
     /// The program, found with `which` when the step runs.
     pub program: String,
     pub args: Vec<String>,
+    /// How the result is judged; None: the command makes a change ("already exists": unchanged).
+    pub check: Option<LocalCheck>,
+}
+
+/// A local command that checks, or changes only when a query says it must (see cloud.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum LocalCheck {
+    /// `args` is a read-only query; one line of its output must be `line`, or the step fails
+    /// with `hint` (what the operator has to do: netctl cannot fix it).
+    Expect { line: String, hint: String },
+    /// Run `query` first: when its output is `line`, the change is there already (unchanged);
+    /// otherwise run `args`.
+    Ensure { query: Vec<String>, line: String },
 }
 
 /// What the cluster as a whole needs.
@@ -124,22 +139,7 @@ pub fn node_plan(cluster: &Cluster, node: &Node) -> NodePlan {
     };
     kube::add_units(cluster, node, provider, &mut plan);
     crate::certs::attach(cluster.pki.as_deref(), cluster, node, &mut plan);
-    // Every provider routes pod traffic through the node (the routes script sets it itself).
-    if provider != ProviderKind::Routes {
-        plan.files.push(NodeFile {
-            path: routes::SYSCTL_FILE.into(),
-            mode: 0o644,
-            content: crate::render::template_plain("routes/90-netctl.conf"),
-            services: vec![],
-        });
-        plan.commands.insert(
-            0,
-            Step {
-                title: "enable IP forwarding".into(),
-                command: "sysctl -q -w net.ipv4.ip_forward=1".into(),
-            },
-        );
-    }
+    node_prereqs::add(cluster, &mut plan);
     plan.files.sort_by(|a, b| a.path.cmp(&b.path));
     plan
 }
@@ -152,6 +152,14 @@ pub fn cluster_plan(cluster: &Cluster) -> ClusterPlan {
         ProviderKind::Calico => calico::cluster(cluster),
         ProviderKind::Canal => canal::cluster(cluster),
         ProviderKind::Weave => weave::cluster(cluster),
+    }
+}
+
+/// Warnings about the profile's provider that do not stop a run (a deprecated provider).
+pub fn warnings(cluster: &Cluster) -> Vec<&'static str> {
+    match cluster.provider() {
+        ProviderKind::Weave => vec![weave::DEPRECATED],
+        _ => vec![],
     }
 }
 
@@ -225,6 +233,29 @@ pub fn kustomize_plan(
         }],
         copies,
     }
+}
+
+/// The upstream DaemonSets (calico, canal, weave) install their CNI plugin and config here.
+pub const UPSTREAM_CNI_BIN_DIR: &str = "/opt/cni/bin";
+pub const UPSTREAM_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+
+/// The profile's CNI directories, when either differs from where the upstream DaemonSets install:
+/// then their hostPath volumes must move, or the runtime looks where nothing was installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CniDirs {
+    pub bin_dir: String,
+    pub conf_dir: String,
+}
+
+pub fn custom_cni_dirs(cluster: &Cluster) -> Option<CniDirs> {
+    // Validation keeps both normal absolute paths (no trailing /), so a string compare is exact.
+    let net = &cluster.profile.networking;
+    (net.cni_bin_dir != UPSTREAM_CNI_BIN_DIR || net.cni_conf_dir != UPSTREAM_CNI_CONF_DIR).then(
+        || CniDirs {
+            bin_dir: net.cni_bin_dir.clone(),
+            conf_dir: net.cni_conf_dir.clone(),
+        },
+    )
 }
 
 /// Delete a link if it exists (teardown runs again after a partial failure, so it must be idempotent).

@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::{sh_quote, ClusterFile, ClusterPlan, LocalCommand, NodeFile, NodePlan, Step, Unit};
+use super::{
+    sh_quote, ClusterFile, ClusterPlan, LocalCheck, LocalCommand, NodeFile, NodePlan, Step, Unit,
+};
 use crate::profile::{Cluster, Node, RoutesBackend};
 use crate::render::{template, template_plain};
 
@@ -14,7 +16,6 @@ use crate::render::{template, template_plain};
 pub const ROUTE_PROTO: u8 = 211;
 pub const SCRIPT: &str = "/usr/local/lib/netctl/routes.sh";
 pub const UNIT: &str = "netctl-routes.service";
-pub const SYSCTL_FILE: &str = "/etc/sysctl.d/90-netctl.conf";
 pub const VXLAN_DEV: &str = "netctl-vxlan";
 /// VXLAN adds 50 bytes of headers; with no MTU in the profile, assume a 1500-byte underlay.
 pub const DEFAULT_VXLAN_MTU: u32 = 1450;
@@ -93,12 +94,6 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             services: vec![],
         });
     }
-    plan.files.push(NodeFile {
-        path: SYSCTL_FILE.into(),
-        mode: 0o644,
-        content: template_plain("routes/90-netctl.conf"),
-        services: vec![],
-    });
 
     // Cloud backends route in the VPC: the node only forwards.
     let peers: Vec<Peer> = if in_kernel {
@@ -182,6 +177,60 @@ pub fn gce_route_name(cidr: &ipnetwork::Ipv4Network) -> String {
     )
 }
 
+/// gce: the instance named as the node must forward IP. `list` with a name filter needs no zone
+/// (`describe` does); the exact name is matched in the output, not trusted to the filter.
+pub fn gce_can_ip_forward(instance: &str) -> LocalCommand {
+    LocalCommand {
+        title: format!("check that {instance} forwards IP"),
+        program: "gcloud".into(),
+        args: vec![
+            "compute".into(),
+            "instances".into(),
+            "list".into(),
+            format!("--filter=name={instance}"),
+            "--format=value(name,canIpForward)".into(),
+        ],
+        check: Some(LocalCheck::Expect {
+            line: format!("{instance}\tTrue"),
+            hint: format!(
+                "GCE instance {instance} must forward IP (canIpForward), or GCE drops pod traffic routed to it: \
+                 create instances with --can-ip-forward, or stop it and update it from an exported config \
+                 (gcloud compute instances export / update-from-file) with canIpForward: true"
+            ),
+        }),
+    }
+}
+
+/// aws: the node's instance with its source/destination check off.
+pub fn aws_no_source_dest_check(node: &str, instance: &str) -> LocalCommand {
+    LocalCommand {
+        title: format!("turn off {node}'s source/destination check"),
+        program: "aws".into(),
+        args: vec![
+            "ec2".into(),
+            "modify-instance-attribute".into(),
+            "--instance-id".into(),
+            instance.into(),
+            "--no-source-dest-check".into(),
+        ],
+        check: Some(LocalCheck::Ensure {
+            query: vec![
+                "ec2".into(),
+                "describe-instance-attribute".into(),
+                "--instance-id".into(),
+                instance.into(),
+                "--attribute".into(),
+                "sourceDestCheck".into(),
+                "--query".into(),
+                "SourceDestCheck.Value".into(),
+                "--output".into(),
+                "text".into(),
+            ],
+            line: "False".into(),
+        }),
+    }
+}
+
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let opts = &cluster.profile.networking.routes;
     let mut plan = ClusterPlan::default();
@@ -195,6 +244,12 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         RoutesBackend::HostGw | RoutesBackend::Vxlan => return plan,
         RoutesBackend::Gce => {
             let network = opts.gce_network.clone().unwrap_or_default();
+            // GCE drops packets to or from addresses that are not the instance's own unless
+            // the instance forwards IP, which only instance creation (or an update from an
+            // exported config) sets: check it, and fail with what to do.
+            for (n, _) in routed() {
+                plan.local.push(gce_can_ip_forward(&n.name));
+            }
             for (n, cidr) in routed() {
                 plan.local.push(LocalCommand {
                     title: format!("route {cidr} to {}", n.name),
@@ -211,19 +266,29 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
                         "--destination-range".into(),
                         cidr.to_string(),
                     ],
+                    check: None,
                 });
             }
         }
         RoutesBackend::Aws => {
             let table = opts.aws_route_table_id.clone().unwrap_or_default();
-            for (n, cidr) in routed() {
-                let instance = cluster
+            let instance = |name: &str| {
+                cluster
                     .profile
                     .nodes
                     .iter()
-                    .find(|s| s.name == n.name)
+                    .find(|s| s.name == name)
                     .and_then(|s| s.instance_id.clone())
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+            };
+            // EC2 drops traffic an instance neither sends from nor receives at its own address
+            // while its source/destination check is on: turn it off where it is on.
+            for (n, _) in routed() {
+                plan.local
+                    .push(aws_no_source_dest_check(&n.name, &instance(&n.name)));
+            }
+            for (n, cidr) in routed() {
+                let instance = instance(&n.name);
                 plan.local.push(LocalCommand {
                     title: format!("route {cidr} to {}", n.name),
                     program: "aws".into(),
@@ -237,19 +302,37 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
                         "--instance-id".into(),
                         instance,
                     ],
+                    check: None,
                 });
             }
         }
     }
     let mut script = String::from(
-        "#!/bin/sh\n# Rendered by netctl: one cloud route per node's podCIDR.\nset -eu\n",
+        "#!/bin/sh\n# Rendered by netctl: every node forwards IP, then one cloud route per node's podCIDR.\nset -eu\n",
     );
+    let words = |program: &str, args: &[String]| {
+        std::iter::once(program)
+            .chain(args.iter().map(String::as_str))
+            .map(sh_quote)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for c in &plan.local {
-        script.push_str(&sh_quote(&c.program));
-        for a in &c.args {
-            script.push(' ');
-            script.push_str(&sh_quote(a));
-        }
+        let cmd = words(&c.program, &c.args);
+        let line = match &c.check {
+            None => cmd,
+            Some(LocalCheck::Expect { line, hint }) => format!(
+                "{cmd} | grep -qxF \"$(printf {})\" || {{ echo {} >&2; exit 1; }}",
+                sh_quote(&line.replace('\t', "\\t")),
+                sh_quote(hint)
+            ),
+            Some(LocalCheck::Ensure { query, line }) => format!(
+                "[ \"$({})\" = {} ] || {cmd}",
+                words(&c.program, query),
+                sh_quote(line)
+            ),
+        };
+        script.push_str(&line);
         script.push('\n');
     }
     plan.files.push(ClusterFile {
@@ -257,4 +340,110 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         content: script,
     });
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::kube::testkit::cluster as profile;
+
+    fn gce() -> Cluster {
+        profile(
+            "1.30",
+            "",
+            "  provider: routes\n  routes: { backend: gce, gceNetwork: k8s-net }\n",
+        )
+    }
+
+    /// Item 11: every routed instance is checked for IP forwarding before its route is made.
+    #[test]
+    fn gce_checks_ip_forwarding_before_routes() {
+        let plan = cluster(&gce());
+        let titles: Vec<&str> = plan.local.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "check that worker-0 forwards IP",
+                "check that worker-1 forwards IP",
+                "route 10.200.0.0/24 to worker-0",
+                "route 10.200.1.0/24 to worker-1"
+            ]
+        );
+        assert_eq!(
+            plan.local[0].args,
+            [
+                "compute",
+                "instances",
+                "list",
+                "--filter=name=worker-0",
+                "--format=value(name,canIpForward)"
+            ]
+        );
+    }
+
+    /// routes.sh, the same steps for an operator to run by hand, stops at an instance that does
+    /// not forward and runs the routes when all do (with the gcloud stand-in of tests/cloud.rs).
+    #[test]
+    fn routes_sh_checks_forwarding_with_gcloud() {
+        let plan = cluster(&gce());
+        let script = &plan.files[0].content;
+        let dir = tempfile::tempdir().unwrap();
+        let path = format!(
+            "{}/tests/standin/cloud:{}",
+            env!("CARGO_MANIFEST_DIR"),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let run = || {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("PATH", &path)
+                .env("NETCTL_STANDIN_DIR", dir.path())
+                .output()
+                .unwrap()
+        };
+        std::fs::write(dir.path().join("no-forward"), "worker-1\n").unwrap();
+        let o = run();
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("GCE instance worker-1 must forward IP"),
+            "{o:?}"
+        );
+        assert!(
+            !dir.path().join("routes").exists(),
+            "no route before the checks pass"
+        );
+        std::fs::remove_file(dir.path().join("no-forward")).unwrap();
+        let o = run();
+        assert!(o.status.success(), "{o:?}");
+        let routes = std::fs::read_to_string(dir.path().join("routes")).unwrap();
+        assert_eq!(
+            routes,
+            "kubernetes-route-10-200-0-0-24\nkubernetes-route-10-200-1-0-24\n"
+        );
+    }
+
+    #[test]
+    fn aws_turns_the_source_dest_check_off_only_when_on() {
+        let text = "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\nnetworking:\n  provider: routes\n  routes: { backend: aws, awsRouteTableId: rtb-1 }\nnodes:\n  - { name: worker-0, address: 10.240.0.20, instanceId: i-0abc }\n";
+        let c = crate::profile::load_str(text, std::path::Path::new("t.yaml")).unwrap();
+        let plan = cluster(&c);
+        let first = &plan.local[0];
+        assert_eq!(first.args[1], "modify-instance-attribute");
+        assert!(first.args.contains(&"--no-source-dest-check".to_string()));
+        match &first.check {
+            Some(LocalCheck::Ensure { query, line }) => {
+                assert_eq!(query[1], "describe-instance-attribute");
+                assert_eq!(line, "False");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            plan.files[0]
+                .content
+                .contains("[ \"$(aws ec2 describe-instance-attribute --instance-id i-0abc --attribute sourceDestCheck --query SourceDestCheck.Value --output text)\" = False ] || aws ec2 modify-instance-attribute --instance-id i-0abc --no-source-dest-check"),
+            "{}",
+            plan.files[0].content
+        );
+    }
 }

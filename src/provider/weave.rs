@@ -8,6 +8,11 @@ use serde::Serialize;
 use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node, ProviderKind};
 
+/// Printed by `profile check`, `render`, `plan` and `init` for a weave profile (docs/providers.md).
+pub const DEPRECATED: &str = "networking.provider: weave is deprecated: Weaveworks shut down and \
+weaveworks/weave is archived (v2.8.1, 2021, is its last release; kops dropped weave in 1.23, kubespray \
+too). netctl still renders it; move the cluster with `netctl switch --networking flannel` (or calico, canal)";
+
 pub fn upstream_url(version: &str) -> String {
     format!(
         "https://github.com/weaveworks/weave/releases/download/{version}/weave-daemonset-k8s.yaml"
@@ -46,11 +51,18 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
             mtu: w.mtu,
         },
     );
+    let mut patches = vec![("weave-net.yaml".to_string(), patch)];
+    if let Some(dirs) = super::custom_cni_dirs(cluster) {
+        patches.push((
+            "cni-dirs.yaml".to_string(),
+            crate::render::template("weave/cni-dirs.yaml", &dirs),
+        ));
+    }
     kustomize_plan(
         ProviderKind::Weave,
         &upstream_url(&w.version),
         w.manifest_file.as_deref(),
-        vec![("weave-net.yaml".to_string(), patch)],
+        patches,
     )
 }
 
@@ -140,5 +152,68 @@ mod tests {
         let c = profile("1.30", "", "  provider: weave\n");
         let ctl = node_plan(&c, c.node("controller-0").unwrap());
         assert!(!ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
+    }
+
+    /// Item 6: weave-init writes under /host/opt/cni/bin and /host/etc/cni/net.d (its /opt and
+    /// /etc mounts): the profile's directories are mounted over those two paths.
+    #[test]
+    fn kustomize_moves_the_cni_dirs() {
+        let c = profile(
+            "1.30",
+            "",
+            &format!(
+                "  provider: weave\n  cniBinDir: /usr/lib/cni\n  cniConfDir: /etc/cni/alt.d\n  weave: {{ manifestFile: {} }}\n",
+                fixture("weave.yaml")
+            ),
+        );
+        let Some(docs) = kustomize(&cluster(&c), "weave") else {
+            return;
+        };
+        let ds = find(&docs, "DaemonSet", "weave-net");
+        let spec = &ds["spec"]["template"]["spec"];
+        let init = &spec["initContainers"][0];
+        assert_eq!(init["name"].as_str(), Some("weave-init"));
+        let mounts: Vec<(&str, &str)> = init["volumeMounts"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap(),
+                    m["mountPath"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for want in [
+            ("cni-bin", "/host/opt"),
+            ("cni-conf", "/host/etc"),
+            ("netctl-cni-bin", "/host/opt/cni/bin"),
+            ("netctl-cni-conf", "/host/etc/cni/net.d"),
+        ] {
+            assert!(mounts.contains(&want), "{want:?} in {mounts:?}");
+        }
+        let paths: Vec<(&str, &str)> = spec["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["name"].as_str().unwrap(),
+                    v["hostPath"]["path"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert!(
+            paths.contains(&("netctl-cni-bin", "/usr/lib/cni")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&("netctl-cni-conf", "/etc/cni/alt.d")),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&("cni-conf", "/etc")),
+            "upstream's kept: {paths:?}"
+        );
     }
 }
