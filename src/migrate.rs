@@ -309,6 +309,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("t.yaml");
         let mut cluster = base("1.30");
+        // flanneld needs credentials the API server accepts: a CA netctl generates, here.
+        cluster.profile.pki.generate_ca = true;
+        let ca = {
+            let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let key = rcgen::KeyPair::generate().unwrap();
+            params.self_signed(&key).unwrap().pem()
+        };
+        let ca_path = dir.path().join("cluster-ca.pem");
+        std::fs::write(&ca_path, ca).unwrap();
+        cluster.profile.kubernetes.ca_certificate = Some(ca_path.to_str().unwrap().into());
         let to = Endpoint {
             provider: ProviderKind::Flannel,
             backend: "vxlan".into(),

@@ -164,6 +164,22 @@ pub fn resolve(plan: &NodePlan, found: &Gathered) -> Result<NodePlan, EditError>
         out.files.retain(|f| f.path != e.path);
         whole.extend(e.companions.iter().cloned());
         let resolved = resolve_one(e, whole, found)?;
+        if !resolved.is_empty() {
+            // Units the edit feeds that the plan does not manage: restarted when it changes.
+            for s in &e.services {
+                if !out
+                    .units
+                    .iter()
+                    .any(|u| crate::plan::unit_name(&u.name) == crate::plan::unit_name(s))
+                {
+                    out.units.push(crate::provider::Unit {
+                        name: s.clone(),
+                        enable: false,
+                        restart: true,
+                    });
+                }
+            }
+        }
         out.files.extend(resolved);
     }
     out.files.sort_by(|a, b| a.path.cmp(&b.path));

@@ -101,7 +101,9 @@ fn add_containerd(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan
 }
 
 /// `manageUnits: false`: only the edit of a config the node has; containerd restarted when it
-/// changed (its running containers are the shims', a restart leaves them), never enabled.
+/// changed (its running containers are the shims', a restart leaves them), never enabled. The unit
+/// joins the plan only where the edit resolves to a file (edit::resolve): a node without containerd
+/// has nothing to restart and verify has no containerd to judge.
 fn edit_containerd_only(cluster: &Cluster, plan: &mut NodePlan) {
     let k = &cluster.profile.kubernetes;
     let net = &cluster.profile.networking;
@@ -119,14 +121,6 @@ fn edit_containerd_only(cluster: &Cluster, plan: &mut NodePlan) {
         own: false,
         services: vec!["containerd".into()],
     });
-    push_unit(
-        plan,
-        Unit {
-            name: "containerd".into(),
-            enable: false,
-            restart: true,
-        },
-    );
 }
 
 fn push_unit(plan: &mut NodePlan, unit: Unit) {
