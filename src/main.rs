@@ -10,6 +10,11 @@ use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
 use netctl::migrate::{self, Endpoint};
 use netctl::printer::escape_controls;
+
+/// `print!` through `printer::out`: a closed stdout ends the run quietly (exit 0).
+macro_rules! out {
+    ($($arg:tt)*) => { netctl::printer::out(&format!($($arg)*)) };
+}
 use netctl::profile::ProviderKind;
 use netctl::{certs, commands, profile, verify, Error};
 use std::time::SystemTime;
@@ -24,7 +29,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Text for people, printed with node text escaped (`escape_controls`). JSON is escaped by serde;
 /// verify's text report escapes itself (so its colours survive).
 fn print_text(text: &str) {
-    print!("{}", escape_controls(text));
+    out!("{}", escape_controls(text));
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -110,7 +115,7 @@ fn apply(
         Format::Text => {
             print_text(&commands::apply::text(&report, dry_run));
             if let Some(v) = &checked {
-                print!("\n{}", verify::report::text(v));
+                out!("\n{}", verify::report::text(v));
             }
         }
         Format::Json => {
@@ -118,7 +123,7 @@ fn apply(
             if let Some(c) = &checked {
                 v["verify"] = serde_json::to_value(c).expect("report serialises");
             }
-            print!("{}", json(&v));
+            out!("{}", json(&v));
         }
     }
     let code = run_result(&report)?;
@@ -151,7 +156,7 @@ fn verify_command(
     let rt = runtime();
     let report = rt.block_on(commands::verify::run(cluster, opts));
     rt.shutdown_background();
-    print!(
+    out!(
         "{}",
         match output {
             VerifyFormat::Text => verify::report::text(&report),
@@ -197,7 +202,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             print_warnings(&cluster, cli.quiet);
             match output {
                 Format::Text => print_text(&commands::check::text(&cluster)),
-                Format::Json => print!("{}", commands::check::json(&cluster)),
+                Format::Json => out!("{}", commands::check::json(&cluster)),
             }
             Ok(0)
         }
@@ -210,7 +215,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "netctl", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "netctl", &mut script);
+            netctl::printer::out(&String::from_utf8_lossy(&script));
             Ok(0)
         }
         Command::Render { profile, out } => {
@@ -279,8 +286,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 cli.quiet,
             ));
             match connect.output {
-                Format::Text => print!("{}", commands::unlock::text(&reports)),
-                Format::Json => print!("{}", json(&reports)),
+                Format::Text => out!("{}", commands::unlock::text(&reports)),
+                Format::Json => out!("{}", json(&reports)),
             }
             use netctl::commands::unlock::Result as U;
             let bad: Vec<&str> = reports
@@ -322,7 +329,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             ));
             match connect.output {
                 Format::Text => print_text(&commands::reset::text(&reports)),
-                Format::Json => print!("{}", json(&reports)),
+                Format::Json => out!("{}", json(&reports)),
             }
             let failed: Vec<&str> = reports
                 .iter()
@@ -409,7 +416,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let report = runtime().block_on(commands::switch::run(cluster, opts))?;
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
-                Format::Json => print!("{}", json(&report)),
+                Format::Json => out!("{}", json(&report)),
             }
             Ok(if report.error.is_some() { 1 } else { 0 })
         }

@@ -5,6 +5,31 @@
 /// visible escape (`\x1b`, `\u{9b}`) except the newline and tab a multi-line message needs. Text
 /// from nodes (a lock's holder, a command's stderr) would otherwise drive the operator's terminal:
 /// set its title, clear the screen, rewrite earlier lines. Idempotent: the escapes are printable.
+/// Write to stdout. A reader that went away (`netctl plan | head -1`) ends netctl quietly with
+/// exit 0, as ripgrep does: what it did is done, and the pipeline is not failed for it. `print!`
+/// would panic instead (Rust ignores SIGPIPE, so the write returns EPIPE).
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// `println!` through `out`.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::printer::out(&format!("{}\n", format_args!($($arg)*))) };
+}
+
 pub fn escape_controls(s: &str) -> String {
     escape(s, true)
 }

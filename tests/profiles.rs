@@ -246,3 +246,38 @@ fn deeply_nested_yaml_is_refused_fast() {
         );
     }
 }
+
+/// Issue 16: a closed stdout (`netctl ... | head -0`) panicked with "failed printing to stdout"
+/// and exit 101. The pipe's reader is closed before netctl starts, so every write fails.
+#[test]
+fn a_closed_stdout_ends_quietly_with_exit_0() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    for args in [
+        &[
+            "profile",
+            "check",
+            "-p",
+            "profiles/calico.yaml",
+            "--output",
+            "json",
+        ][..],
+        &["profile", "check", "-p", "profiles/calico.yaml"][..],
+        &["completions", "bash"][..],
+    ] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills two new descriptors, each owned once below.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_netctl"))
+            .args(args)
+            .stdout(std::process::Stdio::from(writer))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

@@ -186,7 +186,7 @@ pub fn up(
     match built {
         Ok(()) => {
             eprintln!("lab {name} up in {:.1} s", started.elapsed().as_secs_f64());
-            println!("{}", dir.join("profile.yaml").display());
+            crate::outln!("{}", dir.join("profile.yaml").display());
             Ok(0)
         }
         Err(e) => {
@@ -300,7 +300,7 @@ fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Res
     probe::in_netns(state.probe_netns(), || probe::wait_all(&addrs, timeout))??;
     profile::write(state, &dir, &preflight::cni_dir())?;
 
-    println!(
+    crate::outln!(
         "lab {}: {} {} node(s) on {} (bridge {}, gateway {})",
         state.name,
         state.nodes.len(),
@@ -310,9 +310,9 @@ fn build(state: &mut State, lower: Option<&Path>, password: Option<&str>) -> Res
         state.gateway
     );
     for n in state.bastion.iter().chain(&state.nodes) {
-        println!("  {:<9} {}", n.name, n.address);
+        crate::outln!("  {:<9} {}", n.name, n.address);
     }
-    println!(
+    crate::outln!(
         "ssh: ssh -i {} -o UserKnownHostsFile={} root@{}",
         key.display(),
         kh.display(),
@@ -388,7 +388,7 @@ pub fn down(name: &str) -> Result<i32, LabError> {
     preflight::require_root()?;
     let dir = lab_dir(name);
     if !dir.exists() {
-        println!("lab {name} is not up: nothing to remove");
+        crate::outln!("lab {name} is not up: nothing to remove");
         return Ok(0);
     }
     let mut state = match State::load(name) {
@@ -396,13 +396,13 @@ pub fn down(name: &str) -> Result<i32, LabError> {
         // `up` claimed the directory but died before its first record: nothing else was made.
         Err(LabError::BadInput(_)) => {
             remove_lab_dir(&dir)?;
-            println!("lab {name} removed");
+            crate::outln!("lab {name} removed");
             return Ok(0);
         }
         Err(e) => return Err(e),
     };
     teardown(&mut state)?;
-    println!("lab {name} removed");
+    crate::outln!("lab {name} removed");
     Ok(0)
 }
 
@@ -544,7 +544,7 @@ fn remove_host_dirs() {
 pub fn status(name: &str) -> Result<i32, LabError> {
     validate_name(name)?;
     let info = LabInfo::load(name)?;
-    println!(
+    crate::outln!(
         "lab {} ({}, {} bridge {}, {})",
         info.name,
         info.kind.as_str(),
@@ -552,7 +552,7 @@ pub fn status(name: &str) -> Result<i32, LabError> {
         info.bridge,
         info.dir.display()
     );
-    println!("{:<10} {:<15} {:<8} SSH", "NODE", "ADDRESS", "PID");
+    crate::outln!("{:<10} {:<15} {:<8} SSH", "NODE", "ADDRESS", "PID");
     let mut down = 0;
     let answers = probe::in_netns(info.probe_netns.as_deref(), || {
         info.nodes
@@ -562,7 +562,7 @@ pub fn status(name: &str) -> Result<i32, LabError> {
     })?;
     if let Some(b) = info.bastion {
         let up = probe::ssh_answers(b, Duration::from_secs(2));
-        println!(
+        crate::outln!(
             "{:<10} {:<15} {:<8} {}",
             "bastion",
             b.to_string(),
@@ -579,7 +579,7 @@ pub fn status(name: &str) -> Result<i32, LabError> {
         }
         let pid = n.pid.map_or("-".to_string(), |p| p.to_string());
         let ssh = if up { "up" } else { "down" };
-        println!(
+        crate::outln!(
             "{:<10} {:<15} {:<8} {ssh}",
             n.name,
             n.address.to_string(),
@@ -659,7 +659,7 @@ pub fn restart(name: &str, node: &str) -> Result<i32, LabError> {
     probe::in_netns(state.probe_netns(), || {
         probe::wait_all(&[(n.name.clone(), n.address)], timeout)
     })??;
-    println!(
+    crate::outln!(
         "{node} restarted in {:.1} s",
         started.elapsed().as_secs_f64()
     );
@@ -728,7 +728,7 @@ pub fn restart_runtime(name: &str, nodes: &[String]) -> Result<i32, LabError> {
         state.nodes[i] = n.clone();
         state.save()?;
         started?;
-        println!("{}: containerd restarted", n.name);
+        crate::outln!("{}: containerd restarted", n.name);
     }
     Ok(0)
 }
