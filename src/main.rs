@@ -44,6 +44,11 @@ fn preflight(cluster: &profile::Cluster) -> Result<(), Error> {
 
 /// Exit code for a node run: refusals (host key, lock) 3, failures 1.
 fn run_result(report: &RunReport) -> Result<i32, Error> {
+    if report.declined {
+        return Err(Error::Failed(
+            "not applied: the answer was no; nothing was changed".into(),
+        ));
+    }
     let failed = report.failed_nodes();
     if failed.is_empty() && !report.cluster_failed() {
         return Ok(0);
@@ -69,6 +74,14 @@ fn apply(
     no_verify: bool,
 ) -> Result<i32, Error> {
     let mut cluster = profile::load(&connect.profile)?;
+    // Nothing changes without an explicit yes (Terraform, kops): with no terminal to ask, init
+    // refuses before it connects, as reset and switch do.
+    if !dry_run && !yes && !can_ask() {
+        return Err(Error::Usage(
+            "init changes nodes and there is no terminal to ask: pass --yes (or run `netctl plan`)"
+                .into(),
+        ));
+    }
     // Bad ssh input stops the run (exit 2) before any node, or the local PKI, is touched.
     preflight(&cluster)?;
     print_warnings(&cluster, quiet);
@@ -450,6 +463,12 @@ fn new_profile(a: Box<cli::NewArgs>) -> Result<String, Error> {
 }
 
 /// Destructive commands ask first on a terminal; without one they need --yes (exit 2 otherwise).
+/// A person can answer a question: stdin and stderr are terminals.
+fn can_ask() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
 fn confirm_or_refuse(yes: bool, prompt: &str) -> Result<(), Error> {
     use std::io::IsTerminal;
     if yes {

@@ -281,3 +281,23 @@ fn a_closed_stdout_ends_quietly_with_exit_0() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 16: without a terminal, `init` applied without `--yes` (reset and switch refused). Now
+/// it refuses before it connects anywhere: exit 2, naming --yes.
+#[test]
+fn init_without_a_terminal_or_yes_refuses_before_connecting() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/calico.yaml");
+    let out = netctl()
+        .args(["init", "-p"])
+        .arg(&p)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    assert!(
+        !stderr.contains("connect"),
+        "it must not have tried the nodes: {stderr}"
+    );
+}

@@ -92,6 +92,9 @@ pub struct RunReport {
     pub run_id: String,
     pub nodes: Vec<NodeReport>,
     pub cluster: Vec<ClusterStepReport>,
+    /// The operator answered no: nothing was changed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub declined: bool,
 }
 
 impl RunReport {
@@ -350,6 +353,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
         run_id,
         nodes,
         cluster: cluster_steps,
+        declined: !proceed,
     }
 }
 
