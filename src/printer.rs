@@ -238,6 +238,15 @@ impl Progress {
         }
     }
 
+    /// Run `f` with the progress lines hidden (a question must not be drawn over), then show them
+    /// again.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.multi {
+            Some(m) => m.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Print a line without tearing the progress display (escaped: it often quotes a node).
     pub fn println(&self, line: &str) {
         let line = escape_controls(line);

@@ -223,3 +223,44 @@ fn verify_takes_the_node_lock_and_leaves_another_runs_lock_alone() {
         ""
     );
 }
+
+/// Issue 16: on a terminal the question comes after the plan's summary, is not drawn over by the
+/// progress lines, and "no" exits 1 with every node untouched.
+#[test]
+fn init_on_a_terminal_shows_the_plan_asks_and_no_changes_nothing() {
+    if !labkit::can_run("init_on_a_terminal_shows_the_plan_asks_and_no_changes_nothing") {
+        return;
+    }
+    let lab = Lab::up("txn-ask", "netns", 2, 172);
+    let before = (1..=2)
+        .map(|i| node_view(&lab, &lab.node(i)))
+        .collect::<Vec<_>>();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!(
+        "{} init --no-verify -p {}",
+        env!("CARGO_BIN_EXE_netctl"),
+        lab.profile.display()
+    );
+    let mut pty = labkit::pty::Pty::start(&cmd, dir.path(), &[], 60);
+    let question = "Apply changes to 2 node(s)?";
+    pty.answer(question, "n", "not applied");
+    let (status, screen) = pty.finish();
+    assert_eq!(status.code(), Some(1), "{screen}");
+    let plan_at = screen
+        .find("Plan: 2 node(s) to change")
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(plan_at < screen.find(question).unwrap(), "{screen}");
+    assert!(
+        screen.contains("node-1:") && screen.contains("file(s)"),
+        "{screen}"
+    );
+    let after = (1..=2)
+        .map(|i| node_view(&lab, &lab.node(i)))
+        .collect::<Vec<_>>();
+    assert_eq!(before, after, "answering no changed a node");
+    assert_eq!(
+        lab.exec_ok("node-1", "ls /run/netctl/ 2>/dev/null; true"),
+        "",
+        "a lock was left"
+    );
+}

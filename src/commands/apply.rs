@@ -299,7 +299,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
         }
     }
 
-    let proceed = opts.dry_run || opts.yes || confirm(&ready);
+    let proceed = opts.dry_run || opts.yes || confirm(&ready, &progress);
     if opts.dry_run || !proceed {
         for p in ready {
             let skipped = skipped_restarts(&p);
@@ -357,21 +357,39 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
     }
 }
 
-/// Ask before changing nodes, when a person is there to answer and something would change.
-fn confirm(ready: &[Prepared]) -> bool {
+/// Ask before changing nodes, when a person is there to answer and something would change (main
+/// refuses a run without --yes and without a terminal before it connects). The plan's summary comes
+/// first, and the progress lines are hidden while the question waits.
+fn confirm(ready: &[Prepared], progress: &Progress) -> bool {
     use std::io::IsTerminal;
-    let changing = ready
+    let changing: Vec<&Prepared> = ready
         .iter()
         .filter(|p| !p.changes.files.is_empty() || !p.changes.restart.is_empty())
-        .count();
-    if changing == 0 || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        .collect();
+    if changing.is_empty() || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return true;
     }
-    dialoguer::Confirm::new()
-        .with_prompt(format!("Apply changes to {changing} node(s)?"))
-        .default(false)
-        .interact()
-        .unwrap_or(false)
+    let mut summary = format!(
+        "Plan: {} node(s) to change, {} unchanged (`netctl plan` shows the diffs):\n",
+        changing.len(),
+        ready.len() - changing.len()
+    );
+    for p in &changing {
+        summary.push_str(&format!(
+            "  {}: {} file(s), {} restart(s)\n",
+            p.node.name,
+            p.changes.files_changed(),
+            p.changes.restart.len()
+        ));
+    }
+    progress.suspend(|| {
+        eprint!("{}", crate::printer::escape_controls(&summary));
+        dialoguer::Confirm::new()
+            .with_prompt(format!("Apply changes to {} node(s)?", changing.len()))
+            .default(false)
+            .interact()
+            .unwrap_or(false)
+    })
 }
 
 fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<ClusterStepReport> {
