@@ -58,6 +58,10 @@ struct ScriptCtx<'a> {
     mac: String,
     vtep: String,
     peers: Vec<Peer>,
+    /// The node's podCIDR and the cluster CIDR: pod traffic leaving the cluster is masqueraded,
+    /// pod to pod is not.
+    pod_cidr: Option<String>,
+    cluster_cidr: String,
 }
 
 #[derive(Serialize)]
@@ -136,6 +140,8 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             .map(|c| c.network().to_string())
             .unwrap_or_else(|| node.address.to_string()),
         peers,
+        pod_cidr: node.pod_cidr.map(|c| c.to_string()),
+        cluster_cidr: cluster.cluster_cidr.to_string(),
     };
     plan.files.push(NodeFile {
         path: SCRIPT.into(),

@@ -34,6 +34,26 @@ $2 "*) return 0 ;; esac
     return 1
 }
 
+{%- if pod_cidr %}
+
+# Pod traffic leaving the cluster CIDR is masqueraded; pod to pod is not: peers and NetworkPolicy
+# see pod addresses, and a connection survives its path changing (a switch between backends).
+# (The bridge plugin's own ipMasq would masquerade everything outside this node's podCIDR.)
+MASQ="-s {{ pod_cidr }} ! -d {{ cluster_cidr }} -m comment --comment netctl-routes -j MASQUERADE"
+
+masq_up() {
+    command -v iptables >/dev/null || { echo "netctl-routes: no iptables: pod traffic to outside the cluster is not masqueraded" >&2; return 0; }
+    # shellcheck disable=SC2086 # MASQ is the rule's words
+    iptables -w -t nat -C POSTROUTING $MASQ 2>/dev/null || iptables -w -t nat -A POSTROUTING $MASQ
+}
+
+masq_down() {
+    command -v iptables >/dev/null || return 0
+    # shellcheck disable=SC2086
+    while iptables -w -t nat -D POSTROUTING $MASQ 2>/dev/null; do :; done
+}
+{%- endif %}
+
 wait_for_address() { # at boot the unit can start before the address is configured
     i=0
     while [ -z "$(ip -o -4 addr show to "$NODE_ADDRESS")" ]; do
@@ -90,6 +110,9 @@ EOF
 prepare() {
     sysctl -q -w net.ipv4.ip_forward=1
     wait_for_address
+{%- if pod_cidr %}
+    masq_up
+{%- endif %}
 {%- if backend == "vxlan" %}
     vxlan_up
 {%- endif %}
@@ -118,6 +141,9 @@ cleanup() {
 down() {
     ip -4 route show proto "$PROTO" | while read -r dst _; do ip route del "$dst" proto "$PROTO"; done
     ip link del "$DEV" 2>/dev/null || true
+{%- if pod_cidr %}
+    masq_down
+{%- endif %}
 }
 
 check() {
