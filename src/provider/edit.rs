@@ -281,6 +281,7 @@ fn keep_or_change(
         mode,
         content: new,
         services: services.to_vec(),
+        blob: None,
     })
 }
 
@@ -319,6 +320,7 @@ mod tests {
                 Some(RemoteFile {
                     mode: 0o644,
                     content: t.as_bytes().to_vec(),
+                    digest: None,
                 }),
             );
         }
@@ -333,6 +335,7 @@ mod tests {
                 sha256: String::new(),
                 mode: 0o644,
                 original,
+                binary: false,
             },
         );
     }
@@ -359,6 +362,7 @@ mod tests {
             mode: 0o644,
             content: content.into(),
             services: vec![service.into()],
+            blob: None,
         }
     }
 
