@@ -85,6 +85,9 @@ fn apply(
     // Bad ssh input stops the run (exit 2) before any node, or the local PKI, is touched.
     preflight(&cluster)?;
     print_warnings(&cluster, quiet);
+    // The binaries nodes get, read and checked against the profile's sha256 before any node (or
+    // the local PKI) is touched.
+    cluster.binaries = profile::binaries::load(&cluster, &connect.profile)?;
     // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
     let mode = if dry_run {
         certs::Mode::InMemory
@@ -405,6 +408,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             // The target's certificates (flanneld as a systemd unit), issued before any node moves.
             let target =
                 migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;
+            // The target's binaries (flanneld as a systemd unit), checked before any node moves.
+            cluster.binaries = profile::binaries::load(&target, &profile)?;
             let mode = if dry_run {
                 certs::Mode::InMemory
             } else {

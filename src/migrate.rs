@@ -83,9 +83,10 @@ pub fn retarget(cluster: &Cluster, to: &Endpoint) -> Result<Cluster, EndpointErr
             .collect::<Vec<_>>()
             .join("; "),
     })?;
-    // The run's certificates and the profile's file stay with the cluster: the node plans of the
+    // The run's certificates, binaries and the profile's file stay with the cluster: the node plans of the
     // target need flanneld's certificates as much as the profile's do.
     target.pki = cluster.pki.clone();
+    target.binaries = cluster.binaries.clone();
     target.source = cluster.source.clone();
     Ok(target)
 }

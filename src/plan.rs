@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::profile::sha256_hex;
 use crate::provider::{NodeFile, NodePlan, Step};
-use crate::state::{Gathered, ManagedFile, NodeState};
+use crate::state::{Gathered, ManagedFile, NodeState, RemoteFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,8 +29,11 @@ pub struct FileChange {
     pub restore_original: bool,
     /// The old or new file is readable by its owner only (a key): its diff shows sizes, never content.
     pub secret: bool,
+    /// A program (flanneld): its diff shows size and sha256, never bytes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub binary: bool,
     #[serde(skip)]
-    pub old: Option<Vec<u8>>,
+    pub old: Option<RemoteFile>,
     #[serde(skip)]
     pub new: Option<NodeFile>,
 }
@@ -43,8 +45,39 @@ pub fn is_secret_mode(mode: u32) -> bool {
 }
 
 impl FileChange {
+    fn header(&self) -> (&str, &str) {
+        match self.action {
+            FileAction::Create => ("/dev/null", self.path.as_str()),
+            FileAction::Remove => (self.path.as_str(), "/dev/null"),
+            _ => (self.path.as_str(), self.path.as_str()),
+        }
+    }
+
     /// A unified diff for people (binary content shown as a note, secret content as its size).
     pub fn diff(&self) -> String {
+        if self.binary && self.action != FileAction::Chmod {
+            let (a, b) = self.header();
+            let mut s = format!("--- {a}\n+++ {b}\n");
+            if let Some(old) = &self.old {
+                s.push_str(&format!(
+                    "-(binary, {} bytes, sha256 {})\n",
+                    old.size(),
+                    old.sha256()
+                ));
+            }
+            if let Some(new) = &self.new {
+                let size = new
+                    .blob
+                    .as_ref()
+                    .and_then(|b| b.size)
+                    .unwrap_or(new.content.len() as u64);
+                s.push_str(&format!(
+                    "+(binary, {size} bytes, sha256 {})\n",
+                    new.sha256()
+                ));
+            }
+            return s;
+        }
         if self.secret && self.action != FileAction::Chmod {
             let (a, b) = match self.action {
                 FileAction::Create => ("/dev/null", self.path.as_str()),
@@ -53,7 +86,7 @@ impl FileChange {
             };
             let mut s = format!("--- {a}\n+++ {b}\n");
             if let Some(old) = &self.old {
-                s.push_str(&format!("-(secret, {} bytes)\n", old.len()));
+                s.push_str(&format!("-(secret, {} bytes)\n", old.content.len()));
             }
             if let Some(new) = &self.new {
                 s.push_str(&format!("+(secret, {} bytes)\n", new.content.len()));
@@ -62,8 +95,8 @@ impl FileChange {
         }
         let old = self
             .old
-            .as_deref()
-            .map(String::from_utf8_lossy)
+            .as_ref()
+            .map(|r| String::from_utf8_lossy(&r.content))
             .unwrap_or_default();
         let new = self.new.as_ref().map(|f| f.content.as_str()).unwrap_or("");
         let (a, b) = match self.action {
@@ -143,6 +176,16 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
         let remote = found.files.get(&f.path).cloned().flatten();
         let action = match &remote {
             None => Some(FileAction::Create),
+            // A binary is compared by sha256 (the gather reads back only that).
+            Some(r) if f.blob.is_some() || r.digest.is_some() => {
+                if r.sha256() != f.sha256() {
+                    Some(FileAction::Update)
+                } else if r.mode != f.mode {
+                    Some(FileAction::Chmod)
+                } else {
+                    None
+                }
+            }
             Some(r) if r.content != f.content.as_bytes() => Some(FileAction::Update),
             Some(r) if r.mode != f.mode => Some(FileAction::Chmod),
             Some(_) => None,
@@ -163,7 +206,8 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
             take_over: remote.is_some() && !managed.contains_key(&f.path),
             restore_original: false,
             secret,
-            old: remote.map(|r| r.content),
+            binary: f.blob.is_some() || remote.as_ref().is_some_and(|r| r.digest.is_some()),
+            old: remote,
             new: Some(f.clone()),
         });
     }
@@ -186,7 +230,8 @@ pub fn diff(desired: &NodePlan, found: &Gathered, systemd: bool) -> NodeChanges 
             restore_original: m.original,
             secret: is_secret_mode(m.mode)
                 || remote.as_ref().is_some_and(|r| is_secret_mode(r.mode)),
-            old: remote.map(|r| r.content),
+            binary: m.binary || remote.as_ref().is_some_and(|r| r.digest.is_some()),
+            old: remote,
             new: None,
         });
     }
@@ -232,9 +277,10 @@ pub fn next_state(
             (
                 f.path.clone(),
                 ManagedFile {
-                    sha256: sha256_hex(f.content.as_bytes()),
+                    sha256: f.sha256(),
                     mode: f.mode,
                     original: took_over || had,
+                    binary: f.blob.is_some(),
                 },
             )
         })
@@ -261,7 +307,7 @@ pub fn next_state(
 mod tests {
     use super::*;
     use crate::provider::Unit;
-    use crate::state::RemoteFile;
+    use crate::state::{Digest, RemoteFile};
 
     fn file(path: &str, content: &str, services: &[&str]) -> NodeFile {
         NodeFile {
@@ -269,6 +315,7 @@ mod tests {
             mode: 0o644,
             content: content.into(),
             services: services.iter().map(|s| s.to_string()).collect(),
+            blob: None,
         }
     }
 
@@ -305,6 +352,7 @@ mod tests {
                 Some(RemoteFile {
                     mode: f.mode,
                     content: f.content.clone().into_bytes(),
+                    digest: None,
                 }),
             );
         }
@@ -342,6 +390,7 @@ mod tests {
             Some(RemoteFile {
                 mode: 0o644,
                 content: b"old".to_vec(),
+                digest: None,
             }),
         );
         let ch = diff(&p, &g, true);
@@ -411,6 +460,7 @@ mod tests {
             Some(RemoteFile {
                 mode: 0o644,
                 content: b"theirs".to_vec(),
+                digest: None,
             }),
         );
         let ch = diff(&p, &g, true);
@@ -437,6 +487,82 @@ mod tests {
         assert!(ch2.files[0].restore_original);
     }
 
+    /// A binary (flanneld): the gather reads back its size and sha256 only, the plan compares
+    /// sha256s, the diff never shows bytes, and state.json marks it so later gathers do the same.
+    #[test]
+    fn binaries_are_compared_and_shown_by_sha256() {
+        let bytes = b"\x7fELF stand-in".to_vec();
+        let sha = crate::profile::sha256_hex(&bytes);
+        let bin = NodeFile {
+            path: "/usr/local/bin/flanneld".into(),
+            mode: 0o755,
+            content: String::new(),
+            services: vec!["flanneld".into()],
+            blob: Some(crate::provider::Blob {
+                sha256: sha.clone(),
+                size: Some(bytes.len() as u64),
+                field: "networking.flannel.flanneld",
+                bytes: Some(std::sync::Arc::new(bytes.clone())),
+            }),
+        };
+        let desired = NodePlan {
+            files: vec![bin.clone()],
+            units: vec![Unit {
+                name: "flanneld".into(),
+                enable: true,
+                restart: true,
+            }],
+            ..NodePlan::default()
+        };
+        let on_node = |sha256: &str, mode: u32| {
+            let mut g = Gathered::default();
+            g.files.insert(
+                bin.path.clone(),
+                Some(RemoteFile {
+                    mode,
+                    content: vec![],
+                    digest: Some(Digest {
+                        size: 17,
+                        sha256: sha256.into(),
+                    }),
+                }),
+            );
+            g
+        };
+        // Same sha256 and mode: nothing to do (the empty content read back is not a difference).
+        assert!(diff(&desired, &on_node(&sha, 0o755), true).files.is_empty());
+        let chmod = diff(&desired, &on_node(&sha, 0o644), true);
+        assert_eq!(chmod.files[0].action, FileAction::Chmod);
+        let other = "0".repeat(64);
+        let ch = diff(&desired, &on_node(&other, 0o755), true);
+        assert_eq!(ch.files[0].action, FileAction::Update);
+        assert_eq!(ch.restart, ["flanneld"]);
+        let d = ch.files[0].diff();
+        assert_eq!(
+            d,
+            format!(
+                "--- {p}\n+++ {p}\n-(binary, 17 bytes, sha256 {other})\n+(binary, {} bytes, sha256 {sha})\n",
+                bytes.len(),
+                p = bin.path
+            )
+        );
+        let created = diff(&desired, &Gathered::default(), true);
+        assert_eq!(created.files[0].action, FileAction::Create);
+        assert!(!created.files[0].diff().contains("ELF"));
+        let st = next_state(&desired, None, &created, "flannel", "host-gw", "p", "r");
+        let m = &st.files[&bin.path];
+        assert_eq!(
+            (m.sha256.as_str(), m.mode, m.binary),
+            (sha.as_str(), 0o755, true)
+        );
+        // Leaving flannel: the record says binary, so the removal shows no bytes either.
+        let mut g = on_node(&sha, 0o755);
+        g.state = Some(st);
+        let gone = diff(&NodePlan::default(), &g, true);
+        assert_eq!(gone.files[0].action, FileAction::Remove);
+        assert!(gone.files[0].binary);
+    }
+
     #[test]
     fn diff_is_unified() {
         let c = FileChange {
@@ -445,7 +571,12 @@ mod tests {
             take_over: false,
             restore_original: false,
             secret: false,
-            old: Some(b"a\nb\n".to_vec()),
+            binary: false,
+            old: Some(RemoteFile {
+                mode: 0o644,
+                content: b"a\nb\n".to_vec(),
+                digest: None,
+            }),
             new: Some(file("/etc/x", "a\nc\n", &[])),
         };
         let d = c.diff();
@@ -476,6 +607,7 @@ mod tests {
             Some(RemoteFile {
                 mode: 0o600,
                 content: b"OLD-KEY\n".to_vec(),
+                digest: None,
             }),
         );
         let d = diff(&p, &g, true).files[0].diff();

@@ -150,6 +150,9 @@ struct PlanFile<'a> {
     mode: String,
     sha256: String,
     services: &'a [String],
+    /// A binary (flanneld): not in the output, only its sha256 and where plan/init copy it from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -185,8 +188,14 @@ pub fn plan_json(cluster: &Cluster, r: &Rendered) -> String {
                     .map(|f| PlanFile {
                         path: &f.path,
                         mode: format!("{:04o}", f.mode),
-                        sha256: crate::profile::sha256_hex(f.content.as_bytes()),
+                        sha256: f.sha256(),
                         services: &f.services,
+                        note: f.blob.as_ref().map(|b| {
+                            format!(
+                                "binary, not written here: netctl plan/init copy the file {} names",
+                                b.field
+                            )
+                        }),
                     })
                     .collect(),
                 units: &p.units,
@@ -211,7 +220,8 @@ pub fn plan_json(cluster: &Cluster, r: &Rendered) -> String {
 pub fn output_files(cluster: &Cluster, r: &Rendered) -> Vec<(String, String, u32)> {
     let mut out = Vec::new();
     for n in &cluster.nodes {
-        for f in &r.nodes[&n.name].files {
+        // Binaries are listed in plan.json by sha256; render never reads their bytes.
+        for f in r.nodes[&n.name].files.iter().filter(|f| f.blob.is_none()) {
             out.push((
                 format!("nodes/{}{}", n.name, f.path),
                 f.content.clone(),

@@ -28,6 +28,9 @@ pub struct ManagedFile {
     pub mode: u32,
     /// The file existed before netctl first wrote it; its original is under ORIGINALS_DIR.
     pub original: bool,
+    /// A program netctl copied (flanneld): gathers read back its sha256, never its bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binary: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -105,7 +108,33 @@ impl SwitchRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
     pub mode: u32,
+    /// Empty when only the digest was read.
     pub content: Vec<u8>,
+    /// A binary netctl installs is read back as its size and sha256 only: a 40 MB flanneld is
+    /// not sent back from every node on every run.
+    pub digest: Option<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digest {
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl RemoteFile {
+    /// The sha256 of what the node holds, read back or computed.
+    pub fn sha256(&self) -> String {
+        match &self.digest {
+            Some(d) => d.sha256.clone(),
+            None => crate::profile::sha256_hex(&self.content),
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.digest
+            .as_ref()
+            .map_or(self.content.len() as u64, |d| d.size)
+    }
 }
 
 /// Everything one read-only round trip learns about a node.
@@ -123,15 +152,21 @@ pub struct Gathered {
 }
 
 /// A shell script that prints, in one round trip, the state file, the lock, and every asked-for
-/// file (mode and base64 content). Nothing it prints is interpreted by a shell.
-pub fn gather_script(paths: &[&str], units: &[&str]) -> String {
+/// file (mode and base64 content; for `digests`, mode, size and sha256). Nothing it prints is
+/// interpreted by a shell.
+pub fn gather_script(paths: &[&str], digests: &[&str], units: &[&str]) -> String {
     let mut s = String::from("set -u\nshow() { if [ -f \"$2\" ]; then printf '@@%s %s ' \"$1\" \"$(stat -c %a \"$2\")\"; base64 -w0 < \"$2\"; echo; else printf '@@%s -\\n' \"$1\"; fi; }\n");
+    s.push_str("sum() { if [ -f \"$1\" ]; then printf '@@sum %s %s ' \"$(stat -c %a \"$1\")\" \"$(stat -c %s \"$1\")\"; sha256sum < \"$1\" | cut -d' ' -f1; else printf '@@file -\\n'; fi; }\n");
     s.push_str(&format!("show state {}\n", sh_quote(STATE_FILE)));
     s.push_str(&format!("show lock {}\n", sh_quote(LOCK_FILE)));
     s.push_str(&crate::phase::txn::status_script());
     for p in paths {
         let q = sh_quote(p);
         s.push_str(&format!("printf '@@path %s\\n' {q}\nshow file {q}\n"));
+    }
+    for p in digests {
+        let q = sh_quote(p);
+        s.push_str(&format!("printf '@@path %s\\n' {q}\nsum {q}\n"));
     }
     if !units.is_empty() {
         s.push_str("if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then\n");
@@ -156,7 +191,28 @@ fn decode(mode: &str, b64: &str) -> Option<RemoteFile> {
     let content = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .ok()?;
-    Some(RemoteFile { mode, content })
+    Some(RemoteFile {
+        mode,
+        content,
+        digest: None,
+    })
+}
+
+/// `MODE` and `SIZE SHA256` of a `sum` line.
+fn decode_sum(mode: &str, rest: &str) -> Option<RemoteFile> {
+    let mode = u32::from_str_radix(mode, 8).ok()?;
+    let (size, sha256) = rest.trim().split_once(' ')?;
+    if !crate::profile::is_sha256_hex(sha256) {
+        return None;
+    }
+    Some(RemoteFile {
+        mode,
+        content: Vec::new(),
+        digest: Some(Digest {
+            size: size.parse().ok()?,
+            sha256: sha256.to_string(),
+        }),
+    })
 }
 
 pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
@@ -189,6 +245,11 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
                 return Err(err());
             }
             g.txns.push((run.to_string(), a == "running"));
+            continue;
+        }
+        if tag == "sum" {
+            let p = current_path.take().ok_or_else(err)?;
+            g.files.insert(p, Some(decode_sum(a, b).ok_or_else(err)?));
             continue;
         }
         let file = if a == "-" {
@@ -237,7 +298,7 @@ mod tests {
         std::fs::write(&a, "hello\n'quoted' $(x)\n").unwrap();
         let a = a.to_str().unwrap().to_string();
         let missing = dir.path().join("missing").to_str().unwrap().to_string();
-        let script = gather_script(&[&a, &missing], &[]);
+        let script = gather_script(&[&a, &missing], &[], &[]);
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
@@ -249,6 +310,40 @@ mod tests {
         assert_eq!(f.content, b"hello\n'quoted' $(x)\n");
         assert_eq!(f.mode, 0o644);
         assert_eq!(g.files[&missing], None);
+    }
+
+    /// Binaries come back as mode, size and sha256: never their bytes.
+    #[test]
+    fn digest_paths_come_back_as_size_and_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("flanneld");
+        std::fs::write(&bin, b"\x7fELF\x00 stand-in").unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let bin = bin.to_str().unwrap().to_string();
+        let missing = dir.path().join("flannel").to_str().unwrap().to_string();
+        let script = gather_script(&[], &[&bin, &missing], &[]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(!text.contains("ELF"), "{text}");
+        let g = parse_gather(&text).unwrap();
+        let f = g.files[&bin].as_ref().unwrap();
+        assert_eq!(f.mode, 0o755);
+        assert!(f.content.is_empty());
+        assert_eq!(
+            f.digest,
+            Some(Digest {
+                size: 14,
+                sha256: crate::profile::sha256_hex(b"\x7fELF\x00 stand-in"),
+            })
+        );
+        assert_eq!(g.files[&missing], None);
+        assert!(parse_gather("@@path /x\n@@sum 755 14 nothex\n").is_err());
     }
 
     #[test]

@@ -63,9 +63,10 @@ fn bare_profile(dir: &Path, kubernetes_extra: &str, extra: &str) -> PathBuf {
         format!(
             "apiVersion: netctl/v1\nkind: ClusterProfile\nname: certs-test\n\
              kubernetes: {{ {kubernetes_extra}version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24 }}\n\
-             networking: {{ provider: flannel, flannel: {{ backend: host-gw, deploy: systemd }} }}\n\
+             networking: {{ provider: flannel, flannel: {{ backend: host-gw, {bins}, deploy: systemd }} }}\n\
              nodes:\n  - {{ name: ctl, address: 192.0.2.10, roles: [controller] }}\n  \
-             - {{ name: worker-0, address: 192.0.2.11 }}\n  - {{ name: worker-1, address: 192.0.2.12 }}\n{extra}"
+             - {{ name: worker-0, address: 192.0.2.11 }}\n  - {{ name: worker-1, address: 192.0.2.12 }}\n{extra}",
+            bins = labkit::flannel_binaries(dir),
         ),
     )
     .unwrap();
@@ -431,9 +432,13 @@ fn init_pushes_keeps_and_renews_flanneld_certificates_on_a_lab() {
     let cluster_ca_path = cluster_ca_dir.join("cluster-ca.pem");
     let pki_str = pki_dir.display().to_string();
     let p = lab.profile_variant("flannel", |v| {
+        labkit::private_bin_dirs(v);
         v["networking"]["provider"] = "flannel".into();
-        v["networking"]["flannel"] =
-            serde_yaml::from_str("{ backend: host-gw, deploy: systemd }").unwrap();
+        v["networking"]["flannel"] = serde_yaml::from_str(&format!(
+            "{{ backend: host-gw, deploy: systemd, {} }}",
+            labkit::flannel_binaries(cluster_ca_dir)
+        ))
+        .unwrap();
         v["pki"] =
             serde_yaml::from_str(&format!("{{ dir: {pki_str}, generateCA: true }}")).unwrap();
         v["kubernetes"]["caCertificate"] = cluster_ca_path.display().to_string().into();

@@ -131,8 +131,8 @@ fn routes_host_gw_to_vxlan_and_back_on_netns_nodes() {
     }
 }
 
-/// The lab has no flanneld: the first node's gate fails and netctl rolls back by itself, leaving
-/// every node as it was.
+/// The lab's flanneld is a stand-in that does nothing: the first node's gate fails and netctl
+/// rolls back by itself, leaving every node as it was.
 #[test]
 fn a_failed_gate_rolls_back_byte_for_byte() {
     if !can_run("a_failed_gate_rolls_back_byte_for_byte") {
@@ -170,6 +170,15 @@ fn a_failed_gate_rolls_back_byte_for_byte() {
             v["kubernetes"]["caCertificate"] = ca.to_str().unwrap().into();
             v["networking"]["flannel"]["tokenFile"] =
                 dir.join("flannel.token").to_str().unwrap().into();
+            // Stand-ins for flanneld and its CNI plugin: the rollback removes them too. flanneld
+            // goes to the node's own /root (netns nodes share the host's /usr/local/bin); the
+            // plugin to the lab's cniBinDir, which on netns nodes is the host's, until rollback.
+            v["kubernetes"]["binDir"] = "/root/netctl-test/bin".into();
+            let bins: serde_yaml::Value =
+                serde_yaml::from_str(&format!("{{ {} }}", labkit::flannel_binaries(&dir))).unwrap();
+            for k in ["flanneld", "cniPlugin"] {
+                v["networking"]["flannel"][k] = bins[k].clone();
+            }
         });
         let o = Command::new(env!("CARGO_BIN_EXE_netctl"))
             .args([

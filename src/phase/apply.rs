@@ -35,7 +35,7 @@ pub async fn files(remote: &Remote, ch: &NodeChanges, run_id: &str) -> Result<()
         .filter_map(|c| c.new.as_ref())
         .map(|f| Upload {
             path: f.path.clone(),
-            content: f.content.clone().into_bytes(),
+            content: f.bytes().to_vec(),
             mode: f.mode,
             owner: None,
         })

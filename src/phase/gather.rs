@@ -17,9 +17,19 @@ pub async fn gather(remote: &Remote, desired: &NodePlan) -> Result<Gathered, Rem
 /// The gather script for a plan.
 fn script(desired: &NodePlan) -> String {
     let read = desired.read_paths();
-    let paths: Vec<&str> = read.iter().map(|p| p.as_str()).collect();
+    // Binaries (flanneld) are compared by sha256: their bytes are not read back.
+    let binary: BTreeSet<&str> = desired
+        .files
+        .iter()
+        .filter(|f| f.blob.is_some())
+        .map(|f| f.path.as_str())
+        .collect();
+    let (digests, paths): (Vec<&str>, Vec<&str>) = read
+        .iter()
+        .map(|p| p.as_str())
+        .partition(|p| binary.contains(p));
     let units: Vec<&str> = desired.units.iter().map(|u| u.name.as_str()).collect();
-    let mut s = state::gather_script(&paths, &units);
+    let mut s = state::gather_script(&paths, &digests, &units);
     s.push_str(&list_script(&desired.list_dirs()));
     s
 }
@@ -47,20 +57,23 @@ async fn complete(
     g: &mut Gathered,
 ) -> Result<(), RemoteError> {
     let wanted: BTreeSet<&str> = desired.files.iter().map(|f| f.path.as_str()).collect();
-    let extra: Vec<String> = g
+    let extra: Vec<(&str, bool)> = g
         .state
         .as_ref()
         .map(|s| {
             s.files
-                .keys()
-                .filter(|p| !wanted.contains(p.as_str()) && !g.files.contains_key(p.as_str()))
-                .cloned()
+                .iter()
+                .filter(|(p, _)| !wanted.contains(p.as_str()) && !g.files.contains_key(p.as_str()))
+                .map(|(p, m)| (p.as_str(), m.binary))
                 .collect()
         })
         .unwrap_or_default();
     if !extra.is_empty() {
-        let paths: Vec<&str> = extra.iter().map(|s| s.as_str()).collect();
-        let more = parse(remote, &state::gather_script(&paths, &[])).await?;
+        let (digests, paths): (Vec<_>, Vec<_>) = extra.iter().partition(|(_, binary)| *binary);
+        let paths: Vec<&str> = paths.iter().map(|(p, _)| *p).collect();
+        let digests: Vec<&str> = digests.iter().map(|(p, _)| *p).collect();
+        let script = state::gather_script(&paths, &digests, &[]);
+        let more = parse(remote, &script).await?;
         g.files.extend(more.files);
     }
     if let Some(e) = &g.state_error {

@@ -287,7 +287,7 @@ pub fn for_apply(
         .filter(|c| c.action != FileAction::Remove)
     {
         if let Some(f) = &c.new {
-            t.write(&f.path, f.content.as_bytes(), f.mode);
+            t.write(&f.path, f.bytes(), f.mode);
         }
     }
     for c in changes

@@ -2,6 +2,7 @@
 //! `Cluster` with every node's pod CIDR planned (`cidr`). Everything after this module works on
 //! `Cluster`, never on raw YAML, so nothing unvalidated reaches a node.
 
+pub mod binaries;
 pub mod cidr;
 pub mod model;
 pub mod nesting;
@@ -14,6 +15,7 @@ use ipnetwork::Ipv4Network;
 use sha2::{Digest, Sha256};
 
 pub use model::*;
+pub use validate::is_sha256_hex;
 
 /// One problem found in a profile: the field path (e.g. `nodes[2].podCIDR`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +130,9 @@ pub struct Cluster {
     /// The run's certificates (flanneld as a systemd unit), set by the command from
     /// `certs::prepare`; node plans include them, so every command agrees on what a node holds.
     pub pki: Option<std::sync::Arc<crate::certs::Pki>>,
+    /// The binaries nodes get (flanneld, flannel's CNI plugin) by sha256, read and checked by the
+    /// command from `binaries::load`; empty in `render`, whose plans carry the sha256 only.
+    pub binaries: std::collections::BTreeMap<String, std::sync::Arc<Vec<u8>>>,
     /// The file the profile was read from (empty when built from text in memory).
     pub source: PathBuf,
 }
@@ -209,6 +214,7 @@ pub fn resolve(profile: Profile) -> Result<Cluster, Vec<Problem>> {
         hash,
         profile,
         pki: None,
+        binaries: Default::default(),
         source: PathBuf::new(),
     })
 }

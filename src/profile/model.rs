@@ -345,6 +345,24 @@ pub struct FlannelOptions {
     /// -n kube-flannel`): flanneld (systemd) authenticates with it instead of a certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<String>,
+    /// flanneld (deploy: systemd), a local file netctl installs as `<kubernetes.binDir>/flanneld`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flanneld: Option<BinaryFile>,
+    /// flannel's CNI plugin (flannel-io/cni-plugin; deploy: systemd), a local file netctl installs
+    /// as `<networking.cniBinDir>/flannel`: the DaemonSet's init container does that otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_plugin: Option<BinaryFile>,
+}
+
+/// A program on the operator's machine that netctl copies to nodes, pinned by its sha256: the
+/// bytes are read and checked when a run that touches nodes starts, never by `render`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BinaryFile {
+    /// Relative to the profile's directory unless absolute (`~/` expanded).
+    pub file: String,
+    /// Lowercase hex.
+    pub sha256: String,
 }
 
 impl Default for FlannelOptions {
@@ -361,6 +379,8 @@ impl Default for FlannelOptions {
             version: default_flannel_version(),
             ip_masq: true,
             token_file: None,
+            flanneld: None,
+            cni_plugin: None,
         }
     }
 }

@@ -155,6 +155,11 @@ fn check_iface(p: &mut Problems, field: &str, iface: &Option<String>) {
     }
 }
 
+/// What `sha256sum` prints and state.json records: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 fn check_path(p: &mut Problems, field: &str, value: &str) {
     if !is_safe_path(value) {
         p.add(
@@ -601,6 +606,21 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     }
     if let Some(c) = &profile.kubernetes.ca_certificate {
         check_path(&mut p, "kubernetes.caCertificate", c);
+    }
+    let fl = &profile.networking.flannel;
+    for (field, b) in [
+        ("networking.flannel.flanneld", &fl.flanneld),
+        ("networking.flannel.cniPlugin", &fl.cni_plugin),
+    ] {
+        if let Some(b) = b {
+            check_path(&mut p, &format!("{field}.file"), &b.file);
+            if !is_sha256_hex(&b.sha256) {
+                p.add(
+                    format!("{field}.sha256"),
+                    format!("{:?} is not a sha256: 64 lowercase hex digits", b.sha256),
+                );
+            }
+        }
     }
     if let Some(t) = &profile.networking.flannel.token_file {
         check_path(&mut p, "networking.flannel.tokenFile", t);

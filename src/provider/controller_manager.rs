@@ -97,6 +97,7 @@ pub fn add(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan) {
         mode: 0o644,
         content: whole(cluster, provider),
         services: vec!["kube-controller-manager".into()],
+        blob: None,
     });
     plan.edits.push(NodeEdit {
         path: UNIT.into(),

@@ -297,6 +297,7 @@ fn keep_or_change(
         mode,
         content: new,
         services: services.to_vec(),
+        blob: None,
     })
 }
 
@@ -335,6 +336,7 @@ mod tests {
                 Some(RemoteFile {
                     mode: 0o644,
                     content: t.as_bytes().to_vec(),
+                    digest: None,
                 }),
             );
         }
@@ -349,6 +351,7 @@ mod tests {
                 sha256: String::new(),
                 mode: 0o644,
                 original,
+                binary: false,
             },
         );
     }
@@ -375,6 +378,7 @@ mod tests {
             mode: 0o644,
             content: content.into(),
             services: vec![service.into()],
+            blob: None,
         }
     }
 

@@ -5,7 +5,9 @@
 
 use serde::Serialize;
 
-use super::{sh_quote, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit};
+use super::{
+    sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit,
+};
 use crate::profile::{
     Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, ProviderKind,
     FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION,
@@ -259,6 +261,7 @@ pub fn credential_files(pki: &crate::certs::Pki, node: &str) -> Vec<NodeFile> {
         mode,
         content: content.into(),
         services: vec!["flanneld".into()],
+        blob: None,
     };
     let mut files = vec![file(CA, 0o644, &pki.server_ca_pem)];
     if let Some(token) = &pki.token {
@@ -312,18 +315,21 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             mode: 0o644,
             content: unit,
             services: flanneld(),
+            blob: None,
         });
         plan.files.push(NodeFile {
             path: NET_CONF.into(),
             mode: 0o644,
             content: json(&net_conf(cluster)),
             services: flanneld(),
+            blob: None,
         });
         plan.files.push(NodeFile {
             path: KUBECONFIG.into(),
             mode: 0o600,
             content: kubeconfig,
             services: flanneld(),
+            blob: None,
         });
         // The runtime reads CNI configs per pod: nothing to restart.
         plan.files.push(NodeFile {
@@ -331,7 +337,42 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             mode: 0o644,
             content: json(&conflist(cluster)),
             services: vec![],
+            blob: None,
         });
+        // The programs themselves, as the hard-way guides copy them: the unit runs
+        // <binDir>/flanneld, and the runtime execs <cniBinDir>/flannel for every pod (the
+        // DaemonSet's init container installs that one; here nothing else would).
+        let k = &cluster.profile.kubernetes;
+        let binaries = [
+            (
+                &f.flanneld,
+                format!("{}/flanneld", k.bin_dir),
+                crate::profile::binaries::FLANNELD,
+                flanneld(),
+            ),
+            (
+                &f.cni_plugin,
+                format!("{}/flannel", cluster.profile.networking.cni_bin_dir),
+                crate::profile::binaries::CNI_PLUGIN,
+                vec![],
+            ),
+        ];
+        for (binary, path, field, services) in binaries {
+            let Some(b) = binary else { continue };
+            let bytes = cluster.binaries.get(&b.sha256).cloned();
+            plan.files.push(NodeFile {
+                path,
+                mode: 0o755,
+                content: String::new(),
+                services,
+                blob: Some(Blob {
+                    sha256: b.sha256.clone(),
+                    size: bytes.as_ref().map(|b| b.len() as u64),
+                    field,
+                    bytes,
+                }),
+            });
+        }
         plan.units.push(Unit {
             name: "flanneld".into(),
             enable: true,
@@ -490,6 +531,51 @@ mod tests {
             .unwrap()
             .replace("10.200.0.0/16", "10.244.0.0/16");
         crate::profile::load_str(&text, std::path::Path::new("vagrant.yaml")).unwrap()
+    }
+
+    /// Issue 11 item 7: flanneld as a systemd unit got neither flanneld nor the `flannel` CNI
+    /// plugin, so every pod failed with "failed to find plugin flannel".
+    #[test]
+    fn systemd_flannel_installs_flanneld_and_the_cni_plugin() {
+        let (d, p) = (b"flanneld stand-in".to_vec(), b"plugin stand-in".to_vec());
+        let (ds, ps) = (
+            crate::profile::sha256_hex(&d),
+            crate::profile::sha256_hex(&p),
+        );
+        let mut c = profile(
+            "1.30",
+            "  binDir: /opt/k8s/bin\n",
+            &format!(
+                "  provider: flannel\n  cniBinDir: /usr/lib/cni\n  flannel:\n    backend: host-gw\n    deploy: systemd\n    flanneld: {{ file: flanneld, sha256: {ds} }}\n    cniPlugin: {{ file: flannel, sha256: {ps} }}\n"
+            ),
+        );
+        c.binaries
+            .insert(ds.clone(), std::sync::Arc::new(d.clone()));
+        c.binaries
+            .insert(ps.clone(), std::sync::Arc::new(p.clone()));
+        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let flanneld = file(&plan, "/opt/k8s/bin/flanneld");
+        assert_eq!((flanneld.mode, flanneld.bytes()), (0o755, &d[..]));
+        assert_eq!(flanneld.sha256(), ds);
+        assert_eq!(flanneld.services, ["flanneld"]);
+        let plugin = file(&plan, "/usr/lib/cni/flannel");
+        assert_eq!((plugin.mode, plugin.bytes()), (0o755, &p[..]));
+        assert_eq!(plugin.sha256(), ps);
+        // The unit starts the flanneld it installed.
+        assert!(file(&plan, UNIT)
+            .content
+            .contains("ExecStart=/opt/k8s/bin/flanneld \\\n"));
+        // Controllers run no flanneld; the DaemonSet installs its own.
+        assert!(node_plan(&c, c.node("controller-0").unwrap())
+            .files
+            .iter()
+            .all(|f| f.blob.is_none()));
+        let mut ds_cluster = c.clone();
+        ds_cluster.profile.networking.flannel.deploy = FlannelDeploy::Daemonset;
+        assert!(node_plan(&ds_cluster, ds_cluster.node("worker-0").unwrap())
+            .files
+            .iter()
+            .all(|f| f.blob.is_none()));
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn add_containerd(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan
         mode: 0o644,
         content: config,
         services: vec!["containerd".into()],
+        blob: None,
     });
     plan.edits.push(NodeEdit {
         path: CONTAINERD_CONFIG.into(),

@@ -135,6 +135,7 @@ fn whole(cluster: &Cluster, node: &Node, provider: ProviderKind) -> (String, Vec
             mode: 0o644,
             content: config,
             services: vec!["kubelet".into()],
+            blob: None,
         });
     } else {
         // 1.9 has no config file: the same settings as flags.
@@ -199,6 +200,7 @@ pub fn add(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &mut No
         mode: 0o644,
         content: unit,
         services: vec!["kubelet".into()],
+        blob: None,
     });
     plan.edits.push(NodeEdit {
         path: UNIT.into(),

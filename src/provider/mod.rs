@@ -27,9 +27,48 @@ pub struct NodeFile {
     /// Absolute path on the node.
     pub path: String,
     pub mode: u32,
+    /// Text files; empty when `blob` is set.
     pub content: String,
     /// Units restarted when this file changes.
     pub services: Vec<String>,
+    /// A program copied from the operator's machine (flanneld): its bytes are shared, not copied
+    /// per node, and everything but the write itself (diff, state.json, render) uses its sha256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blob: Option<Blob>,
+}
+
+/// A binary file's identity and, when a run that writes nodes loaded it, its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Blob {
+    pub sha256: String,
+    pub size: Option<u64>,
+    /// The profile field that names it (`networking.flannel.flanneld`).
+    pub field: &'static str,
+    /// None in `render` (offline: the bytes are not read).
+    #[serde(skip)]
+    pub bytes: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+impl NodeFile {
+    /// What the node holds when the file is in place: its sha256.
+    pub fn sha256(&self) -> String {
+        match &self.blob {
+            Some(b) => b.sha256.clone(),
+            None => crate::profile::sha256_hex(self.content.as_bytes()),
+        }
+    }
+
+    /// The bytes to write. A blob whose bytes were not loaded is a bug in the command (the run
+    /// start loads them before any node is touched), and writing nothing would break the node.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.blob {
+            Some(b) => b
+                .bytes
+                .as_deref()
+                .expect("binary files are loaded when the run starts"),
+            None => self.content.as_bytes(),
+        }
+    }
 }
 
 /// A systemd unit netctl manages on a node.

@@ -120,6 +120,7 @@ pub fn add(cluster: &Cluster, plan: &mut NodePlan) {
             &serde_json::json!({ "modules": modules }),
         ),
         services: vec![],
+        blob: None,
     });
     plan.files.push(NodeFile {
         path: SYSCTL_FILE.into(),
@@ -129,6 +130,7 @@ pub fn add(cluster: &Cluster, plan: &mut NodePlan) {
             &serde_json::json!({ "sysctls": SYSCTLS }),
         ),
         services: vec![],
+        blob: None,
     });
     let names: Vec<&str> = modules.iter().map(|m| m.name).collect();
     let load: Vec<String> = modules

@@ -90,12 +90,14 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
                 },
             ),
             services: vec![],
+            blob: None,
         });
         plan.files.push(NodeFile {
             path: format!("{conf_dir}/99-loopback.conf"),
             mode: 0o644,
             content: template_plain("cni/99-loopback.conf"),
             services: vec![],
+            blob: None,
         });
     }
 
@@ -148,6 +150,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         mode: 0o755,
         content: template("routes/routes.sh", &ctx),
         services: vec![],
+        blob: None,
     });
     plan.files.push(NodeFile {
         path: format!("/etc/systemd/system/{UNIT}"),
@@ -157,6 +160,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             &serde_json::json!({"backend": backend.as_str(), "script": SCRIPT}),
         ),
         services: vec![],
+        blob: None,
     });
     plan.units.push(Unit {
         name: UNIT.into(),

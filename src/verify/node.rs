@@ -930,6 +930,7 @@ mod tests {
                     sha256: h.into(),
                     mode: 0o644,
                     original: false,
+                    binary: false,
                 },
             );
         }

@@ -196,3 +196,32 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// netns nodes share the host's /usr/local/bin and CNI plugin directory: a profile that installs
+/// programs (flanneld as a systemd unit) points `kubernetes.binDir` and `networking.cniBinDir`
+/// into the node's own /root instead, or every node (and the host) would get one shared copy.
+pub fn private_bin_dirs(v: &mut serde_yaml::Value) {
+    v["kubernetes"]["binDir"] = "/root/netctl-test/bin".into();
+    v["networking"]["cniBinDir"] = "/root/netctl-test/cni-bin".into();
+}
+
+/// Stand-ins for flanneld and flannel's CNI plugin (labs have neither), written into `dir`, and
+/// the `networking.flannel` fields that name them, as a YAML flow-map body:
+/// `flanneld: { file: ..., sha256: ... }, cniPlugin: { ... }`. Each is a different script, so a
+/// mixed-up install shows.
+pub fn flannel_binaries(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fields = Vec::new();
+    for (field, name) in [("flanneld", "flanneld"), ("cniPlugin", "flannel")] {
+        let content = format!("#!/bin/sh\n# netctl test stand-in for {name}\nexit 0\n");
+        let path = dir.join(format!("stand-in-{name}"));
+        std::fs::write(&path, &content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        fields.push(format!(
+            "{field}: {{ file: {}, sha256: {} }}",
+            path.display(),
+            netctl::profile::sha256_hex(content.as_bytes())
+        ));
+    }
+    fields.join(", ")
+}
