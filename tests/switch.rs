@@ -142,6 +142,13 @@ fn a_failed_gate_rolls_back_byte_for_byte() {
         let lab = Lab::up(name, kind, 3, octet);
         let o = lab.netctl(&["init", "--yes"], &lab.profile);
         assert!(o.status.success(), "{}", text(&o));
+        // The profile below moves cniBinDir into each node's own /root: the same plugins there.
+        for i in 1..=3 {
+            lab.exec_ok(
+                &lab.node(i),
+                "mkdir -p /root/netctl-test/cni && ln -sf /usr/lib/cni/* /root/netctl-test/cni/",
+            );
+        }
         let before = snapshot(&lab);
         // flanneld as a unit needs the cluster's CA and credentials the API server accepts:
         // a CA and a service-account token here (the lab has no API server: the gate fails).
@@ -170,10 +177,12 @@ fn a_failed_gate_rolls_back_byte_for_byte() {
             v["kubernetes"]["caCertificate"] = ca.to_str().unwrap().into();
             v["networking"]["flannel"]["tokenFile"] =
                 dir.join("flannel.token").to_str().unwrap().into();
-            // Stand-ins for flanneld and its CNI plugin: the rollback removes them too. flanneld
-            // goes to the node's own /root (netns nodes share the host's /usr/local/bin); the
-            // plugin to the lab's cniBinDir, which on netns nodes is the host's, until rollback.
+            // Stand-ins for flanneld and its CNI plugin: the rollback removes them too. Both go to
+            // the node's own /root: netns nodes share the host's /usr/local/bin and /usr/lib/cni,
+            // which a test must not write. (The target's bin dir then lacks the bridge plugins: one
+            // more reason for the gate to fail, which is what this test wants.)
             v["kubernetes"]["binDir"] = "/root/netctl-test/bin".into();
+            v["networking"]["cniBinDir"] = "/root/netctl-test/cni".into();
             let bins: serde_yaml::Value =
                 serde_yaml::from_str(&format!("{{ {} }}", labkit::flannel_binaries(&dir))).unwrap();
             for k in ["flanneld", "cniPlugin"] {
