@@ -121,7 +121,8 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
 mod tests {
     use super::*;
     use crate::provider::kube::testkit::{
-        check_manifest, cluster as profile, env, env_value, find, fixture, kustomize,
+        check_manifest, cluster as profile, env, env_value, find, fixture, host_path, init_env,
+        kustomize,
     };
     use crate::provider::{node_plan, CopiedFile};
 
@@ -258,40 +259,6 @@ mod tests {
         assert!(plan.teardown[0]
             .command
             .contains("/etc/cni/net.d/10-calico.conflist"));
-    }
-
-    /// hostPath of volume `name` in the DaemonSet.
-    fn host_path(ds: &serde_yaml::Value, name: &str) -> (String, Option<String>) {
-        let v = ds["spec"]["template"]["spec"]["volumes"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"].as_str() == Some(name))
-            .unwrap_or_else(|| panic!("no volume {name}"));
-        (
-            v["hostPath"]["path"].as_str().unwrap().to_string(),
-            v["hostPath"]["type"].as_str().map(str::to_string),
-        )
-    }
-
-    /// env of init container `name`.
-    fn init_env(ds: &serde_yaml::Value, name: &str) -> Vec<(String, String)> {
-        ds["spec"]["template"]["spec"]["initContainers"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"].as_str() == Some(name))
-            .unwrap_or_else(|| panic!("no init container {name}"))["env"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().to_string(),
-                    e["value"].as_str().unwrap_or("<valueFrom>").to_string(),
-                )
-            })
-            .collect()
     }
 
     /// Item 6: a profile's cniBinDir / cniConfDir move install-cni's hostPath volumes, and

@@ -94,7 +94,7 @@ mod tests {
 
     use super::*;
     use crate::provider::kube::testkit::{
-        check_manifest, cluster as profile, env, find, fixture, kustomize,
+        check_manifest, cluster as profile, env, find, fixture, host_path, init_env, kustomize,
     };
     use crate::provider::kube::CONTROLLER_MANAGER_UNIT;
     use crate::provider::node_plan;
@@ -202,40 +202,6 @@ mod tests {
         );
         let ctl = node_plan(&c, c.node("controller-0").unwrap());
         assert!(ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
-    }
-
-    /// hostPath of volume `name` in the DaemonSet.
-    fn host_path(ds: &serde_yaml::Value, name: &str) -> (String, Option<String>) {
-        let v = ds["spec"]["template"]["spec"]["volumes"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"].as_str() == Some(name))
-            .unwrap_or_else(|| panic!("no volume {name}"));
-        (
-            v["hostPath"]["path"].as_str().unwrap().to_string(),
-            v["hostPath"]["type"].as_str().map(str::to_string),
-        )
-    }
-
-    /// env of init container `name`.
-    fn init_env(ds: &serde_yaml::Value, name: &str) -> Vec<(String, String)> {
-        ds["spec"]["template"]["spec"]["initContainers"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"].as_str() == Some(name))
-            .unwrap_or_else(|| panic!("no init container {name}"))["env"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().to_string(),
-                    e["value"].as_str().unwrap_or("<valueFrom>").to_string(),
-                )
-            })
-            .collect()
     }
 
     /// Item 6: a profile's cniBinDir / cniConfDir move install-cni's hostPath volumes, and

@@ -300,6 +300,39 @@ kubernetes:
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
     }
+
+    /// hostPath of volume `name` in the DaemonSet.
+    pub fn host_path(ds: &serde_yaml::Value, name: &str) -> (String, Option<String>) {
+        let v = ds["spec"]["template"]["spec"]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no volume {name}"));
+        (
+            v["hostPath"]["path"].as_str().unwrap().to_string(),
+            v["hostPath"]["type"].as_str().map(str::to_string),
+        )
+    }
+    /// env of init container `name`.
+    pub fn init_env(ds: &serde_yaml::Value, name: &str) -> Vec<(String, String)> {
+        ds["spec"]["template"]["spec"]["initContainers"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no init container {name}"))["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or("<valueFrom>").to_string(),
+                )
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
