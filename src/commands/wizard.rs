@@ -521,7 +521,11 @@ pub fn render(c: &Complete) -> String {
              # hard-way ca.pem / ca-key.pem):\n\
              # pki: {{ caCert: ca.pem, caKey: ca-key.pem }}\n\
              # or the CA and a token of flannel's service account (networking.flannel.tokenFile):\n\
-             # kubernetes: {{ caCertificate: ca.pem }}   # with flannel: {{ tokenFile: flannel.token }}\n",
+             # kubernetes: {{ caCertificate: ca.pem }}   # with flannel: {{ tokenFile: flannel.token }}\n\
+             # netctl installs flanneld and flannel's CNI plugin from release files you name (before\n\
+             # `netctl plan`), under flannel: with their sha256 (docs/profile.md):\n\
+             #   flanneld: {{ file: flanneld-amd64, sha256: ... }}\n\
+             #   cniPlugin: {{ file: flannel-amd64, sha256: ... }}\n",
         )),
         (ProviderKind::Routes, Some(b)) => s.push_str(&format!(
             "  # netctl programs the routes itself, no daemon (gce/aws backends: see docs/profile.md).\n  \
