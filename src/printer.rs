@@ -30,6 +30,15 @@ macro_rules! outln {
     ($($arg:tt)*) => { $crate::printer::out(&format!("{}\n", format_args!($($arg)*))) };
 }
 
+/// A node's error for its own table row: without the leading "NODE: " the row already shows.
+pub fn row_error(node: &str, error: Option<&str>) -> String {
+    let e = error.unwrap_or_default();
+    e.strip_prefix(node)
+        .and_then(|r| r.strip_prefix(": "))
+        .unwrap_or(e)
+        .to_string()
+}
+
 pub fn escape_controls(s: &str) -> String {
     escape(s, true)
 }
@@ -151,6 +160,19 @@ impl Table {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_row_error_does_not_repeat_its_node() {
+        assert_eq!(
+            super::row_error("node-1", Some("node-1: locked by run x")),
+            "locked by run x"
+        );
+        assert_eq!(
+            super::row_error("node-1", Some("node-10: other")),
+            "node-10: other"
+        );
+        assert_eq!(super::row_error("node-1", None), "");
+    }
+
     use super::{escape_controls, Cell, Table};
 
     #[test]

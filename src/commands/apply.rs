@@ -292,7 +292,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
                 progress.println(&format!(
                     "{}: {}",
                     r.name,
-                    r.error.as_deref().unwrap_or("failed")
+                    crate::printer::row_error(&r.name, r.error.as_deref().or(Some("failed")))
                 ));
                 reports.insert(r.name.clone(), r);
             }
@@ -335,7 +335,11 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
         .await;
         for r in applied {
             if let Some(e) = &r.error {
-                progress.println(&format!("{}: {e}", r.name));
+                progress.println(&format!(
+                    "{}: {}",
+                    r.name,
+                    crate::printer::row_error(&r.name, Some(e))
+                ));
             }
             reports.insert(r.name.clone(), r);
         }
@@ -515,7 +519,7 @@ pub fn text(report: &RunReport, dry_run: bool) -> String {
             n.files_changed.to_string(),
             n.commands_run.to_string(),
             restarts,
-            n.error.clone().unwrap_or_default(),
+            crate::printer::row_error(&n.name, n.error.as_deref()),
         ]);
     }
     out.push_str(&t.render());

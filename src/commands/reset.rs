@@ -126,7 +126,7 @@ pub fn text(reports: &[ResetReport]) -> String {
             r.files_restored.to_string(),
             r.files_removed.to_string(),
             r.commands_run.to_string(),
-            r.error.clone().unwrap_or_default(),
+            crate::printer::row_error(&r.name, r.error.as_deref()),
         ]);
     }
     t.render()

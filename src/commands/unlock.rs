@@ -141,7 +141,7 @@ pub fn text(reports: &[UnlockReport]) -> String {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
-            r.detail.clone(),
+            crate::printer::row_error(&r.name, Some(&r.detail)),
         ]);
     }
     t.render()
