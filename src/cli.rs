@@ -144,6 +144,10 @@ pub enum Command {
         /// Trust host keys not yet in known_hosts and record them. A changed key is always refused.
         #[arg(long)]
         accept_new_host_keys: bool,
+        /// How many nodes to connect to and check at once, 1-1024 (default: the profile's
+        /// ssh.concurrency; the waves are --max-unavailable).
+        #[arg(long, value_parser = concurrency_range())]
+        concurrency: Option<usize>,
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },

@@ -380,6 +380,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             rollback,
             no_rollback,
             accept_new_host_keys,
+            concurrency,
             output,
         } => {
             let mut cluster = profile::load(&profile)?;
@@ -429,6 +430,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 rollback,
                 no_rollback,
                 accept_new_host_keys,
+                concurrency,
                 quiet: cli.quiet,
             };
             let report = runtime().block_on(commands::switch::run(cluster, opts))?;

@@ -133,7 +133,7 @@ fn check_json_has_the_documented_shape() {
 #[test]
 fn concurrency_flag_out_of_range_is_bad_input() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/gce-routes.yaml");
-    for cmd in ["init", "verify", "reset"] {
+    for cmd in ["init", "verify", "reset", "switch"] {
         for value in ["0", "1025", "18446744073709551615"] {
             let out = netctl()
                 .args([cmd, "--concurrency", value, "-p"])

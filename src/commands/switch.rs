@@ -33,6 +33,8 @@ pub struct SwitchOptions {
     pub rollback: bool,
     pub no_rollback: bool,
     pub accept_new_host_keys: bool,
+    /// Nodes connected to and checked at once (default: the profile's ssh.concurrency).
+    pub concurrency: Option<usize>,
     pub quiet: bool,
 }
 
@@ -352,7 +354,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
     let progress = Progress::new(opts.quiet);
     let to_cluster =
         Arc::new(migrate::retarget(&cluster, &opts.to).map_err(|e| Error::Usage(e.to_string()))?);
-    let concurrency = cluster.profile.ssh.concurrency;
+    let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
 
     // Connect and read every node's record, then lock and gather.
     let peeked = fleet::run(cluster.nodes.clone(), concurrency, |n| {
