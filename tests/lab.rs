@@ -588,3 +588,22 @@ fn a_failed_up_removes_what_it_made() {
     assert_eq!(traces(name, &dir), Vec::<String>::new());
     assert!(!dir.exists());
 }
+
+/// Issue 16: `lab status` without root on an existing lab failed reading its state (permission
+/// denied, exit 1); it says the lab needs root, exit 2, as `lab up` does.
+#[test]
+fn lab_status_without_root_says_it_needs_root() {
+    if !can_run("lab_status_without_root_says_it_needs_root") {
+        return;
+    }
+    let lab = Lab::up("lab-nr", "netns", 1, "10.240.174.0/24");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_netctl"))
+        .args(["lab", "status", "--name", &lab.name])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+}

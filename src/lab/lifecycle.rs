@@ -543,6 +543,8 @@ fn remove_host_dirs() {
 
 pub fn status(name: &str) -> Result<i32, LabError> {
     validate_name(name)?;
+    // The lab's state is root's: without root, say so (exit 2) rather than fail reading it.
+    preflight::require_root()?;
     let info = LabInfo::load(name)?;
     crate::outln!(
         "lab {} ({}, {} bridge {}, {})",
