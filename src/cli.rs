@@ -78,6 +78,7 @@ pub enum Command {
         /// How many nodes to work on at once, 1-1024 (default: the profile's ssh.concurrency).
         #[arg(long, value_parser = concurrency_range())]
         concurrency: Option<usize>,
+        /// Report format: text for people, json or junit for machines (docs/verify.md).
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyFormat,
         /// Also run the Kubernetes smoke test (nginx pods, a service, DNS) through kubectl.
@@ -148,6 +149,7 @@ pub enum Command {
         /// ssh.concurrency; the waves are --max-unavailable).
         #[arg(long, value_parser = concurrency_range())]
         concurrency: Option<usize>,
+        /// Report format: text for people, json for machines.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },
@@ -175,6 +177,7 @@ pub struct Connect {
     /// How many nodes to work on at once, 1-1024 (default: the profile's ssh.concurrency).
     #[arg(long, value_parser = concurrency_range())]
     pub concurrency: Option<usize>,
+    /// Report format: text for people, json for machines.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Format,
 }
@@ -186,6 +189,7 @@ pub enum ProfileCommand {
         /// The cluster profile (YAML).
         #[arg(short, long)]
         profile: PathBuf,
+        /// Report format: text for people, json for machines.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
     },

@@ -301,3 +301,27 @@ fn init_without_a_terminal_or_yes_refuses_before_connecting() {
         "it must not have tried the nodes: {stderr}"
     );
 }
+
+/// Issue 16: `--output` had no help text.
+#[test]
+fn every_output_flag_says_what_it_does() {
+    for cmd in [
+        &["init"][..],
+        &["plan"],
+        &["verify"],
+        &["reset"],
+        &["switch"],
+        &["unlock"],
+        &["profile", "check"],
+    ] {
+        let out = netctl().args(cmd).arg("--help").output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let line = help
+            .lines()
+            .skip_while(|l| !l.contains("--output"))
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(line.contains("Report format"), "{cmd:?}: {line}");
+    }
+}
