@@ -89,12 +89,7 @@ impl SwitchRecord {
             ));
         }
         for (path, _) in &self.files {
-            let normal = path.starts_with('/')
-                && !path.chars().any(|c| c.is_control())
-                && !path[1..]
-                    .split('/')
-                    .any(|p| p.is_empty() || p == "." || p == "..");
-            if !normal {
+            if crate::transport::check_remote_path(path).is_err() {
                 return Err(format!(
                     "the switch record names {path:?}, not an absolute normal path"
                 ));

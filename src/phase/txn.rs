@@ -37,17 +37,8 @@ pub struct Txn {
 pub struct Invalid(pub String, pub String);
 
 impl Txn {
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
-    /// The step list as it is staged (for tests and `--verbose` reading).
-    pub fn ops(&self) -> &[String] {
-        &self.ops
-    }
-
     fn path(&mut self, verb: &str, path: &str) {
-        if let Err(why) = check_path(path) {
+        if let Err(why) = crate::transport::check_remote_path(path) {
             self.invalid.get_or_insert((path.to_string(), why));
         }
         self.ops.push(format!("{verb} {path}"));
@@ -245,25 +236,6 @@ pub fn is_run_id(s: &str) -> bool {
             c.is_ascii_digit() || c.is_ascii_lowercase() || c == 'T' || c == 'Z' || c == '-'
         })
         && !s.starts_with('-')
-}
-
-fn check_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') {
-        return Err("path must be absolute".into());
-    }
-    if path.chars().any(|c| c.is_control()) {
-        return Err("path contains a control character".into());
-    }
-    if path.len() > 1
-        && path
-            .trim_end_matches('/')
-            .split('/')
-            .skip(1)
-            .any(|p| p.is_empty() || p == "." || p == "..")
-    {
-        return Err("path must be normalised (no empty, . or .. components)".into());
-    }
-    Ok(())
 }
 
 /// init's transaction for one node: the plan's file changes (originals kept first), units,

@@ -17,6 +17,7 @@ mod session;
 pub mod ssh_config;
 mod sudo;
 mod upload;
+pub(crate) use upload::check_path as check_remote_path;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -156,7 +156,9 @@ pub(crate) fn parse_failure(stderr: &[u8]) -> Option<(usize, String, String)> {
     found.map(|(index, step)| (index, step, detail.join("; ")))
 }
 
-fn check_path(path: &str) -> Result<(), String> {
+/// A path netctl may write or remove on a node: absolute, normal, no control characters. Shared by
+/// uploads, the node transaction (phase/txn.rs) and the switch record read back from a node.
+pub(crate) fn check_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err("path must be absolute".into());
     }
