@@ -27,13 +27,19 @@ pub struct Holder {
 impl Holder {
     /// This process, running `command` as run `run`.
     pub fn me(run: &str, command: &str) -> Holder {
-        let pid = std::process::id();
+        // This process's identity is read once (every node's lock names the same one).
+        static ME: std::sync::OnceLock<(String, u32, u64)> = std::sync::OnceLock::new();
+        let (host, pid, pid_start) = ME.get_or_init(|| {
+            let pid = std::process::id();
+            let start = crate::lab::process::Proc::of(pid).map_or(0, |p| p.start);
+            (hostname(), pid, start)
+        });
         Holder {
             run: run.to_string(),
             command: command.to_string(),
-            host: hostname(),
-            pid,
-            pid_start: crate::lab::process::Proc::of(pid).map_or(0, |p| p.start),
+            host: host.clone(),
+            pid: *pid,
+            pid_start: *pid_start,
             since: String::new(),
         }
     }
