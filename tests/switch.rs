@@ -270,11 +270,11 @@ fn an_interrupted_switch_is_rolled_back() {
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", text(&o));
         assert!(text(&o).contains("an interrupted switch"), "{}", text(&o));
     }
-    // A test pod the killed run's gate may have left, with the bridge its ADD made: swept, and
-    // only netctl's reservation goes.
+    // A test pod the killed run's gate may have left, with the bridge its ADD made (the kill may
+    // have left a real one already): swept, and only netctl's reservation goes.
     lab.exec_ok(
         "node-1",
-        "ip netns add netctl-dead-a && ip link add cni0 type bridge && mkdir -p /var/lib/cni/networks/t && \
+        "ip netns add netctl-dead-a && { ip link show cni0 >/dev/null 2>&1 || ip link add cni0 type bridge; } && mkdir -p /var/lib/cni/networks/t && \
          printf 'netctl-dead-a\r\neth0' > /var/lib/cni/networks/t/10.200.0.99 && \
          printf 'other\r\neth0' > /var/lib/cni/networks/t/10.200.0.98",
     );
