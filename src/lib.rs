@@ -1,6 +1,6 @@
 //! netctl: provision Kubernetes pod networking from a cluster profile, over SSH.
 //!
-//! profile -> provider (what each node needs) -> render (templates) -> phases over transport (SSH),
+//! profile -> provider (what each node needs, through template) -> render or phases over transport (SSH),
 //! with the lab for trying and testing it all on one machine.
 
 pub mod certs;
@@ -21,6 +21,7 @@ pub mod remote;
 pub mod render;
 pub mod state;
 pub mod tempdir;
+pub mod template;
 pub mod transport;
 pub mod verify;
 

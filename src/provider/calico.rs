@@ -64,7 +64,7 @@ pub(crate) fn cni_dirs_patch(cluster: &Cluster, daemonset: &str) -> Option<(Stri
     let dirs = custom_cni_dirs(cluster)?;
     Some((
         "cni-dirs.yaml".to_string(),
-        crate::render::template(
+        crate::template::template(
             "calico/cni-dirs.yaml",
             &serde_json::json!({
                 "daemonset": daemonset,
@@ -83,7 +83,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         .unwrap_or_else(|| cluster.cluster_cidr.to_string());
     let mut patches = vec![(
         "calico-node.yaml".to_string(),
-        crate::render::template(
+        crate::template::template(
             "calico/calico-node.yaml",
             &NodeCtx {
                 pool_cidr,
@@ -97,7 +97,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     if c.mtu.is_some() || vxlan_backend(c) {
         patches.push((
             "calico-config.yaml".to_string(),
-            crate::render::template(
+            crate::template::template(
                 "calico/calico-config.yaml",
                 &ConfigCtx {
                     mtu: c.mtu,

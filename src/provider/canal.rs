@@ -60,7 +60,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         backend: Backend { kind: "vxlan" },
     };
     let net_conf = serde_json::to_string_pretty(&net_conf).expect("net-conf serialises");
-    let config = crate::render::template(
+    let config = crate::template::template(
         "canal/canal-config.yaml",
         &ConfigCtx {
             iface: c.iface.as_deref(),
@@ -76,7 +76,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     if !c.masquerade {
         patches.push((
             "kube-flannel.yaml".to_string(),
-            crate::render::template_plain("canal/kube-flannel.yaml"),
+            crate::template::template_plain("canal/kube-flannel.yaml"),
         ));
     }
     patches.extend(super::calico::cni_dirs_patch(cluster, "canal"));

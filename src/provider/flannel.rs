@@ -290,7 +290,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             flags.push(format!("--net-config-path={NET_CONF}"));
         }
         flags.push(format!("--kubeconfig-file={KUBECONFIG}"));
-        let unit = crate::render::template(
+        let unit = crate::template::template(
             "flannel/flanneld.service",
             &UnitCtx {
                 node_name: &node.name,
@@ -299,7 +299,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             },
         );
         let server = api_server(cluster);
-        let kubeconfig = crate::render::template(
+        let kubeconfig = crate::template::template(
             "flannel/kubeconfig",
             &KubeconfigCtx {
                 server: &server,
@@ -421,7 +421,7 @@ struct RbacCtx<'a> {
 /// flanneld as a systemd unit authenticates with its certificate (O = the group bound here), so
 /// the cluster needs the same ClusterRole the DaemonSet's service account gets.
 fn systemd_cluster() -> ClusterPlan {
-    let manifest = crate::render::template(
+    let manifest = crate::template::template(
         "flannel/flanneld-rbac.yaml",
         &RbacCtx {
             group: crate::certs::FLANNELD_GROUP,
@@ -456,7 +456,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         return systemd_cluster();
     }
     let net = &cluster.profile.networking;
-    let manifest = crate::render::template(
+    let manifest = crate::template::template(
         "flannel/kube-flannel.yaml",
         &ManifestCtx {
             version: &f.version,

@@ -65,7 +65,7 @@ fn add_containerd(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan
         ContainerRuntime::Containerd2 => "kube/containerd-config-v3.toml",
         ContainerRuntime::Docker => return,
     };
-    let config = crate::render::template(
+    let config = crate::template::template(
         id,
         &ContainerdCtx {
             provider: provider.as_str(),

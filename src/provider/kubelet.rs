@@ -119,7 +119,7 @@ fn whole(cluster: &Cluster, node: &Node, provider: ProviderKind) -> (String, Vec
     let mut companions = Vec::new();
     if version >= v(1, 10) {
         flags.push(format!("--config={CONFIG}"));
-        let config = crate::render::template(
+        let config = crate::template::template(
             "kube/kubelet-config.yaml",
             &ConfigCtx {
                 provider: provider.as_str(),
@@ -175,7 +175,7 @@ fn whole(cluster: &Cluster, node: &Node, provider: ProviderKind) -> (String, Vec
         );
     }
     flags.push("--v=2".to_string());
-    let unit = crate::render::template(
+    let unit = crate::template::template(
         "kube/kubelet.service",
         &UnitCtx {
             provider: provider.as_str(),

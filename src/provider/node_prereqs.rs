@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{NodeFile, NodePlan, Step};
 use crate::profile::{Cluster, EncapMode, FlannelBackend, ProviderKind, RoutesBackend};
-use crate::render::template;
+use crate::template::template;
 
 /// Read by systemd-modules-load at boot.
 pub const MODULES_FILE: &str = "/etc/modules-load.d/netctl.conf";

@@ -10,7 +10,7 @@ use super::{
     sh_quote, ClusterFile, ClusterPlan, LocalCheck, LocalCommand, NodeFile, NodePlan, Step, Unit,
 };
 use crate::profile::{Cluster, Node, RoutesBackend};
-use crate::render::{template, template_plain};
+use crate::template::{template, template_plain};
 
 /// Route protocol number marking netctl's routes, so re-applies can find and remove stale ones.
 pub const ROUTE_PROTO: u8 = 211;

@@ -41,7 +41,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let w = &cluster.profile.networking.weave;
-    let patch = crate::render::template(
+    let patch = crate::template::template(
         "weave/weave-net.yaml",
         &PatchCtx {
             ipalloc_range: w
@@ -55,7 +55,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     if let Some(dirs) = super::custom_cni_dirs(cluster) {
         patches.push((
             "cni-dirs.yaml".to_string(),
-            crate::render::template("weave/cni-dirs.yaml", &dirs),
+            crate::template::template("weave/cni-dirs.yaml", &dirs),
         ));
     }
     kustomize_plan(
