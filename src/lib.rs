@@ -13,6 +13,7 @@ pub mod kubectl;
 pub mod lab;
 pub mod migrate;
 pub mod phase;
+pub mod pins;
 pub mod plan;
 pub mod printer;
 pub mod profile;

@@ -10,6 +10,7 @@ use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
 use netctl::migrate::{self, Endpoint};
 use netctl::printer::escape_controls;
+use netctl::provider::Inputs;
 
 /// `print!` through `printer::out`: a closed stdout ends the run quietly (exit 0).
 macro_rules! out {
@@ -73,7 +74,7 @@ fn apply(
     dry_run: bool,
     no_verify: bool,
 ) -> Result<i32, Error> {
-    let mut cluster = profile::load(&connect.profile)?;
+    let cluster = profile::load(&connect.profile)?;
     // Nothing changes without an explicit yes (Terraform, kops): with no terminal to ask, init
     // refuses before it connects, as reset and switch do.
     if !dry_run && !yes && !can_ask() {
@@ -87,7 +88,7 @@ fn apply(
     print_warnings(&cluster, quiet);
     // The binaries nodes get, read and checked against the profile's sha256 before any node (or
     // the local PKI) is touched.
-    cluster.binaries = profile::binaries::load(&cluster, &connect.profile)?;
+    let binaries = profile::binaries::load(&cluster, &connect.profile)?;
     // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
     let mode = if dry_run {
         certs::Mode::InMemory
@@ -96,7 +97,10 @@ fn apply(
     };
     let pki = certs::prepare(&cluster, &connect.profile, mode, SystemTime::now())?;
     print_notes(pki.as_ref(), quiet);
-    cluster.pki = pki.map(Arc::new);
+    let inputs = Arc::new(Inputs {
+        pki: pki.map(Arc::new),
+        binaries,
+    });
     let cluster = Arc::new(cluster);
     let opts = ApplyOptions {
         dry_run,
@@ -106,7 +110,7 @@ fn apply(
         quiet,
     };
     let rt = runtime();
-    let report = rt.block_on(commands::apply::run(cluster.clone(), opts));
+    let report = rt.block_on(commands::apply::run(cluster.clone(), inputs.clone(), opts));
     // init ends with verify (node and data-plane checks) when every node was applied.
     let applied = !dry_run
         && report.failed_nodes().is_empty()
@@ -117,6 +121,7 @@ fn apply(
     let checked = (applied && !no_verify).then(|| {
         rt.block_on(commands::verify::run(
             cluster,
+            inputs,
             verify::Options {
                 cluster_checks: false,
                 concurrency: connect.concurrency,
@@ -163,14 +168,17 @@ fn verify_command(
     opts: verify::Options,
     output: VerifyFormat,
 ) -> Result<i32, Error> {
-    let mut cluster = profile::load(profile)?;
+    let cluster = profile::load(profile)?;
     preflight(&cluster)?;
     // The stored certificates, so node plans (and the drift check) include them; nothing issued.
-    cluster.pki =
-        certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?.map(Arc::new);
+    let inputs = Arc::new(Inputs {
+        pki: certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?
+            .map(Arc::new),
+        ..Inputs::default()
+    });
     let cluster = Arc::new(cluster);
     let rt = runtime();
-    let report = rt.block_on(commands::verify::run(cluster, opts));
+    let report = rt.block_on(commands::verify::run(cluster, inputs, opts));
     rt.shutdown_background();
     out!(
         "{}",
@@ -247,9 +255,14 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 );
             }
             print_notes(pki.as_ref(), cli.quiet);
-            let mut cluster = cluster;
-            cluster.pki = pki.map(Arc::new);
-            print_text(&format!("{}\n", commands::render::run(&cluster, &out)?));
+            let inputs = Inputs {
+                pki: pki.map(Arc::new),
+                ..Inputs::default()
+            };
+            print_text(&format!(
+                "{}\n",
+                commands::render::run(&cluster, &inputs, &out)?
+            ));
             Ok(0)
         }
         Command::Plan { connect } => apply(connect, cli.quiet, true, true, true),
@@ -383,7 +396,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             concurrency,
             output,
         } => {
-            let mut cluster = profile::load(&profile)?;
+            let cluster = profile::load(&profile)?;
             preflight(&cluster)?;
             let parse = |flag: &str, v: &str, backend: Option<String>| -> Result<Endpoint, Error> {
                 let (p, b) = match v.split_once(':') {
@@ -410,7 +423,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let target =
                 migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;
             // The target's binaries (flanneld as a systemd unit), checked before any node moves.
-            cluster.binaries = profile::binaries::load(&target, &profile)?;
+            let binaries = profile::binaries::load(&target, &profile)?;
             let mode = if dry_run {
                 certs::Mode::InMemory
             } else {
@@ -418,7 +431,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let pki = certs::prepare(&target, &profile, mode, SystemTime::now())?;
             print_notes(pki.as_ref(), cli.quiet);
-            cluster.pki = pki.map(Arc::new);
+            // The target's node plans are built with them (migrate::retarget keeps no PKI).
+            let inputs = Arc::new(Inputs {
+                pki: pki.map(Arc::new),
+                binaries,
+            });
             let cluster = Arc::new(cluster);
             let opts = SwitchOptions {
                 to,
@@ -433,7 +450,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 concurrency,
                 quiet: cli.quiet,
             };
-            let report = runtime().block_on(commands::switch::run(cluster, opts))?;
+            let report = runtime().block_on(commands::switch::run(cluster, inputs, opts))?;
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => out!("{}", json(&report)),

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::profile::{Cluster, FlannelBackend, ProviderKind, RoutesBackend};
-use crate::provider::{self, routes, KubectlStep, NodePlan, Step};
+use crate::provider::{self, routes, Inputs, KubectlStep, NodePlan, Step};
 
 /// A provider with its backend: what a node runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,10 +83,8 @@ pub fn retarget(cluster: &Cluster, to: &Endpoint) -> Result<Cluster, EndpointErr
             .collect::<Vec<_>>()
             .join("; "),
     })?;
-    // The run's certificates, binaries and the profile's file stay with the cluster: the node plans of the
-    // target need flanneld's certificates as much as the profile's do.
-    target.pki = cluster.pki.clone();
-    target.binaries = cluster.binaries.clone();
+    // The profile's file stays with the cluster (the run's certificates and binaries are not
+    // the profile's: they reach the node plans as `provider::Inputs`).
     target.source = cluster.source.clone();
     Ok(target)
 }
@@ -137,7 +135,9 @@ fn script_step(title: &str, script: &str, arg: &str) -> Step {
     }
 }
 
-pub fn plan(from: &Cluster, to: &Cluster) -> MigrationPlan {
+/// `inputs`: the run's certificates and binaries, for both sides' node plans (prepared for the
+/// target, so the target's flanneld gets its credentials).
+pub fn plan(from: &Cluster, to: &Cluster, inputs: &Inputs) -> MigrationPlan {
     let from_ep = endpoint_of(from);
     let to_ep = endpoint_of(to);
     let same_provider = from_ep.provider == to_ep.provider;
@@ -148,8 +148,8 @@ pub fn plan(from: &Cluster, to: &Cluster) -> MigrationPlan {
         .nodes
         .iter()
         .map(|node| {
-            let old = provider::node_plan(from, from.node(&node.name).unwrap_or(node));
-            let mut new = provider::node_plan(to, node);
+            let old = provider::node_plan(from, from.node(&node.name).unwrap_or(node), inputs);
+            let mut new = provider::node_plan(to, node, inputs);
             let script = new
                 .files
                 .iter()
@@ -304,7 +304,8 @@ mod tests {
     }
 
     /// Issue 13: `switch --networking flannel` planned flanneld without its certificates, because
-    /// the retargeted cluster lost the run's PKI.
+    /// the retargeted cluster lost the run's PKI. The PKI is now an input of the plan, never the
+    /// cluster's: the migration plan built with the run's inputs installs flanneld's credentials.
     #[test]
     fn the_target_of_a_switch_to_flannel_carries_flanneld_certificates() {
         let dir = tempfile::tempdir().unwrap();
@@ -325,8 +326,9 @@ mod tests {
             provider: ProviderKind::Flannel,
             backend: "vxlan".into(),
         };
-        let mut target = retarget(&cluster, &to).unwrap();
-        target.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
+        cluster.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
+        let target = retarget(&cluster, &to).unwrap();
+        // As main.rs does for switch: the run's certificates are prepared for the target.
         let pki = crate::certs::prepare(
             &target,
             &profile,
@@ -335,12 +337,13 @@ mod tests {
         )
         .unwrap()
         .expect("flanneld as a unit needs certificates");
-        cluster.pki = Some(std::sync::Arc::new(pki));
-        cluster.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
-        let target = retarget(&cluster, &to).unwrap();
-        let w1 = target.node("w1").unwrap();
-        let plan = crate::provider::node_plan(&target, w1);
-        let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+        let inputs = Inputs {
+            pki: Some(std::sync::Arc::new(pki)),
+            ..Inputs::default()
+        };
+        let p = plan(&cluster, &target, &inputs);
+        let w1 = p.nodes.iter().find(|n| n.node == "w1").unwrap();
+        let paths: Vec<&str> = w1.install.files.iter().map(|f| f.path.as_str()).collect();
         for want in ["ca.crt", "flanneld.crt", "flanneld.key"] {
             assert!(
                 paths.iter().any(|p| p.ends_with(want)),
@@ -387,14 +390,14 @@ mod tests {
                 let c = base(version);
                 let from = retarget(&c, &from_ep).unwrap();
                 let to = retarget(&c, &to_ep).unwrap();
-                let p = plan(&from, &to);
+                let p = plan(&from, &to, &Inputs::default());
                 let pair = format!("{from_ep} -> {to_ep}");
                 assert_eq!(p.from, from_ep, "{pair}");
                 assert_eq!(p.to, to_ep, "{pair}");
                 for n in &p.nodes {
                     let node = to.node(&n.node).unwrap();
-                    let old = provider::node_plan(&from, node);
-                    let new = provider::node_plan(&to, node);
+                    let old = provider::node_plan(&from, node, &Inputs::default());
+                    let new = provider::node_plan(&to, node, &Inputs::default());
                     assert_eq!(
                         n.install.files, new.files,
                         "{pair} {}: the new files",
@@ -480,7 +483,11 @@ mod tests {
             provider: ProviderKind::Routes,
             backend: "vxlan".into(),
         };
-        let p = plan(&retarget(&c, &hg).unwrap(), &retarget(&c, &vx).unwrap());
+        let p = plan(
+            &retarget(&c, &hg).unwrap(),
+            &retarget(&c, &vx).unwrap(),
+            &Inputs::default(),
+        );
         let w1 = &p.nodes[1];
         assert!(w1.prepare[0]
             .command

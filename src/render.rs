@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::profile::Cluster;
-use crate::provider::{self, ClusterPlan, NodePlan};
+use crate::provider::{self, ClusterPlan, Inputs, NodePlan};
 
 /// Every artifact for a cluster: per node, and cluster-wide.
 #[derive(Debug, Clone, Serialize)]
@@ -16,7 +16,8 @@ pub struct Rendered {
     pub cluster: ClusterPlan,
 }
 
-pub fn render_all(cluster: &Cluster) -> Rendered {
+/// `inputs` as the command prepared them: `render` passes the stored certificates and no binaries.
+pub fn render_all(cluster: &Cluster, inputs: &Inputs) -> Rendered {
     Rendered {
         nodes: cluster
             .nodes
@@ -24,7 +25,7 @@ pub fn render_all(cluster: &Cluster) -> Rendered {
             .map(|n| {
                 (
                     n.name.clone(),
-                    provider::node_plan(cluster, n).with_defaults(),
+                    provider::node_plan(cluster, n, inputs).with_defaults(),
                 )
             })
             .collect(),

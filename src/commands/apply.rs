@@ -14,7 +14,7 @@ use crate::phase::{self, connect, gather, lock, txn};
 use crate::plan::{self, NodeChanges};
 use crate::printer::{NodeLine, Progress, Table};
 use crate::profile::{Cluster, Node};
-use crate::provider::{self, NodePlan};
+use crate::provider::{self, Inputs, NodePlan};
 use crate::remote::{Remote, RemoteError};
 use crate::state::Gathered;
 use crate::tempdir::PrivateDir;
@@ -124,6 +124,7 @@ struct Prepared {
 
 async fn prepare(
     cluster: Arc<Cluster>,
+    inputs: Arc<Inputs>,
     node: Node,
     opts: ApplyOptions,
     line: NodeLine,
@@ -135,7 +136,7 @@ async fn prepare(
         .await
         .map_err(fail)?;
     line.phase("lock and gather");
-    let desired = provider::node_plan(&cluster, &node);
+    let desired = provider::node_plan(&cluster, &node, &inputs);
     let holder = lock::Holder::me(&run_id, if opts.dry_run { "plan" } else { "init" });
     let found = match gather::lock_and_gather_for_apply(&remote, &desired, &holder).await {
         Ok(g) => g,
@@ -269,8 +270,9 @@ pub fn backend_name(cluster: &Cluster) -> String {
     }
 }
 
-/// Run init (or a dry run). Returns the report; the caller prints it and picks the exit code.
-pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
+/// Run init (or a dry run) with the run's certificates and binaries (`inputs`). Returns the
+/// report; the caller prints it and picks the exit code.
+pub async fn run(cluster: Arc<Cluster>, inputs: Arc<Inputs>, opts: ApplyOptions) -> RunReport {
     let run_id = phase::new_run_id();
     let progress = Progress::new(opts.quiet);
     let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
@@ -280,7 +282,14 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
         .map(|n| (n.clone(), progress.node(&n.name)))
         .collect();
     let prepared = fleet::run(jobs, concurrency, |(node, line)| {
-        prepare(cluster.clone(), node, opts.clone(), line, run_id.clone())
+        prepare(
+            cluster.clone(),
+            inputs.clone(),
+            node,
+            opts.clone(),
+            line,
+            run_id.clone(),
+        )
     })
     .await;
     let mut reports: BTreeMap<String, NodeReport> = BTreeMap::new();

@@ -16,7 +16,7 @@ use crate::phase::{self, apply, connect, gather, lock};
 use crate::plan::{self, FileAction};
 use crate::printer::Progress;
 use crate::profile::{Cluster, Node, ProviderKind};
-use crate::provider::{sh_quote, NodePlan, Step};
+use crate::provider::{sh_quote, Inputs, NodePlan, Step};
 use crate::remote::{Remote, RemoteError};
 use crate::state::{Gathered, NodeState, STATE_FILE};
 use crate::tempdir::PrivateDir;
@@ -157,11 +157,12 @@ async fn write_record(
 async fn gate(
     remote: &Arc<Remote>,
     to: &Cluster,
+    inputs: &Inputs,
     node: &Node,
     pods_suffix: Option<&str>,
 ) -> Result<(), String> {
     use crate::verify::{dataplane, node as checks, Status};
-    let plan = crate::provider::node_plan(to, node);
+    let plan = crate::provider::node_plan(to, node, inputs);
     let out = remote
         .probe(&checks::script(to, node, &plan))
         .await
@@ -192,10 +193,13 @@ async fn gate(
 }
 
 /// Switch one node; returns the record of what changed (for a rollback).
+// The target is its cluster and the run's inputs: two arguments where the plans need both.
+#[allow(clippy::too_many_arguments)]
 async fn switch_node(
     c: &Conn,
     nm: &NodeMigration,
     to: &Cluster,
+    inputs: &Inputs,
     from_ep: &Endpoint,
     to_ep: &Endpoint,
     run_id: &str,
@@ -299,7 +303,7 @@ async fn switch_node(
         );
     }
     let suffix = crate::verify::run_suffix(run_id);
-    gate(remote, to, &c.node, Some(&suffix)).await?;
+    gate(remote, to, inputs, &c.node, Some(&suffix)).await?;
     Ok(rec)
 }
 
@@ -349,7 +353,13 @@ async fn roll_back_node(
     Ok(())
 }
 
-pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchReport, Error> {
+/// `inputs`: the run's certificates and binaries for the target's node plans (and the old
+/// side's, so what the target shares with it compares equal).
+pub async fn run(
+    cluster: Arc<Cluster>,
+    inputs: Arc<Inputs>,
+    opts: SwitchOptions,
+) -> Result<SwitchReport, Error> {
     let run_id = phase::new_run_id();
     let progress = Progress::new(opts.quiet);
     let to_cluster =
@@ -383,7 +393,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
     let jobs: Vec<_> = reachable
         .into_iter()
         .map(|(n, remote, _)| {
-            let want = crate::provider::node_plan(&to_cluster, &n);
+            let want = crate::provider::node_plan(&to_cluster, &n, &inputs);
             (n, remote, want)
         })
         .collect();
@@ -476,6 +486,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             let mplan = migrate::plan(
                 &from_cluster,
                 &migrate::retarget(&cluster, &rec.to).map_err(|e| Error::Usage(e.to_string()))?,
+                &inputs,
             );
             for (c, nm) in conns.iter().zip(&mplan.nodes) {
                 run_steps(&c.remote, &nm.unprepare)
@@ -484,7 +495,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             }
             let mut gate_errors = Vec::new();
             for c in &conns {
-                if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
+                if let Err(e) = gate(&c.remote, &from_cluster, &inputs, &c.node, None).await {
                     gate_errors.push(e);
                 }
             }
@@ -561,7 +572,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
         }
         let from_cluster =
             migrate::retarget(&cluster, &from_ep).map_err(|e| Error::Usage(e.to_string()))?;
-        let mut mplan: MigrationPlan = migrate::plan(&from_cluster, &to_cluster);
+        let mut mplan: MigrationPlan = migrate::plan(&from_cluster, &to_cluster, &inputs);
         // Edits (the kubelet, controller-manager and containerd files the operator has) become
         // files against what each node holds; one that cannot be made safely stops the switch
         // before any node changes.
@@ -656,11 +667,12 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
                 let c = &conns[i];
                 let nm = &mplan.nodes[i];
                 let line = progress.node(&c.node.name);
-                let (to_cluster, from_ep, to_ep, run_id, k) =
-                    (&to_cluster, &from_ep, &opts.to, &run_id, k.as_ref());
+                let (to_cluster, inputs, from_ep, to_ep, run_id, k) =
+                    (&to_cluster, &inputs, &from_ep, &opts.to, &run_id, k.as_ref());
                 async move {
                     line.phase("switching");
-                    let r = switch_node(c, nm, to_cluster, from_ep, to_ep, run_id, k).await;
+                    let r =
+                        switch_node(c, nm, to_cluster, inputs, from_ep, to_ep, run_id, k).await;
                     line.done(if r.is_ok() { "switched" } else { "failed" });
                     (i, r)
                 }
@@ -717,7 +729,13 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
                 quiet: true,
             };
             let report =
-                crate::commands::verify::run_with_id(to_cluster.clone(), vopts, run_id.clone()).await;
+                crate::commands::verify::run_with_id(
+                    to_cluster.clone(),
+                    inputs.clone(),
+                    vopts,
+                    run_id.clone(),
+                )
+                .await;
             let failed: Vec<String> = report
                 .checks
                 .iter()
@@ -765,7 +783,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
             }
             let mut verify_errors = Vec::new();
             for c in &conns {
-                if let Err(e) = gate(&c.remote, &from_cluster, &c.node, None).await {
+                if let Err(e) = gate(&c.remote, &from_cluster, &inputs, &c.node, None).await {
                     verify_errors.push(e);
                 }
             }
@@ -827,7 +845,7 @@ pub async fn run(cluster: Arc<Cluster>, opts: SwitchOptions) -> Result<SwitchRep
                     }
                 }
             }
-            if let Err(e) = gate(&c.remote, &to_cluster, &c.node, None).await {
+            if let Err(e) = gate(&c.remote, &to_cluster, &inputs, &c.node, None).await {
                 errs.push(e);
             }
         }

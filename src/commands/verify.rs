@@ -13,7 +13,7 @@ use crate::fleet;
 use crate::phase::{self, connect};
 use crate::printer::Progress;
 use crate::profile::{Cluster, Node};
-use crate::provider;
+use crate::provider::{self, Inputs};
 use crate::remote::Remote;
 use crate::verify::dataplane::{self, Participant, Ready, Registry};
 use crate::verify::{cluster as cluster_checks, node, smoke, Check, Options, Report};
@@ -30,6 +30,8 @@ struct NodeResult {
 #[derive(Clone)]
 struct Stage {
     cluster: Arc<Cluster>,
+    /// The run's certificates and binaries, so the plans checked are the ones init applies.
+    inputs: Arc<Inputs>,
     accept_new: bool,
     /// Make test pods (the data plane), or skip it for this reason.
     dataplane: Result<(), String>,
@@ -115,7 +117,7 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
     }
     line.phase("node checks");
     let start = Instant::now();
-    let plan = provider::node_plan(&cluster, &node);
+    let plan = provider::node_plan(&cluster, &node, &st.inputs);
     let facts = match remote.probe(&node::script(&cluster, &node, &plan)).await {
         Ok(out) => {
             let f = node::parse(&String::from_utf8_lossy(&out.stdout));
@@ -183,7 +185,7 @@ async fn interrupted(mut rx: watch::Receiver<bool>) {
 /// `node.certs`: flanneld's client certificate chains to the node's CA and is not due.
 async fn cert_check(remote: &crate::remote::Remote, node: &str) -> Check {
     const ID: &str = "node.certs";
-    match crate::certs::remote::check_node(remote, std::time::SystemTime::now()).await {
+    match crate::verify::certs::check_node(remote, std::time::SystemTime::now()).await {
         Ok(()) => Check::pass(ID, node, "flanneld's certificate chains to the CA and is not due for renewal"),
         Err(e) => Check::fail(
             ID,
@@ -194,11 +196,16 @@ async fn cert_check(remote: &crate::remote::Remote, node: &str) -> Check {
     }
 }
 
-pub async fn run(cluster: Arc<Cluster>, opts: Options) -> Report {
-    run_with_id(cluster, opts, phase::new_run_id()).await
+pub async fn run(cluster: Arc<Cluster>, inputs: Arc<Inputs>, opts: Options) -> Report {
+    run_with_id(cluster, inputs, opts, phase::new_run_id()).await
 }
 
-pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -> Report {
+pub async fn run_with_id(
+    cluster: Arc<Cluster>,
+    inputs: Arc<Inputs>,
+    opts: Options,
+    run_id: String,
+) -> Report {
     let suffix = crate::verify::run_suffix(&run_id);
     let progress = Progress::new(opts.quiet);
     let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
@@ -218,6 +225,7 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
     let registry: Registry = Registry::default();
     let st = Stage {
         cluster: cluster.clone(),
+        inputs,
         accept_new: opts.accept_new_host_keys,
         dataplane: if opts.dataplane {
             Ok(())

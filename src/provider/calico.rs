@@ -245,7 +245,7 @@ mod tests {
     #[test]
     fn nodes_get_only_kubernetes_units_and_forwarding() {
         let c = profile("1.30", "", "  provider: calico\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let paths: Vec<_> = plan.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,

@@ -194,13 +194,13 @@ mod tests {
     #[test]
     fn nodes_get_units_and_controllers_allocate_pod_cidrs() {
         let c = profile("1.30", "", "  provider: canal\n");
-        let w = node_plan(&c, c.node("worker-0").unwrap());
+        let w = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         assert!(
             !w.files.iter().any(|f| f.path.contains("/cni/")),
             "{:?}",
             w.files
         );
-        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        let ctl = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
     }
 

@@ -3,14 +3,18 @@
 //! workers (the hard-way guide) or as a DaemonSet whose manifest netctl writes itself (the upstream
 //! kube-flannel.yml is small enough to own: its facts are in PROVIDER-NOTES.md).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{
     sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit,
 };
+use crate::certs::Pki;
 use crate::profile::{
-    Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, ProviderKind,
-    FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION,
+    Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, FLANNEL_CNI_PLUGIN_VERSION,
+    FLANNEL_VERSION,
 };
 
 pub const CONFIG_DIR: &str = "/etc/kube-flannel";
@@ -20,7 +24,7 @@ pub const UNIT: &str = "/etc/systemd/system/flanneld.service";
 pub const CONFLIST: &str = "10-flannel.conflist";
 pub const MANIFEST: &str = "kube-flannel.yaml";
 /// flanneld's credentials (systemd deploy), prepared by src/certs/ and attached with
-/// `certs::attach`: the cluster CA (verifies the API server), and a certificate and key, or a
+/// `attach`: the cluster CA (verifies the API server), and a certificate and key, or a
 /// service-account token.
 pub const CA: &str = "/etc/kube-flannel/ca.crt";
 pub const CERT: &str = "/etc/kube-flannel/flanneld.crt";
@@ -241,21 +245,14 @@ fn release(cluster: &Cluster) -> FlannelRelease {
         .expect("the pinned flannel version parses")
 }
 
-/// Whether the node runs flanneld as a systemd unit, and so needs its credentials.
-pub fn runs_as_unit(cluster: &Cluster, node: &Node) -> bool {
-    cluster.provider() == ProviderKind::Flannel
-        && cluster.profile.networking.flannel.deploy == FlannelDeploy::Systemd
-        && node.is_worker()
-}
-
 /// Whether that node's flanneld authenticates with a client certificate (not a token).
 pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
-    runs_as_unit(cluster, node) && cluster.profile.networking.flannel.token_file.is_none()
+    cluster.runs_flanneld_unit(node) && cluster.profile.networking.flannel.token_file.is_none()
 }
 
 /// The cluster CA and flanneld's credentials, as the kubeconfig names them. A change restarts
 /// flanneld; the key and the token are readable by root only.
-pub fn credential_files(pki: &crate::certs::Pki, node: &str) -> Vec<NodeFile> {
+pub fn credential_files(pki: &Pki, node: &str) -> Vec<NodeFile> {
     let file = |path: &str, mode: u32, content: &str| NodeFile {
         path: path.into(),
         mode,
@@ -276,7 +273,20 @@ pub fn credential_files(pki: &crate::certs::Pki, node: &str) -> Vec<NodeFile> {
     files
 }
 
-pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
+/// Add the node's credential files to its plan (flanneld as a systemd unit only), from the
+/// run's PKI; `provider::node_plan` calls it for every provider, so a plan never lacks them.
+pub fn attach(pki: Option<&Pki>, cluster: &Cluster, node: &Node, plan: &mut NodePlan) {
+    let Some(pki) = pki else { return };
+    if !cluster.runs_flanneld_unit(node) {
+        return;
+    }
+    plan.files.extend(credential_files(pki, &node.name));
+    plan.files.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// The node's flannel files, units and teardown; `loaded` are the run's binaries by sha256
+/// (empty in `render`: the plan then carries their sha256 only).
+pub fn node(cluster: &Cluster, node: &Node, loaded: &BTreeMap<String, Arc<Vec<u8>>>) -> NodePlan {
     let mut plan = NodePlan::default();
     if !node.is_worker() {
         return plan;
@@ -359,7 +369,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         ];
         for (binary, path, field, services) in binaries {
             let Some(b) = binary else { continue };
-            let bytes = cluster.binaries.get(&b.sha256).cloned();
+            let bytes = loaded.get(&b.sha256).cloned();
             plan.files.push(NodeFile {
                 path,
                 mode: 0o755,
@@ -542,18 +552,22 @@ mod tests {
             crate::profile::sha256_hex(&d),
             crate::profile::sha256_hex(&p),
         );
-        let mut c = profile(
+        let c = profile(
             "1.30",
             "  binDir: /opt/k8s/bin\n",
             &format!(
                 "  provider: flannel\n  cniBinDir: /usr/lib/cni\n  flannel:\n    backend: host-gw\n    deploy: systemd\n    flanneld: {{ file: flanneld, sha256: {ds} }}\n    cniPlugin: {{ file: flannel, sha256: {ps} }}\n"
             ),
         );
-        c.binaries
-            .insert(ds.clone(), std::sync::Arc::new(d.clone()));
-        c.binaries
-            .insert(ps.clone(), std::sync::Arc::new(p.clone()));
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let inputs = crate::provider::Inputs {
+            binaries: [
+                (ds.clone(), std::sync::Arc::new(d.clone())),
+                (ps.clone(), std::sync::Arc::new(p.clone())),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &inputs);
         let flanneld = file(&plan, "/opt/k8s/bin/flanneld");
         assert_eq!((flanneld.mode, flanneld.bytes()), (0o755, &d[..]));
         assert_eq!(flanneld.sha256(), ds);
@@ -566,22 +580,24 @@ mod tests {
             .content
             .contains("ExecStart=/opt/k8s/bin/flanneld \\\n"));
         // Controllers run no flanneld; the DaemonSet installs its own.
-        assert!(node_plan(&c, c.node("controller-0").unwrap())
+        assert!(node_plan(&c, c.node("controller-0").unwrap(), &inputs)
             .files
             .iter()
             .all(|f| f.blob.is_none()));
         let mut ds_cluster = c.clone();
         ds_cluster.profile.networking.flannel.deploy = FlannelDeploy::Daemonset;
-        assert!(node_plan(&ds_cluster, ds_cluster.node("worker-0").unwrap())
-            .files
-            .iter()
-            .all(|f| f.blob.is_none()));
+        assert!(
+            node_plan(&ds_cluster, ds_cluster.node("worker-0").unwrap(), &inputs)
+                .files
+                .iter()
+                .all(|f| f.blob.is_none())
+        );
     }
 
     #[test]
     fn hard_way_net_conf_equals_the_guide() {
         let c = hard_way();
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let conf = parse(&file(&plan, NET_CONF).content);
         assert_eq!(
             conf,
@@ -592,7 +608,7 @@ mod tests {
     #[test]
     fn hard_way_cni_delegates_with_default_gateway_and_masquerade() {
         let c = hard_way();
-        let plan = node_plan(&c, c.node("worker-1").unwrap());
+        let plan = node_plan(&c, c.node("worker-1").unwrap(), &Default::default());
         let conf = parse(&file(&plan, "/etc/cni/net.d/10-flannel.conflist").content);
         assert_eq!(
             conf,
@@ -608,7 +624,7 @@ mod tests {
     #[test]
     fn masquerading_flanneld_leaves_the_bridge_alone() {
         let c = profile("1.30", "", "  provider: flannel\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let conf = parse(&file(&plan, "/etc/cni/net.d/10-flannel.conflist").content);
         assert_eq!(
             conf["plugins"][0]["delegate"],
@@ -624,7 +640,7 @@ mod tests {
             "  binDir: /opt/k8s/bin\n  nodeCIDRMaskSize: 25\n",
             "  provider: flannel\n  cniConfDir: /etc/cni/conf.d\n  flannel: { backend: vxlan, iface: enp0s8, vni: 4096, port: 4789, directRouting: true, mtu: 1400 }\n",
         );
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let unit = &file(&plan, UNIT).content;
         assert!(unit.contains("Environment=NODE_NAME=worker-0\n"), "{unit}");
         assert!(unit.contains("Restart=on-failure\n"));
@@ -676,7 +692,7 @@ mod tests {
             restart: true
         }));
         // Controllers run no flanneld.
-        let ctl = node(&c, c.node("controller-0").unwrap());
+        let ctl = node(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(ctl.files.is_empty() && ctl.units.is_empty());
         // In systemd mode the cluster gets only the RBAC for flanneld's certificate identity.
         let cp = cluster(&c);
@@ -692,7 +708,7 @@ mod tests {
     }
 
     fn exec_start(c: &Cluster) -> String {
-        let plan = node_plan(c, c.node("worker-0").unwrap());
+        let plan = node_plan(c, c.node("worker-0").unwrap(), &Default::default());
         let unit = file(&plan, UNIT).content.clone();
         unit.split("ExecStart=")
             .nth(1)
@@ -863,7 +879,7 @@ mod tests {
             ["delete", "-f", "kube-flannel.yaml", "--ignore-not-found"]
         );
         // Workers get only the Kubernetes units: the DaemonSet installs the CNI config.
-        let w = node_plan(&c, c.node("worker-0").unwrap());
+        let w = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         assert!(!w
             .files
             .iter()
@@ -874,7 +890,7 @@ mod tests {
     #[test]
     fn teardown_removes_host_gw_routes_quoted() {
         let c = hard_way();
-        let plan = node(&c, c.node("worker-0").unwrap());
+        let plan = node(&c, c.node("worker-0").unwrap(), &Default::default());
         let cmds: Vec<_> = plan.teardown.iter().map(|s| s.command.as_str()).collect();
         assert!(cmds[0].contains("systemctl stop flanneld"));
         assert!(

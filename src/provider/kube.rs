@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn kubelet_below_1_24_passes_cni_flags() {
         let c = cluster("1.23", "", "  provider: flannel\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let unit = &file(&plan, KUBELET_UNIT).content;
         for flag in [
             "--config=/var/lib/kubelet/config.yaml",
@@ -423,7 +423,7 @@ mod tests {
     #[test]
     fn netctls_own_kubelet_is_secure_and_matches_the_runtime() {
         let c = cluster("1.30", "", "  provider: flannel\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let y = kubelet_config(&plan);
         assert_eq!(
             y["apiVersion"].as_str(),
@@ -459,7 +459,7 @@ mod tests {
             "  containerRuntime: docker\n",
             "  provider: flannel\n",
         );
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let y = kubelet_config(&plan);
         assert_eq!(y["cgroupDriver"].as_str(), Some("cgroupfs"));
         assert!(y["containerRuntimeEndpoint"].is_null());
@@ -472,7 +472,7 @@ mod tests {
             "",
             "  provider: calico\n  cniBinDir: /usr/lib/cni\n  cniConfDir: /etc/cni/conf.d\n",
         );
-        let plan = node_plan(&c, c.node("worker-1").unwrap());
+        let plan = node_plan(&c, c.node("worker-1").unwrap(), &Default::default());
         let unit = &file(&plan, KUBELET_UNIT).content;
         assert!(!unit.contains("--network-plugin"), "{unit}");
         assert!(!unit.contains("--cni-"), "{unit}");
@@ -509,7 +509,7 @@ mod tests {
             "  containerRuntime: docker\n",
             "  provider: flannel\n",
         );
-        let w = node_plan(&c, c.node("worker-0").unwrap());
+        let w = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let unit = &file(&w, KUBELET_UNIT).content;
         assert!(!unit.contains("--container-runtime"), "{unit}");
         assert!(!unit.contains("containerd"), "{unit}");
@@ -532,7 +532,7 @@ mod tests {
         assert!(!w.files.iter().any(|f| f.path == CONTAINERD_CONFIG));
         assert!(!w.edits.iter().any(|e| e.path == CONTAINERD_CONFIG));
         assert!(!w.units.iter().any(|u| u.name == "containerd"));
-        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        let ctl = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         let exec = exec_start(&file(&ctl, CONTROLLER_MANAGER_UNIT).content);
         assert!(exec.contains("--master=http://127.0.0.1:8080"), "{exec}");
         assert!(exec.contains("--address=0.0.0.0"), "{exec}");
@@ -547,7 +547,7 @@ mod tests {
             "  containerRuntime: containerd2\n",
             "  provider: weave\n",
         );
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let toml = &file(&plan, CONTAINERD_CONFIG).content;
         assert!(toml.contains("version = 3\n"), "{toml}");
         assert!(toml.contains("[plugins.'io.containerd.cri.v1.runtime'.cni]\n    bin_dir = \"/opt/cni/bin\"\n    conf_dir = \"/etc/cni/net.d\"\n"));
@@ -568,7 +568,7 @@ mod tests {
                 "  nodeCIDRMaskSize: 25\n",
                 &format!("  provider: {provider}\n"),
             );
-            let plan = node_plan(&c, c.node("controller-0").unwrap());
+            let plan = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
             let cm = plan
                 .files
                 .iter()
@@ -604,7 +604,7 @@ mod tests {
             }
         }
         let c = cluster("1.23", "", "  provider: kubenet\n");
-        let plan = node_plan(&c, c.node("controller-0").unwrap());
+        let plan = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(plan.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
     }
 
@@ -612,7 +612,7 @@ mod tests {
     fn manage_units_false_renders_no_kubernetes_units() {
         let c = cluster("1.30", "  manageUnits: false\n", "  provider: calico\n");
         for n in &c.nodes {
-            let plan = node_plan(&c, n);
+            let plan = node_plan(&c, n, &Default::default());
             let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
             assert!(
                 paths
@@ -644,7 +644,7 @@ mod tests {
         for (version, networking) in cases {
             let c = cluster(version, "", networking);
             for n in &c.nodes {
-                for f in node_plan(&c, n).files {
+                for f in node_plan(&c, n, &Default::default()).files {
                     assert!(!f.content.contains("v1beta1"), "{}", f.path);
                     if f.path.ends_with(".json") || f.path.ends_with(".conflist") {
                         serde_json::from_str::<serde_json::Value>(&f.content)
@@ -767,7 +767,7 @@ mod tests {
         ] {
             let c = cluster(version, &extra, networking);
             for n in &c.nodes {
-                for f in node_plan(&c, n)
+                for f in node_plan(&c, n, &Default::default())
                     .files
                     .iter()
                     .filter(|f| f.path.ends_with(".service"))

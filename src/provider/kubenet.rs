@@ -68,7 +68,7 @@ mod tests {
                 "--cni-bin-dir=/opt/cni/bin"
             ]
         );
-        let unit = node_plan(&c, w1)
+        let unit = node_plan(&c, w1, &Default::default())
             .files
             .into_iter()
             .find(|f| f.path == KUBELET_UNIT)

@@ -12,13 +12,16 @@ pub mod kube;
 pub mod kubelet;
 pub mod kubenet;
 pub mod node_prereqs;
-pub mod pins;
 pub mod routes;
 pub mod unitfile;
 pub mod weave;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 
+use crate::certs::Pki;
 use crate::profile::{Cluster, Node, ProviderKind};
 
 /// A file netctl owns on a node.
@@ -164,20 +167,32 @@ pub struct CopiedFile {
     pub field: String,
 }
 
+/// What a run brings to node plans beyond the profile: the certificates it prepared
+/// (`certs::prepare`) and the binaries it read and checked (`profile::binaries::load`). The
+/// default, nothing, gives `render`'s plans: binaries by sha256 only, no certificates.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// flanneld's CA and credentials (flanneld as a systemd unit).
+    pub pki: Option<Arc<Pki>>,
+    /// The bytes of the binaries nodes get (flanneld, flannel's CNI plugin), by sha256.
+    pub binaries: BTreeMap<String, Arc<Vec<u8>>>,
+}
+
 /// The node plan for the cluster's provider, plus the Kubernetes units that provider needs and
-/// the node's certificates. (`switch` plans both sides from clusters retargeted by migrate.rs.)
-pub fn node_plan(cluster: &Cluster, node: &Node) -> NodePlan {
+/// the node's certificates from the run's `inputs`, so every command that plans a node (init,
+/// verify, switch on both sides, render) sees the same files.
+pub fn node_plan(cluster: &Cluster, node: &Node, inputs: &Inputs) -> NodePlan {
     let provider = cluster.provider();
     let mut plan = match provider {
         ProviderKind::Routes => routes::node(cluster, node),
         ProviderKind::Kubenet => kubenet::node(cluster, node),
-        ProviderKind::Flannel => flannel::node(cluster, node),
+        ProviderKind::Flannel => flannel::node(cluster, node, &inputs.binaries),
         ProviderKind::Calico => calico::node(cluster, node),
         ProviderKind::Canal => canal::node(cluster, node),
         ProviderKind::Weave => weave::node(cluster, node),
     };
     kube::add_units(cluster, node, provider, &mut plan);
-    crate::certs::attach(cluster.pki.as_deref(), cluster, node, &mut plan);
+    flannel::attach(inputs.pki.as_deref(), cluster, node, &mut plan);
     node_prereqs::add(cluster, &mut plan);
     plan.files.sort_by(|a, b| a.path.cmp(&b.path));
     plan

@@ -216,7 +216,7 @@ mod tests {
     fn files_and_commands_agree_and_run_first() {
         let c = cluster("1.30", "", "  provider: flannel\n");
         for node in ["controller-0", "worker-0"] {
-            let plan = node_plan(&c, c.node(node).unwrap());
+            let plan = node_plan(&c, c.node(node).unwrap(), &Default::default());
             let file = |p: &str| {
                 plan.files
                     .iter()
@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn routes_has_the_shared_prerequisites_once() {
         let c = cluster("1.30", "", "  provider: routes\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         for p in [SYSCTL_FILE, MODULES_FILE] {
             assert_eq!(
                 plan.files.iter().filter(|f| f.path == p).count(),

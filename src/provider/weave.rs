@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn no_controller_manager_for_weave() {
         let c = profile("1.30", "", "  provider: weave\n");
-        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        let ctl = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(!ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
     }
 

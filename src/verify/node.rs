@@ -795,7 +795,7 @@ mod tests {
 
     fn healthy(c: &Cluster) -> Facts {
         let n1 = &c.nodes[0];
-        let plan = provider::node_plan(c, n1);
+        let plan = provider::node_plan(c, n1, &Default::default());
         let mut f = Facts {
             forward: "1".into(),
             ..Facts::default()
@@ -821,7 +821,7 @@ mod tests {
     fn a_healthy_host_gw_node_passes() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let cs = checks(&c, n, &plan, &healthy(&c));
         for id in [
             "node.forwarding",
@@ -842,7 +842,7 @@ mod tests {
     fn faults_fail_their_own_check() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let mut f = healthy(&c);
         f.forward = "0".into();
         f.routes.clear();
@@ -872,7 +872,7 @@ mod tests {
     fn missing_plugin_binaries_are_named() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let mut f = healthy(&c);
         f.bins.remove("host-local");
         let cs = checks(&c, n, &plan, &f);
@@ -885,7 +885,7 @@ mod tests {
     fn vxlan_checks_device_mtu_neighbours_and_fdb() {
         let c = cluster("  routes: { backend: vxlan }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let peer = c.nodes[1].pod_cidr.unwrap();
         let mac = routes::vtep_mac("10.240.0.12".parse().unwrap());
         let mut f = healthy(&c);
@@ -1060,7 +1060,7 @@ mod tests {
         std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(script(&c, n, &plan))
@@ -1078,7 +1078,7 @@ mod tests {
     fn br_netfilter_is_judged_by_the_path_init_and_flanneld_use() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let s = script(&c, n, &plan);
         assert!(
             s.contains("m=0; [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && m=1"),
