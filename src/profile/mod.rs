@@ -238,3 +238,30 @@ pub fn expand_home(p: &str) -> PathBuf {
     }
     PathBuf::from(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(networking: &str) -> Cluster {
+        let text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\n  kubeconfig: /root/.kube/config\nnetworking:\n{networking}nodes:\n  - {{name: c1, address: 10.0.0.10, roles: [controller]}}\n  - {{name: w1, address: 10.0.0.11}}\n"
+        );
+        load_str(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    /// flanneld runs as a unit on the workers of a flannel `deploy: systemd` cluster only: the
+    /// nodes that get its credentials and binaries.
+    #[test]
+    fn flanneld_runs_as_a_unit_on_systemd_flannel_workers_only() {
+        let runs = |c: &Cluster| -> Vec<bool> {
+            c.nodes.iter().map(|n| c.runs_flanneld_unit(n)).collect()
+        };
+        let systemd = cluster("  provider: flannel\n  flannel: { deploy: systemd }\n");
+        assert_eq!(runs(&systemd), [false, true]);
+        let daemonset = cluster("  provider: flannel\n  flannel: { deploy: daemonset }\n");
+        assert_eq!(runs(&daemonset), [false, false]);
+        let routes = cluster("  provider: routes\n");
+        assert_eq!(runs(&routes), [false, false]);
+    }
+}
