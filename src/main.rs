@@ -419,26 +419,32 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let pki = certs::prepare(&target, &profile, mode, SystemTime::now())?;
             print_notes(pki.as_ref(), cli.quiet);
             cluster.pki = pki.map(Arc::new);
-            let cluster = Arc::new(cluster);
+            let run = netctl::run::Run::new(
+                Arc::new(cluster),
+                concurrency,
+                dry_run,
+                accept_new_host_keys,
+                cli.quiet,
+            );
             let opts = SwitchOptions {
                 to,
                 from,
                 max_unavailable,
                 yes,
-                dry_run,
                 resume,
                 rollback,
                 no_rollback,
-                accept_new_host_keys,
-                concurrency,
-                quiet: cli.quiet,
             };
-            let report = runtime().block_on(commands::switch::run(cluster, opts))?;
+            let report = runtime().block_on(commands::switch::run(&run, opts))?;
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => out!("{}", json(&report)),
             }
-            Ok(if report.error.is_some() { 1 } else { 0 })
+            // The report is on stdout; what went wrong is on stderr, once, like every error.
+            match report.error {
+                Some(e) => Err(Error::Failed(e)),
+                None => Ok(0),
+            }
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
     }
