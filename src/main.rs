@@ -97,54 +97,32 @@ fn apply(
     let pki = certs::prepare(&cluster, &connect.profile, mode, SystemTime::now())?;
     print_notes(pki.as_ref(), quiet);
     cluster.pki = pki.map(Arc::new);
-    let cluster = Arc::new(cluster);
-    let opts = ApplyOptions {
+    let run = netctl::run::Run::new(
+        Arc::new(cluster),
+        connect.concurrency,
         dry_run,
-        yes,
-        concurrency: connect.concurrency,
-        accept_new_host_keys: connect.accept_new_host_keys,
+        connect.accept_new_host_keys,
         quiet,
+    );
+    let opts = ApplyOptions {
+        yes,
+        verify: !no_verify,
     };
     let rt = runtime();
-    let report = rt.block_on(commands::apply::run(cluster.clone(), opts));
-    // init ends with verify (node and data-plane checks) when every node was applied.
-    let applied = !dry_run
-        && report.failed_nodes().is_empty()
-        && report
-            .nodes
-            .iter()
-            .all(|n| n.result != commands::apply::Outcome::Planned);
-    let checked = (applied && !no_verify).then(|| {
-        rt.block_on(commands::verify::run(
-            cluster,
-            verify::Options {
-                cluster_checks: false,
-                concurrency: connect.concurrency,
-                accept_new_host_keys: connect.accept_new_host_keys,
-                quiet,
-                ..verify::Options::default()
-            },
-        ))
-    });
+    let report = rt.block_on(commands::apply::run(&run, opts));
     rt.shutdown_background();
     match connect.output {
         Format::Text => {
             print_text(&commands::apply::text(&report, dry_run));
-            if let Some(v) = &checked {
+            if let Some(v) = &report.verify {
                 out!("\n{}", verify::report::text(v));
             }
         }
-        Format::Json => {
-            let mut v = serde_json::to_value(&report).expect("report serialises");
-            if let Some(c) = &checked {
-                v["verify"] = serde_json::to_value(c).expect("report serialises");
-            }
-            out!("{}", json(&v));
-        }
+        Format::Json => out!("{}", json(&report)),
     }
     let code = run_result(&report)?;
-    match checked {
-        Some(v) if v.failed() => Err(Error::Failed(verify_failures(&v))),
+    match &report.verify {
+        Some(v) if v.failed() => Err(Error::Failed(verify_failures(v))),
         _ => Ok(code),
     }
 }
