@@ -20,6 +20,7 @@ pub mod profile;
 pub mod provider;
 pub mod remote;
 pub mod render;
+pub mod run;
 pub mod state;
 pub mod tempdir;
 pub mod template;

@@ -97,59 +97,37 @@ fn apply(
     };
     let pki = certs::prepare(&cluster, &connect.profile, mode, SystemTime::now())?;
     print_notes(pki.as_ref(), quiet);
-    let inputs = Arc::new(Inputs {
+    let inputs = Inputs {
         pki: pki.map(Arc::new),
         binaries,
-    });
-    let cluster = Arc::new(cluster);
-    let opts = ApplyOptions {
+    };
+    let run = netctl::run::Run::new(
+        Arc::new(cluster),
+        Arc::new(inputs),
+        connect.concurrency,
         dry_run,
-        yes,
-        concurrency: connect.concurrency,
-        accept_new_host_keys: connect.accept_new_host_keys,
+        connect.accept_new_host_keys,
         quiet,
+    );
+    let opts = ApplyOptions {
+        yes,
+        verify: !no_verify,
     };
     let rt = runtime();
-    let report = rt.block_on(commands::apply::run(cluster.clone(), inputs.clone(), opts));
-    // init ends with verify (node and data-plane checks) when every node was applied.
-    let applied = !dry_run
-        && report.failed_nodes().is_empty()
-        && report
-            .nodes
-            .iter()
-            .all(|n| n.result != commands::apply::Outcome::Planned);
-    let checked = (applied && !no_verify).then(|| {
-        rt.block_on(commands::verify::run(
-            cluster,
-            inputs,
-            verify::Options {
-                cluster_checks: false,
-                concurrency: connect.concurrency,
-                accept_new_host_keys: connect.accept_new_host_keys,
-                quiet,
-                ..verify::Options::default()
-            },
-        ))
-    });
+    let report = rt.block_on(commands::apply::run(&run, opts));
     rt.shutdown_background();
     match connect.output {
         Format::Text => {
             print_text(&commands::apply::text(&report, dry_run));
-            if let Some(v) = &checked {
+            if let Some(v) = &report.verify {
                 out!("\n{}", verify::report::text(v));
             }
         }
-        Format::Json => {
-            let mut v = serde_json::to_value(&report).expect("report serialises");
-            if let Some(c) = &checked {
-                v["verify"] = serde_json::to_value(c).expect("report serialises");
-            }
-            out!("{}", json(&v));
-        }
+        Format::Json => out!("{}", json(&report)),
     }
     let code = run_result(&report)?;
-    match checked {
-        Some(v) if v.failed() => Err(Error::Failed(verify_failures(&v))),
+    match &report.verify {
+        Some(v) if v.failed() => Err(Error::Failed(verify_failures(v))),
         _ => Ok(code),
     }
 }
@@ -432,30 +410,37 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let pki = certs::prepare(&target, &profile, mode, SystemTime::now())?;
             print_notes(pki.as_ref(), cli.quiet);
             // The target's node plans are built with them (migrate::retarget keeps no PKI).
-            let inputs = Arc::new(Inputs {
+            let inputs = Inputs {
                 pki: pki.map(Arc::new),
                 binaries,
-            });
-            let cluster = Arc::new(cluster);
+            };
+            let run = netctl::run::Run::new(
+                Arc::new(cluster),
+                Arc::new(inputs),
+                concurrency,
+                dry_run,
+                accept_new_host_keys,
+                cli.quiet,
+            );
             let opts = SwitchOptions {
                 to,
                 from,
                 max_unavailable,
                 yes,
-                dry_run,
                 resume,
                 rollback,
                 no_rollback,
-                accept_new_host_keys,
-                concurrency,
-                quiet: cli.quiet,
             };
-            let report = runtime().block_on(commands::switch::run(cluster, inputs, opts))?;
+            let report = runtime().block_on(commands::switch::run(&run, opts))?;
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => out!("{}", json(&report)),
             }
-            Ok(if report.error.is_some() { 1 } else { 0 })
+            // The report is on stdout; what went wrong is on stderr, once, like every error.
+            match report.error {
+                Some(e) => Err(Error::Failed(e)),
+                None => Ok(0),
+            }
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
     }

@@ -40,6 +40,8 @@ struct Stage {
     run_id: String,
     /// Nodes whose lock this run took (released at the end, also after Ctrl-C).
     locked: Arc<std::sync::Mutex<Vec<Arc<Remote>>>>,
+    /// Sessions the calling command holds open (switch's last gate): used, not reconnected.
+    open: Arc<BTreeMap<String, Arc<Remote>>>,
 }
 
 /// connect -> node checks (one script) -> test pods, for one node; nodes do not wait for each
@@ -51,8 +53,14 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
     line.phase("connect");
     // Verify changes nothing but its test pods: sessions are not dry-run, but node checks only
     // ever `probe` (read), and the data plane's changes are the pods it removes again.
-    let remote = match connect::connect(&cluster, &node, accept_new, false).await {
-        Ok(r) => Arc::new(r),
+    let opened = match st.open.get(&node.name) {
+        Some(r) => Ok(r.clone()),
+        None => connect::connect(&cluster, &node, accept_new, false)
+            .await
+            .map(Arc::new),
+    };
+    let remote = match opened {
+        Ok(r) => r,
         Err(e) => {
             line.done("unreachable");
             let mut checks = vec![Check::fail(
@@ -197,14 +205,28 @@ async fn cert_check(remote: &crate::remote::Remote, node: &str) -> Check {
 }
 
 pub async fn run(cluster: Arc<Cluster>, inputs: Arc<Inputs>, opts: Options) -> Report {
-    run_with_id(cluster, inputs, opts, phase::new_run_id()).await
+    verify(cluster, inputs, opts, phase::new_run_id(), Arc::default()).await
 }
 
-pub async fn run_with_id(
+/// Verify over sessions the caller holds (and keeps) where it has them; `run_id` names the test
+/// pods and re-enters the locks the caller took.
+pub async fn run_on(
     cluster: Arc<Cluster>,
     inputs: Arc<Inputs>,
     opts: Options,
     run_id: String,
+    open: Vec<Arc<Remote>>,
+) -> Report {
+    let open = open.into_iter().map(|r| (r.node.clone(), r)).collect();
+    verify(cluster, inputs, opts, run_id, Arc::new(open)).await
+}
+
+async fn verify(
+    cluster: Arc<Cluster>,
+    inputs: Arc<Inputs>,
+    opts: Options,
+    run_id: String,
+    open: Arc<BTreeMap<String, Arc<Remote>>>,
 ) -> Report {
     let suffix = crate::verify::run_suffix(&run_id);
     let progress = Progress::new(opts.quiet);
@@ -236,6 +258,7 @@ pub async fn run_with_id(
         registry: registry.clone(),
         run_id: run_id.clone(),
         locked: Arc::new(std::sync::Mutex::new(Vec::new())),
+        open,
     };
     let locked = st.locked.clone();
     let jobs: Vec<(Node, crate::printer::NodeLine)> = cluster
