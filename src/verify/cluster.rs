@@ -40,14 +40,14 @@ pub fn provider_daemonset(cluster: &Cluster) -> Result<(&'static str, &'static s
 }
 
 /// Run every cluster check (blocking: kubectl is a child process).
-pub fn run(cluster: &Cluster) -> Vec<Check> {
+pub fn run(cluster: &Cluster, accept_new_host_keys: bool) -> Vec<Check> {
     if let Some(why) = kubectl::unavailable_reason(cluster) {
         return IDS
             .iter()
             .map(|id| Check::skip(id, CLUSTER, &why))
             .collect();
     }
-    let k = match Kubectl::find(cluster, "run the cluster checks") {
+    let k = match Kubectl::find(cluster, "run the cluster checks", accept_new_host_keys) {
         Ok(k) => k,
         Err(e) => {
             return IDS
