@@ -261,12 +261,10 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
 }
 
 pub fn backend_name(cluster: &Cluster) -> String {
-    let n = &cluster.profile.networking;
-    match cluster.provider() {
-        crate::profile::ProviderKind::Routes => n.routes.backend.as_str().into(),
-        crate::profile::ProviderKind::Flannel => n.flannel.backend.as_str().into(),
-        _ => String::new(),
-    }
+    crate::network::Network::of(cluster)
+        .backend()
+        .unwrap_or_default()
+        .into()
 }
 
 /// Run init (or a dry run). Returns the report; the caller prints it and picks the exit code.

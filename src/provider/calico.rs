@@ -9,6 +9,13 @@ use super::{
 };
 use crate::profile::{Cluster, EncapMode, Node, ProviderKind};
 
+/// What calico-node's install-cni writes into cniConfDir.
+pub const CNI_CONFIG: &str = "10-calico.conflist";
+/// calico-node (namespace, name).
+pub const DAEMONSET: (&str, &str) = ("kube-system", "calico-node");
+/// calico's IPAM hands out blocks itself.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
+
 pub fn upstream_url(version: &str) -> String {
     format!(
         "https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/calico.yaml"
@@ -53,7 +60,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         cluster,
         node,
         "calico",
-        &["10-calico.conflist", "calico-kubeconfig"],
+        &[CNI_CONFIG, "calico-kubeconfig"],
         links,
     )
 }

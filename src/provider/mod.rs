@@ -19,7 +19,8 @@ pub mod weave;
 
 use serde::Serialize;
 
-use crate::profile::{Cluster, Node, ProviderKind};
+use crate::network::Network;
+use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind, RoutesBackend};
 
 /// A file netctl owns on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -199,6 +200,121 @@ pub fn warnings(cluster: &Cluster) -> Vec<&'static str> {
     match cluster.provider() {
         ProviderKind::Weave => vec![weave::DEPRECATED],
         _ => vec![],
+    }
+}
+
+/// Providers whose daemons take each node's podCIDR from the Node object, so the controller-manager
+/// must allocate them (flannel and canal: kube-subnet-mgr; kubenet: the kubelet reads spec.podCIDR).
+pub fn needs_allocated_pod_cidrs(provider: ProviderKind) -> bool {
+    match provider {
+        ProviderKind::Routes => routes::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Kubenet => kubenet::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Flannel => flannel::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Calico => calico::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Canal => canal::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Weave => weave::NEEDS_ALLOCATED_POD_CIDRS,
+    }
+}
+
+/// The CNI config file (in cniConfDir) the runtime should pick on a node of this provider; None:
+/// the provider configures no CNI (kubenet is the kubelet's own).
+pub fn cni_config(cluster: &Cluster) -> Option<&'static str> {
+    match cluster.provider() {
+        ProviderKind::Routes => Some(routes::CNI_CONFIG),
+        ProviderKind::Kubenet => None,
+        ProviderKind::Flannel => Some(flannel::CONFLIST),
+        ProviderKind::Calico => Some(calico::CNI_CONFIG),
+        ProviderKind::Canal => Some(canal::CNI_CONFIG),
+        ProviderKind::Weave => Some(weave::CNI_CONFIG),
+    }
+}
+
+/// The provider's DaemonSet (namespace, name), or why it runs none.
+pub fn daemonset(cluster: &Cluster) -> Result<(&'static str, &'static str), String> {
+    match cluster.provider() {
+        ProviderKind::Flannel => flannel::daemonset(cluster),
+        ProviderKind::Calico => Ok(calico::DAEMONSET),
+        ProviderKind::Canal => Ok(canal::DAEMONSET),
+        ProviderKind::Weave => Ok(weave::DAEMONSET),
+        p @ (ProviderKind::Routes | ProviderKind::Kubenet) => {
+            Err(format!("{} runs no DaemonSet", p.as_str()))
+        }
+    }
+}
+
+/// What a node's pod routes look like, for verify's `node.routes` check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteCheck {
+    /// netctl's host-gw routes: each peer's podCIDR via its address.
+    HostGw,
+    /// netctl's VXLAN device with a neighbour, FDB entry and route per peer.
+    Vxlan,
+    /// The routes are in the cloud's route table, not on the node.
+    Cloud(RoutesBackend),
+    /// flanneld's lease (subnet.env): its backend, and the pod MTU the profile sets, if any.
+    FlannelLease {
+        backend: FlannelBackend,
+        mtu: Option<u32>,
+    },
+    /// The provider programs its own routes (checked by the data plane).
+    Own,
+}
+
+pub fn route_check(cluster: &Cluster) -> RouteCheck {
+    match cluster.provider() {
+        ProviderKind::Routes => routes::route_check(cluster),
+        ProviderKind::Flannel => flannel::route_check(cluster),
+        ProviderKind::Canal => canal::ROUTE_CHECK,
+        ProviderKind::Kubenet | ProviderKind::Calico | ProviderKind::Weave => RouteCheck::Own,
+    }
+}
+
+/// How a switch between two backends of one provider happens without a gap, per node; None when
+/// the nodes switch the plain way (the old provider's files out, the new one's in).
+pub fn change_backend(
+    from: &Network,
+    to: &Network,
+    old: &NodePlan,
+    new: &mut NodePlan,
+) -> Option<BackendChange> {
+    match (from.provider(), to.provider()) {
+        (ProviderKind::Routes, ProviderKind::Routes) => routes::change_backend(from, to, old, new),
+        _ => None,
+    }
+}
+
+/// The steps of a gapless backend change on one node (see migrate.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendChange {
+    /// Run on every node before any node switches: receive the new way too.
+    pub prepare: Vec<Step>,
+    /// Run on every node after all switched: remove the old way.
+    pub cleanup: Vec<Step>,
+    /// Undo `prepare` on a rollback.
+    pub unprepare: Vec<Step>,
+}
+
+/// The backends `netctl profile new` offers for a provider, its default first (none: the
+/// provider has no backend to choose).
+pub fn wizard_backends(provider: ProviderKind) -> &'static [&'static str] {
+    match provider {
+        ProviderKind::Routes => &routes::WIZARD_BACKENDS,
+        ProviderKind::Flannel => &flannel::WIZARD_BACKENDS,
+        ProviderKind::Kubenet
+        | ProviderKind::Calico
+        | ProviderKind::Canal
+        | ProviderKind::Weave => &[],
+    }
+}
+
+/// What a new profile (`netctl profile new`) says for a provider beyond its name: a line for the
+/// kubernetes section, and the provider's own section under networking, with comments.
+pub fn wizard_profile(provider: ProviderKind, backend: Option<&str>) -> (&'static str, String) {
+    match (provider, backend) {
+        (ProviderKind::Kubenet, _) => (kubenet::WIZARD_KUBERNETES, String::new()),
+        (ProviderKind::Flannel, Some(b)) => ("", flannel::wizard_section(b)),
+        (ProviderKind::Routes, Some(b)) => ("", routes::wizard_section(b)),
+        _ => ("", String::new()),
     }
 }
 
