@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use super::{
-    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step,
+    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan,
+    NodePlan, Step,
 };
 use crate::profile::{Cluster, EncapMode, Node, ProviderKind};
 
@@ -46,6 +47,19 @@ struct ConfigCtx {
 /// calico-node waits on BGP sessions nobody wants (and a firewall may block).
 fn vxlan_backend(c: &crate::profile::CalicoOptions) -> bool {
     c.vxlan_mode != EncapMode::Never && c.ipip_mode == EncapMode::Never
+}
+
+/// The tunnels the pool's encapsulation uses.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    let c = &cluster.profile.networking.calico;
+    let mut m = Vec::new();
+    if c.ipip_mode != EncapMode::Never {
+        m.push(node_prereqs::IPIP);
+    }
+    if c.vxlan_mode != EncapMode::Never {
+        m.push(node_prereqs::VXLAN);
+    }
+    m
 }
 
 /// Nothing to write; leaving calico removes what its DaemonSet installed on the node.

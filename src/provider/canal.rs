@@ -6,12 +6,15 @@
 use serde::Serialize;
 
 use super::{
-    daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, RouteCheck, Step,
+    daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan, NodePlan,
+    RouteCheck, Step,
 };
 use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind};
 
 /// What canal's install-cni writes into cniConfDir.
 pub const CNI_CONFIG: &str = "10-canal.conflist";
+/// canal's flannel runs the vxlan backend (`cluster` writes it into net-conf.json).
+pub const MODULES: [node_prereqs::Module; 1] = [node_prereqs::VXLAN];
 /// canal (namespace, name).
 pub const DAEMONSET: (&str, &str) = ("kube-system", "canal");
 /// canal's flannel leases the Node objects' podCIDRs (kube-subnet-mgr).

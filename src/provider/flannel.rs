@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use super::{
-    sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, RouteCheck, Step,
-    Unit,
+    node_prereqs, sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan,
+    RouteCheck, Step, Unit,
 };
 use crate::profile::{
     Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, ProviderKind,
@@ -452,6 +452,15 @@ fn systemd_cluster() -> ClusterPlan {
         }],
         local: vec![],
         copies: vec![],
+    }
+}
+
+/// The backend's device module.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    match cluster.profile.networking.flannel.backend {
+        FlannelBackend::Vxlan => vec![node_prereqs::VXLAN],
+        FlannelBackend::Wireguard => vec![node_prereqs::WIREGUARD],
+        FlannelBackend::HostGw => vec![],
     }
 }
 

@@ -216,6 +216,19 @@ pub fn needs_allocated_pod_cidrs(provider: ProviderKind) -> bool {
     }
 }
 
+/// The kernel modules the cluster's backend needs on every node (node_prereqs adds
+/// br_netfilter). weave's container loads what its fast datapath needs itself; kubenet bridges
+/// only.
+pub fn backend_modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    match cluster.provider() {
+        ProviderKind::Routes => routes::modules(cluster),
+        ProviderKind::Flannel => flannel::modules(cluster),
+        ProviderKind::Calico => calico::modules(cluster),
+        ProviderKind::Canal => canal::MODULES.to_vec(),
+        ProviderKind::Kubenet | ProviderKind::Weave => vec![],
+    }
+}
+
 /// The CNI config file (in cniConfDir) the runtime should pick on a node of this provider; None:
 /// the provider configures no CNI (kubenet is the kubelet's own).
 pub fn cni_config(cluster: &Cluster) -> Option<&'static str> {
@@ -470,7 +483,84 @@ pub fn sh_quote(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sh_quote;
+    use super::*;
+
+    fn cluster(p: ProviderKind) -> Cluster {
+        // kubenet exists only below 1.24, inside dockershim.
+        let k = match p {
+            ProviderKind::Kubenet => "version: \"1.23\", containerRuntime: docker",
+            _ => "version: \"1.30\"",
+        };
+        let text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes: {{ {k}, clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24 }}\nnetworking:\n  provider: {p}\nnodes:\n  - {{ name: w1, address: 10.0.0.11 }}\n"
+        );
+        crate::profile::load_str(&text, std::path::Path::new("t.yaml")).unwrap()
+    }
+
+    /// The config verify expects is the one the provider writes, or (a DaemonSet's) the one its
+    /// teardown removes: the name lives in one place.
+    #[test]
+    fn the_expected_cni_config_is_the_providers_own() {
+        for p in ProviderKind::ALL {
+            let c = cluster(p);
+            let plan = node_plan(&c, &c.nodes[0]);
+            let Some(name) = cni_config(&c) else {
+                assert_eq!(p, ProviderKind::Kubenet, "only kubenet has no CNI config");
+                continue;
+            };
+            let path = format!("/etc/cni/net.d/{name}");
+            let written = plan.files.iter().any(|f| f.path == path);
+            let removed = plan.teardown.iter().any(|t| t.command.contains(&path));
+            assert!(
+                written || removed,
+                "{p}: {path} is neither written nor removed"
+            );
+            assert_eq!(
+                daemonset(&c).is_ok(),
+                removed,
+                "{p}: a DaemonSet installs the config, netctl does not"
+            );
+        }
+    }
+
+    #[test]
+    fn route_checks_follow_the_backend() {
+        let mut c = cluster(ProviderKind::Routes);
+        assert_eq!(route_check(&c), RouteCheck::HostGw);
+        c.profile.networking.routes.backend = RoutesBackend::Gce;
+        assert_eq!(route_check(&c), RouteCheck::Cloud(RoutesBackend::Gce));
+        let mut c = cluster(ProviderKind::Flannel);
+        c.profile.networking.flannel.mtu = Some(1400);
+        assert_eq!(
+            route_check(&c),
+            RouteCheck::FlannelLease {
+                backend: FlannelBackend::Vxlan,
+                mtu: Some(1400)
+            }
+        );
+        assert_eq!(route_check(&cluster(ProviderKind::Calico)), RouteCheck::Own);
+    }
+
+    /// Only routes changes backend in place; every other pair switches the plain way.
+    #[test]
+    fn only_routes_changes_backend_without_a_gap() {
+        for (from, to, gapless) in [
+            ("routes:host-gw", "routes:vxlan", true),
+            ("flannel:host-gw", "flannel:vxlan", false),
+            ("routes:host-gw", "flannel:host-gw", false),
+        ] {
+            let (from, to): (Network, Network) = (from.parse().unwrap(), to.parse().unwrap());
+            let mut c = cluster(from.provider());
+            from.apply_to(&mut c.profile.networking);
+            let old = node_plan(&c, &c.nodes[0]);
+            let mut new = old.clone();
+            assert_eq!(
+                change_backend(&from, &to, &old, &mut new).is_some(),
+                gapless,
+                "{from} -> {to}"
+            );
+        }
+    }
 
     #[test]
     fn quoting() {

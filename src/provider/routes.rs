@@ -7,8 +7,8 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use super::{
-    sh_quote, BackendChange, ClusterFile, ClusterPlan, LocalCheck, LocalCommand, NodeFile,
-    NodePlan, RouteCheck, Step, Unit,
+    node_prereqs, sh_quote, BackendChange, ClusterFile, ClusterPlan, LocalCheck, LocalCommand,
+    NodeFile, NodePlan, RouteCheck, Step, Unit,
 };
 use crate::network::Network;
 use crate::profile::{Cluster, Node, RoutesBackend};
@@ -247,6 +247,14 @@ pub fn aws_no_source_dest_check(node: &str, instance: &str) -> LocalCommand {
             ],
             line: "False".into(),
         }),
+    }
+}
+
+/// vxlan's device needs its module; host-gw routes and the cloud backends need none.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    match cluster.profile.networking.routes.backend {
+        RoutesBackend::Vxlan => vec![node_prereqs::VXLAN],
+        RoutesBackend::HostGw | RoutesBackend::Gce | RoutesBackend::Aws => vec![],
     }
 }
 
