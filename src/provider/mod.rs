@@ -229,6 +229,23 @@ pub fn backend_modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
     }
 }
 
+/// The kubelet's network flags (below 1.24) of a provider that is a kubelet network plugin
+/// itself; None: the kubelet runs CNI.
+pub fn kubelet_plugin_flags(
+    cluster: &Cluster,
+    node: &Node,
+    provider: ProviderKind,
+) -> Option<Vec<String>> {
+    match provider {
+        ProviderKind::Kubenet => Some(kubenet::kubelet_flags(cluster, node)),
+        ProviderKind::Routes
+        | ProviderKind::Flannel
+        | ProviderKind::Calico
+        | ProviderKind::Canal
+        | ProviderKind::Weave => None,
+    }
+}
+
 /// The CNI config file (in cniConfDir) the runtime should pick on a node of this provider; None:
 /// the provider configures no CNI (kubenet is the kubelet's own).
 pub fn cni_config(cluster: &Cluster) -> Option<&'static str> {

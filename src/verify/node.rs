@@ -199,11 +199,6 @@ pub fn parse(out: &str) -> Facts {
     f
 }
 
-/// The CNI config file netctl expects the runtime to pick on this node, if the provider uses one.
-pub fn expected_config(cluster: &Cluster) -> Option<&'static str> {
-    provider::cni_config(cluster)
-}
-
 /// What the node script found about the config the runtime will use.
 pub enum Active {
     /// No config file at all.
@@ -314,7 +309,7 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     const ID: &str = "node.cni-config";
     let dir = &cluster.profile.networking.cni_conf_dir;
     let bin = &cluster.profile.networking.cni_bin_dir;
-    let Some(want) = expected_config(cluster) else {
+    let Some(want) = provider::cni_config(cluster) else {
         return Check::skip(
             ID,
             &node.name,
@@ -382,7 +377,7 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
 
 fn runtime_cni(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     let net = &cluster.profile.networking;
-    if expected_config(cluster).is_none() {
+    if provider::cni_config(cluster).is_none() {
         return Check::skip(
             super::runtime_cni::ID,
             &node.name,
@@ -421,7 +416,7 @@ fn own_configs(cluster: &Cluster, plan: &NodePlan) -> BTreeSet<String> {
         .iter()
         .filter_map(|f| f.path.strip_prefix(&dir).map(str::to_string))
         .collect();
-    own.extend(expected_config(cluster).map(str::to_string));
+    own.extend(provider::cni_config(cluster).map(str::to_string));
     own
 }
 
