@@ -12,6 +12,7 @@ pub mod input;
 pub mod kubectl;
 pub mod lab;
 pub mod migrate;
+pub mod network;
 pub mod phase;
 pub mod pins;
 pub mod plan;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use cli::{Cli, Command, Connect, Format, ProfileCommand, VerifyFormat};
 use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
-use netctl::migrate::{self, Endpoint};
+use netctl::migrate;
+use netctl::network::Network;
 use netctl::printer::escape_controls;
 use netctl::provider::Inputs;
 
@@ -16,7 +17,6 @@ use netctl::provider::Inputs;
 macro_rules! out {
     ($($arg:tt)*) => { netctl::printer::out(&format!($($arg)*)) };
 }
-use netctl::profile::ProviderKind;
 use netctl::{certs, commands, profile, verify, Error};
 use std::time::SystemTime;
 
@@ -376,27 +376,12 @@ fn run(cli: Cli) -> Result<i32, Error> {
         } => {
             let cluster = profile::load(&profile)?;
             preflight(&cluster)?;
-            let parse = |flag: &str, v: &str, backend: Option<String>| -> Result<Endpoint, Error> {
-                let (p, b) = match v.split_once(':') {
-                    Some((p, b)) => (p, Some(b.to_string())),
-                    None => (v, backend),
-                };
-                let provider = ProviderKind::parse(p).ok_or_else(|| {
-                    Error::Usage(format!("{flag}: {p:?} is not a provider (routes, kubenet, flannel, calico, canal, weave)"))
-                })?;
-                Ok(Endpoint {
-                    provider,
-                    backend: b.unwrap_or_default(),
-                })
+            let to = match networking {
+                Some(n) => n
+                    .with_backend_flag(backend.as_deref())
+                    .map_err(Error::Usage)?,
+                None => Network::of(&cluster),
             };
-            let to = match &networking {
-                Some(n) => parse("--networking", n, backend)?,
-                None => migrate::endpoint_of(&cluster),
-            };
-            let from = from
-                .as_deref()
-                .map(|f| parse("--from", f, None))
-                .transpose()?;
             // The target's certificates (flanneld as a systemd unit), issued before any node moves.
             let target =
                 migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;

@@ -92,7 +92,7 @@ impl Run {
     /// kubectl for `step` (named in the error when it cannot be found).
     pub fn kubectl(&self, step: &str) -> Result<Kubectl, KubectlError> {
         match &self.reach {
-            Reach::Real => Kubectl::find(&self.cluster, step),
+            Reach::Real => Kubectl::find(&self.cluster, step, self.accept_new_host_keys),
             #[cfg(test)]
             Reach::Fake { kubectl, .. } => match kubectl {
                 Some(k) => Ok(Kubectl::fake(k.clone())),

@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The modules whose graph is checked (a module that does not exist is simply absent).
-const CHECKED: [&str; 8] = [
+const CHECKED: [&str; 9] = [
     "profile",
+    "network",
     "provider",
     "certs",
     "render",

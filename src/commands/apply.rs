@@ -262,12 +262,10 @@ async fn apply_node(
 }
 
 pub fn backend_name(cluster: &Cluster) -> String {
-    let n = &cluster.profile.networking;
-    match cluster.provider() {
-        crate::profile::ProviderKind::Routes => n.routes.backend.as_str().into(),
-        crate::profile::ProviderKind::Flannel => n.flannel.backend.as_str().into(),
-        _ => String::new(),
-    }
+    crate::network::Network::of(cluster)
+        .backend()
+        .unwrap_or_default()
+        .into()
 }
 
 /// init's phases, in order.

@@ -239,9 +239,11 @@ async fn verify(
         }
     });
 
+    // kubectl on a kubectlOn node trusts a new host key as the node sessions do.
+    let accept_new = opts.accept_new_host_keys;
     let cluster_task = opts.cluster_checks.then(|| {
         let c = cluster.clone();
-        tokio::task::spawn_blocking(move || cluster_checks::run(&c))
+        tokio::task::spawn_blocking(move || cluster_checks::run(&c, accept_new))
     });
 
     let registry: Registry = Registry::default();
@@ -308,7 +310,7 @@ async fn verify(
         let sfx = suffix.clone();
         // The smoke test deletes its namespace itself, also when a step fails or Ctrl-C kills
         // its kubectl children: wait for it either way.
-        let task = tokio::task::spawn_blocking(move || smoke::run(&c, &sfx));
+        let task = tokio::task::spawn_blocking(move || smoke::run(&c, &sfx, accept_new));
         tokio::pin!(task);
         let res = tokio::select! {
             r = &mut task => r,

@@ -64,11 +64,21 @@ pub fn unavailable_reason(cluster: &Cluster) -> Option<String> {
 }
 
 impl Kubectl {
-    pub fn find(cluster: &Cluster, step: &str) -> Result<Kubectl, KubectlError> {
+    /// kubectl for `step` (named when it cannot be found); with `kubernetes.kubectlOn`, a session
+    /// to that node that trusts a new host key only with `accept_new_host_keys`.
+    pub fn find(
+        cluster: &Cluster,
+        step: &str,
+        accept_new_host_keys: bool,
+    ) -> Result<Kubectl, KubectlError> {
         let k = &cluster.profile.kubernetes;
         if let Some(node) = &k.kubectl_on {
             return Ok(Kubectl {
-                runner: Runner::Node(on_node::OnNode::connect(cluster, node)?),
+                runner: Runner::Node(on_node::OnNode::connect(
+                    cluster,
+                    node,
+                    accept_new_host_keys,
+                )?),
                 // A path on that node: not expanded here.
                 kubeconfig: k.kubeconfig.as_deref().map(PathBuf::from),
             });

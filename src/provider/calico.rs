@@ -5,9 +5,17 @@
 use serde::Serialize;
 
 use super::{
-    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step,
+    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan,
+    NodePlan, Step,
 };
 use crate::profile::{Cluster, EncapMode, Node, ProviderKind};
+
+/// What calico-node's install-cni writes into cniConfDir.
+pub const CNI_CONFIG: &str = "10-calico.conflist";
+/// calico-node (namespace, name).
+pub const DAEMONSET: (&str, &str) = ("kube-system", "calico-node");
+/// calico's IPAM hands out blocks itself.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
 
 pub fn upstream_url(version: &str) -> String {
     format!(
@@ -41,6 +49,19 @@ fn vxlan_backend(c: &crate::profile::CalicoOptions) -> bool {
     c.vxlan_mode != EncapMode::Never && c.ipip_mode == EncapMode::Never
 }
 
+/// The tunnels the pool's encapsulation uses.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    let c = &cluster.profile.networking.calico;
+    let mut m = Vec::new();
+    if c.ipip_mode != EncapMode::Never {
+        m.push(node_prereqs::IPIP);
+    }
+    if c.vxlan_mode != EncapMode::Never {
+        m.push(node_prereqs::VXLAN);
+    }
+    m
+}
+
 /// Nothing to write; leaving calico removes what its DaemonSet installed on the node.
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let mut links = vec![delete_link("vxlan.calico")];
@@ -53,7 +74,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         cluster,
         node,
         "calico",
-        &["10-calico.conflist", "calico-kubeconfig"],
+        &[CNI_CONFIG, "calico-kubeconfig"],
         links,
     )
 }

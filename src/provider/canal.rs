@@ -5,8 +5,26 @@
 
 use serde::Serialize;
 
-use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step};
-use crate::profile::{Cluster, Node, ProviderKind};
+use super::{
+    daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan, NodePlan,
+    RouteCheck, Step,
+};
+use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind};
+
+/// What canal's install-cni writes into cniConfDir.
+pub const CNI_CONFIG: &str = "10-canal.conflist";
+/// canal's flannel runs the vxlan backend (`cluster` writes it into net-conf.json).
+pub const MODULES: [node_prereqs::Module; 1] = [node_prereqs::VXLAN];
+/// canal (namespace, name).
+pub const DAEMONSET: (&str, &str) = ("kube-system", "canal");
+/// canal's flannel leases the Node objects' podCIDRs (kube-subnet-mgr).
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = true;
+/// canal's flannel runs the vxlan backend (`cluster` writes it into net-conf.json), and its MTU is
+/// not `networking.flannel`'s.
+pub const ROUTE_CHECK: RouteCheck = RouteCheck::FlannelLease {
+    backend: FlannelBackend::Vxlan,
+    mtu: None,
+};
 
 pub fn upstream_url(version: &str) -> String {
     format!("https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/canal.yaml")
@@ -48,7 +66,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         cluster,
         node,
         "canal",
-        &["10-canal.conflist", "calico-kubeconfig"],
+        &[CNI_CONFIG, "calico-kubeconfig"],
         vec![delete_link("flannel.1"), lease],
     )
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{
-    sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit,
+    node_prereqs, sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan,
+    RouteCheck, Step, Unit,
 };
 use crate::certs::Pki;
 use crate::profile::{
@@ -23,6 +24,10 @@ pub const KUBECONFIG: &str = "/etc/kube-flannel/kubeconfig";
 pub const UNIT: &str = "/etc/systemd/system/flanneld.service";
 pub const CONFLIST: &str = "10-flannel.conflist";
 pub const MANIFEST: &str = "kube-flannel.yaml";
+/// kube-subnet-mgr leases each node the podCIDR of its Node object.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = true;
+/// What `netctl profile new` offers, the default first.
+pub const WIZARD_BACKENDS: [&str; 3] = ["vxlan", "host-gw", "wireguard"];
 /// flanneld's credentials (systemd deploy), prepared by src/certs/ and attached with
 /// `attach`: the cluster CA (verifies the API server), and a certificate and key, or a
 /// service-account token.
@@ -458,6 +463,54 @@ fn systemd_cluster() -> ClusterPlan {
         local: vec![],
         copies: vec![],
     }
+}
+
+/// The backend's device module.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    match cluster.profile.networking.flannel.backend {
+        FlannelBackend::Vxlan => vec![node_prereqs::VXLAN],
+        FlannelBackend::Wireguard => vec![node_prereqs::WIREGUARD],
+        FlannelBackend::HostGw => vec![],
+    }
+}
+
+/// The DaemonSet (namespace, name) of the daemonset deploy; as a systemd unit there is none.
+pub fn daemonset(cluster: &Cluster) -> Result<(&'static str, &'static str), String> {
+    match cluster.profile.networking.flannel.deploy {
+        FlannelDeploy::Daemonset => Ok(("kube-flannel", "kube-flannel-ds")),
+        FlannelDeploy::Systemd => Err(
+            "flannel runs as a systemd unit here (deploy: systemd): node.services covers it".into(),
+        ),
+    }
+}
+
+/// flanneld's lease: the profile's flannel MTU is the pod MTU, so FLANNEL_MTU itself.
+pub fn route_check(cluster: &Cluster) -> RouteCheck {
+    let f = &cluster.profile.networking.flannel;
+    RouteCheck::FlannelLease {
+        backend: f.backend,
+        mtu: f.mtu,
+    }
+}
+
+/// The flannel section of a new profile: flanneld as a unit, and what it needs before `plan`.
+pub fn wizard_section(backend: &str) -> String {
+    format!(
+        "  # flanneld runs as a systemd unit on each worker (deploy: daemonset for the DaemonSet).\n  \
+         flannel: {{ backend: {backend}, deploy: systemd }}\n\
+         \n\
+         # flanneld must trust the cluster's CA and present credentials the API server accepts:\n\
+         # name one before `netctl plan` (docs/certs.md). Either the cluster's CA and its key\n\
+         # (netctl issues each worker a certificate, renewed within 30 days of expiry; the\n\
+         # hard-way ca.pem / ca-key.pem):\n\
+         # pki: {{ caCert: ca.pem, caKey: ca-key.pem }}\n\
+         # or the CA and a token of flannel's service account (networking.flannel.tokenFile):\n\
+         # kubernetes: {{ caCertificate: ca.pem }}   # with flannel: {{ tokenFile: flannel.token }}\n\
+         # netctl installs flanneld and flannel's CNI plugin from release files you name (before\n\
+         # `netctl plan`), under flannel: with their sha256 (docs/profile.md):\n\
+         #   flanneld: {{ file: flanneld-amd64, sha256: ... }}\n\
+         #   cniPlugin: {{ file: flannel-amd64, sha256: ... }}\n",
+    )
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {

@@ -8,7 +8,9 @@
 use serde::Serialize;
 
 use super::edit::{Change, NodeEdit};
-use super::{containerd, controller_manager, kubelet, NodeFile, NodePlan, Unit};
+use super::{
+    containerd, controller_manager, kubelet, needs_allocated_pod_cidrs, NodeFile, NodePlan, Unit,
+};
 use crate::profile::{Cluster, ContainerRuntime, Node, ProviderKind, UnitPolicy};
 
 pub const KUBELET_UNIT: &str = kubelet::UNIT;
@@ -23,15 +25,6 @@ struct ContainerdCtx<'a> {
     provider: &'a str,
     cni_bin_dir: &'a str,
     cni_conf_dir: &'a str,
-}
-
-/// Providers whose daemons take each node's podCIDR from the Node object, so the controller-manager
-/// must allocate them (flannel and canal: kube-subnet-mgr; kubenet: the kubelet reads spec.podCIDR).
-pub fn needs_allocated_pod_cidrs(provider: ProviderKind) -> bool {
-    matches!(
-        provider,
-        ProviderKind::Flannel | ProviderKind::Canal | ProviderKind::Kubenet
-    )
 }
 
 pub fn add_units(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &mut NodePlan) {

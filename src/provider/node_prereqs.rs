@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::{NodeFile, NodePlan, Step};
-use crate::profile::{Cluster, EncapMode, FlannelBackend, ProviderKind, RoutesBackend};
+use crate::profile::Cluster;
 use crate::template::template;
 
 /// Read by systemd-modules-load at boot.
@@ -48,19 +48,19 @@ const BR_NETFILTER: Module = Module {
     why: "bridged pod traffic passes iptables (kube-proxy's Service rules); flanneld exits without it",
     required: true,
 };
-const VXLAN: Module = Module {
+pub const VXLAN: Module = Module {
     name: "vxlan",
     present: "/sys/module/vxlan",
     why: "the VXLAN backend's device",
     required: false,
 };
-const WIREGUARD: Module = Module {
+pub const WIREGUARD: Module = Module {
     name: "wireguard",
     present: "/sys/module/wireguard",
     why: "flannel's wireguard backend's device",
     required: false,
 };
-const IPIP: Module = Module {
+pub const IPIP: Module = Module {
     name: "ipip",
     present: "/sys/module/ipip",
     why: "calico's IP-in-IP tunnel (tunl0)",
@@ -83,28 +83,8 @@ pub const SYSCTLS: [Sysctl; 2] = [
 
 /// br_netfilter on every node, plus the modules of the cluster's backend.
 pub fn modules(cluster: &Cluster) -> Vec<Module> {
-    let net = &cluster.profile.networking;
     let mut m = vec![BR_NETFILTER];
-    match cluster.provider() {
-        ProviderKind::Routes if net.routes.backend == RoutesBackend::Vxlan => m.push(VXLAN),
-        ProviderKind::Flannel => match net.flannel.backend {
-            FlannelBackend::Vxlan => m.push(VXLAN),
-            FlannelBackend::Wireguard => m.push(WIREGUARD),
-            FlannelBackend::HostGw => {}
-        },
-        ProviderKind::Calico => {
-            if net.calico.ipip_mode != EncapMode::Never {
-                m.push(IPIP);
-            }
-            if net.calico.vxlan_mode != EncapMode::Never {
-                m.push(VXLAN);
-            }
-        }
-        // canal's flannel runs the vxlan backend (canal.rs writes it into net-conf.json).
-        ProviderKind::Canal => m.push(VXLAN),
-        // weave's container loads what its fast datapath needs itself; kubenet bridges only.
-        _ => {}
-    }
+    m.extend(super::backend_modules(cluster));
     m
 }
 

@@ -13,6 +13,13 @@ pub const DEPRECATED: &str = "networking.provider: weave is deprecated: Weavewor
 weaveworks/weave is archived (v2.8.1, 2021, is its last release; kops dropped weave in 1.23, kubespray \
 too). netctl still renders it; move the cluster with `netctl switch --networking flannel` (or calico, canal)";
 
+/// What the weave container writes into cniConfDir.
+pub const CNI_CONFIG: &str = "10-weave.conflist";
+/// weave-net (namespace, name).
+pub const DAEMONSET: (&str, &str) = ("kube-system", "weave-net");
+/// weave allocates addresses itself.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
+
 pub fn upstream_url(version: &str) -> String {
     format!(
         "https://github.com/weaveworks/weave/releases/download/{version}/weave-daemonset-k8s.yaml"
@@ -30,13 +37,7 @@ struct PatchCtx {
 /// weave script, which the DaemonSet never installs on the host).
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let links = ["weave", "datapath", "vxlan-6784"].map(delete_link);
-    daemonset_teardown(
-        cluster,
-        node,
-        "weave",
-        &["10-weave.conflist"],
-        links.to_vec(),
-    )
+    daemonset_teardown(cluster, node, "weave", &[CNI_CONFIG], links.to_vec())
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {

@@ -11,8 +11,8 @@ use ipnetwork::Ipv4Network;
 
 use super::cni::{self, ConfList, NetworkName};
 use super::Check;
-use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind, RoutesBackend};
-use crate::provider::{self, node_prereqs, routes, sh_quote, NodePlan};
+use crate::profile::{Cluster, FlannelBackend, Node};
+use crate::provider::{self, node_prereqs, routes, sh_quote, NodePlan, RouteCheck};
 use crate::state::{NodeState, STATE_FILE};
 
 /// Everything the node script found.
@@ -199,18 +199,6 @@ pub fn parse(out: &str) -> Facts {
     f
 }
 
-/// The CNI config file netctl expects the runtime to pick on this node, if the provider uses one.
-pub fn expected_config(cluster: &Cluster) -> Option<&'static str> {
-    match cluster.provider() {
-        ProviderKind::Routes => Some("10-bridge.conf"),
-        ProviderKind::Kubenet => None,
-        ProviderKind::Flannel => Some(provider::flannel::CONFLIST),
-        ProviderKind::Calico => Some("10-calico.conflist"),
-        ProviderKind::Canal => Some("10-canal.conflist"),
-        ProviderKind::Weave => Some("10-weave.conflist"),
-    }
-}
-
 /// What the node script found about the config the runtime will use.
 pub enum Active {
     /// No config file at all.
@@ -321,7 +309,7 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     const ID: &str = "node.cni-config";
     let dir = &cluster.profile.networking.cni_conf_dir;
     let bin = &cluster.profile.networking.cni_bin_dir;
-    let Some(want) = expected_config(cluster) else {
+    let Some(want) = provider::cni_config(cluster) else {
         return Check::skip(
             ID,
             &node.name,
@@ -389,7 +377,7 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
 
 fn runtime_cni(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     let net = &cluster.profile.networking;
-    if expected_config(cluster).is_none() {
+    if provider::cni_config(cluster).is_none() {
         return Check::skip(
             super::runtime_cni::ID,
             &node.name,
@@ -428,7 +416,7 @@ fn own_configs(cluster: &Cluster, plan: &NodePlan) -> BTreeSet<String> {
         .iter()
         .filter_map(|f| f.path.strip_prefix(&dir).map(str::to_string))
         .collect();
-    own.extend(expected_config(cluster).map(str::to_string));
+    own.extend(provider::cni_config(cluster).map(str::to_string));
     own
 }
 
@@ -587,22 +575,19 @@ fn services(node: &Node, plan: &NodePlan, f: &Facts) -> Check {
 fn routes_check(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     const ID: &str = "node.routes";
     let name = &node.name;
-    match cluster.provider() {
-        ProviderKind::Routes => match cluster.profile.networking.routes.backend {
-            RoutesBackend::HostGw => host_gw(cluster, node, f),
-            RoutesBackend::Vxlan => vxlan(cluster, node, f),
-            b => Check::skip(
-                ID,
-                name,
-                format!("backend {}: routes live in the cloud route table (netctl render writes cluster/routes.sh)", b.as_str()),
-            ),
-        },
-        ProviderKind::Flannel => flannel_lease(cluster, node, f, cluster.profile.networking.flannel.backend),
-        ProviderKind::Canal => flannel_lease(cluster, node, f, FlannelBackend::Vxlan),
-        p => Check::skip(
+    match provider::route_check(cluster) {
+        RouteCheck::HostGw => host_gw(cluster, node, f),
+        RouteCheck::Vxlan => vxlan(cluster, node, f),
+        RouteCheck::Cloud(b) => Check::skip(
             ID,
             name,
-            format!("{} programs its own routes; the data-plane checks cover them", p.as_str()),
+            format!("backend {}: routes live in the cloud route table (netctl render writes cluster/routes.sh)", b.as_str()),
+        ),
+        RouteCheck::FlannelLease { backend, mtu } => flannel_lease(cluster, node, f, backend, mtu),
+        RouteCheck::Own => Check::skip(
+            ID,
+            name,
+            format!("{} programs its own routes; the data-plane checks cover them", cluster.provider().as_str()),
         ),
     }
 }
@@ -709,7 +694,14 @@ pub fn env_file(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn flannel_lease(cluster: &Cluster, node: &Node, f: &Facts, backend: FlannelBackend) -> Check {
+/// `profile_mtu`: the pod MTU the profile sets, which flanneld writes as FLANNEL_MTU itself.
+fn flannel_lease(
+    cluster: &Cluster,
+    node: &Node,
+    f: &Facts,
+    backend: FlannelBackend,
+    profile_mtu: Option<u32>,
+) -> Check {
     const ID: &str = "node.routes";
     let Some(text) = &f.subnet_env else {
         return Check::fail(
@@ -739,12 +731,6 @@ fn flannel_lease(cluster: &Cluster, node: &Node, f: &Facts, backend: FlannelBack
         )),
     }
     let overhead = backend.encap_overhead().unwrap_or(0);
-    // The profile's flannel MTU is the pod MTU, so FLANNEL_MTU itself; canal's flannel is not
-    // configured by `networking.flannel`.
-    let profile_mtu = match cluster.provider() {
-        ProviderKind::Flannel => cluster.profile.networking.flannel.mtu,
-        _ => None,
-    };
     let want = profile_mtu.or_else(|| {
         f.node_dev
             .as_ref()
@@ -953,10 +939,10 @@ mod tests {
         f.links.insert("eth0".into(), ("<UP>".into(), 1500));
         f.subnet_env = Some(format!("FLANNEL_NETWORK=10.200.0.0/16\nFLANNEL_SUBNET={}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n", n.pod_cidr.unwrap().iter().nth(1).unwrap().to_string() + "/24"));
         assert_eq!(
-            flannel_lease(&c, n, &f, FlannelBackend::Vxlan).status,
+            flannel_lease(&c, n, &f, FlannelBackend::Vxlan, None).status,
             Status::Pass
         );
-        let r = flannel_lease(&c, n, &f, FlannelBackend::HostGw);
+        let r = flannel_lease(&c, n, &f, FlannelBackend::HostGw, None);
         assert!(
             r.detail.contains("FLANNEL_MTU 1450 but host-gw wants 1500"),
             "{r:?}"
@@ -965,7 +951,7 @@ mod tests {
             "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\n"
                 .into(),
         );
-        let r = flannel_lease(&c, n, &f, FlannelBackend::Vxlan);
+        let r = flannel_lease(&c, n, &f, FlannelBackend::Vxlan, None);
         assert!(r.detail.contains("not the cluster CIDR"), "{r:?}");
         assert!(r.detail.contains("not inside the node's podCIDR"), "{r:?}");
     }
@@ -991,7 +977,10 @@ mod tests {
                 )),
                 ..Facts::default()
             };
-            let r = flannel_lease(&c, n, &f, c.profile.networking.flannel.backend);
+            let RouteCheck::FlannelLease { backend: b, mtu } = provider::route_check(&c) else {
+                panic!("flannel checks its lease");
+            };
+            let r = flannel_lease(&c, n, &f, b, mtu);
             assert_eq!(r.status, Status::Pass, "{backend}: {r:?}");
         }
     }

@@ -11,7 +11,7 @@ use super::{SwitchOptions, SwitchReport};
 use crate::kubectl::{self, Kubectl};
 use crate::migrate::{self, Endpoint, MigrationPlan};
 use crate::phase::manager::{Flow, Phase, Phases};
-use crate::profile::{Cluster, ProviderKind};
+use crate::profile::Cluster;
 use crate::run::Run;
 use crate::state::{Gathered, NodeState, SwitchPhase, SwitchRecord};
 use crate::tempdir::PrivateDir;
@@ -612,12 +612,7 @@ impl Phases for Switch<'_> {
 
 /// The network every node's record says it runs, when they agree.
 fn agreed_endpoint(conns: &[Conn]) -> Result<Endpoint, Error> {
-    let of_state = |st: &NodeState| {
-        Some(Endpoint {
-            provider: ProviderKind::parse(&st.provider)?,
-            backend: st.backend.clone(),
-        })
-    };
+    let of_state = |st: &NodeState| Endpoint::from_parts(&st.provider, &st.backend).ok();
     let eps: BTreeMap<String, Vec<String>> = conns.iter().fold(BTreeMap::new(), |mut m, c| {
         let ep = c
             .found

@@ -21,10 +21,7 @@ fn cluster() -> Arc<crate::profile::Cluster> {
 }
 
 fn ep(provider: ProviderKind, backend: &str) -> Endpoint {
-    Endpoint {
-        provider,
-        backend: backend.into(),
-    }
+    Endpoint::from_parts(provider.as_str(), backend).unwrap()
 }
 
 fn opts(to: Endpoint) -> SwitchOptions {
