@@ -260,3 +260,45 @@ fn a_dry_run_plans_without_locking() {
         );
     }
 }
+
+/// Issue 13: `switch --networking flannel` (flanneld as a systemd unit) planned flanneld without
+/// its certificates. The run's inputs reach the target's plans: the dry run writes them.
+#[test]
+fn a_switch_to_flanneld_as_a_unit_writes_the_runs_certificates() {
+    let mut c = (*cluster()).clone();
+    c.profile.networking.flannel.deploy = crate::profile::FlannelDeploy::Systemd;
+    // A worker first: the plan's description lists the first node's files.
+    c.profile.nodes.rotate_left(1);
+    c.nodes.rotate_left(1);
+    let node_cert = |n: &str| crate::certs::NodeCert {
+        cert_pem: format!("cert of {n}"),
+        key_pem: format!("key of {n}"),
+    };
+    let pki = crate::certs::Pki {
+        dir: "/nonexistent".into(),
+        ca_pem: "ca".into(),
+        server_ca_pem: "ca".into(),
+        token: None,
+        nodes: ["w1", "w2"].map(|n| (n.to_string(), node_cert(n))).into(),
+        notes: vec![],
+    };
+    let net = Net::default();
+    let mut r = Run::fake(Arc::new(c), net, None);
+    r.inputs = Arc::new(crate::provider::Inputs {
+        pki: Some(Arc::new(pki)),
+        ..Default::default()
+    });
+    r.dry_run = true;
+    let report = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run(&r, to_flannel()))
+        .unwrap();
+    assert_eq!(report.result, "planned");
+    assert!(report.steps.contains(&"  per node (e.g. w1):".to_string()));
+    for f in ["ca.crt", "flanneld.crt", "flanneld.key"] {
+        let want = format!("    write /etc/kube-flannel/{f}");
+        assert!(report.steps.contains(&want), "{want}: {:#?}", report.steps);
+    }
+}
