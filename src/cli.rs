@@ -69,15 +69,8 @@ pub enum Command {
     /// Check the cluster's network: node checks over SSH, cluster checks through kubectl, and a
     /// data-plane test with real test pods on every worker. Exit 1 when a check fails.
     Verify {
-        /// The cluster profile (YAML).
-        #[arg(short, long)]
-        profile: PathBuf,
-        /// Trust host keys not yet in known_hosts and record them (trust on first use).
-        #[arg(long)]
-        accept_new_host_keys: bool,
-        /// How many nodes to work on at once, 1-1024 (default: the profile's ssh.concurrency).
-        #[arg(long, value_parser = concurrency_range())]
-        concurrency: Option<usize>,
+        #[command(flatten)]
+        nodes: Nodes,
         /// Report format: text for people, json or junit for machines (docs/verify.md).
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyFormat,
@@ -112,9 +105,8 @@ pub enum Command {
     },
     /// Migrate a live cluster to another provider (or backend), node by node, with verify gates and rollback.
     Switch {
-        /// The cluster profile (YAML).
-        #[arg(short, long)]
-        profile: PathBuf,
+        #[command(flatten)]
+        nodes: Nodes,
         /// The provider to move to: routes, kubenet, flannel, calico, canal, weave.
         #[arg(long, required_unless_present = "rollback")]
         networking: Option<netctl::network::Network>,
@@ -142,13 +134,6 @@ pub enum Command {
         /// On failure, stop in place instead of rolling back.
         #[arg(long)]
         no_rollback: bool,
-        /// Trust host keys not yet in known_hosts and record them. A changed key is always refused.
-        #[arg(long)]
-        accept_new_host_keys: bool,
-        /// How many nodes to connect to and check at once, 1-1024 (default: the profile's
-        /// ssh.concurrency; the waves are --max-unavailable).
-        #[arg(long, value_parser = concurrency_range())]
-        concurrency: Option<usize>,
         /// Report format: text for people, json for machines.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,
@@ -165,18 +150,26 @@ pub enum Command {
     },
 }
 
-/// Flags shared by commands that connect to nodes.
+/// The profile and the flags of every command that connects to nodes (declared once).
 #[derive(clap::Args, Clone)]
-pub struct Connect {
+pub struct Nodes {
     /// The cluster profile (YAML).
     #[arg(short, long)]
     pub profile: PathBuf,
     /// Trust host keys not yet in known_hosts and record them (trust on first use). A changed key is always refused.
     #[arg(long)]
     pub accept_new_host_keys: bool,
-    /// How many nodes to work on at once, 1-1024 (default: the profile's ssh.concurrency).
+    /// How many nodes to work on at once, 1-1024 (default: the profile's ssh.concurrency; a
+    /// switch's waves are --max-unavailable).
     #[arg(long, value_parser = concurrency_range())]
     pub concurrency: Option<usize>,
+}
+
+/// `Nodes` and a text or JSON report.
+#[derive(clap::Args, Clone)]
+pub struct Connect {
+    #[command(flatten)]
+    pub nodes: Nodes,
     /// Report format: text for people, json for machines.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Format,

@@ -5,13 +5,14 @@ mod cli;
 use clap::Parser;
 use std::sync::Arc;
 
-use cli::{Cli, Command, Connect, Format, ProfileCommand, VerifyFormat};
+use cli::{Cli, Command, Connect, Format, Nodes, ProfileCommand, VerifyFormat};
 use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
 use netctl::migrate;
 use netctl::network::Network;
 use netctl::printer::escape_controls;
 use netctl::provider::Inputs;
+use netctl::run::{Artifacts, Flags, Run};
 
 /// `print!` through `printer::out`: a closed stdout ends the run quietly (exit 0).
 macro_rules! out {
@@ -20,11 +21,16 @@ macro_rules! out {
 use netctl::{certs, commands, profile, verify, Error};
 use std::time::SystemTime;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+/// Run a command's future on a runtime made for it; what it left running (a kubectl on a node's
+/// thread) is not waited for.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime")
+        .expect("tokio runtime");
+    let out = rt.block_on(f);
+    rt.shutdown_background();
+    out
 }
 
 /// Text for people, printed with node text escaped (`escape_controls`). JSON is escaped by serde;
@@ -37,33 +43,59 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).expect("report serialises") + "\n"
 }
 
-/// The ssh config, key files and known_hosts files, read before any node is reached: a mistake in
-/// them is the same for every node, so it stops the run with exit 2 (`phase::connect::preflight`).
-fn preflight(cluster: &profile::Cluster) -> Result<(), Error> {
-    Ok(netctl::phase::connect::preflight(cluster)?)
+/// The run of a command that reaches nodes: the profile (already loaded, so a bad one is exit 2
+/// first), the ssh input checked, and the certificates and binaries it needs.
+fn make_run(
+    cluster: profile::Cluster,
+    nodes: &Nodes,
+    dry_run: bool,
+    quiet: bool,
+    artifacts: Artifacts,
+    target: Option<&profile::Cluster>,
+) -> Result<Run, Error> {
+    let flags = Flags {
+        concurrency: nodes.concurrency,
+        accept_new_host_keys: nodes.accept_new_host_keys,
+        dry_run,
+        quiet,
+    };
+    let run = Run::prepare(cluster, &nodes.profile, &flags, artifacts, target)?;
+    print_notes(&run.notes, quiet);
+    Ok(run)
 }
 
-/// Exit code for a node run: refusals (host key, lock) 3, failures 1.
-fn run_result(report: &RunReport) -> Result<i32, Error> {
+/// The one way per-node results become an exit: any refusal (host key, lock) 3, else failures 1.
+fn node_results(bad: &[&str], refused: bool) -> Result<i32, Error> {
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    let msg = format!("failed on {} node(s): {}", bad.len(), bad.join(", "));
+    Err(if refused {
+        Error::Refused(msg)
+    } else {
+        Error::Failed(msg)
+    })
+}
+
+/// init's exit: a "no" is a failure; then the nodes; then a failed cluster step; then verify.
+fn init_result(report: &RunReport) -> Result<i32, Error> {
     if report.declined {
         return Err(Error::Failed(
             "not applied: the answer was no; nothing was changed".into(),
         ));
     }
-    let failed = report.failed_nodes();
-    if failed.is_empty() && !report.cluster_failed() {
-        return Ok(0);
+    let failed: Vec<&str> = report
+        .failed_nodes()
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    node_results(&failed, report.refused())?;
+    if report.cluster_failed() {
+        return Err(Error::Failed("a cluster step failed".into()));
     }
-    let names: Vec<&str> = failed.iter().map(|n| n.name.as_str()).collect();
-    let msg = if failed.is_empty() {
-        "a cluster step failed".to_string()
-    } else {
-        format!("failed on {} node(s): {}", failed.len(), names.join(", "))
-    };
-    if report.refused() {
-        Err(Error::Refused(msg))
-    } else {
-        Err(Error::Failed(msg))
+    match &report.verify {
+        Some(v) if v.failed() => Err(Error::Failed(verify_failures(v))),
+        _ => Ok(0),
     }
 }
 
@@ -74,7 +106,7 @@ fn apply(
     dry_run: bool,
     no_verify: bool,
 ) -> Result<i32, Error> {
-    let cluster = profile::load(&connect.profile)?;
+    let cluster = profile::load(&connect.nodes.profile)?;
     // Nothing changes without an explicit yes (Terraform, kops): with no terminal to ask, init
     // refuses before it connects, as reset and switch do.
     if !dry_run && !yes && !can_ask() {
@@ -83,39 +115,20 @@ fn apply(
                 .into(),
         ));
     }
-    // Bad ssh input stops the run (exit 2) before any node, or the local PKI, is touched.
-    preflight(&cluster)?;
     print_warnings(&cluster, quiet);
-    // The binaries nodes get, read and checked against the profile's sha256 before any node (or
-    // the local PKI) is touched.
-    let binaries = profile::binaries::load(&cluster, &connect.profile)?;
-    // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
-    let mode = if dry_run {
-        certs::Mode::InMemory
-    } else {
-        certs::Mode::Persist
-    };
-    let pki = certs::prepare(&cluster, &connect.profile, mode, SystemTime::now())?;
-    print_notes(pki.as_ref(), quiet);
-    let inputs = Inputs {
-        pki: pki.map(Arc::new),
-        binaries,
-    };
-    let run = netctl::run::Run::new(
-        Arc::new(cluster),
-        Arc::new(inputs),
-        connect.concurrency,
+    let run = make_run(
+        cluster,
+        &connect.nodes,
         dry_run,
-        connect.accept_new_host_keys,
         quiet,
-    );
+        Artifacts::Issue,
+        None,
+    )?;
     let opts = ApplyOptions {
         yes,
         verify: !no_verify,
     };
-    let rt = runtime();
-    let report = rt.block_on(commands::apply::run(&run, opts));
-    rt.shutdown_background();
+    let report = block_on(commands::apply::run(&run, opts));
     match connect.output {
         Format::Text => {
             print_text(&commands::apply::text(&report, dry_run));
@@ -125,11 +138,7 @@ fn apply(
         }
         Format::Json => out!("{}", json(&report)),
     }
-    let code = run_result(&report)?;
-    match &report.verify {
-        Some(v) if v.failed() => Err(Error::Failed(verify_failures(v))),
-        _ => Ok(code),
-    }
+    init_result(&report)
 }
 
 /// "verify: 2 check(s) failed: node.routes on node-2, ..."
@@ -142,22 +151,14 @@ fn verify_failures(r: &verify::Report) -> String {
 }
 
 fn verify_command(
-    profile: &std::path::Path,
+    nodes: Nodes,
     opts: verify::Options,
     output: VerifyFormat,
+    quiet: bool,
 ) -> Result<i32, Error> {
-    let cluster = profile::load(profile)?;
-    preflight(&cluster)?;
-    // The stored certificates, so node plans (and the drift check) include them; nothing issued.
-    let inputs = Arc::new(Inputs {
-        pki: certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?
-            .map(Arc::new),
-        ..Inputs::default()
-    });
-    let cluster = Arc::new(cluster);
-    let rt = runtime();
-    let report = rt.block_on(commands::verify::run(cluster, inputs, opts));
-    rt.shutdown_background();
+    let cluster = profile::load(&nodes.profile)?;
+    let run = make_run(cluster, &nodes, false, quiet, Artifacts::Stored, None)?;
+    let report = block_on(commands::verify::run(&run, opts));
     out!(
         "{}",
         match output {
@@ -176,11 +177,11 @@ fn verify_command(
 }
 
 /// What the PKI step issued or found missing, one line each on stderr.
-fn print_notes(pki: Option<&certs::Pki>, quiet: bool) {
+fn print_notes(notes: &[String], quiet: bool) {
     if quiet {
         return;
     }
-    for n in pki.map(|p| p.notes.as_slice()).unwrap_or_default() {
+    for n in notes {
         eprintln!("certs: {}", escape_controls(n));
     }
 }
@@ -196,12 +197,13 @@ fn print_warnings(cluster: &profile::Cluster, quiet: bool) {
 }
 
 fn run(cli: Cli) -> Result<i32, Error> {
+    let quiet = cli.quiet;
     match cli.command {
         Command::Profile {
             command: ProfileCommand::Check { profile, output },
         } => {
             let cluster = profile::load(&profile)?;
-            print_warnings(&cluster, cli.quiet);
+            print_warnings(&cluster, quiet);
             match output {
                 Format::Text => print_text(&commands::check::text(&cluster)),
                 Format::Json => out!("{}", commands::check::json(&cluster)),
@@ -222,145 +224,34 @@ fn run(cli: Cli) -> Result<i32, Error> {
             netctl::printer::out(&String::from_utf8_lossy(&script));
             Ok(0)
         }
-        Command::Render { profile, out } => {
-            let cluster = profile::load(&profile)?;
-            print_warnings(&cluster, cli.quiet);
-            let pki = certs::prepare(&cluster, &profile, certs::Mode::ReadOnly, SystemTime::now())?;
-            if pki.is_none() && !certs::store::nodes_needing(&cluster).is_empty() {
-                eprintln!(
-                    "certs: flanneld's CA and credentials are not all at hand (the profile's caCertificate, caCert/caKey or tokenFile, or no CA in {} yet): their files are left out (netctl init checks and issues them; docs/certs.md)",
-                    certs::store::dir(&cluster, &profile).display()
-                );
-            }
-            print_notes(pki.as_ref(), cli.quiet);
-            let inputs = Inputs {
-                pki: pki.map(Arc::new),
-                ..Inputs::default()
-            };
-            print_text(&format!(
-                "{}\n",
-                commands::render::run(&cluster, &inputs, &out)?
-            ));
-            Ok(0)
-        }
-        Command::Plan { connect } => apply(connect, cli.quiet, true, true, true),
+        Command::Render { profile, out } => render(&profile, &out, quiet),
+        Command::Plan { connect } => apply(connect, quiet, true, true, true),
         Command::Init {
             connect,
             yes,
             dry_run,
             no_verify,
-        } => apply(connect, cli.quiet, yes, dry_run, no_verify),
+        } => apply(connect, quiet, yes, dry_run, no_verify),
         Command::Verify {
-            profile,
-            accept_new_host_keys,
-            concurrency,
+            nodes,
             output,
             smoke,
             mesh,
             no_dataplane,
-        } => verify_command(
-            &profile,
-            verify::Options {
+        } => {
+            let opts = verify::Options {
                 cluster_checks: true,
                 dataplane: !no_dataplane,
                 smoke,
                 mesh,
-                concurrency,
-                accept_new_host_keys,
-                quiet: cli.quiet,
-            },
-            output,
-        ),
-        Command::Unlock { connect, run, yes } => {
-            if !netctl::phase::txn::is_run_id(&run) {
-                return Err(Error::Usage(format!(
-                    "--run {run:?} is not a run id (like 20261129T231500Z-1a2b)"
-                )));
-            }
-            let cluster = Arc::new(profile::load(&connect.profile)?);
-            confirm_or_refuse(
-                yes,
-                &format!(
-                    "Clear run {run}'s locks on {} node(s)?",
-                    cluster.nodes.len()
-                ),
-            )?;
-            let reports = runtime().block_on(commands::unlock::run(
-                cluster,
-                run,
-                connect.accept_new_host_keys,
-                connect.concurrency,
-                cli.quiet,
-            ));
-            match connect.output {
-                Format::Text => out!("{}", commands::unlock::text(&reports)),
-                Format::Json => out!("{}", json(&reports)),
-            }
-            use netctl::commands::unlock::Result as U;
-            let bad: Vec<&str> = reports
-                .iter()
-                .filter(|r| matches!(r.result, U::Refused | U::Failed))
-                .map(|r| r.name.as_str())
-                .collect();
-            if bad.is_empty() {
-                Ok(0)
-            } else if reports.iter().any(|r| r.result == U::Refused) {
-                Err(Error::Refused(format!(
-                    "refused on {} node(s): {}",
-                    bad.len(),
-                    bad.join(", ")
-                )))
-            } else {
-                Err(Error::Failed(format!(
-                    "failed on {} node(s): {}",
-                    bad.len(),
-                    bad.join(", ")
-                )))
-            }
+                quiet,
+            };
+            verify_command(nodes, opts, output, quiet)
         }
-        Command::Reset { connect, yes } => {
-            let cluster = Arc::new(profile::load(&connect.profile)?);
-            preflight(&cluster)?;
-            confirm_or_refuse(
-                yes,
-                &format!(
-                    "Remove netctl's changes from {} node(s)?",
-                    cluster.nodes.len()
-                ),
-            )?;
-            let reports = runtime().block_on(commands::reset::run(
-                cluster,
-                connect.accept_new_host_keys,
-                connect.concurrency,
-                cli.quiet,
-            ));
-            match connect.output {
-                Format::Text => print_text(&commands::reset::text(&reports)),
-                Format::Json => out!("{}", json(&reports)),
-            }
-            let failed: Vec<&str> = reports
-                .iter()
-                .filter(|r| r.error.is_some())
-                .map(|r| r.name.as_str())
-                .collect();
-            if failed.is_empty() {
-                Ok(0)
-            } else if reports.iter().any(|r| r.refused) {
-                Err(Error::Refused(format!(
-                    "refused on {} node(s): {}",
-                    failed.len(),
-                    failed.join(", ")
-                )))
-            } else {
-                Err(Error::Failed(format!(
-                    "failed on {} node(s): {}",
-                    failed.len(),
-                    failed.join(", ")
-                )))
-            }
-        }
+        Command::Unlock { connect, run, yes } => unlock(connect, run, yes, quiet),
+        Command::Reset { connect, yes } => reset(connect, yes, quiet),
         Command::Switch {
-            profile,
+            nodes,
             networking,
             backend,
             from,
@@ -370,43 +261,27 @@ fn run(cli: Cli) -> Result<i32, Error> {
             resume,
             rollback,
             no_rollback,
-            accept_new_host_keys,
-            concurrency,
             output,
         } => {
-            let cluster = profile::load(&profile)?;
-            preflight(&cluster)?;
+            let cluster = profile::load(&nodes.profile)?;
             let to = match networking {
                 Some(n) => n
                     .with_backend_flag(backend.as_deref())
                     .map_err(Error::Usage)?,
                 None => Network::of(&cluster),
             };
-            // The target's certificates (flanneld as a systemd unit), issued before any node moves.
+            // The target's certificates and binaries (flanneld as a systemd unit), issued and
+            // checked before any node moves; the target's node plans are built with them.
             let target =
                 migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;
-            // The target's binaries (flanneld as a systemd unit), checked before any node moves.
-            let binaries = profile::binaries::load(&target, &profile)?;
-            let mode = if dry_run {
-                certs::Mode::InMemory
-            } else {
-                certs::Mode::Persist
-            };
-            let pki = certs::prepare(&target, &profile, mode, SystemTime::now())?;
-            print_notes(pki.as_ref(), cli.quiet);
-            // The target's node plans are built with them (migrate::retarget keeps no PKI).
-            let inputs = Inputs {
-                pki: pki.map(Arc::new),
-                binaries,
-            };
-            let run = netctl::run::Run::new(
-                Arc::new(cluster),
-                Arc::new(inputs),
-                concurrency,
+            let run = make_run(
+                cluster,
+                &nodes,
                 dry_run,
-                accept_new_host_keys,
-                cli.quiet,
-            );
+                quiet,
+                Artifacts::Issue,
+                Some(&target),
+            )?;
             let opts = SwitchOptions {
                 to,
                 from,
@@ -416,7 +291,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 rollback,
                 no_rollback,
             };
-            let report = runtime().block_on(commands::switch::run(&run, opts))?;
+            let report = block_on(commands::switch::run(&run, opts))?;
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => out!("{}", json(&report)),
@@ -429,6 +304,83 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
     }
+}
+
+fn render(profile: &std::path::Path, out: &std::path::Path, quiet: bool) -> Result<i32, Error> {
+    let cluster = profile::load(profile)?;
+    print_warnings(&cluster, quiet);
+    let pki = certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?;
+    if pki.is_none() && !certs::store::nodes_needing(&cluster).is_empty() {
+        eprintln!(
+            "certs: flanneld's CA and credentials are not all at hand (the profile's caCertificate, caCert/caKey or tokenFile, or no CA in {} yet): their files are left out (netctl init checks and issues them; docs/certs.md)",
+            certs::store::dir(&cluster, profile).display()
+        );
+    }
+    print_notes(
+        pki.as_ref().map(|p| p.notes.as_slice()).unwrap_or_default(),
+        quiet,
+    );
+    let inputs = Inputs {
+        pki: pki.map(Arc::new),
+        ..Inputs::default()
+    };
+    print_text(&format!(
+        "{}\n",
+        commands::render::run(&cluster, &inputs, out)?
+    ));
+    Ok(0)
+}
+
+fn unlock(connect: Connect, run_id: String, yes: bool, quiet: bool) -> Result<i32, Error> {
+    if !netctl::phase::txn::is_run_id(&run_id) {
+        return Err(Error::Usage(format!(
+            "--run {run_id:?} is not a run id (like 20261129T231500Z-1a2b)"
+        )));
+    }
+    let cluster = profile::load(&connect.nodes.profile)?;
+    confirm_or_refuse(
+        yes,
+        &format!(
+            "Clear run {run_id}'s locks on {} node(s)?",
+            cluster.nodes.len()
+        ),
+    )?;
+    let run = make_run(cluster, &connect.nodes, false, quiet, Artifacts::None, None)?;
+    let reports = block_on(commands::unlock::run(&run, run_id));
+    match connect.output {
+        Format::Text => out!("{}", commands::unlock::text(&reports)),
+        Format::Json => out!("{}", json(&reports)),
+    }
+    use netctl::commands::unlock::Result as U;
+    let bad: Vec<&str> = reports
+        .iter()
+        .filter(|r| matches!(r.result, U::Refused | U::Failed))
+        .map(|r| r.name.as_str())
+        .collect();
+    node_results(&bad, reports.iter().any(|r| r.result == U::Refused))
+}
+
+fn reset(connect: Connect, yes: bool, quiet: bool) -> Result<i32, Error> {
+    let cluster = profile::load(&connect.nodes.profile)?;
+    let run = make_run(cluster, &connect.nodes, false, quiet, Artifacts::None, None)?;
+    confirm_or_refuse(
+        yes,
+        &format!(
+            "Remove netctl's changes from {} node(s)?",
+            run.cluster.nodes.len()
+        ),
+    )?;
+    let reports = block_on(commands::reset::run(&run));
+    match connect.output {
+        Format::Text => print_text(&commands::reset::text(&reports)),
+        Format::Json => out!("{}", json(&reports)),
+    }
+    let bad: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.name.as_str())
+        .collect();
+    node_results(&bad, reports.iter().any(|r| r.refused))
 }
 
 fn new_profile(a: Box<cli::NewArgs>) -> Result<String, Error> {

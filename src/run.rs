@@ -23,6 +23,8 @@ pub struct Run {
     pub accept_new_host_keys: bool,
     pub quiet: bool,
     pub progress: Progress,
+    /// What preparing the certificates issued or found missing, for the operator.
+    pub notes: Vec<String>,
     reach: Reach,
 }
 
@@ -55,6 +57,7 @@ impl Run {
             accept_new_host_keys,
             quiet,
             progress: Progress::new(quiet),
+            notes: vec![],
             reach: Reach::Real,
         }
     }
@@ -99,5 +102,68 @@ impl Run {
                 None => Err(KubectlError::Missing { step: step.into() }),
             },
         }
+    }
+}
+
+/// What of the run's certificates and binaries a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Artifacts {
+    /// Nothing (reset, unlock).
+    None,
+    /// The stored certificates, nothing issued: node plans (and verify's drift check) include them.
+    Stored,
+    /// What is missing or due issued - in memory only on a dry run, so `plan` writes nothing
+    /// locally either - and the binaries nodes get, read and checked against their sha256 (init,
+    /// plan, switch).
+    Issue,
+}
+
+/// The operator's flags every command that reaches nodes shares.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub concurrency: Option<usize>,
+    pub accept_new_host_keys: bool,
+    pub dry_run: bool,
+    pub quiet: bool,
+}
+
+impl Run {
+    /// The run for `cluster`, read from `profile`: its ssh input checked (a mistake there is the
+    /// same for every node: exit 2 before any node, or the local PKI, is touched), then the
+    /// artifacts `target` needs - the profile's own network, or the one a switch moves to.
+    pub fn prepare(
+        cluster: Cluster,
+        profile: &std::path::Path,
+        flags: &Flags,
+        artifacts: Artifacts,
+        target: Option<&Cluster>,
+    ) -> Result<Run, crate::Error> {
+        crate::phase::connect::preflight(&cluster)?;
+        let target = target.unwrap_or(&cluster);
+        let mut inputs = Inputs::default();
+        let mut notes = Vec::new();
+        if artifacts != Artifacts::None {
+            let mode = match (artifacts, flags.dry_run) {
+                (Artifacts::Stored, _) => crate::certs::Mode::ReadOnly,
+                (_, true) => crate::certs::Mode::InMemory,
+                _ => crate::certs::Mode::Persist,
+            };
+            if artifacts == Artifacts::Issue {
+                inputs.binaries = crate::profile::binaries::load(target, profile)?;
+            }
+            let pki = crate::certs::prepare(target, profile, mode, std::time::SystemTime::now())?;
+            notes = pki.as_ref().map(|p| p.notes.clone()).unwrap_or_default();
+            inputs.pki = pki.map(Arc::new);
+        }
+        let mut run = Run::new(
+            Arc::new(cluster),
+            Arc::new(inputs),
+            flags.concurrency,
+            flags.dry_run,
+            flags.accept_new_host_keys,
+            flags.quiet,
+        );
+        run.notes = notes;
+        Ok(run)
     }
 }

@@ -421,22 +421,11 @@ impl Init<'_> {
         let run = self.run;
         let opts = crate::verify::Options {
             cluster_checks: false,
-            concurrency: Some(run.concurrency),
-            accept_new_host_keys: run.accept_new_host_keys,
-            quiet: run.quiet,
             ..crate::verify::Options::default()
         };
         let open = self.open.clone();
-        self.verify = Some(
-            crate::commands::verify::run_on(
-                run.cluster.clone(),
-                run.inputs.clone(),
-                opts,
-                run.id.clone(),
-                open,
-            )
-            .await,
-        );
+        let report = crate::commands::verify::run_on(run, run.cluster.clone(), opts, open).await;
+        self.verify = Some(report);
         Flow::Next
     }
 }

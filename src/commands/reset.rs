@@ -1,15 +1,14 @@
 //! `netctl reset`: per node, connect -> lock -> read state.json -> undo it (phase::reset) -> unlock.
 //! A node netctl never touched is reported as such and left alone.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::fleet;
-use crate::phase::{self, connect, lock, reset};
-use crate::printer::{Progress, Table};
-use crate::profile::{Cluster, Node};
+use crate::phase::{lock, reset};
+use crate::printer::Table;
+use crate::profile::Node;
 use crate::provider::NodePlan;
+use crate::run::Run;
 
 #[derive(Debug, Serialize)]
 pub struct ResetReport {
@@ -23,22 +22,17 @@ pub struct ResetReport {
     pub refused: bool,
 }
 
-async fn reset_node(
-    cluster: Arc<Cluster>,
-    node: Node,
-    accept_new: bool,
-    run_id: String,
-    line: crate::printer::NodeLine,
-) -> ResetReport {
+async fn reset_node(run: Run, node: Node, line: crate::printer::NodeLine) -> ResetReport {
     let name = node.name.clone();
+    let run_id = &run.id;
     let r = async {
         line.phase("connect");
-        let remote = connect::connect(&cluster, &node, accept_new, false).await?;
+        let remote = run.connect(&node).await?;
         line.phase("lock and gather");
         let g = match crate::phase::gather::lock_and_gather_for_apply(
             &remote,
             &NodePlan::default(),
-            &lock::Holder::me(&run_id, "reset"),
+            &lock::Holder::me(run_id, "reset"),
         )
         .await
         {
@@ -51,12 +45,12 @@ async fn reset_node(
         // The reset transaction releases the lock itself; an unmanaged node is released here.
         let res = match g.state {
             None => {
-                let _ = lock::unlock(&remote, &run_id).await;
+                let _ = lock::unlock(&remote, run_id).await;
                 Ok(None)
             }
             Some(st) => {
                 line.phase("reset");
-                reset::reset(&remote, &st, &run_id, node.has_systemd())
+                reset::reset(&remote, &st, run_id, node.has_systemd())
                     .await
                     .map(Some)
             }
@@ -97,22 +91,15 @@ async fn reset_node(
     }
 }
 
-pub async fn run(
-    cluster: Arc<Cluster>,
-    accept_new: bool,
-    concurrency: Option<usize>,
-    quiet: bool,
-) -> Vec<ResetReport> {
-    let run_id = phase::new_run_id();
-    let progress = Progress::new(quiet);
-    let jobs: Vec<_> = cluster
+pub async fn run(run: &Run) -> Vec<ResetReport> {
+    let jobs: Vec<_> = run
+        .cluster
         .nodes
         .iter()
-        .map(|n| (n.clone(), progress.node(&n.name)))
+        .map(|n| (n.clone(), run.progress.node(&n.name)))
         .collect();
-    let c = concurrency.unwrap_or(cluster.profile.ssh.concurrency);
-    fleet::run(jobs, c, |(n, line)| {
-        reset_node(cluster.clone(), n, accept_new, run_id.clone(), line)
+    fleet::run(jobs, run.concurrency, |(n, line)| {
+        reset_node(run.clone(), n, line)
     })
     .await
 }

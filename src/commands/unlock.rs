@@ -5,16 +5,15 @@
 //! tell (its process on this machine, its transaction on the node). A transaction of RUN_ID that
 //! never finished is put back first, by its own script.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 
 use crate::fleet;
-use crate::phase::{connect, gather, lock, txn};
-use crate::printer::{Progress, Table};
-use crate::profile::{Cluster, Node};
+use crate::phase::{gather, lock, txn};
+use crate::printer::Table;
+use crate::profile::Node;
 use crate::provider::NodePlan;
 use crate::remote::{Remote, RemoteError};
+use crate::run::Run;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -36,14 +35,13 @@ pub struct UnlockReport {
 }
 
 async fn unlock_node(
-    cluster: Arc<Cluster>,
+    r: Run,
     node: Node,
     run: String,
-    accept_new: bool,
     line: crate::printer::NodeLine,
 ) -> UnlockReport {
     line.phase("connect");
-    let report = match connect::connect(&cluster, &node, accept_new, false).await {
+    let report = match r.connect(&node).await {
         Ok(remote) => {
             line.phase("unlock");
             let r = clear(&remote, &run).await;
@@ -112,22 +110,16 @@ async fn clear(remote: &Remote, run: &str) -> std::result::Result<(Result, Strin
     Ok((Result::Unlocked, detail.join("; ")))
 }
 
-pub async fn run(
-    cluster: Arc<Cluster>,
-    run: String,
-    accept_new: bool,
-    concurrency: Option<usize>,
-    quiet: bool,
-) -> Vec<UnlockReport> {
-    let progress = Progress::new(quiet);
-    let jobs: Vec<_> = cluster
+/// Clear `dead_run`'s locks on every node (this run's own id is not used: it takes no lock).
+pub async fn run(run: &Run, dead_run: String) -> Vec<UnlockReport> {
+    let jobs: Vec<_> = run
+        .cluster
         .nodes
         .iter()
-        .map(|n| (n.clone(), progress.node(&n.name)))
+        .map(|n| (n.clone(), run.progress.node(&n.name)))
         .collect();
-    let c = concurrency.unwrap_or(cluster.profile.ssh.concurrency);
-    fleet::run(jobs, c, |(n, line)| {
-        unlock_node(cluster.clone(), n, run.clone(), accept_new, line)
+    fleet::run(jobs, run.concurrency, |(n, line)| {
+        unlock_node(run.clone(), n, dead_run.clone(), line)
     })
     .await
 }

@@ -10,11 +10,11 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::fleet;
-use crate::phase::{self, connect};
 use crate::printer::Progress;
 use crate::profile::{Cluster, Node};
-use crate::provider::{self, Inputs};
+use crate::provider;
 use crate::remote::Remote;
+use crate::run::Run;
 use crate::verify::dataplane::{self, Participant, Ready, Registry};
 use crate::verify::{cluster as cluster_checks, node, smoke, Check, Options, Report};
 
@@ -29,10 +29,11 @@ struct NodeResult {
 /// What the per-node stage needs besides the node.
 #[derive(Clone)]
 struct Stage {
+    /// The network checked: the profile's, or the one a switch moved to.
     cluster: Arc<Cluster>,
-    /// The run's certificates and binaries, so the plans checked are the ones init applies.
-    inputs: Arc<Inputs>,
-    accept_new: bool,
+    /// Reaches the nodes; its inputs (certificates, binaries) make the plans checked the ones
+    /// init applies.
+    run: Run,
     /// Make test pods (the data plane), or skip it for this reason.
     dataplane: Result<(), String>,
     suffix: String,
@@ -48,16 +49,13 @@ struct Stage {
 /// other until the pings.
 async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> NodeResult {
     let cluster = st.cluster.clone();
-    let accept_new = st.accept_new;
     let start = Instant::now();
     line.phase("connect");
     // Verify changes nothing but its test pods: sessions are not dry-run, but node checks only
     // ever `probe` (read), and the data plane's changes are the pods it removes again.
     let opened = match st.open.get(&node.name) {
         Some(r) => Ok(r.clone()),
-        None => connect::connect(&cluster, &node, accept_new, false)
-            .await
-            .map(Arc::new),
+        None => st.run.connect(&node).await.map(Arc::new),
     };
     let remote = match opened {
         Ok(r) => r,
@@ -125,7 +123,7 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
     }
     line.phase("node checks");
     let start = Instant::now();
-    let plan = provider::node_plan(&cluster, &node, &st.inputs);
+    let plan = provider::node_plan(&cluster, &node, &st.run.inputs);
     let facts = match remote.probe(&node::script(&cluster, &node, &plan)).await {
         Ok(out) => {
             let f = node::parse(&String::from_utf8_lossy(&out.stdout));
@@ -204,33 +202,32 @@ async fn cert_check(remote: &crate::remote::Remote, node: &str) -> Check {
     }
 }
 
-pub async fn run(cluster: Arc<Cluster>, inputs: Arc<Inputs>, opts: Options) -> Report {
-    verify(cluster, inputs, opts, phase::new_run_id(), Arc::default()).await
+pub async fn run(run: &Run, opts: Options) -> Report {
+    verify(run, run.cluster.clone(), opts, Arc::default()).await
 }
 
-/// Verify over sessions the caller holds (and keeps) where it has them; `run_id` names the test
-/// pods and re-enters the locks the caller took.
+/// Verify `cluster`'s network over sessions the caller holds (and keeps) where it has them; the
+/// run's id names the test pods and re-enters the locks the caller took.
 pub async fn run_on(
+    run: &Run,
     cluster: Arc<Cluster>,
-    inputs: Arc<Inputs>,
     opts: Options,
-    run_id: String,
     open: Vec<Arc<Remote>>,
 ) -> Report {
     let open = open.into_iter().map(|r| (r.node.clone(), r)).collect();
-    verify(cluster, inputs, opts, run_id, Arc::new(open)).await
+    verify(run, cluster, opts, Arc::new(open)).await
 }
 
 async fn verify(
+    run: &Run,
     cluster: Arc<Cluster>,
-    inputs: Arc<Inputs>,
     opts: Options,
-    run_id: String,
     open: Arc<BTreeMap<String, Arc<Remote>>>,
 ) -> Report {
+    let run_id = run.id.clone();
     let suffix = crate::verify::run_suffix(&run_id);
-    let progress = Progress::new(opts.quiet);
-    let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
+    let progress = Progress::new(opts.quiet || run.quiet);
+    let concurrency = run.concurrency;
     // From here on Ctrl-C is ours: it stops the run and the test pods are removed.
     let (tx, rx) = watch::channel(false);
     let watcher = tokio::spawn(async move {
@@ -240,7 +237,7 @@ async fn verify(
     });
 
     // kubectl on a kubectlOn node trusts a new host key as the node sessions do.
-    let accept_new = opts.accept_new_host_keys;
+    let accept_new = run.accept_new_host_keys;
     let cluster_task = opts.cluster_checks.then(|| {
         let c = cluster.clone();
         tokio::task::spawn_blocking(move || cluster_checks::run(&c, accept_new))
@@ -249,8 +246,7 @@ async fn verify(
     let registry: Registry = Registry::default();
     let st = Stage {
         cluster: cluster.clone(),
-        inputs,
-        accept_new: opts.accept_new_host_keys,
+        run: run.clone(),
         dataplane: if opts.dataplane {
             Ok(())
         } else {

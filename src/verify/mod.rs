@@ -99,8 +99,7 @@ pub struct Options {
     pub dataplane: bool,
     pub smoke: bool,
     pub mesh: Mesh,
-    pub concurrency: Option<usize>,
-    pub accept_new_host_keys: bool,
+    /// No progress lines (switch's gate), whatever the run's --quiet.
     pub quiet: bool,
 }
 
@@ -111,8 +110,6 @@ impl Default for Options {
             dataplane: true,
             smoke: false,
             mesh: Mesh::Full,
-            concurrency: None,
-            accept_new_host_keys: false,
             quiet: false,
         }
     }

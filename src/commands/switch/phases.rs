@@ -492,19 +492,10 @@ impl<'a> Switch<'a> {
             } else {
                 crate::verify::Mesh::Full
             },
-            concurrency: Some(self.run.concurrency),
-            accept_new_host_keys: self.run.accept_new_host_keys,
             quiet: true,
         };
         let open = self.conns.iter().map(|c| c.remote.clone()).collect();
-        let report = crate::commands::verify::run_on(
-            self.to.clone(),
-            self.run.inputs.clone(),
-            vopts,
-            self.run.id.clone(),
-            open,
-        )
-        .await;
+        let report = crate::commands::verify::run_on(self.run, self.to.clone(), vopts, open).await;
         let failed: Vec<String> = report
             .checks
             .iter()
