@@ -19,6 +19,7 @@ pub mod profile;
 pub mod provider;
 pub mod remote;
 pub mod render;
+pub mod shell;
 pub mod state;
 pub mod tempdir;
 pub mod transport;

@@ -13,12 +13,12 @@ use crate::fleet;
 use crate::kubectl::{self, Kubectl};
 use crate::migrate::{self, Endpoint, MigrationPlan, NodeMigration};
 use crate::phase::{self, apply, connect, gather, lock};
-use crate::plan::{self, FileAction};
+use crate::plan;
 use crate::printer::Progress;
 use crate::profile::{Cluster, Node, ProviderKind};
 use crate::provider::{sh_quote, NodePlan, Step};
 use crate::remote::{Remote, RemoteError};
-use crate::state::{Gathered, NodeState, STATE_FILE};
+use crate::state::{Gathered, NodeState};
 use crate::tempdir::PrivateDir;
 use crate::Error;
 
@@ -309,20 +309,9 @@ async fn roll_back_node(
     rec: &SwitchRecord,
     systemd: bool,
 ) -> Result<(), RemoteError> {
-    let backups = apply::backup_dir(&rec.run_id);
-    let mut script = String::from("set -e\n");
-    for (path, action) in rec.files.iter().chain(std::iter::once(&(
-        STATE_FILE.to_string(),
-        FileAction::Update,
-    ))) {
-        let p = sh_quote(path);
-        let b = sh_quote(&format!("{backups}{path}"));
-        match action {
-            FileAction::Create => script.push_str(&format!("rm -f {p}\n")),
-            _ => script.push_str(&format!("if [ -e {b} ]; then cp -a {b} {p}; fi\n")),
-        }
-    }
-    remote.change("restore backups", &script).await?;
+    remote
+        .change("restore backups", &rec.roll_back_script())
+        .await?;
     let g = gather::gather(remote, &NodePlan::default()).await?;
     if let Some(old) = g.state {
         if systemd {
