@@ -20,6 +20,8 @@ pub mod provider;
 pub mod remote;
 pub mod render;
 pub mod shell;
+#[cfg(test)]
+mod shellcheck;
 pub mod state;
 pub mod tempdir;
 pub mod transport;

@@ -386,14 +386,21 @@ pub async fn undo_interrupted(remote: &Remote, run_id: &str) -> Result<(), Remot
             message: format!("unexpected transaction name {run_id:?} under {TXN_DIR}"),
         });
     }
-    let script = crate::shell::Script::new(crate::shell::script_file!("node/txn-undo.sh"))
-        .var("T", format!("{TXN_DIR}/{run_id}"))
-        .var("RUN", run_id)
-        .build();
     remote
-        .change(&format!("put back the interrupted run {run_id}"), &script)
+        .change(
+            &format!("put back the interrupted run {run_id}"),
+            &undo_script(run_id),
+        )
         .await
         .map(|_| ())
+}
+
+/// Run a transaction's own `txn.sh undo` (templates/node/txn-undo.sh).
+pub fn undo_script(run_id: &str) -> String {
+    crate::shell::Script::new(crate::shell::script_file!("node/txn-undo.sh"))
+        .var("T", format!("{TXN_DIR}/{run_id}"))
+        .var("RUN", run_id)
+        .build()
 }
 
 #[cfg(test)]

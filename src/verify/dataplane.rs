@@ -191,7 +191,7 @@ fn restore_cursors(dir: &str, cursors: &[Cursor]) -> Vec<String> {
 }
 
 /// The script that removes what the test pods left (templates/verify/pods-left.sh).
-fn pods_left_script(steps: &[String]) -> String {
+pub fn pods_left_script(steps: &[String]) -> String {
     Script::new(script_file!("verify/pods-left.sh"))
         .include(BRIDGE)
         .args(steps)

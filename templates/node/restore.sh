@@ -10,7 +10,9 @@ tmp_of() { printf '%s/.netctl-%s.%s' "$(parent "$2")" "$RUN" "$1"; }
 # place FILE PATH: put FILE (a copy) at PATH atomically: a temp file beside it, then rename(2).
 place() {
   t=$(tmp_of undo "$2")
-  rm -f -- "$t" && cp -a -- "$1" "$t" && mv -fT -- "$t" "$2" || { rm -f -- "$t"; return 1; }
+  if rm -f -- "$t" && cp -a -- "$1" "$t" && mv -fT -- "$t" "$2"; then return 0; fi
+  rm -f -- "$t"
+  return 1
 }
 
 # put_back existed|absent PATH: a file that existed before the run gets its backup copy back; one

@@ -152,6 +152,8 @@ finish() {
     set -- "$d"/*
     [ $# -gt {{ kept }} ] || continue
     if cd "$d" 2>/dev/null; then
+      # The names are run ids netctl made (no newline, no leading dash): ls is safe here.
+      # shellcheck disable=SC2010
       ls -1 | grep -vxF -- "$RUN" | sort | head -n -{{ kept }} | while read -r old; do rm -rf -- "./$old"; done
     fi
   done

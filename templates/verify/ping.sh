@@ -15,7 +15,7 @@ pp() {
   fi
 }
 while [ $# -ge 5 ]; do
-  if [ "$5" = 0 ]; then pp "$1" "$2" "$3" "$4" & else pp "$1" "$2" "$3" "$4" -M do -s "$5" & fi
+  if [ "$5" = 0 ]; then pp "$1" "$2" "$3" "$4" & else pp "$1" "$2" "$3" "$4" -M "do" -s "$5" & fi
   shift 5
 done
 wait

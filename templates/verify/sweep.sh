@@ -11,7 +11,8 @@ for f in /var/lib/cni/networks/*/*; do
   [ -f "$f" ] || continue
   case "$(head -n1 "$f")" in netctl-*-a*|netctl-*-b*) rm -f "$f" ;; esac
 done
-for b in $(cat "$CONF"/*.conf "$CONF"/*.conflist 2>/dev/null | sed -n 's/.*"bridge" *: *"\([A-Za-z0-9_.-]*\)".*/\1/p' | sort -u); do
+cat "$CONF"/*.conf "$CONF"/*.conflist 2>/dev/null | sed -n 's/.*"bridge" *: *"\([A-Za-z0-9_.-]*\)".*/\1/p' | sort -u |
+while read -r b; do
   case "$b" in ''|-*|.|..|????????????????*) continue ;; esac
   del_empty_bridge "$b"
 done
