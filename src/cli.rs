@@ -117,13 +117,13 @@ pub enum Command {
         profile: PathBuf,
         /// The provider to move to: routes, kubenet, flannel, calico, canal, weave.
         #[arg(long, required_unless_present = "rollback")]
-        networking: Option<String>,
+        networking: Option<netctl::network::Network>,
         /// The new provider's backend (routes: host-gw, vxlan; flannel: host-gw, vxlan, wireguard).
         #[arg(long)]
         backend: Option<String>,
         /// What the nodes run now, PROVIDER[:BACKEND], when their records do not say.
         #[arg(long)]
-        from: Option<String>,
+        from: Option<netctl::network::Network>,
         /// Nodes switched at once.
         #[arg(long, default_value_t = 1)]
         max_unavailable: usize,

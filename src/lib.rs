@@ -1,6 +1,6 @@
 //! netctl: provision Kubernetes pod networking from a cluster profile, over SSH.
 //!
-//! profile -> provider (what each node needs) -> render (templates) -> phases over transport (SSH),
+//! profile -> provider (what each node needs, through template) -> render or phases over transport (SSH),
 //! with the lab for trying and testing it all on one machine.
 
 pub mod certs;
@@ -12,18 +12,22 @@ pub mod input;
 pub mod kubectl;
 pub mod lab;
 pub mod migrate;
+pub mod network;
 pub mod phase;
+pub mod pins;
 pub mod plan;
 pub mod printer;
 pub mod profile;
 pub mod provider;
 pub mod remote;
 pub mod render;
+pub mod run;
 pub mod shell;
 #[cfg(test)]
 mod shellcheck;
 pub mod state;
 pub mod tempdir;
+pub mod template;
 pub mod transport;
 pub mod verify;
 

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use cli::{Cli, Command, Connect, Format, ProfileCommand, VerifyFormat};
 use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
-use netctl::migrate::{self, Endpoint};
+use netctl::migrate;
+use netctl::network::Network;
 use netctl::printer::escape_controls;
+use netctl::provider::Inputs;
 
 /// `print!` through `printer::out`: a closed stdout ends the run quietly (exit 0).
 macro_rules! out {
     ($($arg:tt)*) => { netctl::printer::out(&format!($($arg)*)) };
 }
-use netctl::profile::ProviderKind;
 use netctl::{certs, commands, profile, verify, Error};
 use std::time::SystemTime;
 
@@ -73,7 +74,7 @@ fn apply(
     dry_run: bool,
     no_verify: bool,
 ) -> Result<i32, Error> {
-    let mut cluster = profile::load(&connect.profile)?;
+    let cluster = profile::load(&connect.profile)?;
     // Nothing changes without an explicit yes (Terraform, kops): with no terminal to ask, init
     // refuses before it connects, as reset and switch do.
     if !dry_run && !yes && !can_ask() {
@@ -87,7 +88,7 @@ fn apply(
     print_warnings(&cluster, quiet);
     // The binaries nodes get, read and checked against the profile's sha256 before any node (or
     // the local PKI) is touched.
-    cluster.binaries = profile::binaries::load(&cluster, &connect.profile)?;
+    let binaries = profile::binaries::load(&cluster, &connect.profile)?;
     // A dry run issues what is missing or due in memory only, so `plan` writes nothing locally either.
     let mode = if dry_run {
         certs::Mode::InMemory
@@ -96,55 +97,37 @@ fn apply(
     };
     let pki = certs::prepare(&cluster, &connect.profile, mode, SystemTime::now())?;
     print_notes(pki.as_ref(), quiet);
-    cluster.pki = pki.map(Arc::new);
-    let cluster = Arc::new(cluster);
-    let opts = ApplyOptions {
+    let inputs = Inputs {
+        pki: pki.map(Arc::new),
+        binaries,
+    };
+    let run = netctl::run::Run::new(
+        Arc::new(cluster),
+        Arc::new(inputs),
+        connect.concurrency,
         dry_run,
-        yes,
-        concurrency: connect.concurrency,
-        accept_new_host_keys: connect.accept_new_host_keys,
+        connect.accept_new_host_keys,
         quiet,
+    );
+    let opts = ApplyOptions {
+        yes,
+        verify: !no_verify,
     };
     let rt = runtime();
-    let report = rt.block_on(commands::apply::run(cluster.clone(), opts));
-    // init ends with verify (node and data-plane checks) when every node was applied.
-    let applied = !dry_run
-        && report.failed_nodes().is_empty()
-        && report
-            .nodes
-            .iter()
-            .all(|n| n.result != commands::apply::Outcome::Planned);
-    let checked = (applied && !no_verify).then(|| {
-        rt.block_on(commands::verify::run(
-            cluster,
-            verify::Options {
-                cluster_checks: false,
-                concurrency: connect.concurrency,
-                accept_new_host_keys: connect.accept_new_host_keys,
-                quiet,
-                ..verify::Options::default()
-            },
-        ))
-    });
+    let report = rt.block_on(commands::apply::run(&run, opts));
     rt.shutdown_background();
     match connect.output {
         Format::Text => {
             print_text(&commands::apply::text(&report, dry_run));
-            if let Some(v) = &checked {
+            if let Some(v) = &report.verify {
                 out!("\n{}", verify::report::text(v));
             }
         }
-        Format::Json => {
-            let mut v = serde_json::to_value(&report).expect("report serialises");
-            if let Some(c) = &checked {
-                v["verify"] = serde_json::to_value(c).expect("report serialises");
-            }
-            out!("{}", json(&v));
-        }
+        Format::Json => out!("{}", json(&report)),
     }
     let code = run_result(&report)?;
-    match checked {
-        Some(v) if v.failed() => Err(Error::Failed(verify_failures(&v))),
+    match &report.verify {
+        Some(v) if v.failed() => Err(Error::Failed(verify_failures(v))),
         _ => Ok(code),
     }
 }
@@ -163,14 +146,17 @@ fn verify_command(
     opts: verify::Options,
     output: VerifyFormat,
 ) -> Result<i32, Error> {
-    let mut cluster = profile::load(profile)?;
+    let cluster = profile::load(profile)?;
     preflight(&cluster)?;
     // The stored certificates, so node plans (and the drift check) include them; nothing issued.
-    cluster.pki =
-        certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?.map(Arc::new);
+    let inputs = Arc::new(Inputs {
+        pki: certs::prepare(&cluster, profile, certs::Mode::ReadOnly, SystemTime::now())?
+            .map(Arc::new),
+        ..Inputs::default()
+    });
     let cluster = Arc::new(cluster);
     let rt = runtime();
-    let report = rt.block_on(commands::verify::run(cluster, opts));
+    let report = rt.block_on(commands::verify::run(cluster, inputs, opts));
     rt.shutdown_background();
     out!(
         "{}",
@@ -247,9 +233,14 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 );
             }
             print_notes(pki.as_ref(), cli.quiet);
-            let mut cluster = cluster;
-            cluster.pki = pki.map(Arc::new);
-            print_text(&format!("{}\n", commands::render::run(&cluster, &out)?));
+            let inputs = Inputs {
+                pki: pki.map(Arc::new),
+                ..Inputs::default()
+            };
+            print_text(&format!(
+                "{}\n",
+                commands::render::run(&cluster, &inputs, &out)?
+            ));
             Ok(0)
         }
         Command::Plan { connect } => apply(connect, cli.quiet, true, true, true),
@@ -383,34 +374,19 @@ fn run(cli: Cli) -> Result<i32, Error> {
             concurrency,
             output,
         } => {
-            let mut cluster = profile::load(&profile)?;
+            let cluster = profile::load(&profile)?;
             preflight(&cluster)?;
-            let parse = |flag: &str, v: &str, backend: Option<String>| -> Result<Endpoint, Error> {
-                let (p, b) = match v.split_once(':') {
-                    Some((p, b)) => (p, Some(b.to_string())),
-                    None => (v, backend),
-                };
-                let provider = ProviderKind::parse(p).ok_or_else(|| {
-                    Error::Usage(format!("{flag}: {p:?} is not a provider (routes, kubenet, flannel, calico, canal, weave)"))
-                })?;
-                Ok(Endpoint {
-                    provider,
-                    backend: b.unwrap_or_default(),
-                })
+            let to = match networking {
+                Some(n) => n
+                    .with_backend_flag(backend.as_deref())
+                    .map_err(Error::Usage)?,
+                None => Network::of(&cluster),
             };
-            let to = match &networking {
-                Some(n) => parse("--networking", n, backend)?,
-                None => migrate::endpoint_of(&cluster),
-            };
-            let from = from
-                .as_deref()
-                .map(|f| parse("--from", f, None))
-                .transpose()?;
             // The target's certificates (flanneld as a systemd unit), issued before any node moves.
             let target =
                 migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;
             // The target's binaries (flanneld as a systemd unit), checked before any node moves.
-            cluster.binaries = profile::binaries::load(&target, &profile)?;
+            let binaries = profile::binaries::load(&target, &profile)?;
             let mode = if dry_run {
                 certs::Mode::InMemory
             } else {
@@ -418,27 +394,38 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let pki = certs::prepare(&target, &profile, mode, SystemTime::now())?;
             print_notes(pki.as_ref(), cli.quiet);
-            cluster.pki = pki.map(Arc::new);
-            let cluster = Arc::new(cluster);
+            // The target's node plans are built with them (migrate::retarget keeps no PKI).
+            let inputs = Inputs {
+                pki: pki.map(Arc::new),
+                binaries,
+            };
+            let run = netctl::run::Run::new(
+                Arc::new(cluster),
+                Arc::new(inputs),
+                concurrency,
+                dry_run,
+                accept_new_host_keys,
+                cli.quiet,
+            );
             let opts = SwitchOptions {
                 to,
                 from,
                 max_unavailable,
                 yes,
-                dry_run,
                 resume,
                 rollback,
                 no_rollback,
-                accept_new_host_keys,
-                concurrency,
-                quiet: cli.quiet,
             };
-            let report = runtime().block_on(commands::switch::run(cluster, opts))?;
+            let report = runtime().block_on(commands::switch::run(&run, opts))?;
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => out!("{}", json(&report)),
             }
-            Ok(if report.error.is_some() { 1 } else { 0 })
+            // The report is on stdout; what went wrong is on stderr, once, like every error.
+            match report.error {
+                Some(e) => Err(Error::Failed(e)),
+                None => Ok(0),
+            }
         }
         Command::Lab { command } => netctl::lab::run(command).map_err(|e| Error::Lab(Box::new(e))),
     }

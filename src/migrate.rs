@@ -8,28 +8,13 @@
 //! node first learns to receive the new way (`prepare`), then nodes send the new way one by one
 //! (`converge`), and only then is the old way removed (`cleanup`).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::profile::{Cluster, FlannelBackend, ProviderKind, RoutesBackend};
-use crate::provider::{self, routes, KubectlStep, NodePlan, Step};
+use crate::profile::Cluster;
+use crate::provider::{self, Inputs, KubectlStep, NodePlan, Step};
 
 /// A provider with its backend: what a node runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Endpoint {
-    pub provider: ProviderKind,
-    #[serde(default)]
-    pub backend: String,
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.backend.is_empty() {
-            write!(f, "{}", self.provider)
-        } else {
-            write!(f, "{} ({})", self.provider, self.backend)
-        }
-    }
-}
+pub use crate::network::Network as Endpoint;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -41,37 +26,7 @@ pub struct EndpointError {
 /// The profile's cluster as it would be running `to`: the provider and backend replaced.
 pub fn retarget(cluster: &Cluster, to: &Endpoint) -> Result<Cluster, EndpointError> {
     let mut profile = cluster.profile.clone();
-    profile.networking.provider = to.provider;
-    let bad = |what: &str| EndpointError {
-        field: "--backend".into(),
-        message: format!("{:?} is not a {what} backend", to.backend),
-    };
-    match to.provider {
-        ProviderKind::Routes if !to.backend.is_empty() => {
-            profile.networking.routes.backend = match to.backend.as_str() {
-                "host-gw" => RoutesBackend::HostGw,
-                "vxlan" => RoutesBackend::Vxlan,
-                "gce" => RoutesBackend::Gce,
-                "aws" => RoutesBackend::Aws,
-                _ => return Err(bad("routes (host-gw, vxlan, gce, aws)")),
-            }
-        }
-        ProviderKind::Flannel if !to.backend.is_empty() => {
-            profile.networking.flannel.backend = match to.backend.as_str() {
-                "host-gw" => FlannelBackend::HostGw,
-                "vxlan" => FlannelBackend::Vxlan,
-                "wireguard" => FlannelBackend::Wireguard,
-                _ => return Err(bad("flannel (host-gw, vxlan, wireguard)")),
-            }
-        }
-        _ if !to.backend.is_empty() => {
-            return Err(EndpointError {
-                field: "--backend".into(),
-                message: format!("{} has no backends", to.provider),
-            })
-        }
-        _ => {}
-    }
+    to.apply_to(&mut profile.networking);
     let mut target = crate::profile::resolve(profile).map_err(|problems| EndpointError {
         field: problems
             .first()
@@ -83,20 +38,10 @@ pub fn retarget(cluster: &Cluster, to: &Endpoint) -> Result<Cluster, EndpointErr
             .collect::<Vec<_>>()
             .join("; "),
     })?;
-    // The run's certificates, binaries and the profile's file stay with the cluster: the node plans of the
-    // target need flanneld's certificates as much as the profile's do.
-    target.pki = cluster.pki.clone();
-    target.binaries = cluster.binaries.clone();
+    // The profile's file stays with the cluster (the run's certificates and binaries are not
+    // the profile's: they reach the node plans as `provider::Inputs`).
     target.source = cluster.source.clone();
     Ok(target)
-}
-
-/// The endpoint a cluster's profile describes.
-pub fn endpoint_of(cluster: &Cluster) -> Endpoint {
-    Endpoint {
-        provider: cluster.provider(),
-        backend: crate::commands::apply::backend_name(cluster),
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,57 +74,22 @@ pub struct MigrationPlan {
     pub cluster_cleanup: Vec<KubectlStep>,
 }
 
-fn script_step(title: &str, script: &str, arg: &str) -> Step {
-    // The script runs from stdin with its argument set first: nothing is installed to prepare.
-    Step {
-        title: title.to_string(),
-        command: format!("set -- {arg}\n{script}"),
-    }
-}
-
-pub fn plan(from: &Cluster, to: &Cluster) -> MigrationPlan {
-    let from_ep = endpoint_of(from);
-    let to_ep = endpoint_of(to);
-    let same_provider = from_ep.provider == to_ep.provider;
-    let routes_to_routes = same_provider && to_ep.provider == ProviderKind::Routes;
+/// `inputs`: the run's certificates and binaries, for both sides' node plans (prepared for the
+/// target, so the target's flanneld gets its credentials).
+pub fn plan(from: &Cluster, to: &Cluster, inputs: &Inputs) -> MigrationPlan {
+    let from_ep = Endpoint::of(from);
+    let to_ep = Endpoint::of(to);
+    let same_provider = from_ep.provider() == to_ep.provider();
     let from_cluster = provider::cluster_plan(from);
     let to_cluster = provider::cluster_plan(to);
     let nodes = to
         .nodes
         .iter()
         .map(|node| {
-            let old = provider::node_plan(from, from.node(&node.name).unwrap_or(node));
-            let mut new = provider::node_plan(to, node);
-            let script = new
-                .files
-                .iter()
-                .find(|f| f.path == routes::SCRIPT)
-                .map(|f| f.content.clone());
-            let old_script = old
-                .files
-                .iter()
-                .find(|f| f.path == routes::SCRIPT)
-                .map(|f| f.content.clone());
-            let (prepare, cleanup) = match (&script, routes_to_routes) {
-                (Some(s), true) => {
-                    // Converge instead of up: the old way stays until every node sends the new way.
-                    for c in new
-                        .commands
-                        .iter_mut()
-                        .filter(|c| c.command == format!("/bin/sh {} up", routes::SCRIPT))
-                    {
-                        c.command = format!("/bin/sh {} converge", routes::SCRIPT);
-                    }
-                    (
-                        vec![script_step(&format!("prepare {}", to_ep), s, "prepare")],
-                        vec![Step {
-                            title: format!("remove what {} needed", from_ep),
-                            command: format!("/bin/sh {} cleanup", routes::SCRIPT),
-                        }],
-                    )
-                }
-                _ => (vec![], vec![]),
-            };
+            let old = provider::node_plan(from, from.node(&node.name).unwrap_or(node), inputs);
+            let mut new = provider::node_plan(to, node, inputs);
+            let change =
+                provider::change_backend(&from_ep, &to_ep, &old, &mut new).unwrap_or_default();
             let wanted: std::collections::BTreeSet<&str> =
                 new.files.iter().map(|f| f.path.as_str()).collect();
             let remove = old
@@ -202,18 +112,10 @@ pub fn plan(from: &Cluster, to: &Cluster) -> MigrationPlan {
                 .filter(|u| u.name == "kubelet" || u.name == "kubelet.service")
                 .map(|u| u.name.clone())
                 .collect();
-            let unprepare = match (&old_script, prepare.is_empty()) {
-                (Some(s), false) => vec![script_step(
-                    &format!("undo prepare of {}", to_ep),
-                    s,
-                    "cleanup",
-                )],
-                _ => vec![],
-            };
             NodeMigration {
                 node: node.name.clone(),
-                unprepare,
-                prepare,
+                unprepare: change.unprepare,
+                prepare: change.prepare,
                 stop,
                 teardown: if same_provider {
                     vec![]
@@ -223,7 +125,7 @@ pub fn plan(from: &Cluster, to: &Cluster) -> MigrationPlan {
                 remove,
                 disable,
                 install: new,
-                cleanup,
+                cleanup: change.cleanup,
             }
         })
         .collect();
@@ -287,7 +189,7 @@ pub fn describe(p: &MigrationPlan, waves: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::load_str;
+    use crate::profile::{load_str, ProviderKind};
     use std::path::Path;
 
     fn base(version: &str) -> Cluster {
@@ -304,7 +206,8 @@ mod tests {
     }
 
     /// Issue 13: `switch --networking flannel` planned flanneld without its certificates, because
-    /// the retargeted cluster lost the run's PKI.
+    /// the retargeted cluster lost the run's PKI. The PKI is now an input of the plan, never the
+    /// cluster's: the migration plan built with the run's inputs installs flanneld's credentials.
     #[test]
     fn the_target_of_a_switch_to_flannel_carries_flanneld_certificates() {
         let dir = tempfile::tempdir().unwrap();
@@ -321,12 +224,10 @@ mod tests {
         let ca_path = dir.path().join("cluster-ca.pem");
         std::fs::write(&ca_path, ca).unwrap();
         cluster.profile.kubernetes.ca_certificate = Some(ca_path.to_str().unwrap().into());
-        let to = Endpoint {
-            provider: ProviderKind::Flannel,
-            backend: "vxlan".into(),
-        };
-        let mut target = retarget(&cluster, &to).unwrap();
-        target.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
+        let to: Endpoint = "flannel:vxlan".parse().unwrap();
+        cluster.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
+        let target = retarget(&cluster, &to).unwrap();
+        // As main.rs does for switch: the run's certificates are prepared for the target.
         let pki = crate::certs::prepare(
             &target,
             &profile,
@@ -335,12 +236,13 @@ mod tests {
         )
         .unwrap()
         .expect("flanneld as a unit needs certificates");
-        cluster.pki = Some(std::sync::Arc::new(pki));
-        cluster.profile.networking.flannel.deploy = crate::profile::model::FlannelDeploy::Systemd;
-        let target = retarget(&cluster, &to).unwrap();
-        let w1 = target.node("w1").unwrap();
-        let plan = crate::provider::node_plan(&target, w1);
-        let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+        let inputs = Inputs {
+            pki: Some(std::sync::Arc::new(pki)),
+            ..Inputs::default()
+        };
+        let p = plan(&cluster, &target, &inputs);
+        let w1 = p.nodes.iter().find(|n| n.node == "w1").unwrap();
+        let paths: Vec<&str> = w1.install.files.iter().map(|f| f.path.as_str()).collect();
         for want in ["ca.crt", "flanneld.crt", "flanneld.key"] {
             assert!(
                 paths.iter().any(|p| p.ends_with(want)),
@@ -350,21 +252,19 @@ mod tests {
     }
 
     fn endpoints() -> Vec<Endpoint> {
-        let ep = |p: ProviderKind, b: &str| Endpoint {
-            provider: p,
-            backend: b.into(),
-        };
-        vec![
-            ep(ProviderKind::Routes, "host-gw"),
-            ep(ProviderKind::Routes, "vxlan"),
-            ep(ProviderKind::Kubenet, ""),
-            ep(ProviderKind::Flannel, "host-gw"),
-            ep(ProviderKind::Flannel, "vxlan"),
-            ep(ProviderKind::Flannel, "wireguard"),
-            ep(ProviderKind::Calico, ""),
-            ep(ProviderKind::Canal, ""),
-            ep(ProviderKind::Weave, ""),
+        [
+            "routes:host-gw",
+            "routes:vxlan",
+            "kubenet",
+            "flannel:host-gw",
+            "flannel:vxlan",
+            "flannel:wireguard",
+            "calico",
+            "canal",
+            "weave",
         ]
+        .map(|s| s.parse().unwrap())
+        .to_vec()
     }
 
     /// Every from -> to pair: the old provider's artifacts all go, the new ones all come, and the
@@ -377,8 +277,8 @@ mod tests {
                     continue;
                 }
                 // kubenet exists only below 1.24.
-                let version = if from_ep.provider == ProviderKind::Kubenet
-                    || to_ep.provider == ProviderKind::Kubenet
+                let version = if from_ep.provider() == ProviderKind::Kubenet
+                    || to_ep.provider() == ProviderKind::Kubenet
                 {
                     "1.23"
                 } else {
@@ -387,14 +287,14 @@ mod tests {
                 let c = base(version);
                 let from = retarget(&c, &from_ep).unwrap();
                 let to = retarget(&c, &to_ep).unwrap();
-                let p = plan(&from, &to);
+                let p = plan(&from, &to, &Inputs::default());
                 let pair = format!("{from_ep} -> {to_ep}");
                 assert_eq!(p.from, from_ep, "{pair}");
                 assert_eq!(p.to, to_ep, "{pair}");
                 for n in &p.nodes {
                     let node = to.node(&n.node).unwrap();
-                    let old = provider::node_plan(&from, node);
-                    let new = provider::node_plan(&to, node);
+                    let old = provider::node_plan(&from, node, &Inputs::default());
+                    let new = provider::node_plan(&to, node, &Inputs::default());
                     assert_eq!(
                         n.install.files, new.files,
                         "{pair} {}: the new files",
@@ -409,7 +309,7 @@ mod tests {
                             f.path
                         );
                     }
-                    if from_ep.provider != to_ep.provider {
+                    if from_ep.provider() != to_ep.provider() {
                         assert_eq!(
                             n.teardown, old.teardown,
                             "{pair} {}: the old teardown runs",
@@ -431,7 +331,7 @@ mod tests {
                             .iter()
                             .find(|f| f.path.ends_with("kube-controller-manager.service"));
                         let needs = matches!(
-                            to_ep.provider,
+                            to_ep.provider(),
                             ProviderKind::Flannel | ProviderKind::Canal | ProviderKind::Kubenet
                         );
                         match (needs, kcm) {
@@ -447,14 +347,14 @@ mod tests {
                             }
                             (false, Some(_)) => panic!(
                                 "{pair}: {} does not need kube-controller-manager",
-                                to_ep.provider
+                                to_ep.provider()
                             ),
                             (false, None) => {}
                         }
                     }
                 }
                 let to_objects = provider::cluster_plan(&to).kubectl;
-                if from_ep.provider != to_ep.provider {
+                if from_ep.provider() != to_ep.provider() {
                     assert_eq!(
                         p.cluster_prepare, to_objects,
                         "{pair}: the new cluster objects"
@@ -472,16 +372,22 @@ mod tests {
     #[test]
     fn routes_backends_switch_without_a_gap() {
         let c = base("1.30");
-        let hg = Endpoint {
-            provider: ProviderKind::Routes,
-            backend: "host-gw".into(),
-        };
-        let vx = Endpoint {
-            provider: ProviderKind::Routes,
-            backend: "vxlan".into(),
-        };
-        let p = plan(&retarget(&c, &hg).unwrap(), &retarget(&c, &vx).unwrap());
+        let hg: Endpoint = "routes:host-gw".parse().unwrap();
+        let vx: Endpoint = "routes:vxlan".parse().unwrap();
+        let p = plan(
+            &retarget(&c, &hg).unwrap(),
+            &retarget(&c, &vx).unwrap(),
+            &Inputs::default(),
+        );
         let w1 = &p.nodes[1];
+        assert_eq!(w1.prepare[0].title, "prepare routes (vxlan)");
+        assert_eq!(w1.cleanup[0].title, "remove what routes (host-gw) needed");
+        assert!(
+            w1.unprepare[0]
+                .command
+                .starts_with("set -- cleanup\n#!/bin/sh"),
+            "a rollback undoes the preparation with the old script"
+        );
         assert!(w1.prepare[0]
             .command
             .starts_with("set -- prepare\n#!/bin/sh"));
@@ -500,26 +406,26 @@ mod tests {
         );
     }
 
+    /// flannel changes backend the plain way: no node prepares, none cleans up.
     #[test]
-    fn bad_backends_are_named() {
+    fn flannel_backends_switch_without_preparation() {
         let c = base("1.30");
-        let e = retarget(
-            &c,
-            &Endpoint {
-                provider: ProviderKind::Calico,
-                backend: "vxlan".into(),
-            },
-        )
-        .unwrap_err();
-        assert_eq!(e.field, "--backend");
-        let e = retarget(
-            &c,
-            &Endpoint {
-                provider: ProviderKind::Kubenet,
-                backend: String::new(),
-            },
-        )
-        .unwrap_err();
+        let hg: Endpoint = "flannel:host-gw".parse().unwrap();
+        let vx: Endpoint = "flannel:vxlan".parse().unwrap();
+        let p = plan(
+            &retarget(&c, &hg).unwrap(),
+            &retarget(&c, &vx).unwrap(),
+            &Inputs::default(),
+        );
+        for n in &p.nodes {
+            assert!(n.prepare.is_empty() && n.cleanup.is_empty() && n.unprepare.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_target_the_profile_cannot_run_is_named() {
+        let c = base("1.30");
+        let e = retarget(&c, &Endpoint::Kubenet).unwrap_err();
         assert_eq!(e.field, "networking.provider", "kubenet on 1.30: {e}");
     }
 }

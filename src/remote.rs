@@ -1,8 +1,76 @@
 //! One node's SSH session behind the single gate every remote change passes through. Reads run
 //! always; changes (`change`, `upload`) are only recorded under `--dry-run`, so a test can prove a
 //! dry run wrote nothing, and every command is a script on stdin, never an interpolated string.
+//!
+//! Under the gate is the `Exec` seam: an SSH session, or in unit tests a recording fake
+//! (`remote::fake`) that answers scripts by their title, so the order of a command's steps, its
+//! rollback and its unlock on every exit path are tested without root or a lab.
+
+use std::time::Duration;
 
 use crate::transport::{Output, Session, Target, TransportError, Upload};
+
+/// What a `Remote` runs its scripts on.
+enum Exec {
+    Ssh(Session),
+    #[cfg(test)]
+    Fake(std::sync::Arc<fake::Node>),
+}
+
+impl Exec {
+    // The title names the step to the fake (a session's errors name it at the gate).
+    #[cfg_attr(not(test), allow(unused_variables))]
+    async fn run(
+        &self,
+        title: &str,
+        script: &str,
+        limit: Option<Duration>,
+    ) -> Result<Output, TransportError> {
+        match self {
+            Exec::Ssh(s) => match limit {
+                None => s.run_script(script.as_bytes()).await,
+                Some(l) => s.run_script_for(script.as_bytes(), l).await,
+            },
+            #[cfg(test)]
+            Exec::Fake(f) => Ok(f.run(title, script)),
+        }
+    }
+
+    async fn upload(
+        &self,
+        files: &[Upload],
+        backup_dir: Option<&str>,
+    ) -> Result<(), TransportError> {
+        match self {
+            Exec::Ssh(s) => s.upload(files, backup_dir).await,
+            #[cfg(test)]
+            Exec::Fake(f) => {
+                f.upload(files)
+                    .map_err(|(status, detail)| TransportError::UploadScript {
+                        node: f.name.clone(),
+                        status,
+                        detail,
+                    })
+            }
+        }
+    }
+
+    fn executions(&self) -> usize {
+        match self {
+            Exec::Ssh(s) => s.executions(),
+            #[cfg(test)]
+            Exec::Fake(f) => f.calls().len(),
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Exec::Ssh(s) => s.close().await,
+            #[cfg(test)]
+            Exec::Fake(f) => f.closed(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -60,7 +128,7 @@ impl RemoteError {
 
 pub struct Remote {
     pub node: String,
-    session: Session,
+    exec: Exec,
     dry_run: bool,
     /// The profile's path as the operator gave it, for commands named in refusals.
     profile: String,
@@ -71,10 +139,21 @@ impl Remote {
         let session = Session::connect(target).await?;
         Ok(Remote {
             node: target.name.clone(),
-            session,
+            exec: Exec::Ssh(session),
             dry_run,
             profile: String::new(),
         })
+    }
+
+    /// A remote on the recording fake (unit tests).
+    #[cfg(test)]
+    pub fn fake(node: std::sync::Arc<fake::Node>, dry_run: bool) -> Remote {
+        Remote {
+            node: node.name.clone(),
+            exec: Exec::Fake(node),
+            dry_run,
+            profile: String::new(),
+        }
     }
 
     /// Name the profile in the commands refusals suggest (`netctl unlock -p PROFILE ...`).
@@ -85,7 +164,7 @@ impl Remote {
 
     /// Remote executions on this node's session so far.
     pub fn executions(&self) -> usize {
-        self.session.executions()
+        self.exec.executions()
     }
 
     pub fn profile_hint(&self) -> String {
@@ -101,7 +180,7 @@ impl Remote {
     }
 
     async fn sh(&self, title: &str, script: &str) -> Result<Output, RemoteError> {
-        let out = self.session.run_script(script.as_bytes()).await?;
+        let out = self.exec.run(title, script, None).await?;
         if !out.success() {
             return Err(RemoteError::Command {
                 node: self.node.clone(),
@@ -120,19 +199,12 @@ impl Remote {
 
     /// Run a read-only script, returning its output whatever its exit status (checks).
     pub async fn probe(&self, script: &str) -> Result<Output, RemoteError> {
-        Ok(self.session.run_script(script.as_bytes()).await?)
+        Ok(self.exec.run("probe", script, None).await?)
     }
 
     /// `probe` for scripts that bound themselves and may take up to `limit` (kubectl on a node).
-    pub async fn probe_for(
-        &self,
-        script: &str,
-        limit: std::time::Duration,
-    ) -> Result<Output, RemoteError> {
-        Ok(self
-            .session
-            .run_script_for(script.as_bytes(), limit)
-            .await?)
+    pub async fn probe_for(&self, script: &str, limit: Duration) -> Result<Output, RemoteError> {
+        Ok(self.exec.run("probe", script, Some(limit)).await?)
     }
 
     /// Run a script that changes the node (skipped under --dry-run: what would change is the
@@ -153,10 +225,127 @@ impl Remote {
         if self.dry_run {
             return Ok(());
         }
-        Ok(self.session.upload(files, backup_dir).await?)
+        Ok(self.exec.upload(files, backup_dir).await?)
     }
 
     pub async fn close(self) {
-        self.session.close().await
+        self.exec.close().await
+    }
+}
+
+/// The recording fake under `Remote`: every script is logged with its title and answered by a
+/// rule (by default: success, no output, which reads as a fresh node).
+#[cfg(test)]
+pub mod fake {
+    use std::sync::{Arc, Mutex};
+
+    use crate::transport::{Output, Upload};
+
+    type Rule = Box<dyn Fn(&str, &str, &str) -> Option<Output> + Send + Sync>;
+
+    /// One call as the node saw it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Call {
+        pub title: String,
+        pub script: String,
+    }
+
+    /// A fleet of fake nodes sharing one set of rules, so a test says "fail `switch` steps on
+    /// w2" once.
+    #[derive(Default, Clone)]
+    pub struct Net {
+        rules: Arc<Mutex<Vec<Rule>>>,
+        nodes: Arc<Mutex<Vec<Arc<Node>>>>,
+    }
+
+    pub struct Node {
+        pub name: String,
+        net: Net,
+        log: Mutex<Vec<Call>>,
+    }
+
+    impl Net {
+        /// Answer calls for which `rule(node, title, script)` gives an output; the first rule
+        /// that answers wins.
+        pub fn on(
+            &self,
+            rule: impl Fn(&str, &str, &str) -> Option<Output> + Send + Sync + 'static,
+        ) {
+            self.rules.lock().unwrap().push(Box::new(rule));
+        }
+
+        pub fn node(&self, name: &str) -> Arc<Node> {
+            let mut nodes = self.nodes.lock().unwrap();
+            if let Some(n) = nodes.iter().find(|n| n.name == name) {
+                return n.clone();
+            }
+            let n = Arc::new(Node {
+                name: name.into(),
+                net: self.clone(),
+                log: Mutex::new(vec![]),
+            });
+            nodes.push(n.clone());
+            n
+        }
+
+        /// Every node's calls, in the order each node saw them.
+        pub fn calls(&self, name: &str) -> Vec<Call> {
+            self.node(name).calls()
+        }
+    }
+
+    pub fn ok(stdout: &str) -> Output {
+        Output {
+            status: 0,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: vec![],
+        }
+    }
+
+    pub fn failed(status: u32, stderr: &str) -> Output {
+        Output {
+            status,
+            stdout: vec![],
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    impl Node {
+        pub fn calls(&self) -> Vec<Call> {
+            self.log.lock().unwrap().clone()
+        }
+
+        pub(super) fn run(&self, title: &str, script: &str) -> Output {
+            self.log.lock().unwrap().push(Call {
+                title: title.into(),
+                script: script.into(),
+            });
+            let rules = self.net.rules.lock().unwrap();
+            rules
+                .iter()
+                .find_map(|r| r(&self.name, title, script))
+                .unwrap_or_else(|| ok(""))
+        }
+
+        /// The paths uploaded are the call's script; a failure is (status, stderr).
+        pub(super) fn upload(&self, files: &[Upload]) -> Result<(), (u32, String)> {
+            let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            let out = self.run("upload", &paths.join("\n"));
+            if out.success() {
+                Ok(())
+            } else {
+                Err((
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                ))
+            }
+        }
+
+        pub(super) fn closed(&self) {
+            self.log.lock().unwrap().push(Call {
+                title: "close".into(),
+                script: String::new(),
+            });
+        }
     }
 }

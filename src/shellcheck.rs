@@ -43,7 +43,7 @@ fn scripts() -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = Vec::new();
     for (name, cluster) in sample_clusters() {
         for n in &cluster.nodes {
-            let plan = crate::provider::node_plan(&cluster, n);
+            let plan = crate::provider::node_plan(&cluster, n, &crate::provider::Inputs::default());
             let at = format!("{name}/{}", n.name);
             v.push((format!("{at}: gather"), gather::script(&plan)));
             v.push((

@@ -465,8 +465,8 @@ fn init_pushes_keeps_and_renews_flanneld_certificates_on_a_lab() {
         stat,
         "/etc/kube-flannel/ca.crt 644\n/etc/kube-flannel/flanneld.crt 644\n/etc/kube-flannel/flanneld.key 600\n"
     );
-    let read = lab.exec_ok("node-2", &certs::remote::read_script());
-    certs::remote::check_output(&read, SystemTime::now()).unwrap();
+    let read = lab.exec_ok("node-2", &netctl::verify::certs::read_script());
+    netctl::verify::certs::check_output(&read, SystemTime::now()).unwrap();
     // verify's node.certs: passes now; a certificate the CA did not sign fails, on that node only.
     let node_certs = |o: &std::process::Output| -> Vec<(String, String)> {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -589,12 +589,12 @@ fn the_api_server_is_verified_with_the_cluster_ca() {
     let pki = prepare(&p, Mode::Persist);
     assert_eq!(pki.server_ca_pem, cluster);
     assert_ne!(pki.ca_pem, cluster);
-    let c = {
-        let mut c = netctl::profile::load(&p).unwrap();
-        c.pki = Some(std::sync::Arc::new(pki.clone()));
-        c
+    let c = netctl::profile::load(&p).unwrap();
+    let inputs = netctl::provider::Inputs {
+        pki: Some(std::sync::Arc::new(pki.clone())),
+        ..Default::default()
     };
-    let plan = netctl::provider::node_plan(&c, c.node("worker-0").unwrap());
+    let plan = netctl::provider::node_plan(&c, c.node("worker-0").unwrap(), &inputs);
     let content = |path: &str| {
         plan.files
             .iter()
@@ -616,7 +616,7 @@ fn the_api_server_is_verified_with_the_cluster_ca() {
         "{}\n--netctl-cert-separator--\n{}",
         pki.ca_pem, pki.nodes["worker-0"].cert_pem
     );
-    certs::remote::check_output(&out, SystemTime::now()).unwrap();
+    netctl::verify::certs::check_output(&out, SystemTime::now()).unwrap();
 }
 
 /// A token of flannel's service account instead of a certificate: the token file (0600), the

@@ -105,7 +105,7 @@ pub fn nodes_needing(cluster: &Cluster) -> Vec<&str> {
     cluster
         .nodes
         .iter()
-        .filter(|n| crate::provider::flannel::runs_as_unit(cluster, n))
+        .filter(|n| cluster.runs_flanneld_unit(n))
         .map(|n| n.name.as_str())
         .collect()
 }

@@ -1,7 +1,8 @@
-//! `netctl init` and `netctl plan` (= `init --dry-run`): per node, in a sliding window,
-//! connect -> lock -> gather -> plan, then (after an optional confirmation) files -> units ->
-//! commands -> restarts -> record -> unlock; then the cluster-level kubectl steps.
-//! A node that fails mid-apply is put back from this run's backups and reported; the others finish.
+//! `netctl init` and `netctl plan` (= `init --dry-run`), a list of phases (`INIT`): per node, in
+//! a sliding window, connect -> lock and gather -> plan; confirm; per node one transaction (files,
+//! units, commands, restarts, record, unlock); the cluster-level steps; verify over the same
+//! sessions. A node whose transaction fails puts itself back and is reported; the others finish,
+//! so no phase of init has an undo.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,23 +10,23 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::fleet;
-use crate::kubectl::{self, Kubectl};
-use crate::phase::{self, connect, gather, lock, txn};
+use crate::kubectl;
+use crate::phase::manager::{self, Flow, Phase, Phases};
+use crate::phase::{gather, lock, txn};
 use crate::plan::{self, NodeChanges};
 use crate::printer::{NodeLine, Progress, Table};
 use crate::profile::{Cluster, Node};
 use crate::provider::{self, NodePlan};
 use crate::remote::{Remote, RemoteError};
+use crate::run::Run;
 use crate::state::Gathered;
 use crate::tempdir::PrivateDir;
 
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
-    pub dry_run: bool,
     pub yes: bool,
-    pub concurrency: Option<usize>,
-    pub accept_new_host_keys: bool,
-    pub quiet: bool,
+    /// End with verify (node and data-plane checks) when every node was applied.
+    pub verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,6 +96,9 @@ pub struct RunReport {
     /// The operator answered no: nothing was changed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub declined: bool,
+    /// verify's report, when init ended with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::Report>,
 }
 
 impl RunReport {
@@ -122,21 +126,14 @@ struct Prepared {
     line: NodeLine,
 }
 
-async fn prepare(
-    cluster: Arc<Cluster>,
-    node: Node,
-    opts: ApplyOptions,
-    line: NodeLine,
-    run_id: String,
-) -> Result<Prepared, NodeReport> {
+async fn prepare(run: Run, node: Node, line: NodeLine) -> Result<Prepared, NodeReport> {
     let fail = |e: RemoteError| NodeReport::failed(&node.name, &e);
+    let (cluster, run_id, dry_run) = (&run.cluster, &run.id, run.dry_run);
     line.phase("connect");
-    let remote = connect::connect(&cluster, &node, opts.accept_new_host_keys, opts.dry_run)
-        .await
-        .map_err(fail)?;
+    let remote = run.connect(&node).await.map_err(fail)?;
     line.phase("lock and gather");
-    let desired = provider::node_plan(&cluster, &node);
-    let holder = lock::Holder::me(&run_id, if opts.dry_run { "plan" } else { "init" });
+    let desired = provider::node_plan(cluster, &node, &run.inputs);
+    let holder = lock::Holder::me(run_id, if dry_run { "plan" } else { "init" });
     let found = match gather::lock_and_gather_for_apply(&remote, &desired, &holder).await {
         Ok(g) => g,
         Err(e) => {
@@ -149,8 +146,8 @@ async fn prepare(
     let desired = match provider::edit::resolve(&desired, &found) {
         Ok(d) => d,
         Err(e) => {
-            if !opts.dry_run {
-                let _ = lock::unlock(&remote, &run_id).await;
+            if !dry_run {
+                let _ = lock::unlock(&remote, run_id).await;
             }
             remote.close().await;
             return Err(fail(RemoteError::State {
@@ -178,7 +175,12 @@ fn skipped_restarts(p: &Prepared) -> Vec<String> {
     plan::diff(&p.desired, &p.found, true).restart
 }
 
-async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeReport {
+/// One node's transaction; the session stays open for verify.
+async fn apply_node(
+    cluster: Arc<Cluster>,
+    p: Prepared,
+    run_id: String,
+) -> (NodeReport, Arc<Remote>) {
     let skipped = skipped_restarts(&p);
     let Prepared {
         node,
@@ -256,62 +258,109 @@ async fn apply_node(cluster: Arc<Cluster>, p: Prepared, run_id: String) -> NodeR
     line.done(&format!("{:?}", report.result).to_lowercase());
     let mut report = report;
     report.remote_executions = Some(remote.executions());
-    remote.close().await;
-    report
+    (report, Arc::new(remote))
 }
 
 pub fn backend_name(cluster: &Cluster) -> String {
-    let n = &cluster.profile.networking;
-    match cluster.provider() {
-        crate::profile::ProviderKind::Routes => n.routes.backend.as_str().into(),
-        crate::profile::ProviderKind::Flannel => n.flannel.backend.as_str().into(),
-        _ => String::new(),
-    }
+    crate::network::Network::of(cluster)
+        .backend()
+        .unwrap_or_default()
+        .into()
 }
 
-/// Run init (or a dry run). Returns the report; the caller prints it and picks the exit code.
-pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
-    let run_id = phase::new_run_id();
-    let progress = Progress::new(opts.quiet);
-    let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
-    let jobs: Vec<(Node, NodeLine)> = cluster
-        .nodes
-        .iter()
-        .map(|n| (n.clone(), progress.node(&n.name)))
-        .collect();
-    let prepared = fleet::run(jobs, concurrency, |(node, line)| {
-        prepare(cluster.clone(), node, opts.clone(), line, run_id.clone())
-    })
-    .await;
-    let mut reports: BTreeMap<String, NodeReport> = BTreeMap::new();
-    let mut ready = Vec::new();
-    for p in prepared {
-        match p {
-            Ok(p) => ready.push(p),
-            Err(r) => {
-                progress.println(&format!(
-                    "{}: {}",
-                    r.name,
-                    crate::printer::row_error(&r.name, r.error.as_deref().or(Some("failed")))
-                ));
-                reports.insert(r.name.clone(), r);
+/// init's phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Prepare,
+    Confirm,
+    Apply,
+    Cluster,
+    Verify,
+}
+
+pub const INIT: &[Phase<Step>] = &[
+    Phase {
+        id: Step::Prepare,
+        title: "connect, lock and gather every node, and plan it",
+    },
+    Phase {
+        id: Step::Confirm,
+        title: "confirm (a dry run ends here)",
+    },
+    Phase {
+        id: Step::Apply,
+        title: "one transaction per node",
+    },
+    Phase {
+        id: Step::Cluster,
+        title: "cluster steps (cloud routes, kubectl)",
+    },
+    Phase {
+        id: Step::Verify,
+        title: "verify over the same sessions",
+    },
+];
+
+struct Init<'a> {
+    run: &'a Run,
+    opts: &'a ApplyOptions,
+    reports: BTreeMap<String, NodeReport>,
+    ready: Vec<Prepared>,
+    /// Sessions still open (closed at the end of the run).
+    open: Vec<Arc<Remote>>,
+    declined: bool,
+    cluster: Vec<ClusterStepReport>,
+    verify: Option<crate::verify::Report>,
+}
+
+impl Init<'_> {
+    async fn prepare(&mut self) -> Flow {
+        let run = self.run;
+        let jobs: Vec<(Node, NodeLine)> = run
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), run.progress.node(&n.name)))
+            .collect();
+        let prepared = fleet::run(jobs, run.concurrency, |(node, line)| {
+            prepare(run.clone(), node, line)
+        })
+        .await;
+        for p in prepared {
+            match p {
+                Ok(p) => self.ready.push(p),
+                Err(r) => {
+                    run.progress.println(&format!(
+                        "{}: {}",
+                        r.name,
+                        crate::printer::row_error(&r.name, r.error.as_deref().or(Some("failed")))
+                    ));
+                    self.reports.insert(r.name.clone(), r);
+                }
             }
         }
+        Flow::Next
     }
 
-    let proceed = opts.dry_run || opts.yes || confirm(&ready, &progress);
-    if opts.dry_run || !proceed {
-        for p in ready {
+    /// A dry run, or a "no", reports the plan, releases the locks and ends the list.
+    async fn confirm(&mut self) -> Flow {
+        let run = self.run;
+        let proceed = run.dry_run || self.opts.yes || confirm(&self.ready, &run.progress);
+        if !run.dry_run && proceed {
+            return Flow::Next;
+        }
+        self.declined = !proceed;
+        for p in std::mem::take(&mut self.ready) {
             let skipped = skipped_restarts(&p);
-            if !opts.dry_run {
-                let _ = lock::unlock(&p.remote, &run_id).await;
+            if !run.dry_run {
+                let _ = lock::unlock(&p.remote, &run.id).await;
             }
-            p.line.done(if opts.dry_run {
+            p.line.done(if run.dry_run {
                 "planned"
             } else {
                 "not applied"
             });
-            reports.insert(
+            self.reports.insert(
                 p.node.name.clone(),
                 NodeReport {
                     name: p.node.name.clone(),
@@ -328,36 +377,119 @@ pub async fn run(cluster: Arc<Cluster>, opts: ApplyOptions) -> RunReport {
             );
             p.remote.close().await;
         }
-    } else {
-        let applied = fleet::run(ready, concurrency, |p| {
-            apply_node(cluster.clone(), p, run_id.clone())
+        self.cluster = cluster_steps(self.run, true, false);
+        Flow::Stop
+    }
+
+    async fn apply(&mut self) -> Flow {
+        let run = self.run;
+        let ready = std::mem::take(&mut self.ready);
+        let applied = fleet::run(ready, run.concurrency, |p| {
+            apply_node(run.cluster.clone(), p, run.id.clone())
         })
         .await;
-        for r in applied {
+        for (r, remote) in applied {
             if let Some(e) = &r.error {
-                progress.println(&format!(
+                run.progress.println(&format!(
                     "{}: {}",
                     r.name,
                     crate::printer::row_error(&r.name, Some(e))
                 ));
             }
-            reports.insert(r.name.clone(), r);
+            self.reports.insert(r.name.clone(), r);
+            self.open.push(remote);
+        }
+        Flow::Next
+    }
+
+    fn any_failed(&self) -> bool {
+        self.reports
+            .values()
+            .any(|n| matches!(n.result, Outcome::Failed | Outcome::Refused))
+    }
+
+    fn cluster_steps(&mut self) -> Flow {
+        self.cluster = cluster_steps(self.run, false, self.any_failed());
+        Flow::Next
+    }
+
+    /// init ends with verify (node and data-plane checks) when every node was applied.
+    async fn verify(&mut self) -> Flow {
+        if !self.opts.verify || self.any_failed() {
+            return Flow::Next;
+        }
+        let run = self.run;
+        let opts = crate::verify::Options {
+            cluster_checks: false,
+            concurrency: Some(run.concurrency),
+            accept_new_host_keys: run.accept_new_host_keys,
+            quiet: run.quiet,
+            ..crate::verify::Options::default()
+        };
+        let open = self.open.clone();
+        self.verify = Some(
+            crate::commands::verify::run_on(
+                run.cluster.clone(),
+                run.inputs.clone(),
+                opts,
+                run.id.clone(),
+                open,
+            )
+            .await,
+        );
+        Flow::Next
+    }
+}
+
+impl Phases for Init<'_> {
+    type Id = Step;
+    type Error = std::convert::Infallible;
+
+    async fn run(&mut self, id: Step) -> Result<Flow, Self::Error> {
+        Ok(match id {
+            Step::Prepare => self.prepare().await,
+            Step::Confirm => self.confirm().await,
+            Step::Apply => self.apply().await,
+            Step::Cluster => self.cluster_steps(),
+            Step::Verify => self.verify().await,
+        })
+    }
+
+    async fn undo(&mut self, _: Step) -> Vec<String> {
+        vec![]
+    }
+}
+
+/// Run init (or a dry run). Returns the report; the caller prints it and picks the exit code.
+pub async fn run(run: &Run, opts: ApplyOptions) -> RunReport {
+    let mut init = Init {
+        run,
+        opts: &opts,
+        reports: BTreeMap::new(),
+        ready: vec![],
+        open: vec![],
+        declined: false,
+        cluster: vec![],
+        verify: None,
+    };
+    manager::run(&mut init, INIT, false).await;
+    for r in std::mem::take(&mut init.open) {
+        if let Ok(remote) = Arc::try_unwrap(r) {
+            remote.close().await;
         }
     }
-    let nodes: Vec<NodeReport> = cluster
+    let nodes: Vec<NodeReport> = run
+        .cluster
         .nodes
         .iter()
-        .filter_map(|n| reports.remove(&n.name))
+        .filter_map(|n| init.reports.remove(&n.name))
         .collect();
-    let any_failed = nodes
-        .iter()
-        .any(|n| matches!(n.result, Outcome::Failed | Outcome::Refused));
-    let cluster_steps = cluster_steps(&cluster, opts.dry_run || !proceed, any_failed);
     RunReport {
-        run_id,
+        run_id: run.id.clone(),
         nodes,
-        cluster: cluster_steps,
-        declined: !proceed,
+        cluster: init.cluster,
+        declined: init.declined,
+        verify: init.verify,
     }
 }
 
@@ -396,7 +528,8 @@ fn confirm(ready: &[Prepared], progress: &Progress) -> bool {
     })
 }
 
-fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<ClusterStepReport> {
+fn cluster_steps(run: &Run, dry_run: bool, nodes_failed: bool) -> Vec<ClusterStepReport> {
+    let cluster = &run.cluster;
     let plan = provider::cluster_plan(cluster);
     let mut out = Vec::new();
     // Cloud routes (routes backend gce/aws): created once every node forwards.
@@ -452,7 +585,7 @@ fn cluster_steps(cluster: &Cluster, dry_run: bool, nodes_failed: bool) -> Vec<Cl
     };
     let result = (|| {
         kubectl::write_cluster_files(&plan, dir.path())?;
-        let k = Kubectl::find(cluster, "apply the provider's cluster manifests")?;
+        let k = run.kubectl("apply the provider's cluster manifests")?;
         for s in &plan.kubectl {
             k.run(&s.args, dir.path())?;
             out.push(ClusterStepReport {

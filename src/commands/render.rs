@@ -5,10 +5,12 @@
 use std::path::Path;
 
 use crate::profile::Cluster;
+use crate::provider::Inputs;
 use crate::render::{render_all, write_tree, WriteError};
 
-pub fn run(cluster: &Cluster, out: &Path) -> Result<String, WriteError> {
-    let rendered = render_all(cluster);
+/// `inputs`: the stored certificates, when at hand; never binaries (their sha256 is enough).
+pub fn run(cluster: &Cluster, inputs: &Inputs, out: &Path) -> Result<String, WriteError> {
+    let rendered = render_all(cluster, inputs);
     let n = write_tree(cluster, &rendered, out)?;
     Ok(format!(
         "rendered {n} files for {} nodes ({} provider) into {}",

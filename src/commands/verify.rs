@@ -13,7 +13,7 @@ use crate::fleet;
 use crate::phase::{self, connect};
 use crate::printer::Progress;
 use crate::profile::{Cluster, Node};
-use crate::provider;
+use crate::provider::{self, Inputs};
 use crate::remote::Remote;
 use crate::verify::dataplane::{self, Participant, Ready, Registry};
 use crate::verify::{cluster as cluster_checks, node, smoke, Check, Options, Report};
@@ -30,6 +30,8 @@ struct NodeResult {
 #[derive(Clone)]
 struct Stage {
     cluster: Arc<Cluster>,
+    /// The run's certificates and binaries, so the plans checked are the ones init applies.
+    inputs: Arc<Inputs>,
     accept_new: bool,
     /// Make test pods (the data plane), or skip it for this reason.
     dataplane: Result<(), String>,
@@ -38,6 +40,8 @@ struct Stage {
     run_id: String,
     /// Nodes whose lock this run took (released at the end, also after Ctrl-C).
     locked: Arc<std::sync::Mutex<Vec<Arc<Remote>>>>,
+    /// Sessions the calling command holds open (switch's last gate): used, not reconnected.
+    open: Arc<BTreeMap<String, Arc<Remote>>>,
 }
 
 /// connect -> node checks (one script) -> test pods, for one node; nodes do not wait for each
@@ -49,8 +53,14 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
     line.phase("connect");
     // Verify changes nothing but its test pods: sessions are not dry-run, but node checks only
     // ever `probe` (read), and the data plane's changes are the pods it removes again.
-    let remote = match connect::connect(&cluster, &node, accept_new, false).await {
-        Ok(r) => Arc::new(r),
+    let opened = match st.open.get(&node.name) {
+        Some(r) => Ok(r.clone()),
+        None => connect::connect(&cluster, &node, accept_new, false)
+            .await
+            .map(Arc::new),
+    };
+    let remote = match opened {
+        Ok(r) => r,
         Err(e) => {
             line.done("unreachable");
             let mut checks = vec![Check::fail(
@@ -115,7 +125,7 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
     }
     line.phase("node checks");
     let start = Instant::now();
-    let plan = provider::node_plan(&cluster, &node);
+    let plan = provider::node_plan(&cluster, &node, &st.inputs);
     let facts = match remote.probe(&node::script(&cluster, &node, &plan)).await {
         Ok(out) => {
             let f = node::parse(&String::from_utf8_lossy(&out.stdout));
@@ -183,7 +193,7 @@ async fn interrupted(mut rx: watch::Receiver<bool>) {
 /// `node.certs`: flanneld's client certificate chains to the node's CA and is not due.
 async fn cert_check(remote: &crate::remote::Remote, node: &str) -> Check {
     const ID: &str = "node.certs";
-    match crate::certs::remote::check_node(remote, std::time::SystemTime::now()).await {
+    match crate::verify::certs::check_node(remote, std::time::SystemTime::now()).await {
         Ok(()) => Check::pass(ID, node, "flanneld's certificate chains to the CA and is not due for renewal"),
         Err(e) => Check::fail(
             ID,
@@ -194,11 +204,30 @@ async fn cert_check(remote: &crate::remote::Remote, node: &str) -> Check {
     }
 }
 
-pub async fn run(cluster: Arc<Cluster>, opts: Options) -> Report {
-    run_with_id(cluster, opts, phase::new_run_id()).await
+pub async fn run(cluster: Arc<Cluster>, inputs: Arc<Inputs>, opts: Options) -> Report {
+    verify(cluster, inputs, opts, phase::new_run_id(), Arc::default()).await
 }
 
-pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -> Report {
+/// Verify over sessions the caller holds (and keeps) where it has them; `run_id` names the test
+/// pods and re-enters the locks the caller took.
+pub async fn run_on(
+    cluster: Arc<Cluster>,
+    inputs: Arc<Inputs>,
+    opts: Options,
+    run_id: String,
+    open: Vec<Arc<Remote>>,
+) -> Report {
+    let open = open.into_iter().map(|r| (r.node.clone(), r)).collect();
+    verify(cluster, inputs, opts, run_id, Arc::new(open)).await
+}
+
+async fn verify(
+    cluster: Arc<Cluster>,
+    inputs: Arc<Inputs>,
+    opts: Options,
+    run_id: String,
+    open: Arc<BTreeMap<String, Arc<Remote>>>,
+) -> Report {
     let suffix = crate::verify::run_suffix(&run_id);
     let progress = Progress::new(opts.quiet);
     let concurrency = opts.concurrency.unwrap_or(cluster.profile.ssh.concurrency);
@@ -210,14 +239,17 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
         }
     });
 
+    // kubectl on a kubectlOn node trusts a new host key as the node sessions do.
+    let accept_new = opts.accept_new_host_keys;
     let cluster_task = opts.cluster_checks.then(|| {
         let c = cluster.clone();
-        tokio::task::spawn_blocking(move || cluster_checks::run(&c))
+        tokio::task::spawn_blocking(move || cluster_checks::run(&c, accept_new))
     });
 
     let registry: Registry = Registry::default();
     let st = Stage {
         cluster: cluster.clone(),
+        inputs,
         accept_new: opts.accept_new_host_keys,
         dataplane: if opts.dataplane {
             Ok(())
@@ -228,6 +260,7 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
         registry: registry.clone(),
         run_id: run_id.clone(),
         locked: Arc::new(std::sync::Mutex::new(Vec::new())),
+        open,
     };
     let locked = st.locked.clone();
     let jobs: Vec<(Node, crate::printer::NodeLine)> = cluster
@@ -277,7 +310,7 @@ pub async fn run_with_id(cluster: Arc<Cluster>, opts: Options, run_id: String) -
         let sfx = suffix.clone();
         // The smoke test deletes its namespace itself, also when a step fails or Ctrl-C kills
         // its kubectl children: wait for it either way.
-        let task = tokio::task::spawn_blocking(move || smoke::run(&c, &sfx));
+        let task = tokio::task::spawn_blocking(move || smoke::run(&c, &sfx, accept_new));
         tokio::pin!(task);
         let res = tokio::select! {
             r = &mut task => r,

@@ -91,14 +91,9 @@ pub fn check_provider(s: &str) -> Result<ProviderKind, String> {
     })
 }
 
-/// The backends the wizard offers per provider, the default first. The routes provider's cloud
-/// backends (gce, aws) need more fields than the wizard asks: edit the profile for them.
+/// The backends the wizard offers per provider, the default first.
 pub fn backends(p: ProviderKind) -> &'static [&'static str] {
-    match p {
-        ProviderKind::Routes => &["host-gw", "vxlan"],
-        ProviderKind::Flannel => &["vxlan", "host-gw", "wireguard"],
-        _ => &[],
-    }
+    crate::provider::wizard_backends(p)
 }
 
 fn check_backend(p: ProviderKind, s: &str) -> Result<(), String> {
@@ -477,6 +472,7 @@ pub struct Complete {
 
 /// The profile text: every section with a comment saying what it is for.
 pub fn render(c: &Complete) -> String {
+    let (runtime, section) = crate::provider::wizard_profile(c.provider, c.backend.as_deref());
     let mut s = format!(
         "# Cluster profile written by `netctl profile new`.\n\
          # Check it with `netctl profile check -p {out}`; docs/profile.md describes every field.\n\
@@ -503,36 +499,8 @@ pub fn render(c: &Complete) -> String {
         cluster = c.cluster_cidr,
         service = c.service_cidr,
         provider = c.provider,
-        // kubenet runs inside the kubelet's dockershim only (validation refuses it elsewhere).
-        runtime = if c.provider == ProviderKind::Kubenet {
-            "  containerRuntime: docker              # kubenet runs inside the kubelet's dockershim only\n"
-        } else {
-            ""
-        },
     );
-    match (c.provider, &c.backend) {
-        (ProviderKind::Flannel, Some(b)) => s.push_str(&format!(
-            "  # flanneld runs as a systemd unit on each worker (deploy: daemonset for the DaemonSet).\n  \
-             flannel: {{ backend: {b}, deploy: systemd }}\n\
-             \n\
-             # flanneld must trust the cluster's CA and present credentials the API server accepts:\n\
-             # name one before `netctl plan` (docs/certs.md). Either the cluster's CA and its key\n\
-             # (netctl issues each worker a certificate, renewed within 30 days of expiry; the\n\
-             # hard-way ca.pem / ca-key.pem):\n\
-             # pki: {{ caCert: ca.pem, caKey: ca-key.pem }}\n\
-             # or the CA and a token of flannel's service account (networking.flannel.tokenFile):\n\
-             # kubernetes: {{ caCertificate: ca.pem }}   # with flannel: {{ tokenFile: flannel.token }}\n\
-             # netctl installs flanneld and flannel's CNI plugin from release files you name (before\n\
-             # `netctl plan`), under flannel: with their sha256 (docs/profile.md):\n\
-             #   flanneld: {{ file: flanneld-amd64, sha256: ... }}\n\
-             #   cniPlugin: {{ file: flannel-amd64, sha256: ... }}\n",
-        )),
-        (ProviderKind::Routes, Some(b)) => s.push_str(&format!(
-            "  # netctl programs the routes itself, no daemon (gce/aws backends: see docs/profile.md).\n  \
-             routes: {{ backend: {b} }}\n"
-        )),
-        _ => {}
-    }
+    s.push_str(&section);
     s.push_str(&format!(
         "\n\
          # How netctl reaches the nodes. Host keys are checked against ~/.ssh/known_hosts; an unknown\n\

@@ -6,6 +6,7 @@ mod on_node;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use crate::profile::{expand_home, Cluster};
 use crate::provider::{ClusterPlan, KubectlStep};
@@ -46,6 +47,9 @@ enum Runner {
     Local(PathBuf),
     /// `kubectl` on the kubectlOn node.
     Node(on_node::OnNode),
+    /// A recording stand-in (unit tests): answers each call by its arguments.
+    #[cfg(test)]
+    Fake(std::sync::Arc<fake::Fake>),
 }
 
 /// Why cluster steps cannot run for this profile, if they cannot.
@@ -60,11 +64,21 @@ pub fn unavailable_reason(cluster: &Cluster) -> Option<String> {
 }
 
 impl Kubectl {
-    pub fn find(cluster: &Cluster, step: &str) -> Result<Kubectl, KubectlError> {
+    /// kubectl for `step` (named when it cannot be found); with `kubernetes.kubectlOn`, a session
+    /// to that node that trusts a new host key only with `accept_new_host_keys`.
+    pub fn find(
+        cluster: &Cluster,
+        step: &str,
+        accept_new_host_keys: bool,
+    ) -> Result<Kubectl, KubectlError> {
         let k = &cluster.profile.kubernetes;
         if let Some(node) = &k.kubectl_on {
             return Ok(Kubectl {
-                runner: Runner::Node(on_node::OnNode::connect(cluster, node)?),
+                runner: Runner::Node(on_node::OnNode::connect(
+                    cluster,
+                    node,
+                    accept_new_host_keys,
+                )?),
                 // A path on that node: not expanded here.
                 kubeconfig: k.kubeconfig.as_deref().map(PathBuf::from),
             });
@@ -86,10 +100,34 @@ impl Kubectl {
         })
     }
 
+    /// `run` off the async workers: kubectl blocks (a drain or a wait, up to minutes), and the
+    /// SSH work of every other node goes on meanwhile.
+    pub async fn call(
+        self: &Arc<Self>,
+        args: &[String],
+        cwd: &Path,
+    ) -> Result<String, KubectlError> {
+        let (k, args, cwd) = (self.clone(), args.to_vec(), cwd.to_path_buf());
+        tokio::task::spawn_blocking(move || k.run(&args, &cwd))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// A kubectl whose calls `fake` records and answers.
+    #[cfg(test)]
+    pub fn fake(fake: std::sync::Arc<fake::Fake>) -> Kubectl {
+        Kubectl {
+            runner: Runner::Fake(fake),
+            kubeconfig: None,
+        }
+    }
+
     pub fn run(&self, args: &[String], cwd: &Path) -> Result<String, KubectlError> {
         let program = match &self.runner {
             Runner::Node(on) => return self.run_on(on, args, cwd),
             Runner::Local(program) => program,
+            #[cfg(test)]
+            Runner::Fake(f) => return f.run(args),
         };
         let mut cmd = Command::new(program);
         // kubectl runs exec credential plugins: none of netctl's secrets is theirs.
@@ -186,6 +224,60 @@ pub fn write_cluster_files(plan: &ClusterPlan, dir: &Path) -> Result<(), Kubectl
 
 pub fn describe(step: &KubectlStep) -> String {
     format!("kubectl {}", step.args.join(" "))
+}
+
+/// The stand-in behind `Kubectl::fake`: every call is logged; the first rule that answers a call's
+/// arguments gives its result, otherwise it succeeds with no output.
+#[cfg(test)]
+pub mod fake {
+    use std::sync::Mutex;
+
+    use super::KubectlError;
+
+    type Rule = Box<dyn Fn(&[String]) -> Option<Result<String, KubectlError>> + Send + Sync>;
+
+    #[derive(Default)]
+    pub struct Fake {
+        rules: Mutex<Vec<Rule>>,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl Fake {
+        pub fn on(
+            &self,
+            rule: impl Fn(&[String]) -> Option<Result<String, KubectlError>> + Send + Sync + 'static,
+        ) {
+            self.rules.lock().unwrap().push(Box::new(rule));
+        }
+
+        /// Fail every call whose joined arguments start with `prefix`.
+        pub fn fail(&self, prefix: &'static str) {
+            self.on(move |a| {
+                let shown = a.join(" ");
+                shown.starts_with(prefix).then(|| {
+                    Err(KubectlError::Failed {
+                        args: shown,
+                        status: 1,
+                        stderr: "refused by the test".into(),
+                    })
+                })
+            });
+        }
+
+        /// The calls so far, each its arguments joined by spaces.
+        pub fn calls(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+
+        pub(super) fn run(&self, args: &[String]) -> Result<String, KubectlError> {
+            self.log.lock().unwrap().push(args.join(" "));
+            let rules = self.rules.lock().unwrap();
+            rules
+                .iter()
+                .find_map(|r| r(args))
+                .unwrap_or_else(|| Ok(String::new()))
+        }
+    }
 }
 
 #[cfg(test)]

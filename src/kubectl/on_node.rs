@@ -30,8 +30,13 @@ pub struct OnNode {
 }
 
 impl OnNode {
-    /// Connect to `node` as the profile says (ssh config, bastion, sudo; host keys checked).
-    pub fn connect(cluster: &Cluster, node: &str) -> Result<OnNode, KubectlError> {
+    /// Connect to `node` as the profile says (ssh config, bastion, sudo; host keys checked, an
+    /// unknown one learned only with `accept_new_host_keys`, as for every other connection).
+    pub fn connect(
+        cluster: &Cluster,
+        node: &str,
+        accept_new_host_keys: bool,
+    ) -> Result<OnNode, KubectlError> {
         let failed = |message: String| KubectlError::Node {
             node: node.to_string(),
             message,
@@ -56,7 +61,12 @@ impl OnNode {
                     return;
                 }
             };
-            let remote = match rt.block_on(connect::connect(&cluster, &target, false, false)) {
+            let remote = match rt.block_on(connect::connect(
+                &cluster,
+                &target,
+                accept_new_host_keys,
+                false,
+            )) {
                 Ok(r) => r,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.to_string()));

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod connect;
 pub mod gather;
 pub mod lock;
+pub mod manager;
 pub mod reset;
 pub mod txn;
 

@@ -215,7 +215,7 @@ pub fn script() -> String {
         txn_dir: String,
         kept: usize,
     }
-    crate::render::template(
+    crate::template::template(
         "node/txn.sh",
         &Ctx {
             lock: sh_quote(LOCK_FILE),

@@ -17,10 +17,7 @@ pub const CNI_PLUGIN: &str = "networking.flannel.cniPlugin";
 
 /// The binaries this cluster installs, by profile field; None where the field is not set.
 pub fn wanted(cluster: &Cluster) -> Vec<(&'static str, Option<&BinaryFile>)> {
-    let needed = cluster
-        .nodes
-        .iter()
-        .any(|n| crate::provider::flannel::runs_as_unit(cluster, n));
+    let needed = cluster.nodes.iter().any(|n| cluster.runs_flanneld_unit(n));
     if !needed {
         return vec![];
     }

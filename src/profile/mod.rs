@@ -4,6 +4,7 @@
 
 pub mod binaries;
 pub mod cidr;
+pub mod jump;
 pub mod model;
 pub mod nesting;
 pub mod validate;
@@ -116,7 +117,8 @@ impl Node {
     }
 }
 
-/// A validated profile with its plan: the only input the rest of netctl takes.
+/// A validated profile with its plan: the only input the rest of netctl takes from the profile.
+/// Pure: what a run prepares besides (certificates, binaries) is `provider::Inputs`.
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub profile: Profile,
@@ -127,12 +129,6 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// sha256 of the profile as parsed (defaults filled in), recorded on nodes.
     pub hash: String,
-    /// The run's certificates (flanneld as a systemd unit), set by the command from
-    /// `certs::prepare`; node plans include them, so every command agrees on what a node holds.
-    pub pki: Option<std::sync::Arc<crate::certs::Pki>>,
-    /// The binaries nodes get (flanneld, flannel's CNI plugin) by sha256, read and checked by the
-    /// command from `binaries::load`; empty in `render`, whose plans carry the sha256 only.
-    pub binaries: std::collections::BTreeMap<String, std::sync::Arc<Vec<u8>>>,
     /// The file the profile was read from (empty when built from text in memory).
     pub source: PathBuf,
 }
@@ -147,6 +143,14 @@ impl Cluster {
     /// Nodes that carry pods: they get a podCIDR, CNI config and kubelet.
     pub fn workers(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.is_worker())
+    }
+    /// Whether `node` runs flanneld as a systemd unit: then it needs flanneld's credentials and
+    /// the binaries the profile names. A fact of the profile alone, asked by the flannel
+    /// provider, the PKI and the binary loader alike.
+    pub fn runs_flanneld_unit(&self, node: &Node) -> bool {
+        self.provider() == ProviderKind::Flannel
+            && self.profile.networking.flannel.deploy == FlannelDeploy::Systemd
+            && node.is_worker()
     }
 }
 
@@ -213,8 +217,6 @@ pub fn resolve(profile: Profile) -> Result<Cluster, Vec<Problem>> {
         nodes,
         hash,
         profile,
-        pki: None,
-        binaries: Default::default(),
         source: PathBuf::new(),
     })
 }
@@ -235,4 +237,31 @@ pub fn expand_home(p: &str) -> PathBuf {
         }
     }
     PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(networking: &str) -> Cluster {
+        let text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\n  kubeconfig: /root/.kube/config\nnetworking:\n{networking}nodes:\n  - {{name: c1, address: 10.0.0.10, roles: [controller]}}\n  - {{name: w1, address: 10.0.0.11}}\n"
+        );
+        load_str(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    /// flanneld runs as a unit on the workers of a flannel `deploy: systemd` cluster only: the
+    /// nodes that get its credentials and binaries.
+    #[test]
+    fn flanneld_runs_as_a_unit_on_systemd_flannel_workers_only() {
+        let runs = |c: &Cluster| -> Vec<bool> {
+            c.nodes.iter().map(|n| c.runs_flanneld_unit(n)).collect()
+        };
+        let systemd = cluster("  provider: flannel\n  flannel: { deploy: systemd }\n");
+        assert_eq!(runs(&systemd), [false, true]);
+        let daemonset = cluster("  provider: flannel\n  flannel: { deploy: daemonset }\n");
+        assert_eq!(runs(&daemonset), [false, false]);
+        let routes = cluster("  provider: routes\n");
+        assert_eq!(runs(&routes), [false, false]);
+    }
 }

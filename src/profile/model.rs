@@ -66,6 +66,10 @@ fn default_validity_days() -> u32 {
     365
 }
 
+/// A certificate expiring within this many days is renewed by `init` and fails `verify`. The
+/// profile's: `pki.validityDays` must exceed it, or every run would renew.
+pub const RENEW_WITHIN_DAYS: i64 = 30;
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Kubernetes {
@@ -610,10 +614,8 @@ fn default_always() -> EncapMode {
 fn default_block_size() -> u8 {
     26
 }
-// The pins live in provider/pins.rs, each with its row in docs/providers.md.
-pub use crate::provider::pins::{
-    CALICO_VERSION, FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION, WEAVE_VERSION,
-};
+// The pins live in pins.rs, each with its row in docs/providers.md.
+pub use crate::pins::{CALICO_VERSION, FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION, WEAVE_VERSION};
 
 /// A flannel release, `vMAJOR.MINOR.PATCH` (pre-release suffixes such as `-rc1` are ignored):
 /// what flanneld understands depends on it.

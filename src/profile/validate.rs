@@ -576,7 +576,7 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         let ok = b
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'@'));
-        let parsed = crate::transport::ssh_config::parse_jump(b);
+        let parsed = super::jump::parse_jump(b);
         if !ok || parsed.is_err() {
             p.add("ssh.bastion", format!("{b:?} is not [user@]host[:port]"));
         }
@@ -632,14 +632,14 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         }
     }
     // At 30 days or less every run would find the certificate inside the renewal window.
-    if k.validity_days <= crate::certs::RENEW_WITHIN_DAYS as u32 || k.validity_days > 3650 {
+    if k.validity_days <= super::RENEW_WITHIN_DAYS as u32 || k.validity_days > 3650 {
         p.add(
             "pki.validityDays",
             format!(
                 "{} must be between {} and 3650: certificates are renewed within {} days of expiry",
                 k.validity_days,
-                crate::certs::RENEW_WITHIN_DAYS + 1,
-                crate::certs::RENEW_WITHIN_DAYS
+                super::RENEW_WITHIN_DAYS + 1,
+                super::RENEW_WITHIN_DAYS
             ),
         );
     }

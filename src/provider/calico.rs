@@ -5,9 +5,17 @@
 use serde::Serialize;
 
 use super::{
-    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step,
+    custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan,
+    NodePlan, Step,
 };
 use crate::profile::{Cluster, EncapMode, Node, ProviderKind};
+
+/// What calico-node's install-cni writes into cniConfDir.
+pub const CNI_CONFIG: &str = "10-calico.conflist";
+/// calico-node (namespace, name).
+pub const DAEMONSET: (&str, &str) = ("kube-system", "calico-node");
+/// calico's IPAM hands out blocks itself.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
 
 pub fn upstream_url(version: &str) -> String {
     format!(
@@ -41,6 +49,19 @@ fn vxlan_backend(c: &crate::profile::CalicoOptions) -> bool {
     c.vxlan_mode != EncapMode::Never && c.ipip_mode == EncapMode::Never
 }
 
+/// The tunnels the pool's encapsulation uses.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    let c = &cluster.profile.networking.calico;
+    let mut m = Vec::new();
+    if c.ipip_mode != EncapMode::Never {
+        m.push(node_prereqs::IPIP);
+    }
+    if c.vxlan_mode != EncapMode::Never {
+        m.push(node_prereqs::VXLAN);
+    }
+    m
+}
+
 /// Nothing to write; leaving calico removes what its DaemonSet installed on the node.
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let mut links = vec![delete_link("vxlan.calico")];
@@ -53,7 +74,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         cluster,
         node,
         "calico",
-        &["10-calico.conflist", "calico-kubeconfig"],
+        &[CNI_CONFIG, "calico-kubeconfig"],
         links,
     )
 }
@@ -64,7 +85,7 @@ pub(crate) fn cni_dirs_patch(cluster: &Cluster, daemonset: &str) -> Option<(Stri
     let dirs = custom_cni_dirs(cluster)?;
     Some((
         "cni-dirs.yaml".to_string(),
-        crate::render::template(
+        crate::template::template(
             "calico/cni-dirs.yaml",
             &serde_json::json!({
                 "daemonset": daemonset,
@@ -83,7 +104,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         .unwrap_or_else(|| cluster.cluster_cidr.to_string());
     let mut patches = vec![(
         "calico-node.yaml".to_string(),
-        crate::render::template(
+        crate::template::template(
             "calico/calico-node.yaml",
             &NodeCtx {
                 pool_cidr,
@@ -97,7 +118,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     if c.mtu.is_some() || vxlan_backend(c) {
         patches.push((
             "calico-config.yaml".to_string(),
-            crate::render::template(
+            crate::template::template(
                 "calico/calico-config.yaml",
                 &ConfigCtx {
                     mtu: c.mtu,
@@ -245,7 +266,7 @@ mod tests {
     #[test]
     fn nodes_get_only_kubernetes_units_and_forwarding() {
         let c = profile("1.30", "", "  provider: calico\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let paths: Vec<_> = plan.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,

@@ -5,8 +5,26 @@
 
 use serde::Serialize;
 
-use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan, Step};
-use crate::profile::{Cluster, Node, ProviderKind};
+use super::{
+    daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan, NodePlan,
+    RouteCheck, Step,
+};
+use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind};
+
+/// What canal's install-cni writes into cniConfDir.
+pub const CNI_CONFIG: &str = "10-canal.conflist";
+/// canal's flannel runs the vxlan backend (`cluster` writes it into net-conf.json).
+pub const MODULES: [node_prereqs::Module; 1] = [node_prereqs::VXLAN];
+/// canal (namespace, name).
+pub const DAEMONSET: (&str, &str) = ("kube-system", "canal");
+/// canal's flannel leases the Node objects' podCIDRs (kube-subnet-mgr).
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = true;
+/// canal's flannel runs the vxlan backend (`cluster` writes it into net-conf.json), and its MTU is
+/// not `networking.flannel`'s.
+pub const ROUTE_CHECK: RouteCheck = RouteCheck::FlannelLease {
+    backend: FlannelBackend::Vxlan,
+    mtu: None,
+};
 
 pub fn upstream_url(version: &str) -> String {
     format!("https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/canal.yaml")
@@ -48,7 +66,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         cluster,
         node,
         "canal",
-        &["10-canal.conflist", "calico-kubeconfig"],
+        &[CNI_CONFIG, "calico-kubeconfig"],
         vec![delete_link("flannel.1"), lease],
     )
 }
@@ -60,7 +78,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
         backend: Backend { kind: "vxlan" },
     };
     let net_conf = serde_json::to_string_pretty(&net_conf).expect("net-conf serialises");
-    let config = crate::render::template(
+    let config = crate::template::template(
         "canal/canal-config.yaml",
         &ConfigCtx {
             iface: c.iface.as_deref(),
@@ -76,7 +94,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     if !c.masquerade {
         patches.push((
             "kube-flannel.yaml".to_string(),
-            crate::render::template_plain("canal/kube-flannel.yaml"),
+            crate::template::template_plain("canal/kube-flannel.yaml"),
         ));
     }
     patches.extend(super::calico::cni_dirs_patch(cluster, "canal"));
@@ -194,13 +212,13 @@ mod tests {
     #[test]
     fn nodes_get_units_and_controllers_allocate_pod_cidrs() {
         let c = profile("1.30", "", "  provider: canal\n");
-        let w = node_plan(&c, c.node("worker-0").unwrap());
+        let w = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         assert!(
             !w.files.iter().any(|f| f.path.contains("/cni/")),
             "{:?}",
             w.files
         );
-        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        let ctl = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
     }
 

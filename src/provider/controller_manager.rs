@@ -78,7 +78,7 @@ fn whole(cluster: &Cluster, provider: ProviderKind) -> String {
         flags.push("--use-service-account-credentials=true".to_string());
     }
     flags.push("--v=2".to_string());
-    crate::render::template(
+    crate::template::template(
         "kube/kube-controller-manager.service",
         &UnitCtx {
             provider: provider.as_str(),

@@ -3,14 +3,19 @@
 //! workers (the hard-way guide) or as a DaemonSet whose manifest netctl writes itself (the upstream
 //! kube-flannel.yml is small enough to own: its facts are in PROVIDER-NOTES.md).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{
-    sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan, Step, Unit,
+    node_prereqs, sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan,
+    RouteCheck, Step, Unit,
 };
+use crate::certs::Pki;
 use crate::profile::{
-    Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, ProviderKind,
-    FLANNEL_CNI_PLUGIN_VERSION, FLANNEL_VERSION,
+    Cluster, FlannelBackend, FlannelDeploy, FlannelRelease, Node, FLANNEL_CNI_PLUGIN_VERSION,
+    FLANNEL_VERSION,
 };
 
 pub const CONFIG_DIR: &str = "/etc/kube-flannel";
@@ -19,8 +24,12 @@ pub const KUBECONFIG: &str = "/etc/kube-flannel/kubeconfig";
 pub const UNIT: &str = "/etc/systemd/system/flanneld.service";
 pub const CONFLIST: &str = "10-flannel.conflist";
 pub const MANIFEST: &str = "kube-flannel.yaml";
+/// kube-subnet-mgr leases each node the podCIDR of its Node object.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = true;
+/// What `netctl profile new` offers, the default first.
+pub const WIZARD_BACKENDS: [&str; 3] = ["vxlan", "host-gw", "wireguard"];
 /// flanneld's credentials (systemd deploy), prepared by src/certs/ and attached with
-/// `certs::attach`: the cluster CA (verifies the API server), and a certificate and key, or a
+/// `attach`: the cluster CA (verifies the API server), and a certificate and key, or a
 /// service-account token.
 pub const CA: &str = "/etc/kube-flannel/ca.crt";
 pub const CERT: &str = "/etc/kube-flannel/flanneld.crt";
@@ -241,21 +250,14 @@ fn release(cluster: &Cluster) -> FlannelRelease {
         .expect("the pinned flannel version parses")
 }
 
-/// Whether the node runs flanneld as a systemd unit, and so needs its credentials.
-pub fn runs_as_unit(cluster: &Cluster, node: &Node) -> bool {
-    cluster.provider() == ProviderKind::Flannel
-        && cluster.profile.networking.flannel.deploy == FlannelDeploy::Systemd
-        && node.is_worker()
-}
-
 /// Whether that node's flanneld authenticates with a client certificate (not a token).
 pub fn needs_certs(cluster: &Cluster, node: &Node) -> bool {
-    runs_as_unit(cluster, node) && cluster.profile.networking.flannel.token_file.is_none()
+    cluster.runs_flanneld_unit(node) && cluster.profile.networking.flannel.token_file.is_none()
 }
 
 /// The cluster CA and flanneld's credentials, as the kubeconfig names them. A change restarts
 /// flanneld; the key and the token are readable by root only.
-pub fn credential_files(pki: &crate::certs::Pki, node: &str) -> Vec<NodeFile> {
+pub fn credential_files(pki: &Pki, node: &str) -> Vec<NodeFile> {
     let file = |path: &str, mode: u32, content: &str| NodeFile {
         path: path.into(),
         mode,
@@ -276,7 +278,20 @@ pub fn credential_files(pki: &crate::certs::Pki, node: &str) -> Vec<NodeFile> {
     files
 }
 
-pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
+/// Add the node's credential files to its plan (flanneld as a systemd unit only), from the
+/// run's PKI; `provider::node_plan` calls it for every provider, so a plan never lacks them.
+pub fn attach(pki: Option<&Pki>, cluster: &Cluster, node: &Node, plan: &mut NodePlan) {
+    let Some(pki) = pki else { return };
+    if !cluster.runs_flanneld_unit(node) {
+        return;
+    }
+    plan.files.extend(credential_files(pki, &node.name));
+    plan.files.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// The node's flannel files, units and teardown; `loaded` are the run's binaries by sha256
+/// (empty in `render`: the plan then carries their sha256 only).
+pub fn node(cluster: &Cluster, node: &Node, loaded: &BTreeMap<String, Arc<Vec<u8>>>) -> NodePlan {
     let mut plan = NodePlan::default();
     if !node.is_worker() {
         return plan;
@@ -290,7 +305,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             flags.push(format!("--net-config-path={NET_CONF}"));
         }
         flags.push(format!("--kubeconfig-file={KUBECONFIG}"));
-        let unit = crate::render::template(
+        let unit = crate::template::template(
             "flannel/flanneld.service",
             &UnitCtx {
                 node_name: &node.name,
@@ -299,7 +314,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             },
         );
         let server = api_server(cluster);
-        let kubeconfig = crate::render::template(
+        let kubeconfig = crate::template::template(
             "flannel/kubeconfig",
             &KubeconfigCtx {
                 server: &server,
@@ -359,7 +374,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         ];
         for (binary, path, field, services) in binaries {
             let Some(b) = binary else { continue };
-            let bytes = cluster.binaries.get(&b.sha256).cloned();
+            let bytes = loaded.get(&b.sha256).cloned();
             plan.files.push(NodeFile {
                 path,
                 mode: 0o755,
@@ -421,7 +436,7 @@ struct RbacCtx<'a> {
 /// flanneld as a systemd unit authenticates with its certificate (O = the group bound here), so
 /// the cluster needs the same ClusterRole the DaemonSet's service account gets.
 fn systemd_cluster() -> ClusterPlan {
-    let manifest = crate::render::template(
+    let manifest = crate::template::template(
         "flannel/flanneld-rbac.yaml",
         &RbacCtx {
             group: crate::certs::FLANNELD_GROUP,
@@ -450,13 +465,61 @@ fn systemd_cluster() -> ClusterPlan {
     }
 }
 
+/// The backend's device module.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    match cluster.profile.networking.flannel.backend {
+        FlannelBackend::Vxlan => vec![node_prereqs::VXLAN],
+        FlannelBackend::Wireguard => vec![node_prereqs::WIREGUARD],
+        FlannelBackend::HostGw => vec![],
+    }
+}
+
+/// The DaemonSet (namespace, name) of the daemonset deploy; as a systemd unit there is none.
+pub fn daemonset(cluster: &Cluster) -> Result<(&'static str, &'static str), String> {
+    match cluster.profile.networking.flannel.deploy {
+        FlannelDeploy::Daemonset => Ok(("kube-flannel", "kube-flannel-ds")),
+        FlannelDeploy::Systemd => Err(
+            "flannel runs as a systemd unit here (deploy: systemd): node.services covers it".into(),
+        ),
+    }
+}
+
+/// flanneld's lease: the profile's flannel MTU is the pod MTU, so FLANNEL_MTU itself.
+pub fn route_check(cluster: &Cluster) -> RouteCheck {
+    let f = &cluster.profile.networking.flannel;
+    RouteCheck::FlannelLease {
+        backend: f.backend,
+        mtu: f.mtu,
+    }
+}
+
+/// The flannel section of a new profile: flanneld as a unit, and what it needs before `plan`.
+pub fn wizard_section(backend: &str) -> String {
+    format!(
+        "  # flanneld runs as a systemd unit on each worker (deploy: daemonset for the DaemonSet).\n  \
+         flannel: {{ backend: {backend}, deploy: systemd }}\n\
+         \n\
+         # flanneld must trust the cluster's CA and present credentials the API server accepts:\n\
+         # name one before `netctl plan` (docs/certs.md). Either the cluster's CA and its key\n\
+         # (netctl issues each worker a certificate, renewed within 30 days of expiry; the\n\
+         # hard-way ca.pem / ca-key.pem):\n\
+         # pki: {{ caCert: ca.pem, caKey: ca-key.pem }}\n\
+         # or the CA and a token of flannel's service account (networking.flannel.tokenFile):\n\
+         # kubernetes: {{ caCertificate: ca.pem }}   # with flannel: {{ tokenFile: flannel.token }}\n\
+         # netctl installs flanneld and flannel's CNI plugin from release files you name (before\n\
+         # `netctl plan`), under flannel: with their sha256 (docs/profile.md):\n\
+         #   flanneld: {{ file: flanneld-amd64, sha256: ... }}\n\
+         #   cniPlugin: {{ file: flannel-amd64, sha256: ... }}\n",
+    )
+}
+
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let f = &cluster.profile.networking.flannel;
     if f.deploy != FlannelDeploy::Daemonset {
         return systemd_cluster();
     }
     let net = &cluster.profile.networking;
-    let manifest = crate::render::template(
+    let manifest = crate::template::template(
         "flannel/kube-flannel.yaml",
         &ManifestCtx {
             version: &f.version,
@@ -542,18 +605,22 @@ mod tests {
             crate::profile::sha256_hex(&d),
             crate::profile::sha256_hex(&p),
         );
-        let mut c = profile(
+        let c = profile(
             "1.30",
             "  binDir: /opt/k8s/bin\n",
             &format!(
                 "  provider: flannel\n  cniBinDir: /usr/lib/cni\n  flannel:\n    backend: host-gw\n    deploy: systemd\n    flanneld: {{ file: flanneld, sha256: {ds} }}\n    cniPlugin: {{ file: flannel, sha256: {ps} }}\n"
             ),
         );
-        c.binaries
-            .insert(ds.clone(), std::sync::Arc::new(d.clone()));
-        c.binaries
-            .insert(ps.clone(), std::sync::Arc::new(p.clone()));
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let inputs = crate::provider::Inputs {
+            binaries: [
+                (ds.clone(), std::sync::Arc::new(d.clone())),
+                (ps.clone(), std::sync::Arc::new(p.clone())),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &inputs);
         let flanneld = file(&plan, "/opt/k8s/bin/flanneld");
         assert_eq!((flanneld.mode, flanneld.bytes()), (0o755, &d[..]));
         assert_eq!(flanneld.sha256(), ds);
@@ -566,22 +633,24 @@ mod tests {
             .content
             .contains("ExecStart=/opt/k8s/bin/flanneld \\\n"));
         // Controllers run no flanneld; the DaemonSet installs its own.
-        assert!(node_plan(&c, c.node("controller-0").unwrap())
+        assert!(node_plan(&c, c.node("controller-0").unwrap(), &inputs)
             .files
             .iter()
             .all(|f| f.blob.is_none()));
         let mut ds_cluster = c.clone();
         ds_cluster.profile.networking.flannel.deploy = FlannelDeploy::Daemonset;
-        assert!(node_plan(&ds_cluster, ds_cluster.node("worker-0").unwrap())
-            .files
-            .iter()
-            .all(|f| f.blob.is_none()));
+        assert!(
+            node_plan(&ds_cluster, ds_cluster.node("worker-0").unwrap(), &inputs)
+                .files
+                .iter()
+                .all(|f| f.blob.is_none())
+        );
     }
 
     #[test]
     fn hard_way_net_conf_equals_the_guide() {
         let c = hard_way();
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let conf = parse(&file(&plan, NET_CONF).content);
         assert_eq!(
             conf,
@@ -592,7 +661,7 @@ mod tests {
     #[test]
     fn hard_way_cni_delegates_with_default_gateway_and_masquerade() {
         let c = hard_way();
-        let plan = node_plan(&c, c.node("worker-1").unwrap());
+        let plan = node_plan(&c, c.node("worker-1").unwrap(), &Default::default());
         let conf = parse(&file(&plan, "/etc/cni/net.d/10-flannel.conflist").content);
         assert_eq!(
             conf,
@@ -608,7 +677,7 @@ mod tests {
     #[test]
     fn masquerading_flanneld_leaves_the_bridge_alone() {
         let c = profile("1.30", "", "  provider: flannel\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let conf = parse(&file(&plan, "/etc/cni/net.d/10-flannel.conflist").content);
         assert_eq!(
             conf["plugins"][0]["delegate"],
@@ -624,7 +693,7 @@ mod tests {
             "  binDir: /opt/k8s/bin\n  nodeCIDRMaskSize: 25\n",
             "  provider: flannel\n  cniConfDir: /etc/cni/conf.d\n  flannel: { backend: vxlan, iface: enp0s8, vni: 4096, port: 4789, directRouting: true, mtu: 1400 }\n",
         );
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let unit = &file(&plan, UNIT).content;
         assert!(unit.contains("Environment=NODE_NAME=worker-0\n"), "{unit}");
         assert!(unit.contains("Restart=on-failure\n"));
@@ -676,7 +745,7 @@ mod tests {
             restart: true
         }));
         // Controllers run no flanneld.
-        let ctl = node(&c, c.node("controller-0").unwrap());
+        let ctl = node(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(ctl.files.is_empty() && ctl.units.is_empty());
         // In systemd mode the cluster gets only the RBAC for flanneld's certificate identity.
         let cp = cluster(&c);
@@ -692,7 +761,7 @@ mod tests {
     }
 
     fn exec_start(c: &Cluster) -> String {
-        let plan = node_plan(c, c.node("worker-0").unwrap());
+        let plan = node_plan(c, c.node("worker-0").unwrap(), &Default::default());
         let unit = file(&plan, UNIT).content.clone();
         unit.split("ExecStart=")
             .nth(1)
@@ -863,7 +932,7 @@ mod tests {
             ["delete", "-f", "kube-flannel.yaml", "--ignore-not-found"]
         );
         // Workers get only the Kubernetes units: the DaemonSet installs the CNI config.
-        let w = node_plan(&c, c.node("worker-0").unwrap());
+        let w = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         assert!(!w
             .files
             .iter()
@@ -874,7 +943,7 @@ mod tests {
     #[test]
     fn teardown_removes_host_gw_routes_quoted() {
         let c = hard_way();
-        let plan = node(&c, c.node("worker-0").unwrap());
+        let plan = node(&c, c.node("worker-0").unwrap(), &Default::default());
         let cmds: Vec<_> = plan.teardown.iter().map(|s| s.command.as_str()).collect();
         assert!(cmds[0].contains("systemctl stop flanneld"));
         assert!(

@@ -8,7 +8,9 @@
 use serde::Serialize;
 
 use super::edit::{Change, NodeEdit};
-use super::{containerd, controller_manager, kubelet, NodeFile, NodePlan, Unit};
+use super::{
+    containerd, controller_manager, kubelet, needs_allocated_pod_cidrs, NodeFile, NodePlan, Unit,
+};
 use crate::profile::{Cluster, ContainerRuntime, Node, ProviderKind, UnitPolicy};
 
 pub const KUBELET_UNIT: &str = kubelet::UNIT;
@@ -23,15 +25,6 @@ struct ContainerdCtx<'a> {
     provider: &'a str,
     cni_bin_dir: &'a str,
     cni_conf_dir: &'a str,
-}
-
-/// Providers whose daemons take each node's podCIDR from the Node object, so the controller-manager
-/// must allocate them (flannel and canal: kube-subnet-mgr; kubenet: the kubelet reads spec.podCIDR).
-pub fn needs_allocated_pod_cidrs(provider: ProviderKind) -> bool {
-    matches!(
-        provider,
-        ProviderKind::Flannel | ProviderKind::Canal | ProviderKind::Kubenet
-    )
 }
 
 pub fn add_units(cluster: &Cluster, node: &Node, provider: ProviderKind, plan: &mut NodePlan) {
@@ -65,7 +58,7 @@ fn add_containerd(cluster: &Cluster, provider: ProviderKind, plan: &mut NodePlan
         ContainerRuntime::Containerd2 => "kube/containerd-config-v3.toml",
         ContainerRuntime::Docker => return,
     };
-    let config = crate::render::template(
+    let config = crate::template::template(
         id,
         &ContainerdCtx {
             provider: provider.as_str(),
@@ -374,7 +367,7 @@ mod tests {
     #[test]
     fn kubelet_below_1_24_passes_cni_flags() {
         let c = cluster("1.23", "", "  provider: flannel\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let unit = &file(&plan, KUBELET_UNIT).content;
         for flag in [
             "--config=/var/lib/kubelet/config.yaml",
@@ -423,7 +416,7 @@ mod tests {
     #[test]
     fn netctls_own_kubelet_is_secure_and_matches_the_runtime() {
         let c = cluster("1.30", "", "  provider: flannel\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let y = kubelet_config(&plan);
         assert_eq!(
             y["apiVersion"].as_str(),
@@ -459,7 +452,7 @@ mod tests {
             "  containerRuntime: docker\n",
             "  provider: flannel\n",
         );
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let y = kubelet_config(&plan);
         assert_eq!(y["cgroupDriver"].as_str(), Some("cgroupfs"));
         assert!(y["containerRuntimeEndpoint"].is_null());
@@ -472,7 +465,7 @@ mod tests {
             "",
             "  provider: calico\n  cniBinDir: /usr/lib/cni\n  cniConfDir: /etc/cni/conf.d\n",
         );
-        let plan = node_plan(&c, c.node("worker-1").unwrap());
+        let plan = node_plan(&c, c.node("worker-1").unwrap(), &Default::default());
         let unit = &file(&plan, KUBELET_UNIT).content;
         assert!(!unit.contains("--network-plugin"), "{unit}");
         assert!(!unit.contains("--cni-"), "{unit}");
@@ -509,7 +502,7 @@ mod tests {
             "  containerRuntime: docker\n",
             "  provider: flannel\n",
         );
-        let w = node_plan(&c, c.node("worker-0").unwrap());
+        let w = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let unit = &file(&w, KUBELET_UNIT).content;
         assert!(!unit.contains("--container-runtime"), "{unit}");
         assert!(!unit.contains("containerd"), "{unit}");
@@ -532,7 +525,7 @@ mod tests {
         assert!(!w.files.iter().any(|f| f.path == CONTAINERD_CONFIG));
         assert!(!w.edits.iter().any(|e| e.path == CONTAINERD_CONFIG));
         assert!(!w.units.iter().any(|u| u.name == "containerd"));
-        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        let ctl = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         let exec = exec_start(&file(&ctl, CONTROLLER_MANAGER_UNIT).content);
         assert!(exec.contains("--master=http://127.0.0.1:8080"), "{exec}");
         assert!(exec.contains("--address=0.0.0.0"), "{exec}");
@@ -547,7 +540,7 @@ mod tests {
             "  containerRuntime: containerd2\n",
             "  provider: weave\n",
         );
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         let toml = &file(&plan, CONTAINERD_CONFIG).content;
         assert!(toml.contains("version = 3\n"), "{toml}");
         assert!(toml.contains("[plugins.'io.containerd.cri.v1.runtime'.cni]\n    bin_dir = \"/opt/cni/bin\"\n    conf_dir = \"/etc/cni/net.d\"\n"));
@@ -568,7 +561,7 @@ mod tests {
                 "  nodeCIDRMaskSize: 25\n",
                 &format!("  provider: {provider}\n"),
             );
-            let plan = node_plan(&c, c.node("controller-0").unwrap());
+            let plan = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
             let cm = plan
                 .files
                 .iter()
@@ -604,7 +597,7 @@ mod tests {
             }
         }
         let c = cluster("1.23", "", "  provider: kubenet\n");
-        let plan = node_plan(&c, c.node("controller-0").unwrap());
+        let plan = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(plan.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
     }
 
@@ -612,7 +605,7 @@ mod tests {
     fn manage_units_false_renders_no_kubernetes_units() {
         let c = cluster("1.30", "  manageUnits: false\n", "  provider: calico\n");
         for n in &c.nodes {
-            let plan = node_plan(&c, n);
+            let plan = node_plan(&c, n, &Default::default());
             let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
             assert!(
                 paths
@@ -644,7 +637,7 @@ mod tests {
         for (version, networking) in cases {
             let c = cluster(version, "", networking);
             for n in &c.nodes {
-                for f in node_plan(&c, n).files {
+                for f in node_plan(&c, n, &Default::default()).files {
                     assert!(!f.content.contains("v1beta1"), "{}", f.path);
                     if f.path.ends_with(".json") || f.path.ends_with(".conflist") {
                         serde_json::from_str::<serde_json::Value>(&f.content)
@@ -767,7 +760,7 @@ mod tests {
         ] {
             let c = cluster(version, &extra, networking);
             for n in &c.nodes {
-                for f in node_plan(&c, n)
+                for f in node_plan(&c, n, &Default::default())
                     .files
                     .iter()
                     .filter(|f| f.path.ends_with(".service"))

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::edit::{Change, NodeEdit};
 use super::unitfile::FlagEdit;
-use super::{kubenet, NodeFile, NodePlan, Unit};
+use super::{NodeFile, NodePlan, Unit};
 use crate::profile::{Cluster, ContainerRuntime, KubeVersion, Node, ProviderKind, UnitPolicy};
 
 pub const UNIT: &str = "/etc/systemd/system/kubelet.service";
@@ -40,8 +40,9 @@ fn v(major: u32, minor: u32) -> KubeVersion {
 /// The network flags for this provider (below 1.24), as (`--name`, value).
 fn network_flags(cluster: &Cluster, node: &Node, provider: ProviderKind) -> Vec<(String, String)> {
     let net = &cluster.profile.networking;
-    let flags: Vec<String> = if provider == ProviderKind::Kubenet {
-        kubenet::kubelet_flags(cluster, node)
+    let flags: Vec<String> = if let Some(own) = super::kubelet_plugin_flags(cluster, node, provider)
+    {
+        own
     } else {
         vec![
             "--network-plugin=cni".to_string(),
@@ -119,7 +120,7 @@ fn whole(cluster: &Cluster, node: &Node, provider: ProviderKind) -> (String, Vec
     let mut companions = Vec::new();
     if version >= v(1, 10) {
         flags.push(format!("--config={CONFIG}"));
-        let config = crate::render::template(
+        let config = crate::template::template(
             "kube/kubelet-config.yaml",
             &ConfigCtx {
                 provider: provider.as_str(),
@@ -175,7 +176,7 @@ fn whole(cluster: &Cluster, node: &Node, provider: ProviderKind) -> (String, Vec
         );
     }
     flags.push("--v=2".to_string());
-    let unit = crate::render::template(
+    let unit = crate::template::template(
         "kube/kubelet.service",
         &UnitCtx {
             provider: provider.as_str(),

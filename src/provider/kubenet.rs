@@ -7,6 +7,13 @@
 use super::{delete_link, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node};
 
+/// The kubelet's kubenet uses the Node object's spec.podCIDR.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = true;
+/// kubenet runs inside the kubelet's dockershim only (validation refuses it elsewhere): a new
+/// profile says so in its kubernetes section.
+pub const WIZARD_KUBERNETES: &str =
+    "  containerRuntime: docker              # kubenet runs inside the kubelet's dockershim only\n";
+
 /// The bridge kubenet creates on every node.
 pub const BRIDGE: &str = "cbr0";
 
@@ -68,7 +75,7 @@ mod tests {
                 "--cni-bin-dir=/opt/cni/bin"
             ]
         );
-        let unit = node_plan(&c, w1)
+        let unit = node_plan(&c, w1, &Default::default())
             .files
             .into_iter()
             .find(|f| f.path == KUBELET_UNIT)

@@ -12,14 +12,18 @@ pub mod kube;
 pub mod kubelet;
 pub mod kubenet;
 pub mod node_prereqs;
-pub mod pins;
 pub mod routes;
 pub mod unitfile;
 pub mod weave;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 
-use crate::profile::{Cluster, Node, ProviderKind};
+use crate::certs::Pki;
+use crate::network::Network;
+use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind, RoutesBackend};
 
 /// A file netctl owns on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -164,20 +168,32 @@ pub struct CopiedFile {
     pub field: String,
 }
 
+/// What a run brings to node plans beyond the profile: the certificates it prepared
+/// (`certs::prepare`) and the binaries it read and checked (`profile::binaries::load`). The
+/// default, nothing, gives `render`'s plans: binaries by sha256 only, no certificates.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// flanneld's CA and credentials (flanneld as a systemd unit).
+    pub pki: Option<Arc<Pki>>,
+    /// The bytes of the binaries nodes get (flanneld, flannel's CNI plugin), by sha256.
+    pub binaries: BTreeMap<String, Arc<Vec<u8>>>,
+}
+
 /// The node plan for the cluster's provider, plus the Kubernetes units that provider needs and
-/// the node's certificates. (`switch` plans both sides from clusters retargeted by migrate.rs.)
-pub fn node_plan(cluster: &Cluster, node: &Node) -> NodePlan {
+/// the node's certificates from the run's `inputs`, so every command that plans a node (init,
+/// verify, switch on both sides, render) sees the same files.
+pub fn node_plan(cluster: &Cluster, node: &Node, inputs: &Inputs) -> NodePlan {
     let provider = cluster.provider();
     let mut plan = match provider {
         ProviderKind::Routes => routes::node(cluster, node),
         ProviderKind::Kubenet => kubenet::node(cluster, node),
-        ProviderKind::Flannel => flannel::node(cluster, node),
+        ProviderKind::Flannel => flannel::node(cluster, node, &inputs.binaries),
         ProviderKind::Calico => calico::node(cluster, node),
         ProviderKind::Canal => canal::node(cluster, node),
         ProviderKind::Weave => weave::node(cluster, node),
     };
     kube::add_units(cluster, node, provider, &mut plan);
-    crate::certs::attach(cluster.pki.as_deref(), cluster, node, &mut plan);
+    flannel::attach(inputs.pki.as_deref(), cluster, node, &mut plan);
     node_prereqs::add(cluster, &mut plan);
     plan.files.sort_by(|a, b| a.path.cmp(&b.path));
     plan
@@ -199,6 +215,151 @@ pub fn warnings(cluster: &Cluster) -> Vec<&'static str> {
     match cluster.provider() {
         ProviderKind::Weave => vec![weave::DEPRECATED],
         _ => vec![],
+    }
+}
+
+/// Providers whose daemons take each node's podCIDR from the Node object, so the controller-manager
+/// must allocate them (flannel and canal: kube-subnet-mgr; kubenet: the kubelet reads spec.podCIDR).
+pub fn needs_allocated_pod_cidrs(provider: ProviderKind) -> bool {
+    match provider {
+        ProviderKind::Routes => routes::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Kubenet => kubenet::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Flannel => flannel::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Calico => calico::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Canal => canal::NEEDS_ALLOCATED_POD_CIDRS,
+        ProviderKind::Weave => weave::NEEDS_ALLOCATED_POD_CIDRS,
+    }
+}
+
+/// The kernel modules the cluster's backend needs on every node (node_prereqs adds
+/// br_netfilter). weave's container loads what its fast datapath needs itself; kubenet bridges
+/// only.
+pub fn backend_modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    match cluster.provider() {
+        ProviderKind::Routes => routes::modules(cluster),
+        ProviderKind::Flannel => flannel::modules(cluster),
+        ProviderKind::Calico => calico::modules(cluster),
+        ProviderKind::Canal => canal::MODULES.to_vec(),
+        ProviderKind::Kubenet | ProviderKind::Weave => vec![],
+    }
+}
+
+/// The kubelet's network flags (below 1.24) of a provider that is a kubelet network plugin
+/// itself; None: the kubelet runs CNI.
+pub fn kubelet_plugin_flags(
+    cluster: &Cluster,
+    node: &Node,
+    provider: ProviderKind,
+) -> Option<Vec<String>> {
+    match provider {
+        ProviderKind::Kubenet => Some(kubenet::kubelet_flags(cluster, node)),
+        ProviderKind::Routes
+        | ProviderKind::Flannel
+        | ProviderKind::Calico
+        | ProviderKind::Canal
+        | ProviderKind::Weave => None,
+    }
+}
+
+/// The CNI config file (in cniConfDir) the runtime should pick on a node of this provider; None:
+/// the provider configures no CNI (kubenet is the kubelet's own).
+pub fn cni_config(cluster: &Cluster) -> Option<&'static str> {
+    match cluster.provider() {
+        ProviderKind::Routes => Some(routes::CNI_CONFIG),
+        ProviderKind::Kubenet => None,
+        ProviderKind::Flannel => Some(flannel::CONFLIST),
+        ProviderKind::Calico => Some(calico::CNI_CONFIG),
+        ProviderKind::Canal => Some(canal::CNI_CONFIG),
+        ProviderKind::Weave => Some(weave::CNI_CONFIG),
+    }
+}
+
+/// The provider's DaemonSet (namespace, name), or why it runs none.
+pub fn daemonset(cluster: &Cluster) -> Result<(&'static str, &'static str), String> {
+    match cluster.provider() {
+        ProviderKind::Flannel => flannel::daemonset(cluster),
+        ProviderKind::Calico => Ok(calico::DAEMONSET),
+        ProviderKind::Canal => Ok(canal::DAEMONSET),
+        ProviderKind::Weave => Ok(weave::DAEMONSET),
+        p @ (ProviderKind::Routes | ProviderKind::Kubenet) => {
+            Err(format!("{} runs no DaemonSet", p.as_str()))
+        }
+    }
+}
+
+/// What a node's pod routes look like, for verify's `node.routes` check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteCheck {
+    /// netctl's host-gw routes: each peer's podCIDR via its address.
+    HostGw,
+    /// netctl's VXLAN device with a neighbour, FDB entry and route per peer.
+    Vxlan,
+    /// The routes are in the cloud's route table, not on the node.
+    Cloud(RoutesBackend),
+    /// flanneld's lease (subnet.env): its backend, and the pod MTU the profile sets, if any.
+    FlannelLease {
+        backend: FlannelBackend,
+        mtu: Option<u32>,
+    },
+    /// The provider programs its own routes (checked by the data plane).
+    Own,
+}
+
+pub fn route_check(cluster: &Cluster) -> RouteCheck {
+    match cluster.provider() {
+        ProviderKind::Routes => routes::route_check(cluster),
+        ProviderKind::Flannel => flannel::route_check(cluster),
+        ProviderKind::Canal => canal::ROUTE_CHECK,
+        ProviderKind::Kubenet | ProviderKind::Calico | ProviderKind::Weave => RouteCheck::Own,
+    }
+}
+
+/// How a switch between two backends of one provider happens without a gap, per node; None when
+/// the nodes switch the plain way (the old provider's files out, the new one's in).
+pub fn change_backend(
+    from: &Network,
+    to: &Network,
+    old: &NodePlan,
+    new: &mut NodePlan,
+) -> Option<BackendChange> {
+    match (from.provider(), to.provider()) {
+        (ProviderKind::Routes, ProviderKind::Routes) => routes::change_backend(from, to, old, new),
+        _ => None,
+    }
+}
+
+/// The steps of a gapless backend change on one node (see migrate.rs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendChange {
+    /// Run on every node before any node switches: receive the new way too.
+    pub prepare: Vec<Step>,
+    /// Run on every node after all switched: remove the old way.
+    pub cleanup: Vec<Step>,
+    /// Undo `prepare` on a rollback.
+    pub unprepare: Vec<Step>,
+}
+
+/// The backends `netctl profile new` offers for a provider, its default first (none: the
+/// provider has no backend to choose).
+pub fn wizard_backends(provider: ProviderKind) -> &'static [&'static str] {
+    match provider {
+        ProviderKind::Routes => &routes::WIZARD_BACKENDS,
+        ProviderKind::Flannel => &flannel::WIZARD_BACKENDS,
+        ProviderKind::Kubenet
+        | ProviderKind::Calico
+        | ProviderKind::Canal
+        | ProviderKind::Weave => &[],
+    }
+}
+
+/// What a new profile (`netctl profile new`) says for a provider beyond its name: a line for the
+/// kubernetes section, and the provider's own section under networking, with comments.
+pub fn wizard_profile(provider: ProviderKind, backend: Option<&str>) -> (&'static str, String) {
+    match (provider, backend) {
+        (ProviderKind::Kubenet, _) => (kubenet::WIZARD_KUBERNETES, String::new()),
+        (ProviderKind::Flannel, Some(b)) => ("", flannel::wizard_section(b)),
+        (ProviderKind::Routes, Some(b)) => ("", routes::wizard_section(b)),
+        _ => ("", String::new()),
     }
 }
 
@@ -337,3 +498,85 @@ pub fn daemonset_teardown(
 
 // Quoting lives with the script builder (shell.rs); providers keep calling it from here.
 pub use crate::shell::sh_quote;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(p: ProviderKind) -> Cluster {
+        // kubenet exists only below 1.24, inside dockershim.
+        let k = match p {
+            ProviderKind::Kubenet => "version: \"1.23\", containerRuntime: docker",
+            _ => "version: \"1.30\"",
+        };
+        let text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes: {{ {k}, clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24 }}\nnetworking:\n  provider: {p}\nnodes:\n  - {{ name: w1, address: 10.0.0.11 }}\n"
+        );
+        crate::profile::load_str(&text, std::path::Path::new("t.yaml")).unwrap()
+    }
+
+    /// The config verify expects is the one the provider writes, or (a DaemonSet's) the one its
+    /// teardown removes: the name lives in one place.
+    #[test]
+    fn the_expected_cni_config_is_the_providers_own() {
+        for p in ProviderKind::ALL {
+            let c = cluster(p);
+            let plan = node_plan(&c, &c.nodes[0], &Inputs::default());
+            let Some(name) = cni_config(&c) else {
+                assert_eq!(p, ProviderKind::Kubenet, "only kubenet has no CNI config");
+                continue;
+            };
+            let path = format!("/etc/cni/net.d/{name}");
+            let written = plan.files.iter().any(|f| f.path == path);
+            let removed = plan.teardown.iter().any(|t| t.command.contains(&path));
+            assert!(
+                written || removed,
+                "{p}: {path} is neither written nor removed"
+            );
+            assert_eq!(
+                daemonset(&c).is_ok(),
+                removed,
+                "{p}: a DaemonSet installs the config, netctl does not"
+            );
+        }
+    }
+
+    #[test]
+    fn route_checks_follow_the_backend() {
+        let mut c = cluster(ProviderKind::Routes);
+        assert_eq!(route_check(&c), RouteCheck::HostGw);
+        c.profile.networking.routes.backend = RoutesBackend::Gce;
+        assert_eq!(route_check(&c), RouteCheck::Cloud(RoutesBackend::Gce));
+        let mut c = cluster(ProviderKind::Flannel);
+        c.profile.networking.flannel.mtu = Some(1400);
+        assert_eq!(
+            route_check(&c),
+            RouteCheck::FlannelLease {
+                backend: FlannelBackend::Vxlan,
+                mtu: Some(1400)
+            }
+        );
+        assert_eq!(route_check(&cluster(ProviderKind::Calico)), RouteCheck::Own);
+    }
+
+    /// Only routes changes backend in place; every other pair switches the plain way.
+    #[test]
+    fn only_routes_changes_backend_without_a_gap() {
+        for (from, to, gapless) in [
+            ("routes:host-gw", "routes:vxlan", true),
+            ("flannel:host-gw", "flannel:vxlan", false),
+            ("routes:host-gw", "flannel:host-gw", false),
+        ] {
+            let (from, to): (Network, Network) = (from.parse().unwrap(), to.parse().unwrap());
+            let mut c = cluster(from.provider());
+            from.apply_to(&mut c.profile.networking);
+            let old = node_plan(&c, &c.nodes[0], &Inputs::default());
+            let mut new = old.clone();
+            assert_eq!(
+                change_backend(&from, &to, &old, &mut new).is_some(),
+                gapless,
+                "{from} -> {to}"
+            );
+        }
+    }
+}

@@ -7,8 +7,8 @@
 use serde::Serialize;
 
 use super::{NodeFile, NodePlan, Step};
-use crate::profile::{Cluster, EncapMode, FlannelBackend, ProviderKind, RoutesBackend};
-use crate::render::template;
+use crate::profile::Cluster;
+use crate::template::template;
 
 /// Read by systemd-modules-load at boot.
 pub const MODULES_FILE: &str = "/etc/modules-load.d/netctl.conf";
@@ -48,19 +48,19 @@ const BR_NETFILTER: Module = Module {
     why: "bridged pod traffic passes iptables (kube-proxy's Service rules); flanneld exits without it",
     required: true,
 };
-const VXLAN: Module = Module {
+pub const VXLAN: Module = Module {
     name: "vxlan",
     present: "/sys/module/vxlan",
     why: "the VXLAN backend's device",
     required: false,
 };
-const WIREGUARD: Module = Module {
+pub const WIREGUARD: Module = Module {
     name: "wireguard",
     present: "/sys/module/wireguard",
     why: "flannel's wireguard backend's device",
     required: false,
 };
-const IPIP: Module = Module {
+pub const IPIP: Module = Module {
     name: "ipip",
     present: "/sys/module/ipip",
     why: "calico's IP-in-IP tunnel (tunl0)",
@@ -83,28 +83,8 @@ pub const SYSCTLS: [Sysctl; 2] = [
 
 /// br_netfilter on every node, plus the modules of the cluster's backend.
 pub fn modules(cluster: &Cluster) -> Vec<Module> {
-    let net = &cluster.profile.networking;
     let mut m = vec![BR_NETFILTER];
-    match cluster.provider() {
-        ProviderKind::Routes if net.routes.backend == RoutesBackend::Vxlan => m.push(VXLAN),
-        ProviderKind::Flannel => match net.flannel.backend {
-            FlannelBackend::Vxlan => m.push(VXLAN),
-            FlannelBackend::Wireguard => m.push(WIREGUARD),
-            FlannelBackend::HostGw => {}
-        },
-        ProviderKind::Calico => {
-            if net.calico.ipip_mode != EncapMode::Never {
-                m.push(IPIP);
-            }
-            if net.calico.vxlan_mode != EncapMode::Never {
-                m.push(VXLAN);
-            }
-        }
-        // canal's flannel runs the vxlan backend (canal.rs writes it into net-conf.json).
-        ProviderKind::Canal => m.push(VXLAN),
-        // weave's container loads what its fast datapath needs itself; kubenet bridges only.
-        _ => {}
-    }
+    m.extend(super::backend_modules(cluster));
     m
 }
 
@@ -216,7 +196,7 @@ mod tests {
     fn files_and_commands_agree_and_run_first() {
         let c = cluster("1.30", "", "  provider: flannel\n");
         for node in ["controller-0", "worker-0"] {
-            let plan = node_plan(&c, c.node(node).unwrap());
+            let plan = node_plan(&c, c.node(node).unwrap(), &Default::default());
             let file = |p: &str| {
                 plan.files
                     .iter()
@@ -259,7 +239,7 @@ mod tests {
     #[test]
     fn routes_has_the_shared_prerequisites_once() {
         let c = cluster("1.30", "", "  provider: routes\n");
-        let plan = node_plan(&c, c.node("worker-0").unwrap());
+        let plan = node_plan(&c, c.node("worker-0").unwrap(), &Default::default());
         for p in [SYSCTL_FILE, MODULES_FILE] {
             assert_eq!(
                 plan.files.iter().filter(|f| f.path == p).count(),

@@ -7,16 +7,25 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use super::{
-    sh_quote, ClusterFile, ClusterPlan, LocalCheck, LocalCommand, NodeFile, NodePlan, Step, Unit,
+    node_prereqs, sh_quote, BackendChange, ClusterFile, ClusterPlan, LocalCheck, LocalCommand,
+    NodeFile, NodePlan, RouteCheck, Step, Unit,
 };
+use crate::network::Network;
 use crate::profile::{Cluster, Node, RoutesBackend};
-use crate::render::{template, template_plain};
+use crate::template::{template, template_plain};
 
 /// Route protocol number marking netctl's routes, so re-applies can find and remove stale ones.
 pub const ROUTE_PROTO: u8 = 211;
 pub const SCRIPT: &str = "/usr/local/lib/netctl/routes.sh";
 pub const UNIT: &str = "netctl-routes.service";
 pub const VXLAN_DEV: &str = "netctl-vxlan";
+/// The bridge plugin's config, in cniConfDir.
+pub const CNI_CONFIG: &str = "10-bridge.conf";
+/// The routes come from the profile's podCIDRs, not the Node objects.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
+/// What `netctl profile new` offers, the default first. The cloud backends (gce, aws) need more
+/// fields than the wizard asks: edit the profile for them.
+pub const WIZARD_BACKENDS: [&str; 2] = ["host-gw", "vxlan"];
 /// VXLAN adds 50 bytes of headers; with no MTU in the profile, assume a 1500-byte underlay.
 pub const DEFAULT_VXLAN_MTU: u32 = 1450;
 
@@ -80,7 +89,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
 
     if let Some(pod_cidr) = node.pod_cidr {
         plan.files.push(NodeFile {
-            path: format!("{conf_dir}/10-bridge.conf"),
+            path: format!("{conf_dir}/{CNI_CONFIG}"),
             mode: 0o644,
             content: template(
                 "cni/10-bridge.conf",
@@ -239,6 +248,80 @@ pub fn aws_no_source_dest_check(node: &str, instance: &str) -> LocalCommand {
             line: "False".into(),
         }),
     }
+}
+
+/// vxlan's device needs its module; host-gw routes and the cloud backends need none.
+pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
+    match cluster.profile.networking.routes.backend {
+        RoutesBackend::Vxlan => vec![node_prereqs::VXLAN],
+        RoutesBackend::HostGw | RoutesBackend::Gce | RoutesBackend::Aws => vec![],
+    }
+}
+
+/// What verify's `node.routes` looks for: netctl's own routes, or none on the node (cloud).
+pub fn route_check(cluster: &Cluster) -> RouteCheck {
+    match cluster.profile.networking.routes.backend {
+        RoutesBackend::HostGw => RouteCheck::HostGw,
+        RoutesBackend::Vxlan => RouteCheck::Vxlan,
+        b @ (RoutesBackend::Gce | RoutesBackend::Aws) => RouteCheck::Cloud(b),
+    }
+}
+
+/// The script run from stdin with its argument set first: nothing is installed to prepare.
+fn script_step(title: &str, script: &str, arg: &str) -> Step {
+    Step {
+        title: title.to_string(),
+        command: format!("set -- {arg}\n{script}"),
+    }
+}
+
+/// Between two backends the change is split so no packet is lost: every node first learns to
+/// receive the new way (`prepare`, with the new script), then nodes send the new way one by one
+/// (`converge` instead of `up`), and only then is the old way removed (`cleanup`). None when the
+/// target has no script on the node (the cloud backends).
+pub fn change_backend(
+    from: &Network,
+    to: &Network,
+    old: &NodePlan,
+    new: &mut NodePlan,
+) -> Option<BackendChange> {
+    let script = |p: &NodePlan| {
+        p.files
+            .iter()
+            .find(|f| f.path == SCRIPT)
+            .map(|f| f.content.clone())
+    };
+    let new_script = script(new)?;
+    for c in new
+        .commands
+        .iter_mut()
+        .filter(|c| c.command == format!("/bin/sh {SCRIPT} up"))
+    {
+        c.command = format!("/bin/sh {SCRIPT} converge");
+    }
+    Some(BackendChange {
+        prepare: vec![script_step(
+            &format!("prepare {to}"),
+            &new_script,
+            "prepare",
+        )],
+        cleanup: vec![Step {
+            title: format!("remove what {from} needed"),
+            command: format!("/bin/sh {SCRIPT} cleanup"),
+        }],
+        // Undone with the old script, which knows what the old way has.
+        unprepare: script(old)
+            .map(|s| vec![script_step(&format!("undo prepare of {to}"), &s, "cleanup")])
+            .unwrap_or_default(),
+    })
+}
+
+/// The routes section of a new profile.
+pub fn wizard_section(backend: &str) -> String {
+    format!(
+        "  # netctl programs the routes itself, no daemon (gce/aws backends: see docs/profile.md).\n  \
+         routes: {{ backend: {backend} }}\n"
+    )
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {

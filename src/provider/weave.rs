@@ -13,6 +13,13 @@ pub const DEPRECATED: &str = "networking.provider: weave is deprecated: Weavewor
 weaveworks/weave is archived (v2.8.1, 2021, is its last release; kops dropped weave in 1.23, kubespray \
 too). netctl still renders it; move the cluster with `netctl switch --networking flannel` (or calico, canal)";
 
+/// What the weave container writes into cniConfDir.
+pub const CNI_CONFIG: &str = "10-weave.conflist";
+/// weave-net (namespace, name).
+pub const DAEMONSET: (&str, &str) = ("kube-system", "weave-net");
+/// weave allocates addresses itself.
+pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
+
 pub fn upstream_url(version: &str) -> String {
     format!(
         "https://github.com/weaveworks/weave/releases/download/{version}/weave-daemonset-k8s.yaml"
@@ -30,18 +37,12 @@ struct PatchCtx {
 /// weave script, which the DaemonSet never installs on the host).
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let links = ["weave", "datapath", "vxlan-6784"].map(delete_link);
-    daemonset_teardown(
-        cluster,
-        node,
-        "weave",
-        &["10-weave.conflist"],
-        links.to_vec(),
-    )
+    daemonset_teardown(cluster, node, "weave", &[CNI_CONFIG], links.to_vec())
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let w = &cluster.profile.networking.weave;
-    let patch = crate::render::template(
+    let patch = crate::template::template(
         "weave/weave-net.yaml",
         &PatchCtx {
             ipalloc_range: w
@@ -55,7 +56,7 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     if let Some(dirs) = super::custom_cni_dirs(cluster) {
         patches.push((
             "cni-dirs.yaml".to_string(),
-            crate::render::template("weave/cni-dirs.yaml", &dirs),
+            crate::template::template("weave/cni-dirs.yaml", &dirs),
         ));
     }
     kustomize_plan(
@@ -150,7 +151,7 @@ mod tests {
     #[test]
     fn no_controller_manager_for_weave() {
         let c = profile("1.30", "", "  provider: weave\n");
-        let ctl = node_plan(&c, c.node("controller-0").unwrap());
+        let ctl = node_plan(&c, c.node("controller-0").unwrap(), &Default::default());
         assert!(!ctl.files.iter().any(|f| f.path == CONTROLLER_MANAGER_UNIT));
     }
 

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::{Check, CLUSTER};
 use crate::kubectl::{self, Kubectl};
-use crate::profile::{Cluster, FlannelDeploy, ProviderKind};
-use crate::provider::kube::needs_allocated_pod_cidrs;
+use crate::profile::Cluster;
+use crate::provider::needs_allocated_pod_cidrs;
 
 /// kubectl waits forever for an API server that does not answer; verify must not.
 pub const REQUEST_TIMEOUT: &str = "--request-timeout=30s";
@@ -22,32 +22,15 @@ pub const IDS: [&str; 3] = [
     "cluster.provider-pods",
 ];
 
-/// The provider's DaemonSet (namespace, name), when it runs as one.
-pub fn provider_daemonset(cluster: &Cluster) -> Result<(&'static str, &'static str), String> {
-    match cluster.provider() {
-        ProviderKind::Flannel => match cluster.profile.networking.flannel.deploy {
-            FlannelDeploy::Daemonset => Ok(("kube-flannel", "kube-flannel-ds")),
-            _ => Err(
-                "flannel runs as a systemd unit here (deploy: systemd): node.services covers it"
-                    .into(),
-            ),
-        },
-        ProviderKind::Calico => Ok(("kube-system", "calico-node")),
-        ProviderKind::Canal => Ok(("kube-system", "canal")),
-        ProviderKind::Weave => Ok(("kube-system", "weave-net")),
-        p => Err(format!("{} runs no DaemonSet", p.as_str())),
-    }
-}
-
 /// Run every cluster check (blocking: kubectl is a child process).
-pub fn run(cluster: &Cluster) -> Vec<Check> {
+pub fn run(cluster: &Cluster, accept_new_host_keys: bool) -> Vec<Check> {
     if let Some(why) = kubectl::unavailable_reason(cluster) {
         return IDS
             .iter()
             .map(|id| Check::skip(id, CLUSTER, &why))
             .collect();
     }
-    let k = match Kubectl::find(cluster, "run the cluster checks") {
+    let k = match Kubectl::find(cluster, "run the cluster checks", accept_new_host_keys) {
         Ok(k) => k,
         Err(e) => {
             return IDS
@@ -80,7 +63,7 @@ pub fn run(cluster: &Cluster) -> Vec<Check> {
         }
     }
     let start = Instant::now();
-    out.push(match provider_daemonset(cluster) {
+    out.push(match crate::provider::daemonset(cluster) {
         Err(why) => Check::skip(IDS[2], CLUSTER, why),
         Ok((ns, name)) => match k.get_json(&["daemonset", name, "-n", ns, REQUEST_TIMEOUT]) {
             Ok(ds) => daemonset_ready(ns, name, &ds),

@@ -5,6 +5,7 @@
 //! node's own CNI plugins (`cni` chains them, `dataplane` runs and pings them). `report` renders
 //! the result as a table, JSON or JUnit.
 
+pub mod certs;
 pub mod cluster;
 pub mod cni;
 pub mod dataplane;

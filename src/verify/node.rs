@@ -11,8 +11,8 @@ use ipnetwork::Ipv4Network;
 
 use super::cni::{self, ConfList, NetworkName};
 use super::Check;
-use crate::profile::{Cluster, FlannelBackend, Node, ProviderKind, RoutesBackend};
-use crate::provider::{self, node_prereqs, routes, NodePlan};
+use crate::profile::{Cluster, FlannelBackend, Node};
+use crate::provider::{self, node_prereqs, routes, NodePlan, RouteCheck};
 use crate::shell::{self, script_file, Script, Tagged};
 use crate::state::{NodeState, STATE_FILE};
 
@@ -155,18 +155,6 @@ pub fn parse(out: &str) -> Facts {
     f
 }
 
-/// The CNI config file netctl expects the runtime to pick on this node, if the provider uses one.
-pub fn expected_config(cluster: &Cluster) -> Option<&'static str> {
-    match cluster.provider() {
-        ProviderKind::Routes => Some("10-bridge.conf"),
-        ProviderKind::Kubenet => None,
-        ProviderKind::Flannel => Some(provider::flannel::CONFLIST),
-        ProviderKind::Calico => Some("10-calico.conflist"),
-        ProviderKind::Canal => Some("10-canal.conflist"),
-        ProviderKind::Weave => Some("10-weave.conflist"),
-    }
-}
-
 /// What the node script found about the config the runtime will use.
 pub enum Active {
     /// No config file at all.
@@ -277,7 +265,7 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     const ID: &str = "node.cni-config";
     let dir = &cluster.profile.networking.cni_conf_dir;
     let bin = &cluster.profile.networking.cni_bin_dir;
-    let Some(want) = expected_config(cluster) else {
+    let Some(want) = provider::cni_config(cluster) else {
         return Check::skip(
             ID,
             &node.name,
@@ -345,7 +333,7 @@ fn cni_config(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
 
 fn runtime_cni(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     let net = &cluster.profile.networking;
-    if expected_config(cluster).is_none() {
+    if provider::cni_config(cluster).is_none() {
         return Check::skip(
             super::runtime_cni::ID,
             &node.name,
@@ -384,7 +372,7 @@ fn own_configs(cluster: &Cluster, plan: &NodePlan) -> BTreeSet<String> {
         .iter()
         .filter_map(|f| f.path.strip_prefix(&dir).map(str::to_string))
         .collect();
-    own.extend(expected_config(cluster).map(str::to_string));
+    own.extend(provider::cni_config(cluster).map(str::to_string));
     own
 }
 
@@ -543,22 +531,19 @@ fn services(node: &Node, plan: &NodePlan, f: &Facts) -> Check {
 fn routes_check(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
     const ID: &str = "node.routes";
     let name = &node.name;
-    match cluster.provider() {
-        ProviderKind::Routes => match cluster.profile.networking.routes.backend {
-            RoutesBackend::HostGw => host_gw(cluster, node, f),
-            RoutesBackend::Vxlan => vxlan(cluster, node, f),
-            b => Check::skip(
-                ID,
-                name,
-                format!("backend {}: routes live in the cloud route table (netctl render writes cluster/routes.sh)", b.as_str()),
-            ),
-        },
-        ProviderKind::Flannel => flannel_lease(cluster, node, f, cluster.profile.networking.flannel.backend),
-        ProviderKind::Canal => flannel_lease(cluster, node, f, FlannelBackend::Vxlan),
-        p => Check::skip(
+    match provider::route_check(cluster) {
+        RouteCheck::HostGw => host_gw(cluster, node, f),
+        RouteCheck::Vxlan => vxlan(cluster, node, f),
+        RouteCheck::Cloud(b) => Check::skip(
             ID,
             name,
-            format!("{} programs its own routes; the data-plane checks cover them", p.as_str()),
+            format!("backend {}: routes live in the cloud route table (netctl render writes cluster/routes.sh)", b.as_str()),
+        ),
+        RouteCheck::FlannelLease { backend, mtu } => flannel_lease(cluster, node, f, backend, mtu),
+        RouteCheck::Own => Check::skip(
+            ID,
+            name,
+            format!("{} programs its own routes; the data-plane checks cover them", cluster.provider().as_str()),
         ),
     }
 }
@@ -665,7 +650,14 @@ pub fn env_file(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn flannel_lease(cluster: &Cluster, node: &Node, f: &Facts, backend: FlannelBackend) -> Check {
+/// `profile_mtu`: the pod MTU the profile sets, which flanneld writes as FLANNEL_MTU itself.
+fn flannel_lease(
+    cluster: &Cluster,
+    node: &Node,
+    f: &Facts,
+    backend: FlannelBackend,
+    profile_mtu: Option<u32>,
+) -> Check {
     const ID: &str = "node.routes";
     let Some(text) = &f.subnet_env else {
         return Check::fail(
@@ -695,12 +687,6 @@ fn flannel_lease(cluster: &Cluster, node: &Node, f: &Facts, backend: FlannelBack
         )),
     }
     let overhead = backend.encap_overhead().unwrap_or(0);
-    // The profile's flannel MTU is the pod MTU, so FLANNEL_MTU itself; canal's flannel is not
-    // configured by `networking.flannel`.
-    let profile_mtu = match cluster.provider() {
-        ProviderKind::Flannel => cluster.profile.networking.flannel.mtu,
-        _ => None,
-    };
     let want = profile_mtu.or_else(|| {
         f.node_dev
             .as_ref()
@@ -751,7 +737,7 @@ mod tests {
 
     fn healthy(c: &Cluster) -> Facts {
         let n1 = &c.nodes[0];
-        let plan = provider::node_plan(c, n1);
+        let plan = provider::node_plan(c, n1, &Default::default());
         let mut f = Facts {
             forward: "1".into(),
             ..Facts::default()
@@ -777,7 +763,7 @@ mod tests {
     fn a_healthy_host_gw_node_passes() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let cs = checks(&c, n, &plan, &healthy(&c));
         for id in [
             "node.forwarding",
@@ -798,7 +784,7 @@ mod tests {
     fn faults_fail_their_own_check() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let mut f = healthy(&c);
         f.forward = "0".into();
         f.routes.clear();
@@ -828,7 +814,7 @@ mod tests {
     fn missing_plugin_binaries_are_named() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let mut f = healthy(&c);
         f.bins.remove("host-local");
         let cs = checks(&c, n, &plan, &f);
@@ -841,7 +827,7 @@ mod tests {
     fn vxlan_checks_device_mtu_neighbours_and_fdb() {
         let c = cluster("  routes: { backend: vxlan }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let peer = c.nodes[1].pod_cidr.unwrap();
         let mac = routes::vtep_mac("10.240.0.12".parse().unwrap());
         let mut f = healthy(&c);
@@ -909,10 +895,10 @@ mod tests {
         f.links.insert("eth0".into(), ("<UP>".into(), 1500));
         f.subnet_env = Some(format!("FLANNEL_NETWORK=10.200.0.0/16\nFLANNEL_SUBNET={}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n", n.pod_cidr.unwrap().iter().nth(1).unwrap().to_string() + "/24"));
         assert_eq!(
-            flannel_lease(&c, n, &f, FlannelBackend::Vxlan).status,
+            flannel_lease(&c, n, &f, FlannelBackend::Vxlan, None).status,
             Status::Pass
         );
-        let r = flannel_lease(&c, n, &f, FlannelBackend::HostGw);
+        let r = flannel_lease(&c, n, &f, FlannelBackend::HostGw, None);
         assert!(
             r.detail.contains("FLANNEL_MTU 1450 but host-gw wants 1500"),
             "{r:?}"
@@ -921,7 +907,7 @@ mod tests {
             "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1450\n"
                 .into(),
         );
-        let r = flannel_lease(&c, n, &f, FlannelBackend::Vxlan);
+        let r = flannel_lease(&c, n, &f, FlannelBackend::Vxlan, None);
         assert!(r.detail.contains("not the cluster CIDR"), "{r:?}");
         assert!(r.detail.contains("not inside the node's podCIDR"), "{r:?}");
     }
@@ -947,7 +933,10 @@ mod tests {
                 )),
                 ..Facts::default()
             };
-            let r = flannel_lease(&c, n, &f, c.profile.networking.flannel.backend);
+            let RouteCheck::FlannelLease { backend: b, mtu } = provider::route_check(&c) else {
+                panic!("flannel checks its lease");
+            };
+            let r = flannel_lease(&c, n, &f, b, mtu);
             assert_eq!(r.status, Status::Pass, "{backend}: {r:?}");
         }
     }
@@ -1016,7 +1005,7 @@ mod tests {
         std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(script(&c, n, &plan))
@@ -1034,7 +1023,7 @@ mod tests {
     fn br_netfilter_is_judged_by_the_path_init_and_flanneld_use() {
         let c = cluster("  routes: { backend: host-gw }\n");
         let n = &c.nodes[0];
-        let plan = provider::node_plan(&c, n);
+        let plan = provider::node_plan(&c, n, &Default::default());
         let s = script(&c, n, &plan);
         assert!(
             s.contains("\nBRNF=/proc/sys/net/bridge/bridge-nf-call-iptables\n")

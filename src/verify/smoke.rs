@@ -87,14 +87,14 @@ fn args(a: &[&str]) -> Vec<String> {
 }
 
 /// Run the smoke test (blocking). Always deletes the namespace.
-pub fn run(cluster: &Cluster, suffix: &str) -> Vec<Check> {
+pub fn run(cluster: &Cluster, suffix: &str, accept_new_host_keys: bool) -> Vec<Check> {
     if let Some(why) = kubectl::unavailable_reason(cluster) {
         return IDS
             .iter()
             .map(|id| Check::skip(id, CLUSTER, &why))
             .collect();
     }
-    let k = match Kubectl::find(cluster, "run the smoke test") {
+    let k = match Kubectl::find(cluster, "run the smoke test", accept_new_host_keys) {
         Ok(k) => k,
         Err(e) => {
             return vec![Check::fail(

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use super::check::{check, CertProblem};
+use crate::certs::{check, CertProblem};
 use crate::provider::flannel;
 use crate::remote::{Remote, RemoteError};
 

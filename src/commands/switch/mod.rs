@@ -1,0 +1,319 @@
+//! `netctl switch --networking X`: migrate a live cluster node by node (see migrate.rs for the
+//! order and why). Each node's progress is recorded in its state.json, so a switch that dies
+//! half way can be continued (`--resume`) or undone (`--rollback`); a failed phase rolls back
+//! what this run did unless `--no-rollback`.
+//!
+//! The command: open the fleet (connect, read each node's record, lock and gather), run the
+//! phase list (`phases.rs`) with the manager, release the fleet - on every path.
+
+mod node;
+mod phases;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::fleet;
+use crate::kubectl;
+use crate::migrate::{self, Endpoint};
+use crate::phase::{gather, lock, manager};
+use crate::profile::{Cluster, Node};
+use crate::provider::NodePlan;
+use crate::remote::{Remote, RemoteError};
+use crate::run::Run;
+use crate::tempdir::PrivateDir;
+use crate::Error;
+use node::Conn;
+use phases::{Step, Switch, FIRST_CHANGE, ROLLBACK, SWITCH};
+
+pub use crate::state::{SwitchPhase, SwitchRecord};
+
+#[derive(Debug, Clone)]
+pub struct SwitchOptions {
+    pub to: Endpoint,
+    pub from: Option<Endpoint>,
+    pub max_unavailable: usize,
+    pub yes: bool,
+    pub resume: bool,
+    pub rollback: bool,
+    pub no_rollback: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SwitchReport {
+    pub run_id: String,
+    pub from: String,
+    pub to: String,
+    pub result: String,
+    pub switched: Vec<String>,
+    pub rolled_back: Vec<String>,
+    pub error: Option<String>,
+    pub steps: Vec<String>,
+}
+
+/// Connect and read the node's record (read-only): which switch, if any, it is in the middle of.
+async fn peek(run: &Run, node: Node) -> Result<(Node, Remote, Option<SwitchRecord>), RemoteError> {
+    let remote = run.connect(&node).await?;
+    match gather::gather(&remote, &NodePlan::default()).await {
+        Ok(g) => Ok((node, remote, g.state.and_then(|s| s.switch))),
+        Err(e) => {
+            remote.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Lock and gather (one round trip). A switch killed mid-way leaves its locks behind; `--resume`/`--rollback`
+/// take over locks held by exactly the switch run the nodes' records name, and no other.
+async fn open(
+    node: Node,
+    remote: Remote,
+    run_id: String,
+    take_over: Option<String>,
+    want: NodePlan,
+) -> Result<Conn, RemoteError> {
+    let holder = lock::Holder::me(&run_id, "switch");
+    let found = match gather::lock_and_gather(&remote, &want, &holder).await {
+        // Only a run that is gone: a live one (here, where we can tell) keeps its lock.
+        Err(RemoteError::Locked {
+            run: held_by,
+            alive,
+            ..
+        }) if take_over.as_ref().is_some_and(|r| *r == held_by) && alive != Some(true) => {
+            match lock::take_over(&remote, &held_by, &holder).await {
+                Ok(()) => gather::gather(&remote, &want).await,
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
+    match found {
+        Ok(found) => Ok(Conn {
+            node,
+            remote: Arc::new(remote),
+            found,
+        }),
+        Err(e) => {
+            // Someone else's lock stays; ours (taken before the failure) goes.
+            if !matches!(e, RemoteError::Locked { .. }) {
+                let _ = lock::unlock(&remote, &run_id).await;
+            }
+            remote.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Release this run's locks and close the sessions.
+async fn release(conns: Vec<Conn>, run_id: &str) {
+    for c in conns {
+        let _ = lock::unlock(&c.remote, run_id).await;
+        // The gate's test pods are gone by now, so this is the last handle; were it not,
+        // dropping it closes the session all the same.
+        if let Ok(remote) = Arc::try_unwrap(c.remote) {
+            remote.close().await;
+        }
+    }
+}
+
+/// Every node connected, its record read, locked and gathered - or none locked and the reason.
+async fn open_fleet(
+    run: &Run,
+    opts: &SwitchOptions,
+    to: &Cluster,
+) -> Result<(Vec<Conn>, Option<String>), Error> {
+    let peeked = fleet::run(run.cluster.nodes.clone(), run.concurrency, |n| {
+        let run = run.clone();
+        async move { peek(&run, n).await }
+    })
+    .await;
+    let mut errors = Vec::new();
+    let mut refused = false;
+    let mut reachable = Vec::new();
+    for p in peeked {
+        match p {
+            Ok(p) => reachable.push(p),
+            Err(e) => {
+                refused |= e.is_refusal();
+                errors.push(e.to_string());
+            }
+        }
+    }
+    let take_over = (opts.resume || opts.rollback)
+        .then(|| {
+            reachable
+                .iter()
+                .find_map(|(_, _, r)| r.as_ref().map(|r| r.run_id.clone()))
+        })
+        .flatten();
+    let jobs: Vec<_> = reachable
+        .into_iter()
+        .map(|(n, remote, _)| {
+            let want = crate::provider::node_plan(to, &n, &run.inputs);
+            (n, remote, want)
+        })
+        .collect();
+    let opened = fleet::run(jobs, run.concurrency, |(n, remote, want)| {
+        open(n, remote, run.id.clone(), take_over.clone(), want)
+    })
+    .await;
+    let mut conns = Vec::new();
+    for o in opened {
+        match o {
+            Ok(c) => conns.push(c),
+            Err(e) => {
+                refused |= e.is_refusal();
+                errors.push(e.to_string());
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok((conns, take_over));
+    }
+    release(conns, &run.id).await;
+    let msg = format!(
+        "cannot reach every node, nothing was changed:\n  {}",
+        errors.join("\n  ")
+    );
+    Err(if refused {
+        Error::Refused(msg)
+    } else {
+        Error::Failed(msg)
+    })
+}
+
+pub async fn run(run: &Run, opts: SwitchOptions) -> Result<SwitchReport, Error> {
+    let to = Arc::new(
+        migrate::retarget(&run.cluster, &opts.to).map_err(|e| Error::Usage(e.to_string()))?,
+    );
+    let (conns, take_over) = open_fleet(run, &opts, &to).await?;
+    // From here the nodes are locked: the one release below follows every way out.
+    let result = switch(run, &opts, to, &conns, take_over).await;
+    release(conns, &run.id).await;
+    result
+}
+
+/// Run the phase list over the locked fleet and turn the manager's outcome into the report or
+/// the error.
+async fn switch(
+    run: &Run,
+    opts: &SwitchOptions,
+    to: Arc<Cluster>,
+    conns: &[Conn],
+    take_over: Option<String>,
+) -> Result<SwitchReport, Error> {
+    let mut s = Switch::new(run, opts, to, conns, take_over);
+    let list = if opts.rollback { ROLLBACK } else { SWITCH };
+    let outcome = manager::run(&mut s, list, !opts.no_rollback).await;
+    if let Some(r) = s.report.take() {
+        return Ok(r);
+    }
+    let Some((step, err)) = outcome.failed else {
+        return Ok(SwitchReport {
+            run_id: run.id.clone(),
+            from: s.start().to_string(),
+            to: opts.to.to_string(),
+            result: if s.errs.is_empty() {
+                "switched".into()
+            } else {
+                "switched, with errors".into()
+            },
+            switched: s.switched_names(),
+            rolled_back: vec![],
+            error: (!s.errs.is_empty()).then(|| s.errs.join("; ")),
+            steps: s.steps.clone(),
+        });
+    };
+    // Nothing had changed yet: the error as it is (a refusal stays one).
+    if step < FIRST_CHANGE || step == Step::RollBackInterrupted {
+        return Err(err);
+    }
+    if opts.no_rollback {
+        return Err(Error::Failed(format!("{err}; stopped in place (--no-rollback): continue with `switch --resume` or undo with `switch --rollback`")));
+    }
+    // The nodes' network after the undo, checked (node checks only) where nodes were touched.
+    let mut verify_errors = Vec::new();
+    if step >= Step::PrepareNodes {
+        let from = s.from.as_ref().expect("decided");
+        for c in conns {
+            if let Err(e) = node::gate(&c.remote, from, &run.inputs, &c.node, None).await {
+                verify_errors.push(e);
+            }
+        }
+    }
+    let state = if outcome.undo_errors.is_empty() && verify_errors.is_empty() {
+        if s.rolled.is_empty() {
+            format!(
+                "the cluster is back on {} (no node had switched yet)",
+                s.start()
+            )
+        } else {
+            format!(
+                "the cluster is back on {} (rolled back: {}; verify passed)",
+                s.start(),
+                s.rolled.join(", ")
+            )
+        }
+    } else {
+        format!(
+            "rollback incomplete: {}",
+            outcome
+                .undo_errors
+                .iter()
+                .chain(&verify_errors)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    };
+    Err(Error::Failed(format!(
+        "switch to {} failed: {err}; {state}",
+        opts.to
+    )))
+}
+
+/// `cluster`'s manifests written into a new private temporary directory (removed when dropped).
+fn cluster_files(cluster: &Cluster) -> Result<PrivateDir, String> {
+    let dir = PrivateDir::new("netctl-switch-")
+        .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    kubectl::write_cluster_files(&crate::provider::cluster_plan(cluster), dir.path())
+        .map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+fn confirm(description: &str) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "{description}\nthere is no terminal to confirm this switch: pass --yes"
+        )));
+    }
+    eprintln!("{description}");
+    match dialoguer::Confirm::new()
+        .with_prompt("Switch now?")
+        .default(false)
+        .interact()
+    {
+        Ok(true) => Ok(()),
+        _ => Err(Error::Usage("not confirmed; nothing was changed".into())),
+    }
+}
+
+pub fn text(r: &SwitchReport) -> String {
+    let mut s = String::new();
+    for l in &r.steps {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s.push_str(&format!("switch {} -> {}: {}", r.from, r.to, r.result));
+    if !r.switched.is_empty() {
+        s.push_str(&format!(" ({})", r.switched.join(", ")));
+    }
+    if !r.rolled_back.is_empty() {
+        s.push_str(&format!(" (rolled back: {})", r.rolled_back.join(", ")));
+    }
+    s.push('\n');
+    s
+}
