@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(openssh-server openssh-client containernetworking-plugins iproute2 iputils-ping iptables
           containerd runc busybox-static protobuf-compiler
-          systemd systemd-container debootstrap kmod procps openssl tmux sudo bsdutils)
+          systemd systemd-container debootstrap kmod procps openssl tmux sudo bsdutils
+          shellcheck)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${PACKAGES[@]}"; do

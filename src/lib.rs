@@ -22,6 +22,9 @@ pub mod provider;
 pub mod remote;
 pub mod render;
 pub mod run;
+pub mod shell;
+#[cfg(test)]
+mod shellcheck;
 pub mod state;
 pub mod tempdir;
 pub mod template;

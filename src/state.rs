@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use crate::provider::{sh_quote, Step};
+use crate::provider::Step;
+use crate::shell;
 
 pub const STATE_DIR: &str = "/var/lib/netctl";
 pub const STATE_FILE: &str = "/var/lib/netctl/state.json";
@@ -99,6 +100,32 @@ impl SwitchRecord {
     }
 }
 
+impl SwitchRecord {
+    /// Put back what the switch changed (templates/node/roll-back.sh): files it created are
+    /// removed, the others (and state.json) copied back from its backups where it made one.
+    pub fn roll_back_script(&self) -> String {
+        use crate::plan::FileAction;
+        let state = (STATE_FILE.to_string(), FileAction::Update);
+        let items = self
+            .files
+            .iter()
+            .chain(std::iter::once(&state))
+            .map(|(path, action)| match action {
+                FileAction::Create => format!("absent:{path}"),
+                _ => format!("existed:{path}"),
+            });
+        shell::Script::new(shell::script_file!("node/roll-back.sh"))
+            .include(RESTORE_LIB)
+            .var("RUN", &self.run_id)
+            .var("BACKUPS", format!("{BACKUPS_DIR}/{}", self.run_id))
+            .args(items)
+            .build()
+    }
+}
+
+/// The shell functions that put files back from a run's backups (txn.sh includes it too).
+pub const RESTORE_LIB: shell::File = shell::script_file!("node/restore.sh");
+
 /// A file as found on the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
@@ -146,32 +173,27 @@ pub struct Gathered {
     pub txns: Vec<(String, bool)>,
 }
 
-/// A shell script that prints, in one round trip, the state file, the lock, and every asked-for
-/// file (mode and base64 content; for `digests`, mode, size and sha256). Nothing it prints is
-/// interpreted by a shell.
-pub fn gather_script(paths: &[&str], digests: &[&str], units: &[&str]) -> String {
-    let mut s = String::from("set -u\nshow() { if [ -f \"$2\" ]; then printf '@@%s %s ' \"$1\" \"$(stat -c %a \"$2\")\"; base64 -w0 < \"$2\"; echo; else printf '@@%s -\\n' \"$1\"; fi; }\n");
-    s.push_str("sum() { if [ -f \"$1\" ]; then printf '@@sum %s %s ' \"$(stat -c %a \"$1\")\" \"$(stat -c %s \"$1\")\"; sha256sum < \"$1\" | cut -d' ' -f1; else printf '@@file -\\n'; fi; }\n");
-    s.push_str(&format!("show state {}\n", sh_quote(STATE_FILE)));
-    s.push_str(&format!("show lock {}\n", sh_quote(LOCK_FILE)));
-    s.push_str(&crate::phase::txn::status_script());
-    for p in paths {
-        let q = sh_quote(p);
-        s.push_str(&format!("printf '@@path %s\\n' {q}\nshow file {q}\n"));
-    }
-    for p in digests {
-        let q = sh_quote(p);
-        s.push_str(&format!("printf '@@path %s\\n' {q}\nsum {q}\n"));
-    }
-    if !units.is_empty() {
-        s.push_str("if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then\n");
-        for u in units {
-            let q = sh_quote(u);
-            s.push_str(&format!("  printf '@@unit %s %s\\n' {q} \"$(systemctl is-enabled {q} 2>/dev/null || true)\"\n"));
-        }
-        s.push_str("fi\n");
-    }
-    s
+/// The gather script (templates/node/gather.sh): in one round trip, the state file, the lock, the
+/// unfinished transactions, and every asked-for file (mode and base64 content; for `digests`,
+/// mode, size and sha256), unit (is-enabled) and drop-in directory (its `*.conf` files). Nothing
+/// it prints is interpreted by a shell.
+pub fn gather_script(paths: &[&str], digests: &[&str], units: &[&str], dirs: &[&str]) -> String {
+    let tagged = |kind: &'static str, items: &[&str]| {
+        items
+            .iter()
+            .map(move |i| format!("{kind}:{i}"))
+            .collect::<Vec<_>>()
+    };
+    shell::Script::new(shell::script_file!("node/gather.sh"))
+        .var("STATE", STATE_FILE)
+        .var("LOCK", LOCK_FILE)
+        .var("TXN_DIR", TXN_DIR)
+        .var("UNSAFE", crate::provider::edit::UNSAFE_NAME)
+        .args(tagged("file", paths))
+        .args(tagged("sum", digests))
+        .args(tagged("unit", units))
+        .args(tagged("dir", dirs))
+        .build()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,46 +235,43 @@ fn decode_sum(mode: &str, rest: &str) -> Option<RemoteFile> {
 pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
     let mut g = Gathered::default();
     let mut current_path: Option<String> = None;
-    for (i, line) in out.lines().enumerate() {
+    for t in shell::tagged(out) {
         let err = || GatherParseError {
-            line: i + 1,
-            text: line.chars().take(120).collect(),
+            line: t.line,
+            text: t.text.chars().take(120).collect(),
         };
-        let Some(rest) = line.strip_prefix("@@") else {
-            continue;
-        };
-        if let Some(path) = rest.strip_prefix("path ") {
-            current_path = Some(path.to_string());
+        if t.tag == "path" {
+            current_path = Some(t.rest.to_string());
             continue;
         }
-        let mut parts = rest.splitn(3, ' ');
-        let tag = parts.next().unwrap_or("");
-        let a = parts.next().unwrap_or("");
-        let b = parts.next().unwrap_or("");
-        if tag == "unit" {
-            g.enabled.insert(a.to_string(), b.trim() == "enabled");
-            continue;
-        }
-        if tag == "txn" {
-            // The name comes from a directory listing on the node: only a run id is taken.
-            let run = b.trim();
-            if !crate::phase::txn::is_run_id(run) || !matches!(a, "running" | "interrupted") {
-                return Err(err());
+        let (a, b) = t.rest.split_once(' ').unwrap_or((t.rest, ""));
+        match t.tag {
+            "unit" => {
+                g.enabled.insert(a.to_string(), b.trim() == "enabled");
+                continue;
             }
-            g.txns.push((run.to_string(), a == "running"));
-            continue;
-        }
-        if tag == "sum" {
-            let p = current_path.take().ok_or_else(err)?;
-            g.files.insert(p, Some(decode_sum(a, b).ok_or_else(err)?));
-            continue;
+            "txn" => {
+                // The name comes from a directory listing on the node: only a run id is taken.
+                let run = b.trim();
+                if !crate::phase::txn::is_run_id(run) || !matches!(a, "running" | "interrupted") {
+                    return Err(err());
+                }
+                g.txns.push((run.to_string(), a == "running"));
+                continue;
+            }
+            "sum" => {
+                let p = current_path.take().ok_or_else(err)?;
+                g.files.insert(p, Some(decode_sum(a, b).ok_or_else(err)?));
+                continue;
+            }
+            _ => {}
         }
         let file = if a == "-" {
             None
         } else {
             Some(decode(a, b).ok_or_else(err)?)
         };
-        match tag {
+        match t.tag {
             "state" => {
                 if let Some(f) = file {
                     match serde_json::from_slice::<NodeState>(&f.content) {
@@ -293,7 +312,7 @@ mod tests {
         std::fs::write(&a, "hello\n'quoted' $(x)\n").unwrap();
         let a = a.to_str().unwrap().to_string();
         let missing = dir.path().join("missing").to_str().unwrap().to_string();
-        let script = gather_script(&[&a, &missing], &[], &[]);
+        let script = gather_script(&[&a, &missing], &[], &[], &[]);
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
@@ -317,7 +336,7 @@ mod tests {
             .unwrap();
         let bin = bin.to_str().unwrap().to_string();
         let missing = dir.path().join("flannel").to_str().unwrap().to_string();
-        let script = gather_script(&[], &[&bin, &missing], &[]);
+        let script = gather_script(&[], &[&bin, &missing], &[], &[]);
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
@@ -378,6 +397,55 @@ mod tests {
             let g = state(bad);
             assert!(g.state.is_none() && g.state_error.is_some(), "{bad}");
         }
+    }
+
+    /// The rollback runs for real on a temp dir: created files go, replaced and removed ones
+    /// come back from the run's backups (state.json too), a file without a backup is left.
+    #[test]
+    fn a_switch_rolls_back_from_its_backups() {
+        use crate::plan::FileAction;
+        let d = tempfile::tempdir().unwrap();
+        let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
+        let run = "20261130T000000Z-abcd";
+        let backups = d.path().join("backups").join(run);
+        let backup = |path: &str, text: &str| {
+            let b = format!("{}{path}", backups.to_str().unwrap());
+            std::fs::create_dir_all(std::path::Path::new(&b).parent().unwrap()).unwrap();
+            std::fs::write(b, text).unwrap();
+        };
+        std::fs::write(p("new.conf"), "created\n").unwrap();
+        std::fs::write(p("it's.conf"), "changed\n").unwrap();
+        backup(&p("it's.conf"), "before\n");
+        backup(&p("gone.conf"), "removed\n");
+        std::fs::write(p("nobackup.conf"), "kept\n").unwrap();
+        std::fs::write(p("state.json"), "new state\n").unwrap();
+        backup(&p("state.json"), "old state\n");
+        let mut rec: SwitchRecord = serde_json::from_str(&format!(
+            r#"{{"run_id":"{run}","from":{{"provider":"routes","backend":"host-gw"}},"to":{{"provider":"routes","backend":"vxlan"}},"phase":"switching","files":[]}}"#
+        ))
+        .unwrap();
+        rec.files = vec![
+            (p("new.conf"), FileAction::Create),
+            (p("it's.conf"), FileAction::Update),
+            (p("gone.conf"), FileAction::Remove),
+            (p("nobackup.conf"), FileAction::Update),
+        ];
+        let script = rec
+            .roll_back_script()
+            .replace(STATE_FILE, &p("state.json"))
+            .replace(BACKUPS_DIR, d.path().join("backups").to_str().unwrap());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(!d.path().join("new.conf").exists());
+        let read = |s: &str| std::fs::read_to_string(p(s)).unwrap();
+        assert_eq!(read("it's.conf"), "before\n");
+        assert_eq!(read("gone.conf"), "removed\n");
+        assert_eq!(read("nobackup.conf"), "kept\n");
+        assert_eq!(read("state.json"), "old state\n");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::provider::{sh_quote, NodePlan};
+use crate::provider::NodePlan;
 use crate::remote::{Remote, RemoteError};
 use crate::state::{self, Gathered};
 
@@ -15,7 +15,7 @@ pub async fn gather(remote: &Remote, desired: &NodePlan) -> Result<Gathered, Rem
 }
 
 /// The gather script for a plan.
-fn script(desired: &NodePlan) -> String {
+pub fn script(desired: &NodePlan) -> String {
     let read = desired.read_paths();
     // Binaries (flanneld) are compared by sha256: their bytes are not read back.
     let binary: BTreeSet<&str> = desired
@@ -29,24 +29,10 @@ fn script(desired: &NodePlan) -> String {
         .map(|p| p.as_str())
         .partition(|p| binary.contains(p));
     let units: Vec<&str> = desired.units.iter().map(|u| u.name.as_str()).collect();
-    let mut s = state::gather_script(&paths, &digests, &units);
-    s.push_str(&list_script(&desired.list_dirs()));
-    s
-}
-
-/// Read every `*.conf` in `dirs` (a unit's drop-ins) after the gather script, whose `show` it
-/// uses. A name with any other character than letters, digits, `.`, `_`, `-`, `@` is not
-/// printed (it could forge lines); it is reported as `dir/!unsafe`, which resolving refuses.
-fn list_script(dirs: &[String]) -> String {
-    let mut s = String::new();
-    for d in dirs {
-        let q = sh_quote(d);
-        s.push_str(&format!(
-            "if [ -d {q} ]; then for f in {q}/*.conf; do [ -e \"$f\" ] || continue; n=${{f##*/}}; case $n in .*|*[!A-Za-z0-9._@-]*) printf '@@path %s/{unsafe}\\n' {q}; printf '@@file -\\n';; *) printf '@@path %s\\n' \"$f\"; show file \"$f\";; esac; done; fi\n",
-            unsafe = crate::provider::edit::UNSAFE_NAME
-        ));
-    }
-    s
+    // The unit's drop-in directories: every `*.conf` in them (see templates/node/gather.sh).
+    let dirs = desired.list_dirs();
+    let dirs: Vec<&str> = dirs.iter().map(|d| d.as_str()).collect();
+    state::gather_script(&paths, &digests, &units, &dirs)
 }
 
 /// Read the files the node's record lists that the plan does not (a second round trip, only
@@ -72,7 +58,7 @@ async fn complete(
         let (digests, paths): (Vec<_>, Vec<_>) = extra.iter().partition(|(_, binary)| *binary);
         let paths: Vec<&str> = paths.iter().map(|(p, _)| *p).collect();
         let digests: Vec<&str> = digests.iter().map(|(p, _)| *p).collect();
-        let script = state::gather_script(&paths, &digests, &[]);
+        let script = state::gather_script(&paths, &digests, &[], &[]);
         let more = parse(remote, &script).await?;
         g.files.extend(more.files);
     }

@@ -8,8 +8,8 @@
 //! A lock whose run is gone (killed before its transaction started) is cleared by
 //! `netctl unlock -p P --run RUN_ID`, which first checks that run is not alive where it can tell.
 
-use crate::provider::sh_quote;
 use crate::remote::{Remote, RemoteError};
+use crate::shell::{script_file, Script};
 use crate::state::{LOCK_DIR, LOCK_FILE};
 
 /// Who holds a lock, as its file says.
@@ -133,27 +133,25 @@ pub fn hostname() -> String {
 /// Printed when the run already holds the lock (a switch's last gate is verify, in the same run).
 const REENTERED: &str = "netctl-lock-reentered";
 
-/// The shell that takes the lock: exits 75 with the holder's file on stderr when another run has
-/// it; prints REENTERED (and changes nothing) when this run has it already.
+/// The shell that takes the lock (templates/node/lock.sh): exits 75 with the holder's file on
+/// stderr when another run has it; prints REENTERED (and changes nothing) when this run has it
+/// already.
 pub fn lock_script(holder: &Holder) -> String {
-    format!(
-        "mkdir -p {dir} && chmod 0755 {dir}\n\
-         if [ -f {lock} ] && grep -qxF {mine} {lock}; then echo {REENTERED}\n\
-         elif ! ( set -C; {{ printf '%s' {lines}; printf 'since=%s\\n' \"$(date -u +%FT%TZ)\"; }} > {lock} ) 2>/dev/null; then cat {lock} >&2; exit 75; fi\n",
-        dir = sh_quote(LOCK_DIR),
-        lock = sh_quote(LOCK_FILE),
-        mine = sh_quote(&format!("run={}", holder.run)),
-        lines = sh_quote(&holder.file_lines()),
-    )
+    Script::new(script_file!("node/lock.sh"))
+        .var("LOCK_DIR", LOCK_DIR)
+        .var("LOCK", LOCK_FILE)
+        .var("RUN", &holder.run)
+        .var("LINES", holder.file_lines())
+        .var("REENTERED", REENTERED)
+        .build()
 }
 
 /// Release the lock only if `run` holds it.
 pub fn release_script(run: &str) -> String {
-    format!(
-        "if [ -f {lock} ] && grep -qxF {line} {lock}; then rm -f {lock}; fi\n",
-        lock = sh_quote(LOCK_FILE),
-        line = sh_quote(&format!("run={run}")),
-    )
+    Script::new(script_file!("node/release.sh"))
+        .var("LOCK", LOCK_FILE)
+        .var("RUN", run)
+        .build()
 }
 
 /// Turn a lock script's exit 75 into `Locked`, naming the holder and the way out.
@@ -235,20 +233,17 @@ pub async fn unlock(remote: &Remote, run: &str) -> Result<(), RemoteError> {
         .map(|_| ())
 }
 
-fn unlock_script(run: &str) -> String {
+/// Release `run`'s lock, then prune.
+pub fn unlock_script(run: &str) -> String {
     format!("{}{}", release_script(run), prune_script())
 }
 
 /// Keep the newest BACKUPS_KEPT directories of backups and of transactions.
 pub fn prune_script() -> String {
-    let mut s = String::new();
-    for dir in [crate::state::BACKUPS_DIR, crate::state::TXN_DIR] {
-        s.push_str(&format!(
-            "if cd {} 2>/dev/null; then ls -1 | sort | head -n -{BACKUPS_KEPT} | while read -r d; do rm -rf -- \"./$d\"; done; cd /; fi\n",
-            sh_quote(dir),
-        ));
-    }
-    s
+    Script::new(script_file!("node/prune.sh"))
+        .var("KEPT", BACKUPS_KEPT.to_string())
+        .args([crate::state::BACKUPS_DIR, crate::state::TXN_DIR])
+        .build()
 }
 
 /// Replace a lock left by a dead run (the caller has checked that run is the one to continue).

@@ -386,25 +386,21 @@ pub async fn undo_interrupted(remote: &Remote, run_id: &str) -> Result<(), Remot
             message: format!("unexpected transaction name {run_id:?} under {TXN_DIR}"),
         });
     }
-    let dir = sh_quote(&format!("{TXN_DIR}/{run_id}"));
     remote
         .change(
             &format!("put back the interrupted run {run_id}"),
-            &format!(
-                "setsid -w sh {dir}/txn.sh undo {} < /dev/null >> {dir}/log 2>&1\n",
-                sh_quote(run_id)
-            ),
+            &undo_script(run_id),
         )
         .await
         .map(|_| ())
 }
 
-/// The gather's lines about transactions without a result: `@@txn running|interrupted RUN`.
-pub fn status_script() -> String {
-    format!(
-        "for t in {dir}/*/; do\n  [ -f \"$t/txn.sh\" ] || continue\n  [ -f \"$t/result\" ] && continue\n  r=${{t%/}}; r=${{r##*/}}\n  p=$(cat \"$t/pid\" 2>/dev/null)\n  if [ -n \"$p\" ] && tr '\\0' ' ' < \"/proc/$p/cmdline\" 2>/dev/null | grep -qF \"{dir}/$r/txn.sh\"; then s=running; else s=interrupted; fi\n  printf '@@txn %s %s\\n' \"$s\" \"$r\"\ndone\n",
-        dir = TXN_DIR
-    )
+/// Run a transaction's own `txn.sh undo` (templates/node/txn-undo.sh).
+pub fn undo_script(run_id: &str) -> String {
+    crate::shell::Script::new(crate::shell::script_file!("node/txn-undo.sh"))
+        .var("T", format!("{TXN_DIR}/{run_id}"))
+        .var("RUN", run_id)
+        .build()
 }
 
 #[cfg(test)]
@@ -574,12 +570,11 @@ mod tests {
         assert!(!dir.join("result").exists());
         assert_eq!(std::fs::read_to_string(p("a.conf")).unwrap(), "a-new\n");
         // The gather sees it as interrupted.
-        let status = status_script().replace(TXN_DIR, d.path().join("txn").to_str().unwrap());
-        let out = Command::new("sh").arg("-c").arg(&status).output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            format!("@@txn interrupted {run}\n")
-        );
+        let gather = crate::state::gather_script(&[], &[], &[], &[])
+            .replace(TXN_DIR, d.path().join("txn").to_str().unwrap());
+        let out = Command::new("sh").arg("-c").arg(&gather).output().unwrap();
+        let found = crate::state::parse_gather(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        assert_eq!(found.txns, [(run.to_string(), false)]);
         let out = Command::new("sh")
             .arg(dir.join("txn.sh"))
             .args(["undo", run])

@@ -496,22 +496,8 @@ pub fn daemonset_teardown(
     plan
 }
 
-/// Quote a string for a POSIX shell. Profile values are validated to safe characters as well;
-/// this is what makes that a second wall rather than the only one.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'/' | b'.' | b'_' | b'-' | b':' | b'=' | b',' | b'@' | b'+'
-                )
-        })
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+// Quoting lives with the script builder (shell.rs); providers keep calling it from here.
+pub use crate::shell::sh_quote;
 
 #[cfg(test)]
 mod tests {
@@ -592,14 +578,5 @@ mod tests {
                 "{from} -> {to}"
             );
         }
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(sh_quote("10.200.0.0/24"), "10.200.0.0/24");
-        assert_eq!(sh_quote("a b"), "'a b'");
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
-        assert_eq!(sh_quote("$(rm -rf /)"), "'$(rm -rf /)'");
-        assert_eq!(sh_quote(""), "''");
     }
 }

@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::provider::sh_quote;
+pub use crate::shell::sh_quote;
 pub use auth::KeyFileError;
 pub use known_hosts::{fingerprint, KnownHostsError};
 pub use session::Session;

@@ -18,8 +18,8 @@ use super::node::{self, Active, Facts};
 use super::{Check, Mesh};
 use crate::fleet;
 use crate::profile::{Cluster, Node};
-use crate::provider::sh_quote;
 use crate::remote::Remote;
+use crate::shell::{script_file, File, Script};
 
 pub const IDS: [&str; 5] = [
     "dataplane.pods",
@@ -28,7 +28,12 @@ pub const IDS: [&str; 5] = [
     "dataplane.node-to-pod",
     "dataplane.mtu",
 ];
-const HEREDOC: &str = "NETCTL_CNI_CONFIG_END";
+/// host-local's state directory (its default dataDir): one directory per network.
+pub const CNI_NETWORKS: &str = "/var/lib/cni/networks";
+/// `cursors ROOT`: the allocation cursors under ROOT as `@@cursor` lines (the node script's).
+pub const CURSORS: File = script_file!("verify/cursors.sh");
+/// `del_empty_bridge NAME`.
+const BRIDGE: File = script_file!("verify/bridge.sh");
 
 /// The same skip for every data-plane check of a node.
 pub fn skip_all(node: &str, reason: &str) -> Vec<Check> {
@@ -75,7 +80,17 @@ fn needs_a_real_pod(list: &ConfList) -> Option<String> {
     })
 }
 
-/// One plugin invocation: the config on stdin (a quoted here-document), CNI_* in the env.
+/// What an invocation does with the pod's network namespace besides calling the plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Netns {
+    Keep,
+    /// Make it first (the pod's first ADD).
+    Add,
+    /// Remove it after (the pod's last DEL).
+    Del,
+}
+
+/// One plugin invocation (templates/verify/cni-invoke.sh): the config on stdin, CNI_* in the env.
 pub fn invoke_script(
     command: &str,
     list: &ConfList,
@@ -83,19 +98,21 @@ pub fn invoke_script(
     pod: &str,
     bin_dir: &str,
     prev: Option<&Value>,
-    before: &str,
+    netns: Netns,
 ) -> String {
     let conf = serde_json::to_string(&list.plugin_config(i, prev)).expect("json");
-    let env: Vec<String> = cni::env(command, pod, &netns_path(pod), "eth0", bin_dir)
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", sh_quote(&v)))
-        .collect();
     let bin = format!("{}/{}", bin_dir.trim_end_matches('/'), list.plugin_type(i));
-    format!(
-        "{before}env {} {} <<'{HEREDOC}'\n{conf}\n{HEREDOC}\n",
-        env.join(" "),
-        sh_quote(&bin)
-    )
+    let flag = |on: bool| if on { "1" } else { "" };
+    let mut script = Script::new(script_file!("verify/cni-invoke.sh"))
+        .var("POD", pod)
+        .var("PLUGIN", bin)
+        .var("CONFIG", conf)
+        .var("MAKE_NETNS", flag(netns == Netns::Add))
+        .var("DROP_NETNS", flag(netns == Netns::Del));
+    for (k, v) in cni::env(command, pod, &netns_path(pod), "eth0", bin_dir) {
+        script = script.var(&k, v);
+    }
+    script.build()
 }
 
 fn netns_path(pod: &str) -> String {
@@ -135,17 +152,6 @@ pub struct Cursor {
 /// host-local's cursor files are `last_reserved_ip.<range index>`.
 const CURSOR_PREFIX: &str = "last_reserved_ip.";
 
-/// Print every cursor file of the networks under `root` as `@@cursor path mtime content`: part
-/// of the node check script, so saving them costs no round trip of its own. A path with a
-/// newline is skipped: it would print lines of its own choosing into the script's output; a
-/// symlink is skipped: restoring it would write through it.
-pub fn cursors_script(root: &str) -> String {
-    format!(
-        "for f in {}/*/{CURSOR_PREFIX}*; do case \"$f\" in *'\n'*) continue ;; esac; if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then printf '@@cursor %s %s %s\\n' \"$f\" \"$(stat -c %.9Y \"$f\")\" \"$(head -c 64 \"$f\")\"; fi; done\n",
-        sh_quote(root)
-    )
-}
-
 /// The cursors of the network directory `dir`, from the node script's `@@cursor` lines. None
 /// when one of them is not `<dir>/last_reserved_ip.<range index> mtime ip`: the path and
 /// values are written back as root, so an odd line means the cursors are not touched at all.
@@ -175,18 +181,21 @@ fn parse_cursors(dir: &str, lines: &[String]) -> Option<Vec<Cursor>> {
 }
 
 /// Put the cursors of `dir` back as they were: the ones the pods created go, the others get
-/// their content and mtime back.
-fn restore_cursors_script(dir: &str, cursors: &[Cursor]) -> String {
-    let mut s = format!("rm -f {}/{CURSOR_PREFIX}*\n", sh_quote(dir));
+/// their content and mtime back (arguments of templates/verify/pods-left.sh).
+fn restore_cursors(dir: &str, cursors: &[Cursor]) -> Vec<String> {
+    let mut steps = vec!["cursors".to_string(), dir.to_string()];
     for c in cursors {
-        let p = sh_quote(&c.path);
-        s.push_str(&format!(
-            "printf '%s' {} > {p} && touch -d @{} {p}\n",
-            sh_quote(&c.content),
-            sh_quote(&c.mtime)
-        ));
+        steps.extend(["cursor", &c.path, &c.mtime, &c.content].map(String::from));
     }
-    s
+    steps
+}
+
+/// The script that removes what the test pods left (templates/verify/pods-left.sh).
+pub fn pods_left_script(steps: &[String]) -> String {
+    Script::new(script_file!("verify/pods-left.sh"))
+        .include(BRIDGE)
+        .args(steps)
+        .build()
 }
 
 /// A node taking part in the data-plane checks.
@@ -204,12 +213,8 @@ async fn add_pod(
 ) -> Result<(Ipv4Addr, Value), String> {
     let mut prev: Option<Value> = None;
     for i in 0..list.plugins.len() {
-        let before = if i == 0 {
-            format!("ip netns add {} || exit 1\n", sh_quote(pod))
-        } else {
-            String::new()
-        };
-        let script = invoke_script("ADD", list, i, pod, bin_dir, prev.as_ref(), &before);
+        let netns = if i == 0 { Netns::Add } else { Netns::Keep };
+        let script = invoke_script("ADD", list, i, pod, bin_dir, prev.as_ref(), netns);
         let out = remote
             .change(&format!("CNI ADD {} ({pod})", list.plugin_type(i)), &script)
             .await
@@ -228,15 +233,13 @@ async fn del_pod(m: &Made, pod: &str, result: Option<&Value>) -> Result<(), Stri
     let mut errors = Vec::new();
     let order = cni::del_order(&m.list);
     for (n, i) in order.iter().enumerate() {
-        let mut script = invoke_script("DEL", &m.list, *i, pod, &m.bin_dir, result, "");
-        if n + 1 == order.len() {
-            // The namespace goes with the last DEL: one exec per plugin invocation still.
-            script = format!(
-                "{script}rc=$?\nip netns del {p} 2>/dev/null || [ ! -e {ns} ] || rc=1\nexit $rc\n",
-                p = sh_quote(pod),
-                ns = sh_quote(&netns_path(pod))
-            );
-        }
+        // The namespace goes with the last DEL: one exec per plugin invocation still.
+        let netns = if n + 1 == order.len() {
+            Netns::Del
+        } else {
+            Netns::Keep
+        };
+        let script = invoke_script("DEL", &m.list, *i, pod, &m.bin_dir, result, netns);
         if let Err(e) = m
             .remote
             .change(
@@ -272,31 +275,30 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
                 errors.push(format!("{pod}: {e}"));
             }
         }
-        let mut script = String::new();
+        let mut steps: Vec<String> = Vec::new();
         // The node's neighbour entries for the test pods' addresses go with the pods: host-local's
         // cursor is put back, so the next pod gets the same address with a new MAC, and a stale
         // entry would make it unreachable until the kernel gives up on it.
         for ip in [ra, rb].into_iter().flatten().filter_map(cni::first_ipv4) {
-            script.push_str(&format!("ip neigh flush to {ip} 2>/dev/null || true\n"));
+            steps.extend(["neigh".into(), ip.to_string()]);
         }
         if let Some(br) = &m.bridge_new {
-            script.push_str(&format!("{DEL_EMPTY_BRIDGE}del_empty_bridge {}\n", sh_quote(br)));
+            steps.extend(["bridge".into(), br.clone()]);
         }
         match (&m.ipam_dir_new, &m.cursors) {
-            (Some(d), _) => script.push_str(&format!("rm -rf {}\n", sh_quote(d))),
-            (None, Some(c)) => {
-                script.push_str(&restore_cursors_script(&network_dir(&m.list.name), c))
-            }
+            (Some(d), _) => steps.extend(["rmrf".into(), d.clone()]),
+            (None, Some(c)) => steps.extend(restore_cursors(&network_dir(&m.list.name), c)),
             (None, None) => {}
         }
         for d in &m.cni_dirs_new {
             // rmdir: only if empty, so nothing but what the pods made goes.
-            script.push_str(&format!("rmdir {} 2>/dev/null || true\n", sh_quote(d)));
+            steps.extend(["rmdir".into(), d.clone()]);
         }
         if m.forward_was_off {
-            script.push_str("sysctl -q -w net.ipv4.ip_forward=0\n");
+            steps.push("forward-off".into());
         }
-        if !script.is_empty() {
+        if !steps.is_empty() {
+            let script = pods_left_script(&steps);
             if let Err(e) = m.remote.change("remove what the test pods left", &script).await {
                 errors.push(e.to_string());
             }
@@ -319,11 +321,6 @@ pub async fn teardown(registry: Registry, concurrency: usize) -> Vec<Check> {
     results.into_iter().flatten().collect()
 }
 
-/// Shell function: delete device $1 only if it is a bridge with nothing attached. The name comes
-/// from a CNI config on the node, so it must not take down the uplink or a VXLAN device that a
-/// config happens to name.
-const DEL_EMPTY_BRIDGE: &str = "del_empty_bridge() { if ip -d -o link show dev \"$1\" 2>/dev/null | grep -q ' bridge ' && [ -z \"$(ip -o link show master \"$1\" 2>/dev/null)\" ]; then ip link del dev \"$1\"; fi; }\n";
-
 /// Remove test pods a killed run left on a node (SIGKILL skips teardown): every namespace named
 /// like `pod_names` makes (their veths go with them), host-local's reservations for them, and
 /// then any bridge named in a CNI config under `conf_dir` that has nothing attached: the first
@@ -333,26 +330,16 @@ const DEL_EMPTY_BRIDGE: &str = "del_empty_bridge() { if ip -d -o link show dev \
 /// them as `cni::check_ifname` does (charset, length, not `.`, `..` or `-x`) and deletes only
 /// bridges.
 pub fn sweep_script(conf_dir: &str) -> String {
-    format!(
-        "{DEL_EMPTY_BRIDGE}for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do\n\
-           case \"$ns\" in netctl-*-a|netctl-*-b) ip netns del \"$ns\" ;; esac\n\
-         done\n\
-         for f in /var/lib/cni/networks/*/*; do\n\
-           [ -f \"$f\" ] || continue\n\
-           case \"$(head -n1 \"$f\")\" in netctl-*-a*|netctl-*-b*) rm -f \"$f\" ;; esac\n\
-         done\n\
-         for b in $(cat {dir}/*.conf {dir}/*.conflist 2>/dev/null | sed -n 's/.*\"bridge\" *: *\"\\([A-Za-z0-9_.-]*\\)\".*/\\1/p' | sort -u); do\n\
-           case \"$b\" in ''|-*|.|..|????????????????*) continue ;; esac\n\
-           del_empty_bridge \"$b\"\n\
-         done\n",
-        dir = sh_quote(conf_dir)
-    )
+    Script::new(script_file!("verify/sweep.sh"))
+        .include(BRIDGE)
+        .var("CONF", conf_dir)
+        .build()
 }
 
 /// host-local's state for a network (its default dataDir): one path component below it, as
 /// `NetworkName` guarantees.
 fn network_dir(network: &NetworkName) -> String {
-    format!("/var/lib/cni/networks/{network}")
+    format!("{CNI_NETWORKS}/{network}")
 }
 
 /// Pod names for this run: unique per run, recognisable as netctl's.
@@ -407,30 +394,28 @@ pub fn targets(
     (from_host, from_pod)
 }
 
-const PING_FN: &str = "pp() { k=$1 l=$2 t=$3; shift 3; if ping -n -q -c1 -W1 \"$@\" \"$t\" >/dev/null 2>&1 || ping -n -q -c1 -W2 \"$@\" \"$t\" >/dev/null 2>&1; then echo \"@@ok $k $l $t\"; else echo \"@@fail $k $l $t\"; fi; }\n";
-
-fn ping_lines(ts: &[Target]) -> String {
-    ts.iter()
-        .map(|t| {
-            let df = t
-                .df_size
-                .map(|s| format!(" -M do -s {s}"))
-                .unwrap_or_default();
-            format!("pp {} {} {}{df} &\n", t.kind, sh_quote(&t.label), t.ip)
-        })
-        .collect()
-}
-
-/// One script: the host's pings in the background, the pod's inside one `ip netns exec`, all
-/// waited for. A failed ping is retried once with a longer wait before it counts.
+/// One script (templates/verify/ping.sh): every ping at once in the background, the pod's from
+/// inside its network namespace, all waited for. A failed ping is retried once with a longer wait
+/// before it counts.
 pub fn ping_script(pod: &str, from_host: &[Target], from_pod: &[Target]) -> String {
-    let inner = format!("{PING_FN}{}wait\n", ping_lines(from_pod));
-    format!(
-        "{PING_FN}{}ip netns exec {} sh -c {}\nwait\n",
-        ping_lines(from_host),
-        sh_quote(pod),
-        sh_quote(&inner)
-    )
+    let args = |place: &'static str, ts: &[Target]| -> Vec<String> {
+        ts.iter()
+            .flat_map(|t| {
+                [
+                    place.to_string(),
+                    t.kind.to_string(),
+                    t.label.clone(),
+                    t.ip.to_string(),
+                    t.df_size.unwrap_or(0).to_string(),
+                ]
+            })
+            .collect()
+    };
+    Script::new(script_file!("verify/ping.sh"))
+        .var("POD", pod)
+        .args(args("host", from_host))
+        .args(args("pod", from_pod))
+        .build()
 }
 
 /// (kind, label, ip, ok) per line of the ping script's output.
@@ -695,49 +680,86 @@ mod tests {
         .unwrap()
     }
 
+    /// A stand-in plugin that echoes its env and stdin proves the quoting end to end.
+    fn stand_in_plugin(dir: &std::path::Path, name: &str) {
+        let plugin = dir.join(name);
+        std::fs::write(&plugin, "#!/bin/sh\necho \"$CNI_COMMAND $CNI_CONTAINERID $CNI_NETNS $CNI_IFNAME $CNI_PATH\"\ncat\n").unwrap();
+        std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+
+    fn run(script: &str) -> (Option<i32>, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    }
+
     #[test]
     fn an_invocation_puts_the_config_on_stdin_and_cni_in_the_env() {
-        let prev = serde_json::json!({"cniVersion":"1.0.0","ips":[{"address":"10.200.0.2/24"}]});
+        let dir = tempfile::tempdir().unwrap();
+        stand_in_plugin(dir.path(), "portmap");
+        let bin = dir.path().to_str().unwrap();
+        let prev = serde_json::json!({"cniVersion":"1.0.0","ips":[{"address":"10.200.0.2/24"}],"note":"it's $(id)"});
         let s = invoke_script(
             "ADD",
             &list(),
             1,
             "netctl-ab12-a",
-            "/usr/lib/cni",
+            bin,
             Some(&prev),
-            "",
+            Netns::Keep,
         );
-        assert!(s.starts_with("env CNI_COMMAND=ADD CNI_CONTAINERID=netctl-ab12-a CNI_NETNS=/var/run/netns/netctl-ab12-a CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni /usr/lib/cni/portmap <<'NETCTL_CNI_CONFIG_END'\n"), "{s}");
-        let conf: Value = serde_json::from_str(s.lines().nth(1).unwrap()).unwrap();
-        assert_eq!(conf["prevResult"], prev);
-        assert_eq!(conf["name"], "net");
-        assert_eq!(conf["runtimeConfig"]["portMappings"], serde_json::json!([]));
-    }
-
-    #[test]
-    fn an_invocation_runs_a_real_shell_with_the_config_on_stdin() {
-        // A stand-in plugin that echoes its env and stdin proves the quoting end to end.
-        let dir = tempfile::tempdir().unwrap();
-        let plugin = dir.path().join("bridge");
-        std::fs::write(&plugin, "#!/bin/sh\necho \"$CNI_COMMAND $CNI_CONTAINERID $CNI_NETNS $CNI_IFNAME $CNI_PATH\"\ncat\n").unwrap();
-        std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let bin = dir.path().to_str().unwrap();
-        let s = invoke_script("DEL", &list(), 0, "p1", bin, None, "");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&s)
-            .output()
-            .unwrap();
-        let out = String::from_utf8(out.stdout).unwrap();
+        let (rc, out) = run(&s);
+        assert_eq!(rc, Some(0), "{out}");
         let mut lines = out.lines();
         assert_eq!(
             lines.next().unwrap(),
-            format!("DEL p1 /var/run/netns/p1 eth0 {bin}")
+            format!("ADD netctl-ab12-a /var/run/netns/netctl-ab12-a eth0 {bin}")
         );
         let conf: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(conf["prevResult"], prev);
+        assert_eq!(conf["name"], "net");
+        assert_eq!(conf["runtimeConfig"]["portMappings"], serde_json::json!([]));
+        assert_eq!(lines.next(), None, "the config and one newline on stdin");
+    }
+
+    #[test]
+    fn an_invocation_exits_with_the_plugins_status_and_owns_the_namespace_only_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        stand_in_plugin(dir.path(), "bridge");
+        let bin = dir.path().to_str().unwrap();
+        let (rc, out) = run(&invoke_script(
+            "DEL",
+            &list(),
+            0,
+            "p1",
+            bin,
+            None,
+            Netns::Keep,
+        ));
+        assert_eq!(rc, Some(0));
+        assert!(
+            out.starts_with(&format!("DEL p1 /var/run/netns/p1 eth0 {bin}\n")),
+            "{out}"
+        );
+        let conf: Value = serde_json::from_str(out.lines().nth(1).unwrap()).unwrap();
         assert_eq!(conf["type"], "bridge");
         assert_eq!(conf["cniVersion"], "1.0.0");
+        let failing = invoke_script("DEL", &list(), 1, "p1", bin, None, Netns::Keep);
+        assert_eq!(run(&failing).0, Some(127), "portmap is missing: its status");
+        let add = invoke_script("ADD", &list(), 0, "p1", bin, None, Netns::Add);
+        let del = invoke_script("DEL", &list(), 0, "p1", bin, None, Netns::Del);
+        assert!(
+            add.contains("MAKE_NETNS=1\n") && add.contains("DROP_NETNS=''\n"),
+            "{add}"
+        );
+        assert!(
+            del.contains("MAKE_NETNS=''\n") && del.contains("DROP_NETNS=1\n"),
+            "{del}"
+        );
     }
 
     fn pods(n: u8) -> Vec<(String, Ipv4Addr, Ipv4Addr)> {
@@ -769,8 +791,12 @@ mod tests {
             String::from_utf8(o.stdout).unwrap()
         };
         let net = format!("{dir}/net");
+        const SAVE: File = File {
+            path: "test/save-cursors.sh",
+            body: "cursors \"$ROOT\"\n",
+        };
         let saved_now = || {
-            let out = sh(&cursors_script(dir));
+            let out = sh(&Script::new(SAVE).include(CURSORS).var("ROOT", dir).build());
             let lines: Vec<String> = out
                 .lines()
                 .filter_map(|l| l.strip_prefix("@@cursor "))
@@ -793,7 +819,7 @@ mod tests {
         sh(&format!(
             "printf 10.200.0.9 > {net}/last_reserved_ip.0; printf 10.1.0.2 > {net}/last_reserved_ip.1"
         ));
-        sh(&restore_cursors_script(&net, &saved));
+        sh(&pods_left_script(&restore_cursors(&net, &saved)));
         assert_eq!(saved_now(), Some(saved));
         assert_eq!(
             std::fs::read_to_string(format!("{dir}/target")).unwrap(),
@@ -872,36 +898,43 @@ mod tests {
         );
     }
 
+    /// The ping script, run with stand-ins for ping (answers only 10.0.0.1) and ip (records
+    /// which namespace a ping ran in, then runs it).
     #[test]
     fn the_ping_script_reports_each_target() {
-        // Run the script's helper with a stand-in ping that answers only 10.0.0.1.
         let dir = tempfile::tempdir().unwrap();
-        let ping = dir.path().join("ping");
-        std::fs::write(
-            &ping,
-            "#!/bin/sh\nfor a; do last=$a; done\n[ \"$last\" = 10.0.0.1 ]\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&ping, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let ts = vec![
-            Target {
-                kind: "pod",
-                label: "n1".into(),
-                ip: "10.0.0.1".parse().unwrap(),
-                df_size: None,
-            },
-            Target {
-                kind: "mtu",
-                label: "n2".into(),
-                ip: "10.0.0.2".parse().unwrap(),
-                df_size: Some(1422),
-            },
+        let log = dir.path().join("netns");
+        let stand_in = |name: &str, body: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .unwrap();
+        };
+        stand_in(
+            "ping",
+            "#!/bin/sh\nfor a; do last=$a; done\n[ \"$last\" = 10.0.0.1 ]\n".into(),
+        );
+        stand_in(
+            "ip",
+            format!(
+                "#!/bin/sh\n[ \"$1 $2\" = 'netns exec' ] || exit 9\necho \"$3 $*\" >> {}\nshift 3\nexec \"$@\"\n",
+                log.display()
+            ),
+        );
+        let t = |kind, label: &str, ip: &str, df_size| Target {
+            kind,
+            label: label.into(),
+            ip: ip.parse().unwrap(),
+            df_size,
+        };
+        let host = [t("node", "n0", "10.0.0.3", None)];
+        let pod = [
+            t("pod", "n1", "10.0.0.1", None),
+            t("mtu", "n2", "10.0.0.2", Some(1422)),
         ];
-        let script = format!("{PING_FN}{}wait\n", ping_lines(&ts));
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(&script)
+            .arg(ping_script("netctl-x-a", &host, &pod))
             .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
             .output()
             .unwrap();
@@ -911,8 +944,25 @@ mod tests {
             r,
             vec![
                 ("mtu".into(), "n2".into(), "10.0.0.2".into(), false),
+                ("node".into(), "n0".into(), "10.0.0.3".into(), false),
                 ("pod".into(), "n1".into(), "10.0.0.1".into(), true),
             ]
+        );
+        let mut netns: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        netns.sort();
+        netns.dedup();
+        assert_eq!(
+            netns,
+            [
+                "netctl-x-a netns exec netctl-x-a ping -n -q -c1 -W1 -M do -s 1422 10.0.0.2",
+                "netctl-x-a netns exec netctl-x-a ping -n -q -c1 -W1 10.0.0.1",
+                "netctl-x-a netns exec netctl-x-a ping -n -q -c1 -W2 -M do -s 1422 10.0.0.2",
+            ],
+            "the pod's pings, and only those, from its namespace"
         );
         let checks = judge("n0", &r, 1450);
         let by = |id: &str| checks.iter().find(|c| c.id == id).unwrap().clone();
@@ -926,7 +976,5 @@ mod tests {
             by("dataplane.pod-to-pod-local").status,
             super::super::Status::Skip
         );
-        let full = ping_script("netctl-x-a", &ts[..1], &ts[1..]);
-        assert!(full.contains("ip netns exec netctl-x-a sh -c '"), "{full}");
     }
 }

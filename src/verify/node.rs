@@ -12,7 +12,8 @@ use ipnetwork::Ipv4Network;
 use super::cni::{self, ConfList, NetworkName};
 use super::Check;
 use crate::profile::{Cluster, FlannelBackend, Node};
-use crate::provider::{self, node_prereqs, routes, sh_quote, NodePlan, RouteCheck};
+use crate::provider::{self, node_prereqs, routes, NodePlan, RouteCheck};
+use crate::shell::{self, script_file, Script, Tagged};
 use crate::state::{NodeState, STATE_FILE};
 
 /// Everything the node script found.
@@ -51,65 +52,24 @@ pub struct Facts {
     pub containerd_config: Option<String>,
 }
 
-/// The one read-only script. Every value it prints is tagged; nothing it prints is run. Names it
-/// finds on the node (files, directories) could hold a newline and so forge tagged lines of
-/// their own (`@@forward 0` would make verify turn forwarding off when it cleans up): config
-/// file names are printed in base64, other names with a newline are left out.
+/// The one read-only script (templates/verify/node-checks.sh). Every value it prints is tagged;
+/// nothing it prints is run, and names found on the node cannot forge a tagged line.
 pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
     let net = &cluster.profile.networking;
-    let mut s = format!(
-        "set -u\nCONF={}\nBIN={}\nADDR={}\nDEV={}\n",
-        sh_quote(&net.cni_conf_dir),
-        sh_quote(&net.cni_bin_dir),
-        node.address,
-        routes::VXLAN_DEV
-    );
-    // br_netfilter is there when its sysctl is: the path flanneld checks, and the only sign of a
-    // built-in br_netfilter (which has no /sys/module entry).
-    s.push_str(&format!(
-        "printf '@@forward %s\\n' \"$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo -)\"\n\
-         m=0; [ -e {brnf} ] && m=1\n\
-         printf '@@brnf %s %s\\n' $m \"$(cat {brnf} 2>/dev/null || echo -)\"\n",
-        brnf = node_prereqs::BRIDGE_NF_CALL_IPTABLES
-    ));
-    s.push_str(concat!(
-        "for f in \"$CONF\"/*.conf \"$CONF\"/*.conflist \"$CONF\"/*.json; do [ -f \"$f\" ] || continue; printf '@@conf %s ' \"$(printf '%s' \"${f##*/}\" | base64 -w0)\"; base64 -w0 < \"$f\"; echo; done\n",
-        "for f in \"$BIN\"/*; do case \"$f\" in *'\n'*) continue ;; esac; [ -f \"$f\" ] && [ -x \"$f\" ] && printf '@@bin %s\\n' \"${f##*/}\"; done\n",
-        "for d in /var/lib/cni /var/lib/cni/networks; do [ -d \"$d\" ] && printf '@@cnidir %s\\n' \"$d\"; done\n",
-        "for d in /var/lib/cni/networks/*; do case \"$d\" in *'\n'*) continue ;; esac; [ -d \"$d\" ] && printf '@@cninet %s\\n' \"${d##*/}\"; done\n",
-        "set -- $(ip -o -4 addr show to \"$ADDR\"); printf '@@nodedev %s\\n' \"${2:-}\"\n",
-        "ip -o -4 addr show | while read -r _ d _ a _; do printf '@@addr %s %s\\n' \"$d\" \"$a\"; done\n",
-        "ip -o link show | while read -r _ d flags _ mtu _; do printf '@@link %s %s %s\\n' \"${d%%:*}\" \"$flags\" \"$mtu\"; done\n",
-        "ip -4 route show proto 211 | sed 's/^/@@route /'\n",
-        "ip neigh show dev \"$DEV\" 2>/dev/null | sed 's/^/@@neigh /'\n",
-        "bridge fdb show dev \"$DEV\" 2>/dev/null | sed 's/^/@@fdb /'\n",
-        "[ -f /run/flannel/subnet.env ] && { printf '@@subnetenv '; base64 -w0 < /run/flannel/subnet.env; echo; }\n",
-    ));
-    s.push_str(&format!(
-        "[ -f {c} ] && {{ printf '@@containerd '; base64 -w0 < {c}; echo; }}\n",
-        c = sh_quote(provider::kube::CONTAINERD_CONFIG)
-    ));
-    s.push_str(&super::dataplane::cursors_script("/var/lib/cni/networks"));
-    s.push_str(&format!(
-        "[ -f {st} ] && {{ printf '@@state '; base64 -w0 < {st}; echo; \
-         grep -o '\"/[^\"]*\"' {st} | tr -d '\"' | sort -u | while read -r p; do [ -f \"$p\" ] && sha256sum \"$p\" | sed 's/^/@@sha /'; done; }}\n",
-        st = sh_quote(STATE_FILE)
-    ));
-    for f in &plan.files {
-        s.push_str(&format!(
-            "[ -f {p} ] && sha256sum {p} | sed 's/^/@@sha /'\n",
-            p = sh_quote(&f.path)
-        ));
-    }
-    s.push_str("if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then\n  echo '@@systemd'\n");
-    for u in &plan.units {
-        let q = sh_quote(&u.name);
-        s.push_str(&format!(
-            "  printf '@@unit %s %s %s\\n' {q} \"$(systemctl is-active {q} 2>/dev/null)\" \"$(systemctl is-enabled {q} 2>/dev/null)\"\n"
-        ));
-    }
-    s.push_str("fi\ntrue\n");
-    s
+    let files = plan.files.iter().map(|f| format!("sha:{}", f.path));
+    let units = plan.units.iter().map(|u| format!("unit:{}", u.name));
+    Script::new(script_file!("verify/node-checks.sh"))
+        .include(super::dataplane::CURSORS)
+        .var("CONF", &net.cni_conf_dir)
+        .var("BIN", &net.cni_bin_dir)
+        .var("ADDR", node.address.to_string())
+        .var("DEV", routes::VXLAN_DEV)
+        .var("BRNF", node_prereqs::BRIDGE_NF_CALL_IPTABLES)
+        .var("CONTAINERD", provider::kube::CONTAINERD_CONFIG)
+        .var("CURSORS", super::dataplane::CNI_NETWORKS)
+        .var("STATE", STATE_FILE)
+        .args(files.chain(units))
+        .build()
 }
 
 fn b64(s: &str) -> Option<String> {
@@ -121,11 +81,7 @@ fn b64(s: &str) -> Option<String> {
 
 pub fn parse(out: &str) -> Facts {
     let mut f = Facts::default();
-    for line in out.lines() {
-        let Some(rest) = line.strip_prefix("@@") else {
-            continue;
-        };
-        let (tag, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    for Tagged { tag, rest, .. } in shell::tagged(out) {
         let words: Vec<&str> = rest.split_whitespace().collect();
         match tag {
             "forward" => f.forward = rest.trim().to_string(),
@@ -1070,7 +1026,8 @@ mod tests {
         let plan = provider::node_plan(&c, n, &Default::default());
         let s = script(&c, n, &plan);
         assert!(
-            s.contains("m=0; [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && m=1"),
+            s.contains("\nBRNF=/proc/sys/net/bridge/bridge-nf-call-iptables\n")
+                && s.contains("m=0; [ -e \"$BRNF\" ] && m=1"),
             "{s}"
         );
         assert!(!s.contains("/sys/module/br_netfilter"), "{s}");

@@ -23,10 +23,7 @@ STEP=
 
 has_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 note() { printf '%s\n' "$*" >> "$JOURNAL"; }
-# Paths are absolute and normal (netctl checks them), so the parent is the text before the last /;
-# parameter expansion instead of dirname keeps the per-file cost to the processes that do work.
-parent() { p=${1%/*}; printf '%s' "${p:-/}"; }
-tmp_of() { printf '%s/.netctl-%s.%s' "$(parent "$2")" "$RUN" "$1"; }
+{% include "node/restore.sh" %}
 need_dir() { [ -d "$1" ] || mkdir -p -- "$1"; }
 
 # save PATH: back it up (once per run: the first copy, the state before this run, wins) and
@@ -40,12 +37,6 @@ save() {
   else
     note "absent $1"
   fi
-}
-
-# put FILE (a copy) at PATH atomically: a temp file beside it, then rename(2).
-place() {
-  t=$(tmp_of undo "$2")
-  rm -f -- "$t" && cp -a -- "$1" "$t" && mv -fT -- "$t" "$2" || { rm -f -- "$t"; return 1; }
 }
 
 # Every written file is staged beside its target first (exclusive create, mode, fsync), so
@@ -129,10 +120,8 @@ undo() {
   while IFS= read -r line <&3; do
     kind=${line%% *}; rest=${line#* }
     case $kind in
-      existed) place "$BACKUPS$rest" "$rest" || ok=1
-               case $rest in /etc/systemd/system/*) reload=1 ;; esac ;;
-      absent) rm -f -- "$rest" || ok=1
-              case $rest in /etc/systemd/system/*) reload=1 ;; esac ;;
+      existed|absent) put_back "$kind" "$rest" || ok=1
+                      case $rest in /etc/systemd/system/*) reload=1 ;; esac ;;
       kept) rm -f -- "$ORIGINALS$rest" ;;
       reloaded) reload=1 ;;
       enabled) has_systemd && { systemctl disable --quiet "$rest" || ok=1; } ;;
@@ -163,6 +152,8 @@ finish() {
     set -- "$d"/*
     [ $# -gt {{ kept }} ] || continue
     if cd "$d" 2>/dev/null; then
+      # The names are run ids netctl made (no newline, no leading dash): ls is safe here.
+      # shellcheck disable=SC2010
       ls -1 | grep -vxF -- "$RUN" | sort | head -n -{{ kept }} | while read -r old; do rm -rf -- "./$old"; done
     fi
   done

@@ -71,8 +71,8 @@ remove_stale_routes() {
 {%- if backend == "vxlan" %}
 
 parent_device() {
-    set -- $(ip -o -4 addr show to "$NODE_ADDRESS")
-    echo "$2"
+    # `N: DEV inet ADDR ...`: the second word (fails, as the script does, when none holds it).
+    ip -o -4 addr show to "$NODE_ADDRESS" | { read -r _ dev _ && echo "$dev"; }
 }
 
 vxlan_up() {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use crate::kubectl::Kubectl;
 use crate::migrate::{Endpoint, NodeMigration};
 use crate::phase::apply;
-use crate::plan::{self, FileAction};
+use crate::plan;
 use crate::profile::{Cluster, Node};
 use crate::provider::{sh_quote, Inputs, NodePlan, Step};
 use crate::remote::{Remote, RemoteError};
-use crate::state::{Gathered, NodeState, SwitchPhase, SwitchRecord, STATE_FILE};
+use crate::state::{Gathered, NodeState, SwitchPhase, SwitchRecord};
 
 /// A node the switch holds: locked, gathered, its session shared with the gate's test pods.
 pub struct Conn {
@@ -211,20 +211,9 @@ pub async fn roll_back(
     rec: &SwitchRecord,
     systemd: bool,
 ) -> Result<(), RemoteError> {
-    let backups = apply::backup_dir(&rec.run_id);
-    let mut script = String::from("set -e\n");
-    for (path, action) in rec.files.iter().chain(std::iter::once(&(
-        STATE_FILE.to_string(),
-        FileAction::Update,
-    ))) {
-        let p = sh_quote(path);
-        let b = sh_quote(&format!("{backups}{path}"));
-        match action {
-            FileAction::Create => script.push_str(&format!("rm -f {p}\n")),
-            _ => script.push_str(&format!("if [ -e {b} ]; then cp -a {b} {p}; fi\n")),
-        }
-    }
-    remote.change("restore backups", &script).await?;
+    remote
+        .change("restore backups", &rec.roll_back_script())
+        .await?;
     let g = crate::phase::gather::gather(remote, &NodePlan::default()).await?;
     if let Some(old) = g.state {
         if systemd {
