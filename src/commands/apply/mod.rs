@@ -1,0 +1,249 @@
+//! `netctl init` and `netctl plan` (= `init --dry-run`), a list of phases (`INIT`): per node, in
+//! a sliding window, connect -> lock and gather -> plan; confirm; per node one transaction (files,
+//! units, commands, restarts, record, unlock); the cluster-level steps; verify over the same
+//! sessions. A node whose transaction fails puts itself back and is reported; the others finish,
+//! so no phase of init has an undo.
+//!
+//! `node.rs` holds one node's part (prepare, its transaction), `cluster.rs` the cluster steps,
+//! `report.rs` the report and its text.
+
+mod cluster;
+mod node;
+mod report;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::fleet;
+use crate::phase::lock;
+use crate::phase::manager::{self, Flow, Phase, Phases};
+use crate::printer::NodeLine;
+use crate::profile::Node;
+use crate::remote::Remote;
+use crate::run::Run;
+
+use cluster::cluster_steps;
+pub use node::backend_name;
+use node::{apply_node, confirm, prepare, skipped_restarts, Prepared};
+pub use report::{text, ClusterStepReport, NodeReport, Outcome, RunReport};
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    pub yes: bool,
+    /// End with verify (node and data-plane checks) when every node was applied.
+    pub verify: bool,
+}
+
+/// init's phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Prepare,
+    Confirm,
+    Apply,
+    Cluster,
+    Verify,
+}
+
+pub const INIT: &[Phase<Step>] = &[
+    Phase {
+        id: Step::Prepare,
+        title: "connect, lock and gather every node, and plan it",
+    },
+    Phase {
+        id: Step::Confirm,
+        title: "confirm (a dry run ends here)",
+    },
+    Phase {
+        id: Step::Apply,
+        title: "one transaction per node",
+    },
+    Phase {
+        id: Step::Cluster,
+        title: "cluster steps (cloud routes, kubectl)",
+    },
+    Phase {
+        id: Step::Verify,
+        title: "verify over the same sessions",
+    },
+];
+
+struct Init<'a> {
+    run: &'a Run,
+    opts: &'a ApplyOptions,
+    reports: BTreeMap<String, NodeReport>,
+    ready: Vec<Prepared>,
+    /// Sessions still open (closed at the end of the run).
+    open: Vec<Arc<Remote>>,
+    declined: bool,
+    cluster: Vec<ClusterStepReport>,
+    verify: Option<crate::verify::Report>,
+}
+
+impl Init<'_> {
+    async fn prepare(&mut self) -> Flow {
+        let run = self.run;
+        let jobs: Vec<(Node, NodeLine)> = run
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), run.progress.node(&n.name)))
+            .collect();
+        let prepared = fleet::run(jobs, run.concurrency, |(node, line)| {
+            prepare(run.clone(), node, line)
+        })
+        .await;
+        for p in prepared {
+            match p {
+                Ok(p) => self.ready.push(p),
+                Err(r) => {
+                    run.progress.println(&format!(
+                        "{}: {}",
+                        r.name,
+                        crate::printer::row_error(&r.name, r.error.as_deref().or(Some("failed")))
+                    ));
+                    self.reports.insert(r.name.clone(), r);
+                }
+            }
+        }
+        Flow::Next
+    }
+
+    /// A dry run, or a "no", reports the plan, releases the locks and ends the list.
+    async fn confirm(&mut self) -> Flow {
+        let run = self.run;
+        let proceed = run.dry_run || self.opts.yes || confirm(&self.ready, &run.progress);
+        if !run.dry_run && proceed {
+            return Flow::Next;
+        }
+        self.declined = !proceed;
+        for p in std::mem::take(&mut self.ready) {
+            let skipped = skipped_restarts(&p);
+            if !run.dry_run {
+                let _ = lock::unlock(&p.remote, &run.id).await;
+            }
+            p.line.done(if run.dry_run {
+                "planned"
+            } else {
+                "not applied"
+            });
+            self.reports.insert(
+                p.node.name.clone(),
+                NodeReport {
+                    name: p.node.name.clone(),
+                    result: Outcome::Planned,
+                    files_changed: p.changes.files_changed(),
+                    commands_run: 0,
+                    restarts: p.changes.restart.len(),
+                    restarted: p.changes.restart.clone(),
+                    restarts_skipped: skipped,
+                    error: None,
+                    remote_executions: Some(p.remote.executions()),
+                    changes: Some(p.changes),
+                },
+            );
+            p.remote.close().await;
+        }
+        self.cluster = cluster_steps(self.run, true, false);
+        Flow::Stop
+    }
+
+    async fn apply(&mut self) -> Flow {
+        let run = self.run;
+        let ready = std::mem::take(&mut self.ready);
+        let applied = fleet::run(ready, run.concurrency, |p| {
+            apply_node(run.cluster.clone(), p, run.id.clone())
+        })
+        .await;
+        for (r, remote) in applied {
+            if let Some(e) = &r.error {
+                run.progress.println(&format!(
+                    "{}: {}",
+                    r.name,
+                    crate::printer::row_error(&r.name, Some(e))
+                ));
+            }
+            self.reports.insert(r.name.clone(), r);
+            self.open.push(remote);
+        }
+        Flow::Next
+    }
+
+    fn any_failed(&self) -> bool {
+        self.reports
+            .values()
+            .any(|n| matches!(n.result, Outcome::Failed | Outcome::Refused))
+    }
+
+    fn cluster_steps(&mut self) -> Flow {
+        self.cluster = cluster_steps(self.run, false, self.any_failed());
+        Flow::Next
+    }
+
+    /// init ends with verify (node and data-plane checks) when every node was applied.
+    async fn verify(&mut self) -> Flow {
+        if !self.opts.verify || self.any_failed() {
+            return Flow::Next;
+        }
+        let run = self.run;
+        let opts = crate::verify::Options {
+            cluster_checks: false,
+            ..crate::verify::Options::default()
+        };
+        let open = self.open.clone();
+        let report = crate::commands::verify::run_on(run, run.cluster.clone(), opts, open).await;
+        self.verify = Some(report);
+        Flow::Next
+    }
+}
+
+impl Phases for Init<'_> {
+    type Id = Step;
+    type Error = std::convert::Infallible;
+
+    async fn run(&mut self, id: Step) -> Result<Flow, Self::Error> {
+        Ok(match id {
+            Step::Prepare => self.prepare().await,
+            Step::Confirm => self.confirm().await,
+            Step::Apply => self.apply().await,
+            Step::Cluster => self.cluster_steps(),
+            Step::Verify => self.verify().await,
+        })
+    }
+
+    async fn undo(&mut self, _: Step) -> Vec<String> {
+        vec![]
+    }
+}
+
+/// Run init (or a dry run). Returns the report; the caller prints it and picks the exit code.
+pub async fn run(run: &Run, opts: ApplyOptions) -> RunReport {
+    let mut init = Init {
+        run,
+        opts: &opts,
+        reports: BTreeMap::new(),
+        ready: vec![],
+        open: vec![],
+        declined: false,
+        cluster: vec![],
+        verify: None,
+    };
+    manager::run(&mut init, INIT, false).await;
+    for r in std::mem::take(&mut init.open) {
+        if let Ok(remote) = Arc::try_unwrap(r) {
+            remote.close().await;
+        }
+    }
+    let nodes: Vec<NodeReport> = run
+        .cluster
+        .nodes
+        .iter()
+        .filter_map(|n| init.reports.remove(&n.name))
+        .collect();
+    RunReport {
+        run_id: run.id.clone(),
+        nodes,
+        cluster: init.cluster,
+        declined: init.declined,
+        verify: init.verify,
+    }
+}
