@@ -23,6 +23,9 @@ pub struct Run {
     pub accept_new_host_keys: bool,
     pub quiet: bool,
     pub progress: Progress,
+    /// The ssh config (read once) and the run's bastion connections; the error, if the config
+    /// cannot be read, is each node's.
+    ssh: Result<Arc<crate::phase::connect::Context>, String>,
     /// What preparing the certificates issued or found missing, for the operator.
     pub notes: Vec<String>,
     reach: Reach,
@@ -48,7 +51,11 @@ impl Run {
         accept_new_host_keys: bool,
         quiet: bool,
     ) -> Run {
+        let ssh = crate::phase::connect::context(&cluster, accept_new_host_keys)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         Run {
+            ssh,
             concurrency: concurrency.unwrap_or(cluster.profile.ssh.concurrency),
             cluster,
             inputs,
@@ -79,13 +86,11 @@ impl Run {
     pub async fn connect(&self, node: &Node) -> Result<Remote, RemoteError> {
         match &self.reach {
             Reach::Real => {
-                crate::phase::connect::connect(
-                    &self.cluster,
-                    node,
-                    self.accept_new_host_keys,
-                    self.dry_run,
-                )
-                .await
+                let ctx = self
+                    .ssh
+                    .as_ref()
+                    .map_err(|e| crate::phase::connect::config_error(node, e.clone()))?;
+                crate::phase::connect::connect_with(ctx, &self.cluster, node, self.dry_run).await
             }
             #[cfg(test)]
             Reach::Fake { net, .. } => Ok(Remote::fake(net.node(&node.name), self.dry_run)),

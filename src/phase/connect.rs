@@ -5,14 +5,14 @@
 //! it matches the node's `name` or its `address` (profiles hold IPv4 addresses, so the name is what plays
 //! the part of the alias typed on an ssh command line; docs/ssh.md).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::profile::{expand_home, Cluster, Node};
 use crate::remote::{Remote, RemoteError};
 use crate::transport::ssh_config::{self, HostOptions, SshConfig, SshConfigError};
-use crate::transport::{LocalFiles, Target, TransportError};
+use crate::transport::{Bastions, LocalFiles, Target, TransportError};
 
 pub const SSH_CONFIG_ENV: &str = "NETCTL_SSH_CONFIG";
 const DEFAULT_KEYS: [&str; 3] = ["~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa"];
@@ -33,32 +33,24 @@ pub fn config_path(cluster: &Cluster) -> Option<PathBuf> {
     }
 }
 
-/// The config, read once per run (every node's connect asks for it).
-fn load_config(path: &Path) -> Result<Arc<SshConfig>, SshConfigError> {
-    static CACHE: Mutex<Vec<(PathBuf, Arc<SshConfig>)>> = Mutex::new(Vec::new());
-    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, c)) = cache.iter().find(|(p, _)| p == path) {
-        return Ok(c.clone());
-    }
-    let config = Arc::new(ssh_config::load(path)?);
-    cache.push((path.to_path_buf(), config.clone()));
-    Ok(config)
-}
-
-/// Everything `target` needs besides the profile: the parsed ssh config and the CLI's host-key choice.
+/// Everything `target` needs besides the profile: the parsed ssh config, the CLI's host-key
+/// choice, and the run's shared bastion connections. A run makes one (`Run`), so the config is
+/// read once and every node behind a bastion shares one connection to it.
 pub struct Context {
     pub config: Arc<SshConfig>,
     pub accept_new_host_keys: bool,
+    pub bastions: Arc<Bastions>,
 }
 
 pub fn context(cluster: &Cluster, accept_new_host_keys: bool) -> Result<Context, SshConfigError> {
     let config = match config_path(cluster) {
-        Some(path) => load_config(&path)?,
+        Some(path) => Arc::new(ssh_config::load(&path)?),
         None => Arc::new(SshConfig::default()),
     };
     Ok(Context {
         config,
         accept_new_host_keys,
+        bastions: Arc::default(),
     })
 }
 
@@ -123,6 +115,7 @@ fn common(
             ssh.connect_timeout.or(o.connect_timeout).unwrap_or(10),
         ),
         command_timeout: Duration::from_secs(ssh.command_timeout),
+        bastions: ctx.bastions.clone(),
         ..Target::default()
     }
 }
@@ -218,20 +211,33 @@ pub fn preflight(cluster: &Cluster) -> Result<(), InputError> {
     Ok(())
 }
 
+/// Connect to `node` with a context of its own (the kubectlOn session, on its own thread).
 pub async fn connect(
     cluster: &Cluster,
     node: &Node,
     accept_new_host_keys: bool,
     dry_run: bool,
 ) -> Result<Remote, RemoteError> {
-    let config_err = |message: String| {
-        RemoteError::Transport(TransportError::Config {
-            node: node.name.clone(),
-            message,
-        })
-    };
-    let ctx = context(cluster, accept_new_host_keys).map_err(|e| config_err(e.to_string()))?;
-    let target = target(cluster, node, &ctx).map_err(config_err)?;
+    let ctx =
+        context(cluster, accept_new_host_keys).map_err(|e| config_error(node, e.to_string()))?;
+    connect_with(&ctx, cluster, node, dry_run).await
+}
+
+pub fn config_error(node: &Node, message: String) -> RemoteError {
+    RemoteError::Transport(TransportError::Config {
+        node: node.name.clone(),
+        message,
+    })
+}
+
+/// Connect to `node` within a run's context (its ssh config, read once, and its bastions).
+pub async fn connect_with(
+    ctx: &Context,
+    cluster: &Cluster,
+    node: &Node,
+    dry_run: bool,
+) -> Result<Remote, RemoteError> {
+    let target = target(cluster, node, ctx).map_err(|m| config_error(node, m))?;
     Ok(Remote::connect(&target, dry_run)
         .await?
         .with_profile(&cluster.source))
@@ -240,6 +246,7 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn cluster(ssh: &str) -> Cluster {
         let text = format!(
@@ -255,7 +262,23 @@ mod tests {
         Context {
             config: Arc::new(ssh_config::parse(config).unwrap()),
             accept_new_host_keys: false,
+            bastions: Arc::default(),
         }
+    }
+
+    /// Every node behind a bastion shares the run's one connection to it: the targets one context
+    /// builds (nodes and their bastions) share its pool, and another run's context has its own.
+    #[test]
+    fn targets_of_one_run_share_its_bastions() {
+        let c = cluster("");
+        let run = ctx(CONFIG);
+        let a = target(&c, &c.nodes[0], &run).unwrap();
+        let b = target(&c, &c.nodes[1], &run).unwrap();
+        assert!(Arc::ptr_eq(&a.bastions, &run.bastions));
+        assert!(Arc::ptr_eq(&b.bastions, &run.bastions));
+        assert!(Arc::ptr_eq(&a.jump.unwrap().bastions, &run.bastions));
+        let other = target(&c, &c.nodes[0], &ctx(CONFIG)).unwrap();
+        assert!(!Arc::ptr_eq(&other.bastions, &run.bastions));
     }
 
     const CONFIG: &str = "Host n1-alias\n  HostName 192.168.9.9\n  User ops\n  Port 2222\n  \

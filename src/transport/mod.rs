@@ -9,6 +9,7 @@
 
 mod auth;
 mod jump;
+pub use jump::Bastions;
 mod known_hosts;
 mod proxy;
 pub mod read;
@@ -51,6 +52,8 @@ pub struct Target {
     pub accept_new_host_keys: bool,
     /// Reach the node through this bastion (one shared connection per run, a direct-tcpip channel per node).
     pub jump: Option<Box<Target>>,
+    /// The run's shared bastion connections (one per bastion, whatever the number of nodes).
+    pub bastions: std::sync::Arc<jump::Bastions>,
     /// Reach the node through this command's stdin and stdout (ssh config ProxyCommand, tokens
     /// expanded), run with `sh -c`. Not used with `jump`.
     pub proxy_command: Option<String>,
@@ -75,6 +78,7 @@ impl Default for Target {
             global_known_hosts: Vec::new(),
             accept_new_host_keys: false,
             jump: None,
+            bastions: Default::default(),
             proxy_command: None,
             sudo: false,
             connect_timeout: Duration::from_secs(10),

@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::known_hosts;
 use super::sudo::{self, Mode};
-use super::{auth, jump, proxy, secrets, upload};
+use super::{auth, proxy, secrets, upload};
 use super::{Output, Target, TransportError, Upload};
 
 /// An open, authenticated SSH connection to one node.
@@ -126,7 +126,7 @@ pub(crate) async fn open(target: &Target) -> Result<Handle<Client>, TransportErr
                 handshake(target, stream).await?
             }
             (Some(bastion), _) => {
-                let via = jump::connection(&target.name, bastion).await?;
+                let via = target.bastions.connection(&target.name, bastion).await?;
                 // The originator fields are informational for the bastion's sshd (it logs them).
                 let channel = via
                     .channel_open_direct_tcpip(
