@@ -174,8 +174,13 @@ impl Init<'_> {
             .any(|n| matches!(n.result, Outcome::Failed | Outcome::Refused))
     }
 
-    fn cluster_steps(&mut self) -> Flow {
-        self.cluster = cluster_steps(self.run, false, self.any_failed());
+    /// kubectl and the cloud CLIs block (an apply may wait on the API server): off the async
+    /// workers.
+    async fn cluster_steps(&mut self) -> Flow {
+        let (run, failed) = (self.run.clone(), self.any_failed());
+        self.cluster = tokio::task::spawn_blocking(move || cluster_steps(&run, false, failed))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         Flow::Next
     }
 
@@ -205,7 +210,7 @@ impl Phases for Init<'_> {
             Step::Prepare => self.prepare().await,
             Step::Confirm => self.confirm().await,
             Step::Apply => self.apply().await,
-            Step::Cluster => self.cluster_steps(),
+            Step::Cluster => self.cluster_steps().await,
             Step::Verify => self.verify().await,
         })
     }
