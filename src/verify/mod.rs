@@ -11,6 +11,7 @@ pub mod cni;
 pub mod dataplane;
 pub mod node;
 pub mod report;
+mod routes;
 pub mod runtime_cni;
 pub mod smoke;
 
