@@ -24,7 +24,10 @@ pub struct Extras {
     pub runtime: Option<Runtime>,
 }
 
-const MAX_NETNS: usize = 100;
+/// Every netns node is a host neighbour of the lab bridge and has the bridge as its own: with 500
+/// nodes that is about 1,000 entries of the kernel's neighbour table, which all namespaces share
+/// (gc_thresh3 is 1024 by default). Link names (`nl-NAME-500`) allow three digits either way.
+const MAX_NETNS: usize = 500;
 const MAX_SYSTEMD: usize = 50;
 
 fn ssh_timeout(kind: Kind, nodes: usize) -> Duration {
@@ -75,8 +78,10 @@ pub fn up(
     // Hosts .1 (gateway) and .11 .. .(10+n), and the broadcast address above them.
     if u64::from(subnet.size()) < (n as u64) + 12 {
         return Err(LabError::BadInput(format!(
-            "--subnet {subnet} is too small for {n} nodes (node-{n} would be host {})",
-            10 + n
+            "--subnet {subnet} is too small for {n} nodes (node-{n} would be host {}); give a \
+             shorter prefix, or leave --subnet out for {}",
+            10 + n,
+            super::default_subnet(n)
         )));
     }
     for (field, cidr) in [
