@@ -66,7 +66,7 @@ PUSH
     t0=$(now)
     xargs -P "$n" -L 1 "$WORK/push.sh" < "$WORK/addrs"
     t1=$(now)
-    base=$(echo "$t1 - $t0" | bc)
+    base=$(printf '%.2f' "$(echo "$t1 - $t0" | bc)")
     for f in "$WORK"/cm-*; do [ -S "$f" ] && ssh -o ControlPath="$f" -O exit x 2>/dev/null || true; done
 
     # Put the nodes back as they were, then time netctl on them: plan (reads every node, changes
@@ -80,8 +80,8 @@ PUSH
     NETCTL_T[$n]=$WALL
     execs=$(python3 -c 'import json,sys; e=[n["remote_executions"] for n in json.load(open(sys.argv[1]))["nodes"]]; print(f"{min(e)}-{max(e)}")' "$WORK/init.log")
     printf '%-6s %-10s %-30s %-30s %-7s %s\n' "$n" "${base}s" "$init" "$plan" \
-        "$(echo "scale=2; $WALL / $base" | bc)" "$execs"
+        "$(printf '%.2f' "$(echo "scale=3; $WALL / $base" | bc)")" "$execs"
 done
 if [ -n "${NETCTL_T[1]:-}" ] && [ -n "${NETCTL_T[50]:-}" ]; then
-    echo "netctl init 50 nodes / 1 node: $(echo "scale=2; ${NETCTL_T[50]} / ${NETCTL_T[1]}" | bc)"
+    echo "netctl init 50 nodes / 1 node: $(printf '%.2f' "$(echo "scale=3; ${NETCTL_T[50]} / ${NETCTL_T[1]}" | bc)")"
 fi
