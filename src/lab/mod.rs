@@ -36,7 +36,7 @@ pub use state::{LabInfo, NodeInfo};
 pub enum Kind {
     /// systemd-nspawn container booted with real systemd and sshd.
     Systemd,
-    /// A network namespace with a private mount namespace and its own sshd (fast, 100+ nodes).
+    /// A network namespace with a private mount namespace and its own sshd (fast, up to 500 nodes).
     Netns,
 }
 
