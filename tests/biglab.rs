@@ -3,7 +3,7 @@
 //!
 //! Addresses: the big lab takes 10.160.2.0/23, inside 10.160.0.0/16, which no small lab uses
 //! (tests give theirs 10.240.X.0/24 or 10.243.X.0/24) and clear of 10.160.0.0/23, where
-//! `lab up` puts 245 to 500 nodes by default (scripts/bench-init.sh's 250). Small labs here use
+//! `lab up` puts 245 to 400 nodes by default (scripts/bench-init.sh's 250). Small labs here use
 //! 10.240.140.0/24 to 10.240.149.0/24.
 
 mod labkit;
@@ -149,9 +149,9 @@ fn lab_up_refuses_sizes_it_cannot_address() {
     }
     for (nodes, subnet, says) in [
         (
-            "501",
-            "10.160.4.0/22",
-            "--nodes 501: a netns lab has 1 to 500 nodes",
+            "401",
+            "10.160.4.0/23",
+            "--nodes 401: a netns lab has 1 to 400 nodes",
         ),
         (
             "245",

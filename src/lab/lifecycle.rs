@@ -24,10 +24,11 @@ pub struct Extras {
     pub runtime: Option<Runtime>,
 }
 
-/// Every netns node is a host neighbour of the lab bridge and has the bridge as its own: with 500
-/// nodes that is about 1,000 entries of the kernel's neighbour table, which all namespaces share
-/// (gc_thresh3 is 1024 by default). Link names (`nl-NAME-500`) allow three digits either way.
-const MAX_NETNS: usize = 500;
+/// Every netns node is a neighbour of the host (the lab bridge) and has the bridge as its own: two
+/// entries per node in the kernel's neighbour table, which all namespaces share (gc_thresh3 is
+/// 1024 by default). 400 nodes take 800, leaving room for pods and other labs on the machine.
+/// (Link names, `nl-NAME-400`, would allow up to 999.)
+const MAX_NETNS: usize = 400;
 const MAX_SYSTEMD: usize = 50;
 
 fn ssh_timeout(kind: Kind, nodes: usize) -> Duration {

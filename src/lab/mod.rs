@@ -36,7 +36,7 @@ pub use state::{LabInfo, NodeInfo};
 pub enum Kind {
     /// systemd-nspawn container booted with real systemd and sshd.
     Systemd,
-    /// A network namespace with a private mount namespace and its own sshd (fast, up to 500 nodes).
+    /// A network namespace with a private mount namespace and its own sshd (fast, up to 400 nodes).
     Netns,
 }
 
@@ -57,7 +57,7 @@ pub enum LabCommand {
         /// Lab name: a DNS label of at most 8 characters (link names derive from it).
         #[arg(long, default_value = "lab")]
         name: String,
-        /// Number of nodes (netns: up to 500; systemd: up to 50).
+        /// Number of nodes (netns: up to 400; systemd: up to 50).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
         #[arg(long, value_enum, default_value_t = Kind::Systemd)]
