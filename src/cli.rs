@@ -77,8 +77,10 @@ pub enum Command {
         /// Also run the Kubernetes smoke test (nginx pods, a service, DNS) through kubectl.
         #[arg(long)]
         smoke: bool,
-        /// Which node pairs the data plane pings: full (every pair) or ring (each node its successor; for large clusters).
-        #[arg(long, value_enum, default_value = "full")]
+        /// Which node pairs the data plane pings: auto (full up to 32 nodes, strided above), full
+        /// (every pair), ring (each node its successor) or strided (each node the nodes 1, 2, 4 ...
+        /// places after it). The report names the mesh used.
+        #[arg(long, value_enum, default_value = "auto")]
         mesh: netctl::verify::Mesh,
         /// Skip the data-plane checks (no test pods).
         #[arg(long)]

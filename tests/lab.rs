@@ -497,7 +497,7 @@ fn bad_input_and_non_root_exit_2() {
         &["lab", "up", "--name", "Bad_Name"][..],
         &["lab", "up", "--name", "waytoolongname"],
         &[
-            "lab", "up", "--name", "tx1", "--kind", "netns", "--nodes", "101",
+            "lab", "up", "--name", "tx1", "--kind", "netns", "--nodes", "401",
         ],
         &[
             "lab",

@@ -281,7 +281,9 @@ async fn verify(
         },
         _ = interrupted(rx.clone()) => was_interrupted = true,
     }
+    let mut mesh = None;
     if !was_interrupted && !ready.is_empty() {
+        mesh = Some(crate::verify::MeshUsed::new(opts.mesh, ready.len()));
         tokio::select! {
             c = dataplane::ping_all(ready, opts.mesh, concurrency) => checks.extend(c),
             _ = interrupted(rx.clone()) => was_interrupted = true,
@@ -350,5 +352,5 @@ async fn verify(
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
     checks.sort_by_key(|c| order.get(c.subject.as_str()).copied().unwrap_or(usize::MAX));
-    Report::new(run_id, checks, refused)
+    Report::new(run_id, checks, refused).with_mesh(mesh)
 }

@@ -24,7 +24,11 @@ pub struct Extras {
     pub runtime: Option<Runtime>,
 }
 
-const MAX_NETNS: usize = 100;
+/// Every netns node is a neighbour of the host (the lab bridge) and has the bridge as its own: two
+/// entries per node in the kernel's neighbour table, which all namespaces share (gc_thresh3 is
+/// 1024 by default). 400 nodes take 800, leaving room for pods and other labs on the machine.
+/// (Link names, `nl-NAME-400`, would allow up to 999.)
+const MAX_NETNS: usize = 400;
 const MAX_SYSTEMD: usize = 50;
 
 fn ssh_timeout(kind: Kind, nodes: usize) -> Duration {
@@ -75,8 +79,10 @@ pub fn up(
     // Hosts .1 (gateway) and .11 .. .(10+n), and the broadcast address above them.
     if u64::from(subnet.size()) < (n as u64) + 12 {
         return Err(LabError::BadInput(format!(
-            "--subnet {subnet} is too small for {n} nodes (node-{n} would be host {})",
-            10 + n
+            "--subnet {subnet} is too small for {n} nodes (node-{n} would be host {}); give a \
+             shorter prefix, or leave --subnet out for {}",
+            10 + n,
+            super::default_subnet(n)
         )));
     }
     for (field, cidr) in [

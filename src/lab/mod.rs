@@ -36,7 +36,7 @@ pub use state::{LabInfo, NodeInfo};
 pub enum Kind {
     /// systemd-nspawn container booted with real systemd and sshd.
     Systemd,
-    /// A network namespace with a private mount namespace and its own sshd (fast, 100+ nodes).
+    /// A network namespace with a private mount namespace and its own sshd (fast, up to 400 nodes).
     Netns,
 }
 
@@ -57,14 +57,15 @@ pub enum LabCommand {
         /// Lab name: a DNS label of at most 8 characters (link names derive from it).
         #[arg(long, default_value = "lab")]
         name: String,
-        /// Number of nodes (netns: up to 100; systemd: up to 50).
+        /// Number of nodes (netns: up to 400; systemd: up to 50).
         #[arg(long, default_value_t = 3)]
         nodes: usize,
         #[arg(long, value_enum, default_value_t = Kind::Systemd)]
         kind: Kind,
-        /// The lab network: the bridge takes its first host, node-i its (10+i)th host.
-        #[arg(long, default_value = "10.240.0.0/24")]
-        subnet: Ipv4Network,
+        /// The lab network: the bridge takes its first host, node-i its (10+i)th host. Default
+        /// 10.240.0.0/24, or for more than 244 nodes the smallest 10.160.0.0/N that holds them.
+        #[arg(long)]
+        subnet: Option<Ipv4Network>,
         /// Put the nodes behind a jump host: `bastion` (the subnet's .5) is the only node the host can
         /// reach; the nodes are on an internal bridge, reachable only through its sshd (no forwarding).
         #[arg(long)]
@@ -146,7 +147,7 @@ pub fn run(cmd: LabCommand) -> Result<i32, LabError> {
             &name,
             nodes,
             kind,
-            subnet,
+            subnet.unwrap_or_else(|| default_subnet(nodes)),
             &lifecycle::Extras {
                 bastion,
                 user: user.zip(sudo_password),
@@ -208,6 +209,25 @@ pub fn validate_name(name: &str) -> Result<(), LabError> {
     }
 }
 
+/// The default lab network: 10.240.0.0/24 while the nodes fit (hosts .11 to .254: 244 nodes), so
+/// small labs keep the addresses every test and document uses. Bigger labs take the smallest
+/// 10.160.0.0/N that holds them: tests give their labs 10.240.X.0/24 and 10.243.X.0/24, so a
+/// big lab in 10.160/16 can never take a small lab's addresses.
+pub fn default_subnet(nodes: usize) -> Ipv4Network {
+    const SMALL: &str = "10.240.0.0/24";
+    const BIG: [u8; 4] = [10, 160, 0, 0];
+    // The gateway (.1), hosts up to node-n's (10+n) and the broadcast address above them.
+    let hosts = nodes as u64 + 12;
+    if hosts <= 256 {
+        return SMALL.parse().expect("constant CIDR");
+    }
+    let prefix = (16..24)
+        .rev()
+        .find(|p| 1u64 << (32 - p) >= hosts)
+        .unwrap_or(16);
+    Ipv4Network::new(Ipv4Addr::from(BIG), prefix).expect("prefix 16 to 23")
+}
+
 /// The bridge's address: the subnet's first host.
 pub fn gateway(subnet: Ipv4Network) -> Ipv4Addr {
     host(subnet, 1)
@@ -254,5 +274,33 @@ mod tests {
         assert_eq!(gateway(s), Ipv4Addr::new(10, 240, 0, 1));
         assert_eq!(node_address(s, 1), Ipv4Addr::new(10, 240, 0, 11));
         assert_eq!(node_address(s, 100), Ipv4Addr::new(10, 240, 0, 110));
+        // A big lab's nodes run on past the first /24.
+        let s: Ipv4Network = "10.160.0.0/23".parse().unwrap();
+        assert_eq!(node_address(s, 245), Ipv4Addr::new(10, 160, 0, 255));
+        assert_eq!(node_address(s, 250), Ipv4Addr::new(10, 160, 1, 4));
+    }
+
+    #[test]
+    fn the_default_subnet_grows_only_when_the_nodes_do_not_fit() {
+        for (nodes, want) in [
+            (1, "10.240.0.0/24"),
+            (100, "10.240.0.0/24"),
+            (244, "10.240.0.0/24"),
+            (245, "10.160.0.0/23"),
+            (250, "10.160.0.0/23"),
+            (500, "10.160.0.0/23"),
+            (501, "10.160.0.0/22"),
+            (60_000, "10.160.0.0/16"),
+        ] {
+            assert_eq!(default_subnet(nodes).to_string(), want, "{nodes} nodes");
+        }
+        // node-n and the broadcast address above it both fit.
+        for nodes in [244, 245, 500, 1012] {
+            let s = default_subnet(nodes);
+            assert!(
+                node_address(s, nodes) < s.broadcast(),
+                "{nodes} nodes in {s}"
+            );
+        }
     }
 }

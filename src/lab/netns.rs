@@ -1,4 +1,4 @@
-//! Network-namespace nodes (scale: 100 nodes in seconds): a netns with a veth to the lab bridge,
+//! Network-namespace nodes (scale: 250 nodes in seconds): a netns with a veth to the lab bridge,
 //! and a private mount/UTS namespace whose per-node directories (CNI config, units, kubelet and
 //! netctl state, /root) are bind mounts of <node dir>/fs, served by the node's own sshd.
 //! `node_init` is that init: netctl re-executed inside the namespaces (`lab node-init`).

@@ -24,6 +24,7 @@ pub fn render(state: &State, dir: &Path, cni_dir: &Path) -> String {
            version: \"1.30\"\n  \
            clusterCIDR: {CLUSTER_CIDR}\n  \
            serviceCIDR: {SERVICE_CIDR}\n  \
+           {mask}\
            manageUnits: false   # the lab has no kubelet/containerd binaries\n\
          networking:\n  \
            provider: routes\n  \
@@ -37,6 +38,7 @@ pub fn render(state: &State, dir: &Path, cni_dir: &Path) -> String {
         kh = dir.join("known_hosts").display(),
         user = state.user.as_deref().unwrap_or("root"),
         extra = extra_ssh(state),
+        mask = node_mask(state.nodes.len()),
     );
     for n in &state.nodes {
         s.push_str(&format!(
@@ -45,6 +47,16 @@ pub fn render(state: &State, dir: &Path, cni_dir: &Path) -> String {
         ));
     }
     s
+}
+
+/// The clusterCIDR (a /16) holds 256 podCIDRs of the default /24: a bigger lab takes smaller
+/// ones, the largest that still give every node its own. Small labs' profiles stay as they were.
+fn node_mask(nodes: usize) -> String {
+    let cluster_prefix = 16;
+    match (24u32..=28).find(|m| nodes <= 1 << (m - cluster_prefix)) {
+        Some(24) | None => String::new(),
+        Some(m) => format!("nodeCIDRMaskSize: {m}\n  "),
+    }
 }
 
 /// `sudo` for a `--user` lab; the bastion (logged into as the same user) for a `--bastion` lab.
@@ -68,4 +80,18 @@ pub fn write(state: &State, dir: &Path, cni_dir: &Path) -> Result<(), LabError> 
     crate::profile::load(&path)
         .map(|_| ())
         .map_err(|e| LabError::Failed(format!("the generated lab profile does not load: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_mask;
+
+    #[test]
+    fn podcidrs_shrink_only_past_256_nodes() {
+        assert_eq!(node_mask(1), "");
+        assert_eq!(node_mask(256), "");
+        assert_eq!(node_mask(257), "nodeCIDRMaskSize: 25\n  ");
+        assert_eq!(node_mask(500), "nodeCIDRMaskSize: 25\n  ");
+        assert_eq!(node_mask(513), "nodeCIDRMaskSize: 26\n  ");
+    }
 }

@@ -356,7 +356,7 @@ pub struct Target {
     pub df_size: Option<u32>,
 }
 
-/// Whom each node pings: its own pod b (local), the other nodes' pod a (full mesh or ring),
+/// Whom each node pings: its own pod b (local), the other nodes' pod a (those its mesh picks),
 /// its own pod a and the next node's pod a from the host (node-to-pod), and the next node's pod
 /// a with don't-fragment at the pod MTU (every node sends once and receives once at full size).
 pub fn targets(
@@ -375,15 +375,10 @@ pub fn targets(
         df_size: df,
     };
     let mut from_pod = vec![t("local", name, *b, None)];
-    match mesh {
-        Mesh::Full => from_pod.extend(
-            pods.iter()
-                .enumerate()
-                .filter(|(i, _)| *i != me)
-                .map(|(_, (pn, pa, _))| t("pod", pn, *pa, None)),
-        ),
-        Mesh::Ring => from_pod.extend(next.map(|(pn, pa, _)| t("pod", pn, *pa, None))),
-    }
+    from_pod.extend(mesh.offsets(n).into_iter().map(|o| {
+        let (pn, pa, _) = &pods[(me + o) % n];
+        t("pod", pn, *pa, None)
+    }));
     let size = mtu.saturating_sub(28);
     match next {
         Some((pn, pa, _)) => from_pod.push(t("mtu", pn, *pa, Some(size))),
@@ -867,6 +862,33 @@ mod tests {
             "{why}"
         );
         assert_eq!(needs_a_real_pod(&list()), None);
+    }
+
+    #[test]
+    fn strided_and_auto_targets() {
+        let p = pods(40);
+        let peers = |me, mesh| {
+            let (_, pod) = targets(me, &p, mesh, 1500);
+            pod.iter()
+                .filter(|t| t.kind == "pod")
+                .map(|t| t.label.clone())
+                .collect::<Vec<_>>()
+        };
+        let want = ["node-1", "node-2", "node-4", "node-8", "node-16", "node-32"];
+        assert_eq!(peers(0, Mesh::Strided), want);
+        assert_eq!(peers(0, Mesh::Auto), want, "40 nodes: auto is strided");
+        assert_eq!(
+            peers(30, Mesh::Strided),
+            ["node-31", "node-32", "node-34", "node-38", "node-6", "node-22"],
+            "the offsets wrap"
+        );
+        let p = pods(5);
+        let (_, pod) = targets(2, &p, Mesh::Auto, 1500);
+        assert_eq!(
+            pod.iter().filter(|t| t.kind == "pod").count(),
+            4,
+            "5 nodes: auto is full"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod certs;
 pub mod cluster;
 pub mod cni;
 pub mod dataplane;
+pub mod mesh;
 pub mod node;
 pub mod report;
 mod routes;
@@ -18,6 +19,8 @@ pub mod smoke;
 use std::time::Instant;
 
 use serde::Serialize;
+
+pub use mesh::{Mesh, MeshUsed};
 
 pub const CLUSTER: &str = "cluster";
 
@@ -83,16 +86,6 @@ impl Check {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mesh {
-    /// Every node's pod pings every other node's pod (n x (n-1) pairs).
-    #[default]
-    Full,
-    /// Each node's pod pings the next node's pod (n pairs): every node sends and receives once.
-    Ring,
-}
-
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -110,7 +103,7 @@ impl Default for Options {
             cluster_checks: true,
             dataplane: true,
             smoke: false,
-            mesh: Mesh::Full,
+            mesh: Mesh::Auto,
             quiet: false,
         }
     }
@@ -128,6 +121,8 @@ pub struct Report {
     pub run_id: String,
     pub summary: Summary,
     pub checks: Vec<Check>,
+    /// The data plane's mesh; null when no node pinged (no data plane, or no test pods).
+    pub mesh: Option<MeshUsed>,
     /// A node refused for safety (host key): the command exits 3.
     #[serde(skip)]
     pub refused: bool,
@@ -149,8 +144,14 @@ impl Report {
             run_id,
             summary,
             checks,
+            mesh: None,
             refused,
         }
+    }
+    /// The report of a run whose data plane pinged over `mesh`.
+    pub fn with_mesh(mut self, mesh: Option<MeshUsed>) -> Report {
+        self.mesh = mesh;
+        self
     }
     pub fn failed(&self) -> bool {
         self.summary.fail > 0

@@ -43,6 +43,10 @@ pub fn text(r: &Report) -> String {
     // The table escapes its cells; the rest is escaped here, so the text is safe as it is (main
     // prints it without escaping it again, which would show the table's colours as escapes).
     let mut out = t.render();
+    if let Some(m) = &r.mesh {
+        out.push_str(&m.describe());
+        out.push('\n');
+    }
     out.push_str(&escape_controls(&format!(
         "verify {}: {} passed, {} failed, {} skipped\n",
         r.run_id, r.summary.pass, r.summary.fail, r.summary.skip
