@@ -51,6 +51,8 @@ pub enum Command {
     Plan {
         #[command(flatten)]
         connect: Connect,
+        #[command(flatten)]
+        plan: PlanArgs,
     },
     /// Render, push and apply the profile to every node, restarting only what changed. Idempotent.
     Init {
@@ -65,6 +67,8 @@ pub enum Command {
         /// Do not run the node and data-plane checks (`netctl verify`) after applying.
         #[arg(long)]
         no_verify: bool,
+        #[command(flatten)]
+        plan: PlanArgs,
     },
     /// Check the cluster's network: node checks over SSH, cluster checks through kubectl, and a
     /// data-plane test with real test pods on every worker. Exit 1 when a check fails.
@@ -165,6 +169,18 @@ pub struct Nodes {
     /// switch's waves are --max-unavailable).
     #[arg(long, value_parser = concurrency_range())]
     pub concurrency: Option<usize>,
+}
+
+/// How a plan (`plan`, `init --dry-run`) is shown and what its exit code says.
+#[derive(clap::Args, Clone, Default)]
+pub struct PlanArgs {
+    /// Diffs: `summary` shows short diffs whole and summarises long ones (generated scripts and
+    /// tables) and repeats across nodes; `full` shows every line.
+    #[arg(long, value_enum, default_value = "summary")]
+    pub diff: netctl::commands::apply::DiffMode,
+    /// Exit 0 when nothing would change, 2 when changes are pending, 1 on an error (as Terraform).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// `Nodes` and a text or JSON report.

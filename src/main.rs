@@ -5,7 +5,7 @@ mod cli;
 use clap::Parser;
 use std::sync::Arc;
 
-use cli::{Cli, Command, Connect, Format, Nodes, ProfileCommand, VerifyFormat};
+use cli::{Cli, Command, Connect, Format, Nodes, PlanArgs, ProfileCommand, VerifyFormat};
 use netctl::commands::apply::{ApplyOptions, RunReport};
 use netctl::commands::switch::SwitchOptions;
 use netctl::migrate;
@@ -101,6 +101,7 @@ fn init_result(report: &RunReport) -> Result<i32, Error> {
 
 fn apply(
     connect: Connect,
+    plan: PlanArgs,
     quiet: bool,
     yes: bool,
     dry_run: bool,
@@ -131,14 +132,16 @@ fn apply(
     let report = block_on(commands::apply::run(&run, opts));
     match connect.output {
         Format::Text => {
-            print_text(&commands::apply::text(&report, dry_run));
+            print_text(&commands::apply::text(&report, dry_run, plan.diff));
             if let Some(v) = &report.verify {
                 out!("\n{}", verify::report::text(v));
             }
         }
         Format::Json => out!("{}", json(&report)),
     }
-    init_result(&report)
+    init_result(&report)?;
+    // Terraform's convention, asked for: 2 says a plan has changes pending.
+    Ok(i32::from(dry_run && plan.detailed_exitcode && report.changes_pending()) * 2)
 }
 
 /// "verify: 2 check(s) failed: node.routes on node-2, ..."
@@ -225,13 +228,14 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Render { profile, out } => render(&profile, &out, quiet),
-        Command::Plan { connect } => apply(connect, quiet, true, true, true),
+        Command::Plan { connect, plan } => apply(connect, plan, quiet, true, true, true),
         Command::Init {
             connect,
             yes,
             dry_run,
             no_verify,
-        } => apply(connect, quiet, yes, dry_run, no_verify),
+            plan,
+        } => apply(connect, plan, quiet, yes, dry_run, no_verify),
         Command::Verify {
             nodes,
             output,

@@ -132,6 +132,12 @@ impl NodeChanges {
     pub fn files_changed(&self) -> usize {
         self.files.len()
     }
+
+    /// Whether applying changes the node: a file, or a unit to enable or restart. (Its provider's
+    /// idempotent commands run on every apply: alone they are no change.)
+    pub fn is_change(&self) -> bool {
+        !self.files.is_empty() || !self.enable.is_empty() || !self.restart.is_empty()
+    }
 }
 
 /// `kubelet` and `kubelet.service` name one unit; compare the full name.

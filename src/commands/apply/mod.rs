@@ -25,7 +25,7 @@ use crate::run::Run;
 use cluster::cluster_steps;
 pub use node::backend_name;
 use node::{apply_node, confirm, prepare, skipped_restarts, Prepared};
-pub use report::{text, ClusterStepReport, NodeReport, Outcome, RunReport};
+pub use report::{text, ClusterStepReport, DiffMode, NodeReport, Outcome, RunReport};
 
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {

@@ -1,8 +1,10 @@
 //! init's report: per node and per cluster step, and its text (table, and diffs for `plan`).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
-use crate::plan::NodeChanges;
+use crate::plan::{FileAction, NodeChanges};
 use crate::printer::Table;
 use crate::remote::RemoteError;
 
@@ -93,36 +95,142 @@ impl RunReport {
     }
 }
 
-/// The summary table, and for dry runs the per-node diffs, commands and restarts.
-pub fn text(report: &RunReport, dry_run: bool) -> String {
+/// How a plan's diffs are shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffMode {
+    /// Short diffs whole; long ones (generated scripts, tables) and repeats summarised.
+    #[default]
+    Summary,
+    /// Every line of every diff.
+    Full,
+}
+
+/// A diff longer than this many lines is summarised (`--diff full` shows it): a generated script
+/// changed on every node would otherwise bury the plan.
+const DIFF_LINES: usize = 40;
+
+impl RunReport {
+    /// Whether a plan would change anything: files, or units to enable or restart.
+    pub fn changes_pending(&self) -> bool {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.changes.as_ref())
+            .any(|c| c.is_change())
+    }
+}
+
+/// "2 to add, 1 to change, 0 to remove, 1 restart" for one node.
+fn node_summary(ch: &NodeChanges) -> String {
+    let count = |a: &[FileAction]| ch.files.iter().filter(|f| a.contains(&f.action)).count();
+    let mut s = format!(
+        "{} to add, {} to change, {} to remove",
+        count(&[FileAction::Create]),
+        count(&[FileAction::Update, FileAction::Chmod]),
+        count(&[FileAction::Remove])
+    );
+    if !ch.restart.is_empty() {
+        s.push_str(&format!(", {} restart(s)", ch.restart.len()));
+    }
+    s
+}
+
+/// One file's diff as the plan shows it: whole when short, else its header and its size. `None`
+/// when the same diff was shown for an earlier node (`seen` says which): the caller lists those
+/// files on one line.
+fn file_diff(
+    diff: String,
+    mode: DiffMode,
+    node: &str,
+    seen: &mut HashMap<String, String>,
+) -> Result<String, String> {
+    if mode == DiffMode::Full {
+        return Ok(diff);
+    }
+    if let Some(first) = seen.get(&diff) {
+        return Err(first.clone());
+    }
+    seen.insert(diff.clone(), node.to_string());
+    if diff.lines().count() <= DIFF_LINES {
+        return Ok(diff);
+    }
+    let header: String = diff.lines().take(2).map(|l| format!("{l}\n")).collect();
+    let body = diff.lines().skip(2);
+    let added = body.clone().filter(|l| l.starts_with('+')).count();
+    let removed = body.filter(|l| l.starts_with('-')).count();
+    Ok(format!(
+        "{header}  ({added} line(s) added, {removed} removed; --diff full shows them)\n"
+    ))
+}
+
+/// One node's changes for the plan.
+fn node_text(
+    n: &NodeReport,
+    ch: &NodeChanges,
+    mode: DiffMode,
+    seen: &mut HashMap<String, String>,
+) -> String {
+    let mut out = format!("==> {}: {}\n", n.name, node_summary(ch));
+    let mut same: Vec<(String, Vec<&str>)> = Vec::new();
+    for f in &ch.files {
+        match file_diff(f.diff(), mode, &n.name, seen) {
+            Ok(d) => out.push_str(&d),
+            Err(first) => match same.iter_mut().find(|(node, _)| *node == first) {
+                Some((_, paths)) => paths.push(&f.path),
+                None => same.push((first, vec![&f.path])),
+            },
+        }
+    }
+    for (first, paths) in same {
+        out.push_str(&format!(
+            "  the same change as on {first}: {}\n",
+            paths.join(", ")
+        ));
+    }
+    let commands: String = ch
+        .commands
+        .iter()
+        .map(|c| format!("  run: {}  # {}\n", c.command, c.title))
+        .collect();
+    match seen.get(&commands).filter(|_| mode == DiffMode::Summary) {
+        Some(first) if !commands.is_empty() => out.push_str(&format!(
+            "  run: the same {} command(s) as on {first}\n",
+            ch.commands.len()
+        )),
+        _ => {
+            seen.insert(commands.clone(), n.name.clone());
+            out.push_str(&commands);
+        }
+    }
+    if ch.daemon_reload {
+        out.push_str("  systemctl daemon-reload\n");
+    }
+    for u in &ch.enable {
+        out.push_str(&format!("  enable: {u}\n"));
+    }
+    for u in &ch.restart {
+        out.push_str(&format!("  restart: {u}\n"));
+    }
+    for u in &n.restarts_skipped {
+        out.push_str(&format!(
+            "  restart: {u} (skipped: the node has no init system)\n"
+        ));
+    }
+    out
+}
+
+/// The summary table; for dry runs first each node's changes (diffs, commands, restarts) and last
+/// one line saying how many nodes would change.
+pub fn text(report: &RunReport, dry_run: bool, mode: DiffMode) -> String {
     let mut out = String::new();
+    let mut seen = HashMap::new();
     if dry_run {
         for n in &report.nodes {
             let Some(ch) = &n.changes else { continue };
-            out.push_str(&format!("==> {}\n", n.name));
-            if ch.files.is_empty() {
-                out.push_str("  files: no changes\n");
+            if !ch.is_change() {
+                out.push_str(&format!("==> {}: no changes\n", n.name));
+                continue;
             }
-            for f in &ch.files {
-                out.push_str(&f.diff());
-            }
-            for c in &ch.commands {
-                out.push_str(&format!("  run: {}  # {}\n", c.command, c.title));
-            }
-            if ch.daemon_reload {
-                out.push_str("  systemctl daemon-reload\n");
-            }
-            for u in &ch.enable {
-                out.push_str(&format!("  enable: {u}\n"));
-            }
-            for u in &ch.restart {
-                out.push_str(&format!("  restart: {u}\n"));
-            }
-            for u in &n.restarts_skipped {
-                out.push_str(&format!(
-                    "  restart: {u} (skipped: the node has no init system)\n"
-                ));
-            }
+            out.push_str(&node_text(n, ch, mode, &mut seen));
         }
     }
     let mut t = Table::new(&["NODE", "RESULT", "FILES", "COMMANDS", "RESTARTS", "ERROR"]);
@@ -154,6 +262,28 @@ pub fn text(report: &RunReport, dry_run: bool) -> String {
         ));
     }
     let failed = report.failed_nodes().len();
+    if dry_run {
+        let changing = report
+            .nodes
+            .iter()
+            .filter(|n| n.changes.as_ref().is_some_and(|c| c.is_change()))
+            .count();
+        let planned = report.nodes.iter().filter(|n| n.changes.is_some()).count();
+        if failed > 0 {
+            out.push_str(&format!(
+                "Plan incomplete: {failed} node(s) could not be read.\n"
+            ));
+        }
+        if changing == 0 {
+            out.push_str("No changes: every node read matches the profile.\n");
+        } else {
+            out.push_str(&format!(
+                "Plan: {changing} node(s) to change, {} unchanged.\n",
+                planned - changing
+            ));
+        }
+        return out;
+    }
     out.push_str(&format!(
         "run {}: {} nodes, {} failed\n",
         report.run_id,
@@ -161,4 +291,108 @@ pub fn text(report: &RunReport, dry_run: bool) -> String {
         failed
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::FileChange;
+    use crate::provider::NodeFile;
+
+    fn created(path: &str, lines: usize) -> FileChange {
+        FileChange {
+            path: path.into(),
+            action: FileAction::Create,
+            take_over: false,
+            restore_original: false,
+            secret: false,
+            binary: false,
+            old: None,
+            new: Some(NodeFile {
+                path: path.into(),
+                mode: 0o644,
+                content: (0..lines).map(|i| format!("line {i}\n")).collect(),
+                services: vec![],
+                blob: None,
+            }),
+        }
+    }
+
+    fn node(name: &str, files: Vec<FileChange>) -> NodeReport {
+        NodeReport {
+            name: name.into(),
+            result: Outcome::Planned,
+            files_changed: files.len(),
+            commands_run: 0,
+            restarts: 0,
+            restarted: vec![],
+            restarts_skipped: vec![],
+            error: None,
+            remote_executions: None,
+            changes: Some(NodeChanges {
+                files,
+                ..NodeChanges::default()
+            }),
+        }
+    }
+
+    fn report(nodes: Vec<NodeReport>) -> RunReport {
+        RunReport {
+            run_id: "r".into(),
+            nodes,
+            cluster: vec![],
+            declined: false,
+            verify: None,
+        }
+    }
+
+    #[test]
+    fn a_plan_summarises_long_and_repeated_diffs_and_ends_with_its_count() {
+        let r = report(vec![
+            node(
+                "n1",
+                vec![created("/etc/a", 3), created("/usr/local/lib/s.sh", 200)],
+            ),
+            node("n2", vec![created("/etc/a", 3)]),
+            node("n3", vec![]),
+        ]);
+        assert!(r.changes_pending());
+        let t = text(&r, true, DiffMode::Summary);
+        assert!(
+            t.contains("==> n1: 2 to add, 0 to change, 0 to remove\n"),
+            "{t}"
+        );
+        assert!(t.contains("+line 2\n"), "a short diff is shown whole: {t}");
+        assert!(
+            t.contains("(200 line(s) added, 0 removed; --diff full shows them)"),
+            "{t}"
+        );
+        assert!(!t.contains("+line 199"), "{t}");
+        assert!(t.contains("  the same change as on n1: /etc/a\n"), "{t}");
+        assert!(t.contains("==> n3: no changes\n"), "{t}");
+        assert!(
+            t.ends_with("Plan: 2 node(s) to change, 1 unchanged.\n"),
+            "{t}"
+        );
+        let full = text(&r, true, DiffMode::Full);
+        assert!(full.contains("+line 199\n"), "{full}");
+        assert!(full.lines().count() > 200, "{full}");
+    }
+
+    #[test]
+    fn an_unchanged_plan_says_no_changes_and_lists_no_commands() {
+        let mut n = node("n1", vec![]);
+        n.changes.as_mut().unwrap().commands = vec![crate::provider::Step {
+            title: "routes".into(),
+            command: "/bin/sh routes.sh up".into(),
+        }];
+        let r = report(vec![n]);
+        assert!(!r.changes_pending());
+        let t = text(&r, true, DiffMode::Summary);
+        assert!(!t.contains("run:"), "{t}");
+        assert!(
+            t.ends_with("No changes: every node read matches the profile.\n"),
+            "{t}"
+        );
+    }
 }

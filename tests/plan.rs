@@ -1,0 +1,59 @@
+//! `plan` an operator can read at fleet scale (issue 16, item 2): per node a summary, long and
+//! repeated diffs summarised, a closing line like Terraform's, and `--detailed-exitcode`.
+
+mod labkit;
+
+use labkit::{can_run, text, Lab};
+
+#[test]
+fn a_backend_change_on_20_nodes_is_a_short_plan_with_a_summary_and_exit_2() {
+    if !can_run("a_backend_change_on_20_nodes_is_a_short_plan_with_a_summary_and_exit_2") {
+        return;
+    }
+    let lab = Lab::up("plan20", "netns", 20, 91);
+    let o = lab.netctl(&["init", "--yes", "--no-verify"], &lab.profile);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Nothing to do: exit 0, said so, with --detailed-exitcode too.
+    let o = lab.netctl(&["plan", "--detailed-exitcode"], &lab.profile);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.ends_with("No changes: every node read matches the profile.\n"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("run:"),
+        "an unchanged plan lists no commands: {out}"
+    );
+
+    // One word changed: host-gw -> vxlan.
+    let vxlan = lab.profile_variant("vxlan", |v| {
+        v["networking"]["routes"] = serde_yaml::from_str("{backend: vxlan}").unwrap();
+    });
+    let o = lab.netctl(&["plan"], &vxlan);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines = out.lines().count();
+    assert!(lines < 200, "{lines} lines:\n{out}");
+    assert!(out.contains("==> node-1: 0 to add, "), "{out}");
+    assert!(
+        out.contains("--diff full shows them") || out.contains("the same change as on node-1"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("Plan: 20 node(s) to change, 0 unchanged.\n"),
+        "{out}"
+    );
+    let o = lab.netctl(&["plan", "--detailed-exitcode"], &vxlan);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = lab.netctl(&["init", "--dry-run", "--detailed-exitcode"], &vxlan);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // Every line, on request.
+    let o = lab.netctl(&["plan", "--diff", "full"], &vxlan);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).lines().count() > lines,
+        "{}",
+        text(&o)
+    );
+}
