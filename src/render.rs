@@ -111,10 +111,17 @@ pub fn plan_json(cluster: &Cluster, r: &Rendered) -> String {
                         sha256: f.sha256(),
                         services: &f.services,
                         note: f.blob.as_ref().map(|b| {
-                            format!(
+                            if b.shared {
+                                format!(
+                                    "the same on every node: written once, as {SHARED_DIR}{}",
+                                    f.path
+                                )
+                            } else {
+                                format!(
                                 "binary, not written here: netctl plan/init copy the file {} names",
                                 b.field
                             )
+                            }
                         }),
                     })
                     .collect(),
@@ -136,18 +143,35 @@ pub fn plan_json(cluster: &Cluster, r: &Rendered) -> String {
     s
 }
 
+/// Where the output holds the files that are the same on every node (the routes peer table),
+/// once, instead of under every node's directory.
+pub const SHARED_DIR: &str = "shared";
+
 /// Every output file, relative to the output directory, in a stable order.
 pub fn output_files(cluster: &Cluster, r: &Rendered) -> Vec<(String, String, u32)> {
     let mut out = Vec::new();
+    let mut shared = BTreeMap::new();
     for n in &cluster.nodes {
         // Binaries are listed in plan.json by sha256; render never reads their bytes.
-        for f in r.nodes[&n.name].files.iter().filter(|f| f.blob.is_none()) {
-            out.push((
-                format!("nodes/{}{}", n.name, f.path),
-                f.content.clone(),
-                f.mode,
-            ));
+        for f in &r.nodes[&n.name].files {
+            match &f.blob {
+                None => out.push((
+                    format!("nodes/{}{}", n.name, f.path),
+                    f.content.clone(),
+                    f.mode,
+                )),
+                Some(b) if b.shared => {
+                    shared.entry(f.path.as_str()).or_insert_with(|| {
+                        let text = String::from_utf8_lossy(f.bytes()).into_owned();
+                        (text, f.mode)
+                    });
+                }
+                Some(_) => {}
+            }
         }
+    }
+    for (path, (content, mode)) in shared {
+        out.push((format!("{SHARED_DIR}{path}"), content, mode));
     }
     for f in &r.cluster.files {
         let mode = if f.path.ends_with(".sh") {
