@@ -30,13 +30,15 @@ fn profile(lab: &Lab, suffix: &str, backend: &str, keep: impl Fn(usize) -> bool)
 
 /// `netctl plan`'s text: per node, the paths of the files it would write or remove.
 fn planned_files(lab: &Lab, profile: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let o = lab.netctl(&["plan"], profile);
+    // Every diff whole (the default names a repeated change once): one file per +++/--- line.
+    let o = lab.netctl(&["plan", "--diff", "full"], profile);
     assert!(o.status.success(), "{}", text(&o));
     let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut node = String::new();
     for line in String::from_utf8_lossy(&o.stdout).lines() {
         if let Some(n) = line.strip_prefix("==> ") {
-            node = n.to_string();
+            // "==> node-1: 0 to add, 1 to change, 0 to remove" or "==> node-1: no changes"
+            node = n.split(':').next().unwrap_or(n).to_string();
             files.entry(node.clone()).or_default();
         } else if let Some(p) = line
             .strip_prefix("+++ ")
