@@ -245,6 +245,7 @@ pub async fn run(run: &Run, opts: ApplyOptions) -> RunReport {
         .filter_map(|n| init.reports.remove(&n.name))
         .collect();
     RunReport {
+        format_version: report::FORMAT_VERSION,
         run_id: run.id.clone(),
         nodes,
         cluster: init.cluster,

@@ -34,7 +34,11 @@ pub struct NodeReport {
     /// Remote executions this run made on the node (connect's sudo probe included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_executions: Option<usize>,
-    #[serde(skip)]
+    /// What the plan changes (files with their sha256 before and after, commands, units).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "changes_json"
+    )]
     pub changes: Option<NodeChanges>,
 }
 
@@ -69,6 +73,8 @@ pub struct ClusterStepReport {
 
 #[derive(Debug, Serialize)]
 pub struct RunReport {
+    /// The JSON format's version (docs/output.md): raised when a field changes meaning or goes.
+    pub format_version: u32,
     pub run_id: String,
     pub nodes: Vec<NodeReport>,
     pub cluster: Vec<ClusterStepReport>,
@@ -93,6 +99,43 @@ impl RunReport {
     pub fn cluster_failed(&self) -> bool {
         self.cluster.iter().any(|c| c.result == "failed")
     }
+}
+
+/// The version `--output json` of plan and init carries (docs/output.md).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A node's changes as machine output: per file its action and sha256 before and after (never
+/// content: a key's diff is not for logs), then the commands and units.
+fn changes_json<S: serde::Serializer>(
+    changes: &Option<NodeChanges>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let Some(ch) = changes else {
+        return s.serialize_none();
+    };
+    let files: Vec<serde_json::Value> = ch
+        .files
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "path": f.path,
+                "action": f.action,
+                "sha256_before": f.old.as_ref().map(|o| o.sha256()),
+                "sha256_after": f.new.as_ref().filter(|_| f.action != FileAction::Remove).map(|n| n.sha256()),
+            })
+        })
+        .collect();
+    let commands: Vec<&str> = ch.commands.iter().map(|c| c.command.as_str()).collect();
+    serde::Serialize::serialize(
+        &serde_json::json!({
+            "files": files,
+            "commands": commands,
+            "daemon_reload": ch.daemon_reload,
+            "enable": ch.enable,
+            "restart": ch.restart,
+        }),
+        s,
+    )
 }
 
 /// How a plan's diffs are shown.
@@ -338,6 +381,7 @@ mod tests {
 
     fn report(nodes: Vec<NodeReport>) -> RunReport {
         RunReport {
+            format_version: FORMAT_VERSION,
             run_id: "r".into(),
             nodes,
             cluster: vec![],
@@ -373,6 +417,17 @@ mod tests {
         assert!(
             t.ends_with("Plan: 2 node(s) to change, 1 unchanged.\n"),
             "{t}"
+        );
+        // Machine output: the files with their sha256, and the format's version.
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["format_version"], 1);
+        let a = &v["nodes"][0]["changes"]["files"][0];
+        assert_eq!(a["path"], "/etc/a");
+        assert_eq!(a["action"], "create");
+        assert_eq!(a["sha256_before"], serde_json::Value::Null);
+        assert_eq!(
+            a["sha256_after"],
+            crate::profile::sha256_hex(b"line 0\nline 1\nline 2\n")
         );
         let full = text(&r, true, DiffMode::Full);
         assert!(full.contains("+line 199\n"), "{full}");
