@@ -56,11 +56,17 @@ impl FileChange {
     /// A unified diff for people (binary content shown as a note, secret content as its size).
     pub fn diff(&self) -> String {
         if self.binary && self.action != FileAction::Chmod {
+            // A shared table (routes' peer table) is text, but large and the same on every node:
+            // shown by size and sha256 like a program.
+            let what = match self.new.as_ref().and_then(|f| f.blob.as_ref()) {
+                Some(b) if b.shared => "shared",
+                _ => "binary",
+            };
             let (a, b) = self.header();
             let mut s = format!("--- {a}\n+++ {b}\n");
             if let Some(old) = &self.old {
                 s.push_str(&format!(
-                    "-(binary, {} bytes, sha256 {})\n",
+                    "-({what}, {} bytes, sha256 {})\n",
                     old.size(),
                     old.sha256()
                 ));
@@ -72,7 +78,7 @@ impl FileChange {
                     .and_then(|b| b.size)
                     .unwrap_or(new.content.len() as u64);
                 s.push_str(&format!(
-                    "+(binary, {size} bytes, sha256 {})\n",
+                    "+({what}, {size} bytes, sha256 {})\n",
                     new.sha256()
                 ));
             }
@@ -502,6 +508,7 @@ mod tests {
                 sha256: sha.clone(),
                 size: Some(bytes.len() as u64),
                 field: "networking.flannel.flanneld",
+                shared: false,
                 bytes: Some(std::sync::Arc::new(bytes.clone())),
             }),
         };

@@ -1,8 +1,10 @@
 //! The render output tree: every node's and the cluster's files, and plan.json, written to a
 //! directory node by node: one node is planned, its files and its plan.json entry written, and
 //! the plan dropped before the next, so memory does not grow with the nodes times what each gets.
-//! A file that is the same on many nodes (same path, mode and bytes) is written once and hard
-//! linked into the other nodes' directories. The templates themselves are rendered by `template`.
+//! A file the provider shares by every node (the routes peer table) is written once, under
+//! shared/; any other file that is the same on many nodes (same path, mode and bytes) is written
+//! once and hard linked into the other nodes' directories. The templates themselves are rendered
+//! by `template`.
 
 mod manifest;
 mod plan_json;
@@ -218,6 +220,8 @@ struct Tree<'a> {
     new_dirs: Vec<String>,
     log: manifest::Log,
     shared: HashMap<String, Shared>,
+    /// The node paths of the shared files written under shared/ so far.
+    shared_dir: HashSet<String>,
     written: usize,
 }
 
@@ -229,6 +233,7 @@ impl<'a> Tree<'a> {
             new_dirs: Vec::new(),
             log: manifest::Log::start(dir, start)?,
             shared: HashMap::new(),
+            shared_dir: HashSet::new(),
             written: 0,
         })
     }
@@ -279,13 +284,21 @@ impl<'a> Tree<'a> {
         Ok(())
     }
 
-    /// Write one node's files (binaries are not written: plan.json lists them by sha256); the
-    /// sha256 of every file of the plan, in order.
+    /// Write one node's files (binaries are not written: plan.json lists them by sha256; a
+    /// shared file is written by the first node that has it); the sha256 of every file of the
+    /// plan, in order.
     fn node(&mut self, name: &str, plan: &NodePlan) -> Result<Vec<String>, WriteError> {
         let mut sha256 = Vec::with_capacity(plan.files.len());
         let mut make = Vec::with_capacity(plan.files.len());
         for f in &plan.files {
-            if f.blob.is_some() {
+            if let Some(b) = &f.blob {
+                if b.shared && !self.shared_dir.contains(&f.path) {
+                    // The first node that has it writes it, under shared/; plan.json says where.
+                    let rel = format!("{SHARED_DIR}{}", f.path);
+                    self.record(&rel)?;
+                    self.shared_dir.insert(f.path.clone());
+                    make.push((rel, f, Make::Write));
+                }
                 sha256.push(f.sha256());
                 continue;
             }
@@ -335,16 +348,24 @@ fn same_bytes(a: &NodeFile, b: &NodeFile) -> bool {
     a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
 }
 
-/// Where a node's written files go in the output, relative to it.
+/// Where a node's written files go in the output, relative to it (shared files too: checking
+/// one path twice costs little).
 fn node_paths(name: &str, plan: &NodePlan) -> Vec<String> {
     plan.files
         .iter()
-        .filter(|f| f.blob.is_none())
-        .map(|f| format!("nodes/{name}{}", f.path))
+        .filter_map(|f| match &f.blob {
+            None => Some(format!("nodes/{name}{}", f.path)),
+            Some(b) if b.shared => Some(format!("{SHARED_DIR}{}", f.path)),
+            Some(_) => None,
+        })
         .collect()
 }
 
 const PLAN_JSON: &str = "plan.json";
+
+/// Where the output holds the files that are the same on every node (the routes peer table),
+/// once, instead of under every node's directory.
+pub const SHARED_DIR: &str = "shared";
 
 /// Write the render output to `dir`, node by node, replacing an earlier render there (and
 /// nothing else): a new or empty directory, or one with the manifest of an earlier render.
@@ -489,6 +510,53 @@ mod tests {
         assert!(
             by_path.values().any(|c| c.iter().any(|x| x.0 != c[0].0)),
             "the nodes also have files of their own"
+        );
+    }
+
+    /// A file the provider shares by every node (the routes peer table) is written once, under
+    /// shared/, and in no node's directory; plan.json lists it on every node with its sha256 and
+    /// where it is.
+    #[test]
+    fn a_shared_file_is_written_once_under_shared() {
+        let text = "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\nnetworking:\n  provider: routes\nnodes:\n  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2}\n  - {name: c, address: 10.0.0.3}\n";
+        let cluster = crate::profile::load_str(text, Path::new("t.yaml")).unwrap();
+        let plan = provider::node_plan(&cluster, &cluster.nodes[0], &Inputs::default());
+        let shared: Vec<&NodeFile> = plan
+            .files
+            .iter()
+            .filter(|f| f.blob.as_ref().is_some_and(|b| b.shared))
+            .collect();
+        assert!(!shared.is_empty(), "routes shares its peer table");
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        write_tree(&cluster, &Inputs::default(), &out).unwrap();
+        let plan_json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(PLAN_JSON)).unwrap()).unwrap();
+        for f in shared {
+            let once = out.join(format!("{SHARED_DIR}{}", f.path));
+            assert_eq!(
+                std::fs::read(&once).unwrap(),
+                f.bytes(),
+                "{}",
+                once.display()
+            );
+            for (i, n) in cluster.nodes.iter().enumerate() {
+                let copy = out.join(format!("nodes/{}{}", n.name, f.path));
+                assert!(!copy.exists(), "{}", copy.display());
+                let entry = plan_json["nodes"][i]["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["path"] == f.path.as_str())
+                    .unwrap();
+                assert_eq!(entry["sha256"], f.sha256().as_str());
+                assert!(entry["note"].as_str().unwrap().contains(SHARED_DIR));
+            }
+        }
+        let manifest = std::fs::read_to_string(out.join(MANIFEST)).unwrap();
+        assert!(
+            manifest.contains(&format!("file {SHARED_DIR}/")),
+            "{manifest}"
         );
     }
 }

@@ -131,6 +131,25 @@ pub struct Cluster {
     pub hash: String,
     /// The file the profile was read from (empty when built from text in memory).
     pub source: PathBuf,
+    /// The routes provider's peer table, the same on every node: made on first use, then every
+    /// node's plan shares these bytes and this sha256 (provider::routes), so a run builds it once.
+    pub peer_table: std::sync::OnceLock<SharedBytes>,
+}
+
+/// Bytes made once and shared by every node's plan, with their sha256 computed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedBytes {
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    pub sha256: String,
+}
+
+impl SharedBytes {
+    pub fn new(bytes: Vec<u8>) -> SharedBytes {
+        SharedBytes {
+            sha256: sha256_hex(&bytes),
+            bytes: std::sync::Arc::new(bytes),
+        }
+    }
 }
 
 impl Cluster {
@@ -218,6 +237,7 @@ pub fn resolve(profile: Profile) -> Result<Cluster, Vec<Problem>> {
         hash,
         profile,
         source: PathBuf::new(),
+        peer_table: Default::default(),
     })
 }
 

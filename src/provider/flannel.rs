@@ -384,6 +384,7 @@ pub fn node(cluster: &Cluster, node: &Node, loaded: &BTreeMap<String, Arc<Vec<u8
                     sha256: b.sha256.clone(),
                     size: bytes.as_ref().map(|b| b.len() as u64),
                     field,
+                    shared: false,
                     bytes,
                 }),
             });

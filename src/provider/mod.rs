@@ -35,8 +35,9 @@ pub struct NodeFile {
     pub content: String,
     /// Units restarted when this file changes.
     pub services: Vec<String>,
-    /// A program copied from the operator's machine (flanneld): its bytes are shared, not copied
-    /// per node, and everything but the write itself (diff, state.json, render) uses its sha256.
+    /// A program copied from the operator's machine (flanneld), or a file that is the same on every
+    /// node (the routes peer table): its bytes are shared, not copied per node, and everything but
+    /// the write itself (gather, diff, state.json, plan.json) uses its sha256.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blob: Option<Blob>,
 }
@@ -46,8 +47,13 @@ pub struct NodeFile {
 pub struct Blob {
     pub sha256: String,
     pub size: Option<u64>,
-    /// The profile field that names it (`networking.flannel.flanneld`).
+    /// The profile field that names it (`networking.flannel.flanneld`), or for a shared file the
+    /// part of the profile it is made from (`nodes`).
     pub field: &'static str,
+    /// Made by netctl, the same on every node (the routes peer table), rather than a program
+    /// copied in: render writes it once under shared/, and a diff calls it shared, not binary.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
     /// None in `render` (offline: the bytes are not read).
     #[serde(skip)]
     pub bytes: Option<std::sync::Arc<Vec<u8>>>,

@@ -7,16 +7,18 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use super::{
-    node_prereqs, sh_quote, BackendChange, ClusterFile, ClusterPlan, LocalCheck, LocalCommand,
-    NodeFile, NodePlan, RouteCheck, Step, Unit,
+    node_prereqs, sh_quote, BackendChange, Blob, ClusterFile, ClusterPlan, LocalCheck,
+    LocalCommand, NodeFile, NodePlan, RouteCheck, Step, Unit,
 };
 use crate::network::Network;
-use crate::profile::{Cluster, Node, RoutesBackend};
+use crate::profile::{Cluster, Node, RoutesBackend, SharedBytes};
 use crate::template::{template, template_plain};
 
 /// Route protocol number marking netctl's routes, so re-applies can find and remove stale ones.
 pub const ROUTE_PROTO: u8 = 211;
 pub const SCRIPT: &str = "/usr/local/lib/netctl/routes.sh";
+/// The peer table every node's script reads (see `peer_table`), next to the script.
+pub const PEERS: &str = "/usr/local/lib/netctl/routes-peers";
 pub const UNIT: &str = "netctl-routes.service";
 pub const VXLAN_DEV: &str = "netctl-vxlan";
 /// The bridge plugin's config, in cniConfDir.
@@ -46,15 +48,6 @@ pub fn vxlan_mtu(cluster: &Cluster) -> u32 {
 }
 
 #[derive(Serialize)]
-struct Peer {
-    pod_cidr: String,
-    via: String,
-    address: String,
-    vtep: String,
-    mac: String,
-}
-
-#[derive(Serialize)]
 struct ScriptCtx<'a> {
     node: &'a str,
     backend: &'a str,
@@ -66,11 +59,59 @@ struct ScriptCtx<'a> {
     mtu: u32,
     mac: String,
     vtep: String,
-    peers: Vec<Peer>,
+    /// The peer table's path: every node's podCIDR, address, VTEP and MAC, read at run time
+    /// (None for the cloud backends: the cloud routes, the node has no peers to program).
+    peers: Option<&'a str>,
     /// The node's podCIDR and the cluster CIDR: pod traffic leaving the cluster is masqueraded,
     /// pod to pod is not.
     pod_cidr: Option<String>,
     cluster_cidr: String,
+}
+
+/// The peer table: one line per node with a podCIDR, `podCIDR node-address vtep mac`, the same
+/// on every node (each node's script skips its own line), so a node's own files do not grow with
+/// the cluster and a node added or removed changes only this file on the others. The columns
+/// serve both backends (host-gw routes via the address, vxlan via the VTEP), so a switch between
+/// them leaves it unchanged.
+pub fn peer_table(cluster: &Cluster) -> String {
+    use std::fmt::Write;
+    let mut t = String::from(
+        "# Rendered by netctl: every node with a podCIDR, the same file on every node.\n\
+         # podCIDR node-address vtep mac\n",
+    );
+    for n in &cluster.nodes {
+        if let Some(cidr) = n.pod_cidr {
+            let _ = writeln!(
+                t,
+                "{cidr} {} {} {}",
+                n.address,
+                cidr.network(),
+                vtep_mac(n.address)
+            );
+        }
+    }
+    t
+}
+
+/// The table as every node's plan holds it: made once per cluster (on first use), its bytes
+/// and sha256 shared.
+fn peer_table_file(cluster: &Cluster) -> NodeFile {
+    let shared = cluster
+        .peer_table
+        .get_or_init(|| SharedBytes::new(peer_table(cluster).into_bytes()));
+    NodeFile {
+        path: PEERS.into(),
+        mode: 0o644,
+        content: String::new(),
+        services: vec![],
+        blob: Some(Blob {
+            sha256: shared.sha256.clone(),
+            size: Some(shared.bytes.len() as u64),
+            field: "nodes",
+            shared: true,
+            bytes: Some(shared.bytes.clone()),
+        }),
+    }
 }
 
 #[derive(Serialize)]
@@ -110,31 +151,10 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         });
     }
 
-    // Cloud backends route in the VPC: the node only forwards.
-    let peers: Vec<Peer> = if in_kernel {
-        cluster
-            .nodes
-            .iter()
-            .filter(|p| p.name != node.name)
-            .filter_map(|p| {
-                let cidr = p.pod_cidr?;
-                let vtep = cidr.network().to_string();
-                Some(Peer {
-                    pod_cidr: cidr.to_string(),
-                    via: if vxlan {
-                        vtep.clone()
-                    } else {
-                        p.address.to_string()
-                    },
-                    address: p.address.to_string(),
-                    vtep,
-                    mac: vtep_mac(p.address),
-                })
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    // Cloud backends route in the VPC: the node only forwards; the kernel backends read the table.
+    if in_kernel {
+        plan.files.push(peer_table_file(cluster));
+    }
     let ctx = ScriptCtx {
         node: &node.name,
         backend: backend.as_str(),
@@ -150,7 +170,7 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
             .pod_cidr
             .map(|c| c.network().to_string())
             .unwrap_or_else(|| node.address.to_string()),
-        peers,
+        peers: in_kernel.then_some(PEERS),
         pod_cidr: node.pod_cidr.map(|c| c.to_string()),
         cluster_cidr: cluster.cluster_cidr.to_string(),
     };
@@ -439,6 +459,78 @@ pub fn cluster(cluster: &Cluster) -> ClusterPlan {
 mod tests {
     use super::*;
     use crate::provider::kube::testkit::cluster as profile;
+
+    /// A routes cluster of `n` workers: node addresses 172.16.x.y, podCIDRs from 10.64.0.0/14.
+    fn workers(n: usize, backend: &str) -> Cluster {
+        let mut text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.64.0.0/14\n  serviceCIDR: 10.32.0.0/24\nnetworking:\n  provider: routes\n  routes: {{ backend: {backend} }}\nnodes:\n"
+        );
+        for i in 0..n {
+            text.push_str(&format!(
+                "  - {{ name: worker-{i}, address: 172.16.{}.{}, roles: [worker] }}\n",
+                i / 250,
+                i % 250 + 1
+            ));
+        }
+        crate::profile::load_str(&text, std::path::Path::new("t.yaml")).unwrap()
+    }
+
+    fn file<'a>(plan: &'a NodePlan, path: &str) -> &'a NodeFile {
+        plan.files.iter().find(|f| f.path == path).unwrap()
+    }
+
+    /// Item 12.1: a node's own files do not grow with the cluster: worker-0's script is the same
+    /// text in a cluster of 10 and of 1,000 nodes; only the shared table grows.
+    #[test]
+    fn the_node_script_does_not_grow_with_the_cluster() {
+        for backend in ["host-gw", "vxlan"] {
+            let (small, large) = (workers(10, backend), workers(1000, backend));
+            let plan = |c: &Cluster| node(c, c.node("worker-0").unwrap());
+            let (a, b) = (plan(&small), plan(&large));
+            assert_eq!(
+                file(&a, SCRIPT).content,
+                file(&b, SCRIPT).content,
+                "{backend}"
+            );
+            let table = |p: &NodePlan| file(p, PEERS).blob.clone().unwrap();
+            assert_eq!(table(&a).size, Some(peer_table(&small).len() as u64));
+            assert!(
+                table(&b).size > Some(50 * 1000),
+                "{backend}: {:?}",
+                table(&b).size
+            );
+            assert!(peer_table(&large)
+                .contains("10.67.231.0/24 172.16.3.250 10.67.231.0 0e:6e:ac:10:03:fa\n"));
+        }
+    }
+
+    /// The table is made once per cluster: every node's plan holds the same bytes (one
+    /// allocation) and the same sha256, which is the sha256 of those bytes.
+    #[test]
+    fn the_peer_table_is_made_once_and_shared() {
+        let c = workers(50, "vxlan");
+        let tables: Vec<Blob> = c
+            .nodes
+            .iter()
+            .map(|n| file(&node(&c, n), PEERS).blob.clone().unwrap())
+            .collect();
+        let first = tables[0].bytes.clone().unwrap();
+        for t in &tables {
+            assert!(t.shared);
+            assert!(std::sync::Arc::ptr_eq(t.bytes.as_ref().unwrap(), &first));
+            assert_eq!(t.sha256, crate::profile::sha256_hex(&first));
+        }
+        assert_eq!(c.peer_table.get().unwrap().bytes.as_ptr(), first.as_ptr());
+    }
+
+    /// The cloud backends route in the VPC: no table on the node, and the script reads none.
+    #[test]
+    fn cloud_backends_have_no_peer_table() {
+        let c = gce();
+        let plan = node(&c, c.node("worker-0").unwrap());
+        assert!(plan.files.iter().all(|f| f.path != PEERS));
+        assert!(!file(&plan, SCRIPT).content.contains("PEERS"));
+    }
 
     fn gce() -> Cluster {
         profile(

@@ -45,10 +45,18 @@ impl<'a> PlanNode<'a> {
                     sha256,
                     services: &f.services,
                     note: f.blob.as_ref().map(|b| {
-                        format!(
-                            "binary, not written here: netctl plan/init copy the file {} names",
-                            b.field
-                        )
+                        if b.shared {
+                            format!(
+                                "the same on every node: written once, as {}{}",
+                                super::SHARED_DIR,
+                                f.path
+                            )
+                        } else {
+                            format!(
+                                "binary, not written here: netctl plan/init copy the file {} names",
+                                b.field
+                            )
+                        }
                     }),
                 })
                 .collect(),

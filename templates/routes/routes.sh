@@ -2,7 +2,7 @@
 # Rendered by netctl for node {{ node }}: pod network routes, backend {{ backend }}.
 # `up` converges: it adds what is missing and removes what netctl added earlier that the profile
 # no longer wants (netctl's routes carry protocol {{ proto }}). `down` removes everything it added.
-# `check` exits 1 when the node differs from this file. `switch` splits `up` in three so a
+# `check` exits 1 when the node differs from this file{% if peers %} and the peer table{% endif %}. `switch` splits `up` in three so a
 # rolling change of backend loses no packets: `prepare` (additive: receive the new way) on every
 # node first, then `converge` (send the new way) node by node, then `cleanup` (drop the old way).
 set -eu
@@ -10,6 +10,11 @@ set -eu
 NODE_ADDRESS={{ address }}
 PROTO={{ proto }}
 DEV={{ dev }}
+{%- if peers %}
+# Every node with a podCIDR, one "podCIDR node-address vtep mac" per line, the same file on
+# every node: this node's own line (its address) is skipped.
+PEERS={{ peers }}
+{%- endif %}
 {%- if backend == "vxlan" %}
 VNI={{ vni }}
 PORT={{ port }}
@@ -17,22 +22,17 @@ MTU={{ mtu }}
 MAC={{ mac }}
 VTEP={{ vtep }}
 {%- endif %}
+{%- if peers %}
 
-# Wanted routes, one "podCIDR next-hop" per line.
-WANT_ROUTES='{% for p in peers %}{{ p.pod_cidr }} {{ p.via }}
-{% endfor %}'
-{%- if backend == "vxlan" %}
-# Wanted VXLAN peers, one "vtep mac node-address" per line.
-WANT_PEERS='{% for p in peers %}{{ p.vtep }} {{ p.mac }} {{ p.address }}
-{% endfor %}'
-{%- endif %}
+# The peers are read with awk, one process per kind of entry, whatever the cluster's size: it
+# reads the table first (its lines of other nodes are peers), then what the node has (stdin).
+# shellcheck disable=SC2016 # awk's fields, not the shell's
+PEER='FILENAME == table && NF && $1 !~ /^#/ && $2 != self'
 
-wanted() { # wanted LIST WORD: does a line of LIST start with "WORD "?
-    case "
-$1" in *"
-$2 "*) return 0 ;; esac
-    return 1
+has_table() {
+    [ -r "$PEERS" ] || { echo "netctl-routes: $PEERS is missing: netctl init writes it" >&2; exit 1; }
 }
+{%- endif %}
 
 {%- if pod_cidr %}
 
@@ -63,10 +63,14 @@ wait_for_address() { # at boot the unit can start before the address is configur
     done
 }
 
-remove_stale_routes() {
-    ip -4 route show proto "$PROTO" | while read -r dst _; do
-        wanted "$WANT_ROUTES" "$dst" || ip route del "$dst" proto "$PROTO"
-    done
+remove_stale_routes() { # every route of ours to a podCIDR{% if peers %} the table does not list{% endif %}
+{%- if peers %}
+    ip -4 route show proto "$PROTO" | awk -v table="$PEERS" -v self="$NODE_ADDRESS" -v proto="$PROTO" \
+        "$PEER"' { want[$1]; next } FILENAME == table { next } !($1 in want) { print "route del " $1 " proto " proto }' \
+        "$PEERS" - | ip -batch -
+{%- else %}
+    ip -4 route show proto "$PROTO" | while read -r dst _; do ip route del "$dst" proto "$PROTO"; done
+{%- endif %}
 }
 {%- if backend == "vxlan" %}
 
@@ -84,30 +88,24 @@ vxlan_up() {
     fi
     ip link set "$DEV" address "$MAC" mtu "$MTU" up
     ip -4 addr show dev "$DEV" | grep -q " inet $VTEP/32 " || ip addr replace "$VTEP/32" dev "$DEV"
-{%- if peers %}
-    # One ip and one bridge process for every peer: on large clusters process starts dominate.
-    ip -batch - <<EOF
-{%- for p in peers %}
-neigh replace {{ p.vtep }} lladdr {{ p.mac }} dev $DEV nud permanent
-{%- endfor %}
-EOF
-    bridge -batch - <<EOF
-{%- for p in peers %}
-fdb replace {{ p.mac }} dev $DEV dst {{ p.address }} self permanent
-{%- endfor %}
-EOF
-{%- endif %}
-    ip neigh show dev "$DEV" | while read -r ip _; do
-        wanted "$WANT_PEERS" "$ip" || ip neigh del "$ip" dev "$DEV"
-    done
-    bridge fdb show dev "$DEV" | while read -r mac _ dst _; do
-        case "$WANT_PEERS" in *" $mac $dst
-"*) ;; *) bridge fdb del "$mac" dev "$DEV" dst "$dst" self ;; esac
-    done
+    # One ip and one bridge process for all peers: on large clusters process starts dominate.
+    # Each batch also drops the entries of nodes the table no longer lists (a neighbour by its
+    # VTEP, an FDB entry by its MAC and destination).
+    ip neigh show dev "$DEV" | awk -v table="$PEERS" -v self="$NODE_ADDRESS" -v dev="$DEV" \
+        "$PEER"' { want[$3]; print "neigh replace " $3 " lladdr " $4 " dev " dev " nud permanent"; next }
+        FILENAME == table { next } !($1 in want) { print "neigh del " $1 " dev " dev }' \
+        "$PEERS" - | ip -batch -
+    bridge fdb show dev "$DEV" | awk -v table="$PEERS" -v self="$NODE_ADDRESS" -v dev="$DEV" \
+        "$PEER"' { want[$4 " " $2]; print "fdb replace " $4 " dev " dev " dst " $2 " self permanent"; next }
+        FILENAME == table { next } $2 == "dst" && !(($1 " " $3) in want) { print "fdb del " $1 " dev " dev " dst " $3 " self" }' \
+        "$PEERS" - | bridge -batch -
 }
 {%- endif %}
 
 prepare() {
+{%- if peers %}
+    has_table
+{%- endif %}
     sysctl -q -w net.ipv4.ip_forward=1
     wait_for_address
 {%- if pod_cidr %}
@@ -121,11 +119,9 @@ prepare() {
 converge() {
     prepare
 {%- if peers %}
-    ip -batch - <<EOF
-{%- for p in peers %}
-route replace {{ p.pod_cidr }} via {{ p.via }}{% if backend == "vxlan" %} dev $DEV onlink{% endif %} proto $PROTO
-{%- endfor %}
-EOF
+    awk -v table="$PEERS" -v self="$NODE_ADDRESS" -v proto="$PROTO" -v dev="$DEV" \
+        "$PEER"' { print "route replace " $1 " via " {% if backend == "vxlan" %}$3 " dev " dev " onlink"{% else %}$2{% endif %} " proto " proto }' \
+        "$PEERS" | ip -batch -
 {%- endif %}
     remove_stale_routes
 }
@@ -148,9 +144,15 @@ down() {
 
 check() {
     [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ] || { echo "net.ipv4.ip_forward is 0"; exit 1; }
-{%- for p in peers %}
-    ip -4 route show proto "$PROTO" | grep -qF "{{ p.pod_cidr }} via {{ p.via }} " || { echo "no route to {{ p.pod_cidr }} via {{ p.via }}"; exit 1; }
-{%- endfor %}
+{%- if peers %}
+    has_table
+    # Every peer's route, with its next hop: the first one missing is named.
+    ip -4 route show proto "$PROTO" | awk -v table="$PEERS" -v self="$NODE_ADDRESS" \
+        "$PEER"' { want[$1] = {% if backend == "vxlan" %}$3{% else %}$2{% endif %}; next } FILENAME == table { next }
+        $2 == "via" && ($1 in want) && want[$1] == $3 { delete want[$1] }
+        END { for (d in want) { print "no route to " d " via " want[d]; exit 1 } }' \
+        "$PEERS" -
+{%- endif %}
 }
 
 case "${1:-up}" in
