@@ -1,37 +1,24 @@
 //! The render output tree: every node's and the cluster's files, and plan.json, written to a
-//! directory. The templates themselves are rendered by `template`.
+//! directory node by node: one node is planned, its files and its plan.json entry written, and
+//! the plan dropped before the next, so memory does not grow with the nodes times what each gets.
+//! A file the provider shares by every node (the routes peer table) is written once, under
+//! shared/; any other file that is the same on many nodes (same path, mode and bytes) is written
+//! once and hard linked into the other nodes' directories. The templates themselves are rendered
+//! by `template`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+mod manifest;
+mod plan_json;
 
-use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::path::PathBuf;
 
 use crate::profile::Cluster;
-use crate::provider::{self, ClusterPlan, Inputs, NodePlan};
-
-/// Every artifact for a cluster: per node, and cluster-wide.
-#[derive(Debug, Clone, Serialize)]
-pub struct Rendered {
-    pub nodes: BTreeMap<String, NodePlan>,
-    pub cluster: ClusterPlan,
-}
-
-/// `inputs` as the command prepared them: `render` passes the stored certificates and no binaries.
-pub fn render_all(cluster: &Cluster, inputs: &Inputs) -> Rendered {
-    Rendered {
-        nodes: cluster
-            .nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.name.clone(),
-                    provider::node_plan(cluster, n, inputs).with_defaults(),
-                )
-            })
-            .collect(),
-        cluster: provider::cluster_plan(cluster),
-    }
-}
+use crate::provider::{self, Inputs, NodeFile, NodePlan};
+pub use manifest::MANIFEST;
+use manifest::{plain_relative, Manifest};
+use plan_json::{PlanJson, PlanNode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -64,204 +51,12 @@ pub enum WriteError {
     },
 }
 
-#[derive(Serialize)]
-struct PlanFile<'a> {
-    path: &'a str,
-    mode: String,
-    sha256: String,
-    services: &'a [String],
-    /// A binary (flanneld): not in the output, only its sha256 and where plan/init copy it from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
-}
-
-#[derive(Serialize)]
-struct PlanNode<'a> {
-    name: &'a str,
-    files: Vec<PlanFile<'a>>,
-    units: &'a [provider::Unit],
-    commands: Vec<&'a str>,
-}
-
-#[derive(Serialize)]
-struct PlanJson<'a> {
-    name: &'a str,
-    provider: &'a str,
-    profile_sha256: &'a str,
-    nodes: Vec<PlanNode<'a>>,
-    kubectl: &'a [provider::KubectlStep],
-    local: &'a [provider::LocalCommand],
-}
-
-/// plan.json: per node the files (path, mode, sha256, services) and commands in order.
-pub fn plan_json(cluster: &Cluster, r: &Rendered) -> String {
-    let nodes = cluster
-        .nodes
-        .iter()
-        .map(|n| {
-            let p = &r.nodes[&n.name];
-            PlanNode {
-                name: &n.name,
-                files: p
-                    .files
-                    .iter()
-                    .map(|f| PlanFile {
-                        path: &f.path,
-                        mode: format!("{:04o}", f.mode),
-                        sha256: f.sha256(),
-                        services: &f.services,
-                        note: f.blob.as_ref().map(|b| {
-                            if b.shared {
-                                format!(
-                                    "the same on every node: written once, as {SHARED_DIR}{}",
-                                    f.path
-                                )
-                            } else {
-                                format!(
-                                "binary, not written here: netctl plan/init copy the file {} names",
-                                b.field
-                            )
-                            }
-                        }),
-                    })
-                    .collect(),
-                units: &p.units,
-                commands: p.commands.iter().map(|c| c.command.as_str()).collect(),
-            }
-        })
-        .collect();
-    let doc = PlanJson {
-        name: &cluster.profile.name,
-        provider: cluster.provider().as_str(),
-        profile_sha256: &cluster.hash,
-        nodes,
-        kubectl: &r.cluster.kubectl,
-        local: &r.cluster.local,
-    };
-    let mut s = serde_json::to_string_pretty(&doc).expect("plan serialises");
-    s.push('\n');
-    s
-}
-
-/// Where the output holds the files that are the same on every node (the routes peer table),
-/// once, instead of under every node's directory.
-pub const SHARED_DIR: &str = "shared";
-
-/// Every output file, relative to the output directory, in a stable order.
-pub fn output_files(cluster: &Cluster, r: &Rendered) -> Vec<(String, String, u32)> {
-    let mut out = Vec::new();
-    let mut shared = BTreeMap::new();
-    for n in &cluster.nodes {
-        // Binaries are listed in plan.json by sha256; render never reads their bytes.
-        for f in &r.nodes[&n.name].files {
-            match &f.blob {
-                None => out.push((
-                    format!("nodes/{}{}", n.name, f.path),
-                    f.content.clone(),
-                    f.mode,
-                )),
-                Some(b) if b.shared => {
-                    shared.entry(f.path.as_str()).or_insert_with(|| {
-                        let text = String::from_utf8_lossy(f.bytes()).into_owned();
-                        (text, f.mode)
-                    });
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    for (path, (content, mode)) in shared {
-        out.push((format!("{SHARED_DIR}{path}"), content, mode));
-    }
-    for f in &r.cluster.files {
-        let mode = if f.path.ends_with(".sh") {
-            0o755
-        } else {
-            0o644
-        };
-        out.push((format!("cluster/{}", f.path), f.content.clone(), mode));
-    }
-    out.push(("plan.json".into(), plan_json(cluster, r), 0o644));
-    out
-}
-
-/// The list of what a render wrote, kept in its output directory: a later render removes exactly
-/// these files (and these directories, when empty) and nothing else, so `--out` pointed at the
-/// wrong directory can never delete someone else's files.
-pub const MANIFEST: &str = ".netctl-render";
-/// The manifest's first line; a manifest without it (or of a later format) is not touched.
-const MANIFEST_FORMAT: &str = "netctl-render-manifest 1";
-
-/// What one render wrote, as paths relative to the output directory.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Manifest {
-    files: BTreeSet<String>,
-    /// Directories the render made (not the output directory itself).
-    dirs: BTreeSet<String>,
-}
-
-impl Manifest {
-    fn parse(text: &str, path: &Path) -> Result<Manifest, WriteError> {
-        let bad = |line: usize, why: &str| WriteError::BadManifest {
-            path: path.to_path_buf(),
-            line,
-            why: why.to_string(),
-        };
-        let mut lines = text.lines().enumerate();
-        if lines.next().map(|(_, l)| l) != Some(MANIFEST_FORMAT) {
-            return Err(bad(
-                1,
-                &format!("the first line is not `{MANIFEST_FORMAT}`"),
-            ));
-        }
-        let mut m = Manifest::default();
-        for (i, line) in lines {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (set, rel) = match line.split_once(' ') {
-                Some(("file", rel)) => (&mut m.files, rel),
-                Some(("dir", rel)) => (&mut m.dirs, rel),
-                _ => return Err(bad(i + 1, "expected `file PATH` or `dir PATH`")),
-            };
-            if !plain_relative(rel) || rel == MANIFEST {
-                return Err(bad(i + 1, "the path is not plain and relative"));
-            }
-            set.insert(rel.to_string());
-        }
-        Ok(m)
-    }
-
-    fn text(&self) -> String {
-        let mut s = format!(
-            "{MANIFEST_FORMAT}\n# Written by `netctl render`: what it wrote here. The next render into this directory\n\
-             # removes exactly these files (and these directories when empty), nothing else.\n"
-        );
-        for d in &self.dirs {
-            s.push_str(&format!("dir {d}\n"));
-        }
-        for f in &self.files {
-            s.push_str(&format!("file {f}\n"));
-        }
-        s
-    }
-}
-
-/// Relative, only plain components, on one line: stays inside the output directory.
-fn plain_relative(rel: &str) -> bool {
-    !rel.is_empty()
-        && !rel.contains(['\n', '\r'])
-        && Path::new(rel)
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-}
-
 /// The proper ancestors of `rel` ("a/b/c" -> "a", "a/b"), shallowest first.
 fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
     rel.match_indices('/').map(move |(i, _)| &rel[..i])
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError {
     let path = path.to_path_buf();
     move |source| WriteError::Io { path, source }
 }
@@ -374,80 +169,243 @@ fn remove_listed(dir: &Path, old: &Manifest) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Write the manifest (atomically: a new file renamed over the old one) before the files it
-/// lists, so a render cut short is still cleaned up by the next one.
-fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), WriteError> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{MANIFEST}.new"));
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(m.text().as_bytes()).map_err(io_err(&tmp))?;
-    // The same mode whatever the umask, as every other file of the render.
-    use std::os::unix::fs::PermissionsExt;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io_err(&tmp))?;
-    let path = dir.join(MANIFEST);
-    std::fs::rename(&tmp, &path).map_err(io_err(&path))
-}
-
 /// Create `path` (it does not exist: the way was checked and cleared) with `mode`, exactly
 /// (a key is never readable by others, not even briefly); `None`: the default mode.
 fn write_file(path: &Path, content: &[u8], mode: Option<u32>) -> Result<(), WriteError> {
-    use std::io::Write;
+    let mut f = create(path, mode)?;
+    f.write_all(content).map_err(io_err(path))?;
+    Ok(())
+}
+
+/// A new file at `path` with `mode` exactly (the umask does not apply), its parent already made.
+fn create(path: &Path, mode: Option<u32>) -> Result<std::fs::File, WriteError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     if let Some(m) = mode {
         o.mode(m);
     }
-    let mut f = o.open(path).map_err(io_err(path))?;
-    f.write_all(content).map_err(io_err(path))?;
+    let f = o.open(path).map_err(io_err(path))?;
     if let Some(m) = mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).map_err(io_err(path))?;
+        f.set_permissions(std::fs::Permissions::from_mode(m))
+            .map_err(io_err(path))?;
     }
-    Ok(())
+    Ok(f)
 }
 
-/// Write the render output to `dir`, replacing an earlier render there (and nothing else): a
-/// new or empty directory, or one with the manifest of an earlier render.
-pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, WriteError> {
-    let old = previous_render(dir)?.unwrap_or_default();
+/// Distinct node paths remembered for sharing. Node paths are a provider's fixed set, so this is
+/// never reached; it bounds the memory if a provider ever names files after the node.
+const SHARED_PATHS_MAX: usize = 256;
+
+/// The first node's copy of a file at one node path, which later identical ones link to.
+struct Shared {
+    file: NodeFile,
+    rel: String,
+    sha256: String,
+}
+
+/// How a node's file reaches the output.
+enum Make {
+    Write,
+    /// A hard link to this earlier, identical file.
+    Link(String),
+}
+
+/// The output directory while a render writes it.
+struct Tree<'a> {
+    dir: &'a Path,
+    /// Directories known to be there (checked or made), each looked at once.
+    dirs: HashSet<String>,
+    /// Directories recorded and to be made at the next `make_dirs`, shallowest first.
+    new_dirs: Vec<String>,
+    log: manifest::Log,
+    shared: HashMap<String, Shared>,
+    /// The node paths of the shared files written under shared/ so far.
+    shared_dir: HashSet<String>,
+    written: usize,
+}
+
+impl<'a> Tree<'a> {
+    fn new(dir: &'a Path, start: Manifest) -> Result<Tree<'a>, WriteError> {
+        Ok(Tree {
+            dir,
+            dirs: HashSet::new(),
+            new_dirs: Vec::new(),
+            log: manifest::Log::start(dir, start)?,
+            shared: HashMap::new(),
+            shared_dir: HashSet::new(),
+            written: 0,
+        })
+    }
+
+    /// List `rel` (and the directories it needs that are not there) in the manifest.
+    fn record(&mut self, rel: &str) -> Result<(), WriteError> {
+        if !plain_relative(rel) {
+            return Err(WriteError::InTheWay {
+                path: self.dir.join(rel),
+            });
+        }
+        for a in ancestors(rel) {
+            if self.dirs.contains(a) {
+                continue;
+            }
+            match lstat(self.dir, a)? {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(WriteError::InTheWay {
+                        path: self.dir.join(a),
+                    })
+                }
+                None => {
+                    self.log.dir(a);
+                    self.new_dirs.push(a.to_string());
+                }
+            }
+            self.dirs.insert(a.to_string());
+        }
+        self.log.file(rel);
+        Ok(())
+    }
+
+    /// The manifest on disk first, then the directories it lists: a render cut short after this
+    /// is cleaned up by the next one.
+    fn make_dirs(&mut self) -> Result<(), WriteError> {
+        self.log.flush()?;
+        for d in self.new_dirs.drain(..) {
+            let p = self.dir.join(d);
+            std::fs::create_dir(&p).map_err(io_err(&p))?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, rel: &str, content: &[u8], mode: Option<u32>) -> Result<(), WriteError> {
+        write_file(&self.dir.join(rel), content, mode)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Write one node's files (binaries are not written: plan.json lists them by sha256; a
+    /// shared file is written by the first node that has it); the sha256 of every file of the
+    /// plan, in order.
+    fn node(&mut self, name: &str, plan: &NodePlan) -> Result<Vec<String>, WriteError> {
+        let mut sha256 = Vec::with_capacity(plan.files.len());
+        let mut make = Vec::with_capacity(plan.files.len());
+        for f in &plan.files {
+            if let Some(b) = &f.blob {
+                if b.shared && !self.shared_dir.contains(&f.path) {
+                    // The first node that has it writes it, under shared/; plan.json says where.
+                    let rel = format!("{SHARED_DIR}{}", f.path);
+                    self.record(&rel)?;
+                    self.shared_dir.insert(f.path.clone());
+                    make.push((rel, f, Make::Write));
+                }
+                sha256.push(f.sha256());
+                continue;
+            }
+            let rel = format!("nodes/{name}{}", f.path);
+            self.record(&rel)?;
+            match self.shared.get(&f.path) {
+                Some(s) if s.file.mode == f.mode && same_bytes(&s.file, f) => {
+                    sha256.push(s.sha256.clone());
+                    make.push((rel, f, Make::Link(s.rel.clone())));
+                }
+                _ => {
+                    let sha = f.sha256();
+                    if self.shared.len() < SHARED_PATHS_MAX && !self.shared.contains_key(&f.path) {
+                        self.shared.insert(
+                            f.path.clone(),
+                            Shared {
+                                file: f.clone(),
+                                rel: rel.clone(),
+                                sha256: sha.clone(),
+                            },
+                        );
+                    }
+                    sha256.push(sha);
+                    make.push((rel, f, Make::Write));
+                }
+            }
+        }
+        self.make_dirs()?;
+        for (rel, f, how) in make {
+            match how {
+                Make::Link(first)
+                    if std::fs::hard_link(self.dir.join(&first), self.dir.join(&rel)).is_ok() =>
+                {
+                    self.written += 1;
+                }
+                // No hard links on this file system: a copy of its own.
+                Make::Link(_) | Make::Write => self.write(&rel, f.bytes(), Some(f.mode))?,
+            }
+        }
+        Ok(sha256)
+    }
+}
+
+/// The same bytes: by pointer first (content shared by every node's plan), else compared.
+fn same_bytes(a: &NodeFile, b: &NodeFile) -> bool {
+    let (a, b) = (a.bytes(), b.bytes());
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
+}
+
+/// Where a node's written files go in the output, relative to it (shared files too: checking
+/// one path twice costs little).
+fn node_paths(name: &str, plan: &NodePlan) -> Vec<String> {
+    plan.files
+        .iter()
+        .filter_map(|f| match &f.blob {
+            None => Some(format!("nodes/{name}{}", f.path)),
+            Some(b) if b.shared => Some(format!("{SHARED_DIR}{}", f.path)),
+            Some(_) => None,
+        })
+        .collect()
+}
+
+const PLAN_JSON: &str = "plan.json";
+
+/// Where the output holds the files that are the same on every node (the routes peer table),
+/// once, instead of under every node's directory.
+pub const SHARED_DIR: &str = "shared";
+
+/// Write the render output to `dir`, node by node, replacing an earlier render there (and
+/// nothing else): a new or empty directory, or one with the manifest of an earlier render.
+/// `inputs` as the command prepared them: `render` passes the stored certificates and no
+/// binaries. Returns how many files were written.
+pub fn write_tree(cluster: &Cluster, inputs: &Inputs, dir: &Path) -> Result<usize, WriteError> {
+    let old = previous_render(dir)?;
+    let cluster_plan = provider::cluster_plan(cluster);
     // Local manifests first: a missing one is the profile's fault, found before anything is written.
-    let mut out: Vec<(String, Vec<u8>, Option<u32>)> = Vec::new();
-    for c in &r.cluster.copies {
+    let mut head: Vec<(String, Vec<u8>, Option<u32>)> = Vec::new();
+    for f in &cluster_plan.files {
+        let mode = if f.path.ends_with(".sh") {
+            0o755
+        } else {
+            0o644
+        };
+        let rel = format!("cluster/{}", f.path);
+        head.push((rel, f.content.clone().into_bytes(), Some(mode)));
+    }
+    for c in &cluster_plan.copies {
         let src = crate::profile::expand_home(&c.source);
         let content = std::fs::read(&src).map_err(|source| WriteError::Source {
             field: c.field.clone(),
             path: src.clone(),
             source,
         })?;
-        out.push((format!("cluster/{}", c.path), content, None));
+        head.push((format!("cluster/{}", c.path), content, None));
     }
-    let rendered = output_files(cluster, r);
-    let n = rendered.len() + out.len();
-    out.splice(
-        0..0,
-        rendered
-            .into_iter()
-            .map(|(rel, content, mode)| (rel, content.into_bytes(), Some(mode))),
-    );
-    if let Some((rel, ..)) = out.iter().find(|(rel, ..)| !plain_relative(rel)) {
-        return Err(WriteError::InTheWay {
-            path: dir.join(rel),
-        });
+    if let Some(old) = &old {
+        // Over an earlier render, every path is checked before anything is removed, so a refusal
+        // leaves the directory as it was. That plans each node twice; paths only are kept.
+        let head_paths = head.iter().map(|(rel, ..)| rel.as_str());
+        check_way_is_free(dir, head_paths.chain([PLAN_JSON]), old)?;
+        for n in &cluster.nodes {
+            let plan = provider::node_plan(cluster, n, inputs).with_defaults();
+            let paths = node_paths(&n.name, &plan);
+            check_way_is_free(dir, paths.iter().map(String::as_str), old)?;
+        }
+        remove_listed(dir, old)?;
     }
-    check_way_is_free(dir, out.iter().map(|(rel, ..)| rel.as_str()), &old)?;
-    remove_listed(dir, &old)?;
     std::fs::create_dir_all(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotADirectory | std::io::ErrorKind::AlreadyExists => {
             WriteError::NotADirectory {
@@ -456,63 +414,48 @@ pub fn write_tree(cluster: &Cluster, r: &Rendered, dir: &Path) -> Result<usize, 
         }
         _ => io_err(dir)(e),
     })?;
-    let mut manifest = Manifest::default();
-    for d in &old.dirs {
+    // The earlier render's directories that are still there stay listed: someone else's files
+    // kept them, and the next render may remove them once empty.
+    let mut start = Manifest::default();
+    for d in old.iter().flat_map(|m| &m.dirs) {
         if lstat(dir, d)? == Some(true) {
-            manifest.dirs.insert(d.clone());
+            start.dirs.insert(d.clone());
         }
     }
-    for (rel, ..) in &out {
-        for a in ancestors(rel) {
-            if lstat(dir, a)?.is_none() {
-                manifest.dirs.insert(a.to_string());
-            }
-        }
-        manifest.files.insert(rel.clone());
+    let mut tree = Tree::new(dir, start)?;
+    for (rel, ..) in &head {
+        tree.record(rel)?;
     }
-    write_manifest(dir, &manifest)?;
-    for (rel, content, mode) in &out {
-        write_file(&dir.join(rel), content, *mode)?;
+    tree.record(PLAN_JSON)?;
+    tree.make_dirs()?;
+    for (rel, content, mode) in &head {
+        tree.write(rel, content, *mode)?;
     }
-    Ok(n)
+    drop(head);
+
+    let path = dir.join(PLAN_JSON);
+    let file = std::io::BufWriter::new(create(&path, Some(0o644))?);
+    let mut plan_json = PlanJson::begin(file, cluster).map_err(io_err(&path))?;
+    for n in &cluster.nodes {
+        let plan = provider::node_plan(cluster, n, inputs).with_defaults();
+        let sha256 = tree.node(&n.name, &plan)?;
+        plan_json
+            .node(&PlanNode::new(&n.name, &plan, &sha256))
+            .map_err(io_err(&path))?;
+    }
+    plan_json
+        .finish(&cluster_plan)
+        .and_then(|mut w| w.flush())
+        .map_err(io_err(&path))?;
+    tree.written += 1;
+    let written = tree.written;
+    tree.log.finish(dir)?;
+    Ok(written)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_manifest_reads_back_what_was_written() {
-        let m = Manifest {
-            files: ["cluster/routes.sh".to_string(), "plan.json".to_string()].into(),
-            dirs: ["cluster".to_string()].into(),
-        };
-        assert_eq!(Manifest::parse(&m.text(), Path::new("m")).unwrap(), m);
-    }
-
-    /// The manifest decides what is removed: a path leaving the output directory, or a file
-    /// that is not a netctl manifest, is refused before anything is removed.
-    #[test]
-    fn a_manifest_naming_paths_outside_is_refused() {
-        for bad in [
-            "file ../victim",
-            "file /etc/passwd",
-            "dir nodes/../..",
-            "file ./plan.json",
-            "file .netctl-render",
-            "rm plan.json",
-            "file ",
-        ] {
-            let text = format!("{MANIFEST_FORMAT}\n{bad}\n");
-            let e = Manifest::parse(&text, Path::new("m")).unwrap_err();
-            assert!(
-                matches!(e, WriteError::BadManifest { line: 2, .. }),
-                "{bad}: {e}"
-            );
-        }
-        let e = Manifest::parse("{\"format_version\": \"1.2\"}\n", Path::new("m")).unwrap_err();
-        assert!(matches!(e, WriteError::BadManifest { line: 1, .. }), "{e}");
-    }
 
     #[test]
     fn ancestors_are_the_directories_on_the_way() {
@@ -521,5 +464,99 @@ mod tests {
             ["nodes", "nodes/a", "nodes/a/etc"]
         );
         assert_eq!(ancestors("plan.json").count(), 0);
+    }
+
+    /// Every file that is the same (bytes and mode) at one path on several nodes is one file
+    /// hard linked into each node's directory; files that differ are files of their own.
+    #[test]
+    fn a_file_the_same_on_many_nodes_is_written_once() {
+        use std::os::unix::fs::MetadataExt;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cluster = crate::profile::load(&root.join("profiles/gce-routes.yaml")).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let written = write_tree(&cluster, &Inputs::default(), &out).unwrap();
+        // node path -> (inode, content) per node
+        let mut by_path: HashMap<String, Vec<(u64, Vec<u8>)>> = HashMap::new();
+        let mut files = 0;
+        for n in &cluster.nodes {
+            let plan = provider::node_plan(&cluster, n, &Inputs::default()).with_defaults();
+            for f in plan.files.iter().filter(|f| f.blob.is_none()) {
+                let p = out.join(format!("nodes/{}{}", n.name, f.path));
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                assert_eq!(meta.mode() & 0o7777, f.mode, "{}", p.display());
+                by_path
+                    .entry(f.path.clone())
+                    .or_default()
+                    .push((meta.ino(), std::fs::read(&p).unwrap()));
+                files += 1;
+            }
+        }
+        assert!(written > files, "node files, cluster files and plan.json");
+        let mut linked = 0;
+        for (path, copies) in &by_path {
+            for (i, a) in copies.iter().enumerate() {
+                for b in &copies[i + 1..] {
+                    assert_eq!(
+                        a.0 == b.0,
+                        a.1 == b.1,
+                        "{path}: one file exactly when the same"
+                    );
+                    linked += usize::from(a.0 == b.0);
+                }
+            }
+        }
+        assert!(linked > 0, "the nodes share files");
+        assert!(
+            by_path.values().any(|c| c.iter().any(|x| x.0 != c[0].0)),
+            "the nodes also have files of their own"
+        );
+    }
+
+    /// A file the provider shares by every node (the routes peer table) is written once, under
+    /// shared/, and in no node's directory; plan.json lists it on every node with its sha256 and
+    /// where it is.
+    #[test]
+    fn a_shared_file_is_written_once_under_shared() {
+        let text = "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\nnetworking:\n  provider: routes\nnodes:\n  - {name: a, address: 10.0.0.1}\n  - {name: b, address: 10.0.0.2}\n  - {name: c, address: 10.0.0.3}\n";
+        let cluster = crate::profile::load_str(text, Path::new("t.yaml")).unwrap();
+        let plan = provider::node_plan(&cluster, &cluster.nodes[0], &Inputs::default());
+        let shared: Vec<&NodeFile> = plan
+            .files
+            .iter()
+            .filter(|f| f.blob.as_ref().is_some_and(|b| b.shared))
+            .collect();
+        assert!(!shared.is_empty(), "routes shares its peer table");
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        write_tree(&cluster, &Inputs::default(), &out).unwrap();
+        let plan_json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(PLAN_JSON)).unwrap()).unwrap();
+        for f in shared {
+            let once = out.join(format!("{SHARED_DIR}{}", f.path));
+            assert_eq!(
+                std::fs::read(&once).unwrap(),
+                f.bytes(),
+                "{}",
+                once.display()
+            );
+            for (i, n) in cluster.nodes.iter().enumerate() {
+                let copy = out.join(format!("nodes/{}{}", n.name, f.path));
+                assert!(!copy.exists(), "{}", copy.display());
+                let entry = plan_json["nodes"][i]["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["path"] == f.path.as_str())
+                    .unwrap();
+                assert_eq!(entry["sha256"], f.sha256().as_str());
+                assert!(entry["note"].as_str().unwrap().contains(SHARED_DIR));
+            }
+        }
+        let manifest = std::fs::read_to_string(out.join(MANIFEST)).unwrap();
+        assert!(
+            manifest.contains(&format!("file {SHARED_DIR}/")),
+            "{manifest}"
+        );
     }
 }

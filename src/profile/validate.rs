@@ -660,7 +660,7 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
                     node.name
                 ),
             );
-        } else if let Some(j) = names.insert(&node.name, i) {
+        } else if let Some(j) = first_seen(&mut names, node.name.as_str(), i) {
             p.add(
                 f("name"),
                 format!("{:?} is also the name of nodes[{j}]", node.name),
@@ -674,7 +674,7 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         }
         let addr = match node.address.parse::<Ipv4Addr>() {
             Ok(a) => {
-                if let Some(j) = addrs.insert(a, i) {
+                if let Some(j) = first_seen(&mut addrs, a, i) {
                     p.add(
                         f("address"),
                         format!("{a} is also the address of nodes[{j}]"),
@@ -726,7 +726,9 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
     }
     // podCIDR rules need the cluster CIDR and mask to be sound.
     if let Some(c) = cluster.filter(|c| mask >= c.prefix() && mask <= 30) {
-        let mut given: Vec<(usize, Ipv4Network)> = Vec::new();
+        // Every given podCIDR that gets this far is a /mask inside clusterCIDR, so two overlap
+        // exactly when they are the same block: one lookup each, not a scan of all before it.
+        let mut given: HashMap<Ipv4Network, usize> = HashMap::new();
         for (i, node) in profile.nodes.iter().enumerate() {
             let Some(v) = &node.pod_cidr else { continue };
             let field = format!("nodes[{i}].podCIDR");
@@ -743,13 +745,8 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
                         net.prefix()
                     ),
                 );
-            } else if let Some((j, other)) = given.iter().find(|(_, o)| overlaps(*o, net)) {
-                p.add(
-                    &field,
-                    format!("{net} overlaps {other}, the podCIDR of nodes[{j}]"),
-                );
-            } else {
-                given.push((i, net));
+            } else if let Some(j) = first_seen(&mut given, net, i) {
+                p.add(&field, format!("{net} is also the podCIDR of nodes[{j}]"));
             }
         }
         let needed = profile
@@ -778,6 +775,22 @@ pub fn validate(profile: &Profile) -> Result<Checked, Vec<Problem>> {
         cluster_dns: cluster_dns.expect("checked"),
         addresses,
     })
+}
+
+/// The index that had `key` first, if one did; else `i` is recorded as having it. Every repeat
+/// names the same first holder, however many there are.
+fn first_seen<K: std::hash::Hash + Eq>(
+    seen: &mut HashMap<K, usize>,
+    key: K,
+    i: usize,
+) -> Option<usize> {
+    match seen.entry(key) {
+        std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(i);
+            None
+        }
+    }
 }
 
 fn is_dns_label_path(s: &str) -> bool {
@@ -834,5 +847,50 @@ mod tests {
         }
         assert!(node_path_problem("~/../x", true).is_some());
         assert!(node_path_problem("admin.kubeconfig", true).is_some());
+    }
+
+    fn problems(nodes: &str) -> Vec<String> {
+        let text = format!(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes:\n  version: \"1.30\"\n  clusterCIDR: 10.200.0.0/16\n  serviceCIDR: 10.32.0.0/24\nnetworking:\n  provider: routes\nnodes:\n{nodes}"
+        );
+        let profile = crate::profile::parse(&text, std::path::Path::new("t.yaml")).unwrap();
+        match validate(&profile) {
+            Ok(_) => vec![],
+            Err(p) => p.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// Each repeat of a name, an address or a podCIDR is reported, naming the node that had it
+    /// first; what is unique is not.
+    #[test]
+    fn every_duplicate_is_reported_against_the_first() {
+        let got = problems(
+            "  - {name: a, address: 10.0.0.1, podCIDR: 10.200.7.0/24}\n\
+             \x20 - {name: b, address: 10.0.0.2, podCIDR: 10.200.8.0/24}\n\
+             \x20 - {name: a, address: 10.0.0.1, podCIDR: 10.200.7.0/24}\n\
+             \x20 - {name: c, address: 10.0.0.3}\n\
+             \x20 - {name: a, address: 10.0.0.1, podCIDR: 10.200.7.0/24}\n\
+             \x20 - {name: b, address: 10.0.0.2, podCIDR: 10.200.8.0/24}\n",
+        );
+        let mut want = Vec::new();
+        for (i, j, name, addr, cidr) in [
+            (2, 0, "a", "10.0.0.1", "10.200.7.0/24"),
+            (4, 0, "a", "10.0.0.1", "10.200.7.0/24"),
+            (5, 1, "b", "10.0.0.2", "10.200.8.0/24"),
+        ] {
+            want.push(format!(
+                "nodes[{i}].name: \"{name}\" is also the name of nodes[{j}]"
+            ));
+            want.push(format!(
+                "nodes[{i}].address: {addr} is also the address of nodes[{j}]"
+            ));
+            want.push(format!(
+                "nodes[{i}].podCIDR: {cidr} is also the podCIDR of nodes[{j}]"
+            ));
+        }
+        let mut got_sorted = got.clone();
+        got_sorted.sort();
+        want.sort();
+        assert_eq!(got_sorted, want, "{got:#?}");
     }
 }
