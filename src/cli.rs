@@ -26,8 +26,13 @@ pub enum Format {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum VerifyFormat {
+    /// A summary per check, then the failures.
     Text,
+    /// Every check of every subject, one row each.
+    Wide,
+    /// For programs (schema in docs/verify.md).
     Json,
+    /// JUnit XML for CI test reports.
     Junit,
 }
 
@@ -75,9 +80,12 @@ pub enum Command {
     Verify {
         #[command(flatten)]
         nodes: Nodes,
-        /// Report format: text for people, json or junit for machines (docs/verify.md).
+        /// Report format: text for people (wide: every row), json or junit for machines (docs/verify.md).
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyFormat,
+        /// List the skipped checks in the text report, one line per reason.
+        #[arg(long)]
+        show_skips: bool,
         /// Also run the Kubernetes smoke test (nginx pods, a service, DNS) through kubectl.
         #[arg(long)]
         smoke: bool,

@@ -134,7 +134,7 @@ fn apply(
         Format::Text => {
             print_text(&commands::apply::text(&report, dry_run, plan.diff));
             if let Some(v) = &report.verify {
-                out!("\n{}", verify::report::text(v));
+                out!("\n{}", verify::report::text(v, Default::default()));
             }
         }
         Format::Json => out!("{}", json(&report)),
@@ -157,6 +157,7 @@ fn verify_command(
     nodes: Nodes,
     opts: verify::Options,
     output: VerifyFormat,
+    show_skips: bool,
     quiet: bool,
 ) -> Result<i32, Error> {
     let cluster = profile::load(&nodes.profile)?;
@@ -165,7 +166,14 @@ fn verify_command(
     out!(
         "{}",
         match output {
-            VerifyFormat::Text => verify::report::text(&report),
+            VerifyFormat::Text => verify::report::text(
+                &report,
+                verify::report::TextOptions {
+                    skips: show_skips,
+                    quiet,
+                }
+            ),
+            VerifyFormat::Wide => verify::report::wide(&report),
             VerifyFormat::Json => verify::report::json(&report),
             VerifyFormat::Junit => verify::report::junit(&report),
         }
@@ -239,6 +247,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Verify {
             nodes,
             output,
+            show_skips,
             smoke,
             mesh,
             no_dataplane,
@@ -250,7 +259,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 mesh,
                 quiet,
             };
-            verify_command(nodes, opts, output, quiet)
+            verify_command(nodes, opts, output, show_skips, quiet)
         }
         Command::Unlock { connect, run, yes } => unlock(connect, run, yes, quiet),
         Command::Reset { connect, yes } => reset(connect, yes, quiet),

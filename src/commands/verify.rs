@@ -224,6 +224,7 @@ async fn verify(
     opts: Options,
     open: Arc<BTreeMap<String, Arc<Remote>>>,
 ) -> Report {
+    let started = Instant::now();
     let run_id = run.id.clone();
     let suffix = crate::verify::run_suffix(&run_id);
     let progress = Progress::new(opts.quiet || run.quiet);
@@ -352,5 +353,7 @@ async fn verify(
         .map(|(i, n)| (n.name.as_str(), i))
         .collect();
     checks.sort_by_key(|c| order.get(c.subject.as_str()).copied().unwrap_or(usize::MAX));
-    Report::new(run_id, checks, refused).with_mesh(mesh)
+    Report::new(run_id, checks, refused)
+        .with_mesh(mesh)
+        .took(started)
 }

@@ -123,6 +123,8 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// The data plane's mesh; null when no node pinged (no data plane, or no test pods).
     pub mesh: Option<MeshUsed>,
+    /// The run's wall time (its checks overlap: their durations do not add up to it).
+    pub duration_ms: u64,
     /// A node refused for safety (host key): the command exits 3.
     #[serde(skip)]
     pub refused: bool,
@@ -145,12 +147,18 @@ impl Report {
             summary,
             checks,
             mesh: None,
+            duration_ms: 0,
             refused,
         }
     }
     /// The report of a run whose data plane pinged over `mesh`.
     pub fn with_mesh(mut self, mesh: Option<MeshUsed>) -> Report {
         self.mesh = mesh;
+        self
+    }
+    /// Stamp the run's wall time, from its start.
+    pub fn took(mut self, since: Instant) -> Report {
+        self.duration_ms = since.elapsed().as_millis() as u64;
         self
     }
     pub fn failed(&self) -> bool {
