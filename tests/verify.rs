@@ -113,6 +113,36 @@ fn netns_left(lab: &Lab) -> String {
         .collect()
 }
 
+/// With ip_forward off on node-2: the text report is the summary, then the failure with its hint
+/// on the next line; JUnit's failure message is what failed.
+fn text_and_junit_lead_with_the_failure(lab: &Lab, profile: &Path) {
+    let o = lab.netctl(&["verify"], profile);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("CHECK") && lines[0].contains("PASS"),
+        "{out}"
+    );
+    let at = lines
+        .iter()
+        .position(|l| l.contains("node-2") && l.contains("net.ipv4.ip_forward = 0"))
+        .unwrap_or_else(|| panic!("no failure row: {out}"));
+    assert!(at < 25, "{out}");
+    assert!(lines[at + 1].trim_start().starts_with("hint: "), "{out}");
+    assert!(lines.iter().any(|l| l.starts_with("FAILED CHECK")), "{out}");
+    assert!(
+        lines.last().unwrap().contains(" failed, "),
+        "the verdict closes the report: {out}"
+    );
+    let o = lab.netctl(&["verify", "--output", "junit"], profile);
+    let xml = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        xml.contains("<failure message=\"net.ipv4.ip_forward = 0: the node does not route pod traffic\" type=\"node.forwarding\">hint: "),
+        "{xml}"
+    );
+}
+
 /// Ctrl-C while pings are in flight: exit 1, reported as interrupted, and no test pod is left.
 fn ctrl_c_removes_test_pods(lab: &Lab) {
     let mut child = labkit::netctl()
@@ -147,13 +177,34 @@ fn ctrl_c_removes_test_pods(lab: &Lab) {
     assert!(!netns_left(lab).contains("netctl-"), "{}", netns_left(lab));
 }
 
+/// The `time` attribute of the first `<tag ` element.
+fn time_of(xml: &str, tag: &str) -> f64 {
+    let el = &xml[xml.find(&format!("<{tag} ")).expect(tag)..];
+    let t = &el[el.find(" time=\"").expect("time") + 7..];
+    t[..t.find('"').unwrap()].parse().unwrap()
+}
+
 fn junit_is_valid_xml(lab: &Lab) {
+    let started = Instant::now();
     let o = lab.netctl(&["verify", "--output", "junit"], &lab.profile);
+    let wall = started.elapsed().as_secs_f64();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let xml = String::from_utf8(o.stdout).unwrap();
     assert!(
         xml.contains("<testsuite name=\"dataplane.pod-to-pod\" tests=\"3\" failures=\"0\""),
         "{xml}"
+    );
+    // junit-10.xsd allows no `skipped` on testsuites; its time is the run's wall time, not a sum
+    // of the nodes' round trips.
+    let root = xml.lines().nth(1).unwrap();
+    assert!(
+        root.starts_with("<testsuites ") && !root.contains("skipped="),
+        "{root}"
+    );
+    let total = time_of(&xml, "testsuites");
+    assert!(
+        total <= wall && total >= wall / 2.0,
+        "{total} s of {wall} s: {xml}"
     );
     let py = std::process::Command::new("python3")
         .args([
@@ -216,6 +267,7 @@ fn verify_on_netns_nodes_host_gw_and_vxlan() {
     // ip_forward off on one node; verify leaves it off (the bridge plugin would turn it on).
     lab.exec_ok("node-2", "sysctl -q -w net.ipv4.ip_forward=0");
     assert_fails(&lab, &p, "node.forwarding", "node-2", "ip_forward off");
+    text_and_junit_lead_with_the_failure(&lab, &p);
     assert_eq!(
         lab.exec_ok("node-2", "sysctl -n net.ipv4.ip_forward")
             .trim(),
