@@ -49,11 +49,7 @@ fn switch(
     let net = Net::default();
     setup(&net);
     let r = Run::fake(cluster(), net.clone(), kubectl);
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(run(&r, o));
+    let result = block_on(run(&r, o));
     (result, net)
 }
 
@@ -84,6 +80,22 @@ fn assert_no_objects_left(k: &FakeKubectl) {
     }
 }
 
+/// No node was switched (no file uploaded anywhere).
+fn assert_untouched(net: &Net) {
+    for n in NODES {
+        assert!(!node_changed(net, n, "upload"), "{n} changed");
+    }
+}
+
+/// Run `f` to the end on a runtime of its own (the switch's SSH work, here the fakes').
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 fn node_changed(net: &Net, node: &str, title: &str) -> bool {
     net.calls(node).iter().any(|c| c.title == title)
 }
@@ -95,9 +107,7 @@ fn kubectl_missing_fails_before_any_change_and_unlocks() {
     assert!(e.to_string().contains("kubectl is needed"), "{e}");
     assert_eq!(e.exit_code(), 1);
     assert_released(&net);
-    for n in NODES {
-        assert!(!node_changed(&net, n, "upload"), "{n} changed");
-    }
+    assert_untouched(&net);
 }
 
 #[test]
@@ -118,9 +128,7 @@ fn a_failed_cluster_object_is_deleted_again_and_nodes_are_untouched() {
         k.calls()
     );
     assert_released(&net);
-    for n in NODES {
-        assert!(!node_changed(&net, n, "upload"), "{n} changed");
-    }
+    assert_untouched(&net);
 }
 
 #[test]
@@ -245,12 +253,7 @@ fn a_dry_run_plans_without_locking() {
     let net = Net::default();
     let mut r = Run::fake(cluster(), net.clone(), None);
     r.dry_run = true;
-    let report = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(run(&r, to_flannel()))
-        .unwrap();
+    let report = block_on(run(&r, to_flannel())).unwrap();
     assert_eq!(report.result, "planned");
     for n in NODES {
         let titles: Vec<String> = net.calls(n).into_iter().map(|c| c.title).collect();
@@ -289,12 +292,7 @@ fn a_switch_to_flanneld_as_a_unit_writes_the_runs_certificates() {
         ..Default::default()
     });
     r.dry_run = true;
-    let report = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(run(&r, to_flannel()))
-        .unwrap();
+    let report = block_on(run(&r, to_flannel())).unwrap();
     assert_eq!(report.result, "planned");
     assert!(report.steps.contains(&"  per node (e.g. w1):".to_string()));
     for f in ["ca.crt", "flanneld.crt", "flanneld.key"] {
