@@ -206,9 +206,71 @@ fn kubectl_args(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
+/// The pods on `node` that run on the pod network (not the host's, not a static pod's mirror),
+/// as `namespace/name`, from `kubectl get pods -o json`.
+pub fn pod_network_pods(json: &str) -> Result<Vec<(String, String)>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("kubectl get pods: {e}"))?;
+    let items = v["items"]
+        .as_array()
+        .ok_or("kubectl get pods: no items list")?;
+    Ok(items
+        .iter()
+        .filter(|p| p["spec"]["hostNetwork"].as_bool() != Some(true))
+        .filter(|p| p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null())
+        .filter_map(|p| {
+            let m = &p["metadata"];
+            Some((
+                m["namespace"].as_str()?.to_string(),
+                m["name"].as_str()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// Recreate the pods the drain left on the node (DaemonSet pods, and every pod where the drain
+/// could not evict): deleted, their controllers make them again on the new network, so none keeps
+/// an address (or an MTU) from the old one. Returns what to tell the operator.
+async fn recreate_pods(k: &Arc<Kubectl>, node: &str) -> Vec<String> {
+    let here = std::path::Path::new(".");
+    let selector = format!("spec.nodeName={node}");
+    let args = kubectl_args(&[
+        "get",
+        "pods",
+        "--all-namespaces",
+        "--field-selector",
+        &selector,
+        "-o",
+        "json",
+    ]);
+    let pods = match k.call(&args, here).await.map_err(|e| e.to_string()) {
+        Ok(json) => pod_network_pods(&json),
+        Err(e) => Err(e),
+    };
+    let pods = match pods {
+        Ok(p) => p,
+        Err(e) => return vec![format!("{node}: pods not recreated: {e}")],
+    };
+    let mut notes = Vec::new();
+    let mut done = 0;
+    for (ns, name) in &pods {
+        let delete = kubectl_args(&["delete", "pod", "-n", ns, name, "--wait=false"]);
+        match k.call(&delete, here).await {
+            Ok(_) => done += 1,
+            Err(e) => notes.push(format!("{node}: pod {ns}/{name} not recreated: {e}")),
+        }
+    }
+    if done > 0 {
+        notes.push(format!(
+            "{node}: {done} pod(s) recreated on the new network"
+        ));
+    }
+    notes
+}
+
 /// Switch one node. Its record says `switching` before the first file changes and `switched`
-/// with its new state.
-pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<(), String> {
+/// with its new state. Returns notes for the report.
+pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Vec<String>, String> {
     let run_id = &t.run.id;
     let remote = c.remote();
     let systemd = c.node.has_systemd();
@@ -283,19 +345,21 @@ pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<(), 
         .await
         .map_err(|e| e.to_string())?;
     crate::fault::point("wave");
+    let mut notes = Vec::new();
     if let Some(k) = t.kubectl {
         let node = format!("node/{}", c.node.name);
         let wait = ["wait", "--for=condition=Ready", &node, "--timeout=300s"];
         k.call(&kubectl_args(&wait), here)
             .await
             .map_err(|e| format!("{}: not ready after the switch: {e}", c.node.name))?;
+        notes.extend(recreate_pods(k, &c.node.name).await);
         let _ = k
             .call(&kubectl_args(&["uncordon", &c.node.name]), here)
             .await;
     }
     let suffix = crate::verify::run_suffix(run_id);
     match gate(&remote, t.to, &t.run.inputs, &c.node, Some(&suffix)).await {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(notes),
         // A node that went away right after its switch (a reboot) is waited for and gated
         // again: its files and record say it runs the target, and that is what is judged.
         Err(e) => {
@@ -304,7 +368,9 @@ pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<(), 
                 Ok(_) => return Err(e),
                 Err(away) => return Err(format!("{e}; {away}")),
             };
-            gate(&remote, t.to, &t.run.inputs, &c.node, Some(&suffix)).await
+            gate(&remote, t.to, &t.run.inputs, &c.node, Some(&suffix))
+                .await
+                .map(|()| notes)
         }
     }
 }

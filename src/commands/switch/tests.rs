@@ -582,3 +582,39 @@ fn a_rollback_with_only_a_dead_switchs_locks_releases_them() {
         assert!(unlocked, "{n}: the dead switch's lock stays");
     }
 }
+
+/// Issue 15, 4: pods kept their address from the old network until someone recreated them. The
+/// pods the drain leaves (DaemonSet pods) are deleted once the node is Ready on the new network,
+/// so their controllers make them again there; host-network pods and static pods' mirrors stay.
+#[test]
+fn the_pods_a_drain_leaves_are_recreated_after_the_nodes_switch() {
+    let k = Arc::new(FakeKubectl::default());
+    k.on(|a| {
+        (a.first().map(String::as_str) == Some("get") && a.iter().any(|x| x == "spec.nodeName=c1"))
+            .then(|| {
+                Ok(r#"{"items":[
+                {"metadata":{"namespace":"kube-system","name":"ds-abc"},"spec":{}},
+                {"metadata":{"namespace":"kube-system","name":"proxy-c1"},"spec":{"hostNetwork":true}},
+                {"metadata":{"namespace":"kube-system","name":"etcd-c1","annotations":{"kubernetes.io/config.mirror":"x"}},"spec":{}}
+            ]}"#
+                .to_string())
+            })
+    });
+    let (_, _net) = switch(to_flannel(), Some(k.clone()), |_| {});
+    let calls = k.calls();
+    let at = |want: &str| calls.iter().position(|c| c.starts_with(want));
+    let deleted = at("delete pod -n kube-system ds-abc --wait=false").expect("ds-abc recreated");
+    assert!(
+        at("wait --for=condition=Ready node/c1").unwrap() < deleted,
+        "{calls:?}"
+    );
+    assert!(deleted < at("uncordon c1").unwrap(), "{calls:?}");
+    for kept in ["proxy-c1", "etcd-c1"] {
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("delete pod") && c.contains(kept)),
+            "{kept}: {calls:?}"
+        );
+    }
+}

@@ -207,8 +207,11 @@ impl Switch<'_> {
             let mut failure = None;
             for (i, r) in results {
                 self.switched.push(i);
-                if let Err(e) = r {
-                    failure.get_or_insert(e);
+                match r {
+                    Ok(notes) => self.steps.extend(notes),
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
                 }
             }
             if let Some(e) = failure {
