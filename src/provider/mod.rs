@@ -280,6 +280,20 @@ pub fn cni_config(cluster: &Cluster) -> Option<&'static str> {
     }
 }
 
+/// The bridge the provider's CNI config puts pods on and the MTU new pods get there, where netctl
+/// decides both (verify names the pods that keep another MTU); None where the provider's own
+/// daemon or plugin sets the pods' MTU.
+pub fn pod_bridge(cluster: &Cluster) -> Option<(&'static str, u32)> {
+    match cluster.provider() {
+        ProviderKind::Routes => Some((routes::BRIDGE, routes::pod_mtu(cluster))),
+        ProviderKind::Kubenet
+        | ProviderKind::Flannel
+        | ProviderKind::Calico
+        | ProviderKind::Canal
+        | ProviderKind::Weave => None,
+    }
+}
+
 /// The provider's DaemonSet (namespace, name), or why it runs none.
 pub fn daemonset(cluster: &Cluster) -> Result<(&'static str, &'static str), String> {
     match cluster.provider() {

@@ -119,6 +119,8 @@ impl Switch<'_> {
             "verify: {} passed, {} skipped",
             report.summary.pass, report.summary.skip
         ));
+        self.steps
+            .extend(crate::verify::node::pods_to_recreate(&report.checks));
         Ok(Flow::Next)
     }
 
