@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod kubenet;
 pub mod node_prereqs;
 pub mod routes;
+pub mod teardown;
 pub mod unitfile;
 pub mod weave;
 

@@ -23,6 +23,9 @@ pub const UNIT: &str = "netctl-routes.service";
 pub const VXLAN_DEV: &str = "netctl-vxlan";
 /// The bridge plugin's config, in cniConfDir.
 pub const CNI_CONFIG: &str = "10-bridge.conf";
+/// The bridge and the CNI network name that config (templates/cni/10-bridge.conf) names.
+pub const BRIDGE: &str = "cni0";
+pub const CNI_NETWORK: &str = "bridge";
 /// The routes come from the profile's podCIDRs, not the Node objects.
 pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
 /// What `netctl profile new` offers, the default first. The cloud backends (gce, aws) need more
@@ -222,6 +225,12 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         title: format!("remove {} routes", backend.as_str()),
         command: format!("/bin/sh {SCRIPT} down"),
     });
+    // What the bridge plugin made from 10-bridge.conf, which routes.sh does not know of: the
+    // bridge and host-local's reservations of gone pods.
+    if node.pod_cidr.is_some() {
+        plan.teardown.push(super::delete_link(BRIDGE));
+        plan.teardown.push(super::teardown::ipam(CNI_NETWORK));
+    }
     plan
 }
 
