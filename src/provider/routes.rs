@@ -33,8 +33,6 @@ pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
 pub const WIZARD_BACKENDS: [&str; 2] = ["host-gw", "vxlan"];
 /// VXLAN adds 50 bytes of headers; with no MTU in the profile, assume a 1500-byte underlay.
 pub const DEFAULT_VXLAN_MTU: u32 = 1450;
-/// The bridge the bridge plugin puts the pods on (10-bridge.conf's `bridge`).
-pub const BRIDGE: &str = "cni0";
 /// A veth's MTU when the CNI config sets none (the bridge plugin leaves it to the kernel).
 pub const VETH_DEFAULT_MTU: u32 = 1500;
 
