@@ -72,6 +72,11 @@ pub enum Command {
         /// Do not run the node and data-plane checks (`netctl verify`) after applying.
         #[arg(long)]
         no_verify: bool,
+        /// Apply a profile whose provider or backend differs from what the nodes record, all
+        /// nodes at once, without switch's waves, gates and rollback (`netctl switch` is the
+        /// guarded way).
+        #[arg(long)]
+        allow_provider_change: bool,
         #[command(flatten)]
         plan: PlanArgs,
     },
