@@ -301,6 +301,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             // checked before any node moves; the target's node plans are built with them.
             let target =
                 migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;
+            // Written back after a success: the profile as it was loaded, to compare with.
+            let loaded = cluster.clone();
             let run = make_run(
                 cluster,
                 &nodes,
@@ -322,6 +324,15 @@ fn run(cli: Cli) -> Result<i32, Error> {
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => out!("{}", json(&report)),
+            }
+            // The profile is the desired network: a one-off target that the nodes now run is
+            // written into it (a dry run's result is "planned", a failure's is an error).
+            if report.result == "switched" {
+                use commands::profile_update;
+                let done = profile_update::update(&nodes.profile, &loaded, &target);
+                for line in profile_update::text(&nodes.profile, &done) {
+                    eprintln!("{}", escape_controls(&line));
+                }
             }
             // The report is on stdout; what went wrong is on stderr, once, like every error.
             match report.error {
