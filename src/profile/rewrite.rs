@@ -219,9 +219,13 @@ impl Doc {
             if ind < want {
                 return Err(unsupported(dotted, i, "indented unevenly"));
             }
-            if ind > want {
+            // Deeper lines belong to the entry above, and so do the items of a block sequence
+            // written at its key's indentation (`nodes:` then `- name: a`).
+            let b = &b[ind..];
+            if ind > want || b == "-" || b.starts_with("- ") {
                 continue;
             }
+            let b = self.body(i);
             match key_of(b, ind) {
                 Some((key, value_at)) => out.push(Entry {
                     line: i,
@@ -384,11 +388,12 @@ impl Doc {
             [] => {
                 let trimmed = inner.trim_end();
                 let at = open + 1 + trimmed.len();
-                let sep = if trimmed.trim().is_empty() { " " } else { ", " };
-                let tail = if inner[trimmed.len()..].is_empty() {
-                    " "
+                // After the last entry, before the spaces that close the braces: `{a: 1}` and
+                // `{ a: 1 }` keep their style; an empty `{}` becomes `{ key: value }`.
+                let (sep, tail) = if trimmed.trim().is_empty() {
+                    (" ", if inner.is_empty() { " " } else { "" })
                 } else {
-                    ""
+                    (", ", "")
                 };
                 format!("{}{sep}{key}: {value}{tail}{}", &body[..at], &body[at..])
             }
@@ -601,10 +606,25 @@ nodes:
             set(text, &[routes_backend("vxlan")]).unwrap(),
             "networking:\n  provider: routes\n  routes: { mtu: 1400, backend: vxlan }\n"
         );
+        let text = "networking:\n  provider: routes\n  routes: {mtu: 1400}\n";
+        assert_eq!(
+            set(text, &[routes_backend("vxlan")]).unwrap(),
+            "networking:\n  provider: routes\n  routes: {mtu: 1400, backend: vxlan}\n"
+        );
         let text = "networking:\n  provider: routes\n  routes: {}\n";
         assert_eq!(
             set(text, &[routes_backend("vxlan")]).unwrap(),
             "networking:\n  provider: routes\n  routes: { backend: vxlan }\n"
+        );
+    }
+
+    /// A block sequence may sit at its key's indentation: its items are not keys of the mapping.
+    #[test]
+    fn sequences_at_their_keys_indentation_are_skipped() {
+        let text = "name: t\nnodes:\n- name: a\n-\n  name: b\nnetworking:\n  provider: routes\n";
+        assert_eq!(
+            set(text, &[provider("canal")]).unwrap(),
+            text.replace("provider: routes", "provider: canal")
         );
     }
 
