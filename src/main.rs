@@ -326,13 +326,12 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 Format::Json => out!("{}", json(&report)),
             }
             // The profile is the desired network: a one-off target that the nodes now run is
-            // written into it (a dry run's result is "planned", a failure's is an error).
-            if report.result == "switched" {
-                use commands::profile_update;
-                let done = profile_update::update(&nodes.profile, &loaded, &target);
-                for line in profile_update::text(&nodes.profile, &done) {
-                    eprintln!("{}", escape_controls(&line));
-                }
+            // written into it.
+            use commands::profile_update;
+            let done =
+                profile_update::after_switch(&report.result, &nodes.profile, &loaded, &target);
+            for line in profile_update::text(&nodes.profile, &done) {
+                eprintln!("{}", escape_controls(&line));
             }
             // The report is on stdout; what went wrong is on stderr, once, like every error.
             match report.error {

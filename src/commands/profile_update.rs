@@ -63,6 +63,21 @@ pub fn changes(cluster: &Cluster, to: &Network) -> Vec<KeyChange> {
     out
 }
 
+/// What a switch's result means for the profile file: "switched" rewrites it; "switched, with
+/// errors" (every node runs the target but a later step failed, exit 1) leaves it, naming the
+/// keys, since nothing is written on a failure; any other result (planned, unchanged, rolled
+/// back) leaves it alone.
+pub fn after_switch(result: &str, path: &Path, cluster: &Cluster, target: &Cluster) -> Outcome {
+    if result == "switched" {
+        return update(path, cluster, target);
+    }
+    let want = changes(cluster, &Network::of(target));
+    if !result.starts_with("switched") || want.is_empty() {
+        return Outcome::Unchanged;
+    }
+    Outcome::ByHand("the switch ended with errors".into(), want)
+}
+
 /// Make the profile file at `path` (which `cluster` was loaded from) name `target`'s network.
 /// The file is re-read: one edited while the switch ran is not overwritten.
 pub fn update(path: &Path, cluster: &Cluster, target: &Cluster) -> Outcome {
@@ -245,6 +260,37 @@ mod tests {
             }
         }
         assert!(written >= 18, "{written}");
+    }
+
+    /// Only a clean "switched" writes; with errors the keys are named; nothing else says a word.
+    #[test]
+    fn only_a_clean_switch_writes_the_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = file(&dir, PROFILE);
+        let c = profile::load(&p).unwrap();
+        let t = target(&c, "routes:vxlan");
+        for result in [
+            "planned",
+            "unchanged",
+            "rolled back",
+            "rolled back, verify failed",
+        ] {
+            assert_eq!(
+                after_switch(result, &p, &c, &t),
+                Outcome::Unchanged,
+                "{result}"
+            );
+        }
+        let out = after_switch("switched, with errors", &p, &c, &t);
+        assert_eq!(
+            text(&p, &out)[0],
+            format!("profile {}: not rewritten (the switch ended with errors); change it by hand so it names the network the nodes now run:", p.display())
+        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), PROFILE);
+        assert!(matches!(
+            after_switch("switched", &p, &c, &t),
+            Outcome::Written(_)
+        ));
     }
 
     #[test]
