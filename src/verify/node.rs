@@ -240,7 +240,7 @@ pub fn missing_binaries(list: &ConfList, facts: &Facts) -> Vec<String> {
 
 /// All node checks for one node, from its facts.
 pub fn checks(cluster: &Cluster, node: &Node, plan: &NodePlan, f: &Facts) -> Vec<Check> {
-    vec![
+    let all = vec![
         forwarding(node, f),
         br_netfilter(cluster, node, f),
         cni_config(cluster, node, f),
@@ -250,7 +250,67 @@ pub fn checks(cluster: &Cluster, node: &Node, plan: &NodePlan, f: &Facts) -> Vec
         services(node, plan, f),
         routes_check(cluster, node, f),
         pod_mtu(cluster, node, f),
-    ]
+    ];
+    recorded_network(cluster, node, f, all)
+}
+
+/// `node.provider`: the node runs the network the profile names. When it records another, that
+/// is the one failure; the checks that judge the node by the profile's provider (its CNI config,
+/// units and routes; with only the backend different, its routes) are skipped, since they would
+/// only repeat it.
+fn recorded_network(cluster: &Cluster, node: &Node, f: &Facts, all: Vec<Check>) -> Vec<Check> {
+    const ID: &str = "node.provider";
+    let Some(Ok(state)) = &f.state else {
+        let mut out = vec![Check::skip(
+            ID,
+            &node.name,
+            "no readable state.json: netctl has not set up this node (node.files)",
+        )];
+        out.extend(all);
+        return out;
+    };
+    let Some(m) = crate::recorded::mismatch(cluster, state) else {
+        let mut out = vec![Check::pass(
+            ID,
+            &node.name,
+            format!(
+                "runs {}, as the profile names",
+                crate::network::Network::of(cluster)
+            ),
+        )];
+        out.extend(all);
+        return out;
+    };
+    let follows: &[&str] = if m.provider_differs() {
+        &[
+            "node.cni-config",
+            "node.stale-cni",
+            "node.services",
+            "node.routes",
+            POD_MTU,
+        ]
+    } else {
+        &["node.routes", POD_MTU]
+    };
+    let profile = cluster.source.display().to_string();
+    let mut out = vec![Check::fail(
+        ID,
+        &node.name,
+        m.describe(),
+        m.ways_out(&profile),
+    )];
+    out.extend(all.into_iter().map(|c| {
+        if follows.contains(&c.id.as_str()) {
+            Check::skip(
+                &c.id,
+                &c.subject,
+                format!("the node runs {} (node.provider)", m.recorded),
+            )
+        } else {
+            c
+        }
+    }));
+    out
 }
 
 /// `node.pod-mtu`: the pods on the bridge whose MTU is not the one new pods get, named. Smaller
@@ -708,6 +768,66 @@ mod tests {
         // No state.json yet: files fail, with a hint.
         assert_eq!(by_id(&cs, "node.files").status, Status::Fail);
         assert!(by_id(&cs, "node.files").hint.is_some());
+    }
+
+    /// A node that records another network than the profile: one failure, node.provider, naming
+    /// the record's network and run and the two ways out; the route check that would only repeat
+    /// it is skipped. The same node against a profile naming its network passes.
+    #[test]
+    fn a_node_on_another_network_fails_node_provider_alone() {
+        let host_gw = cluster("  routes: { backend: host-gw }\n");
+        let mut f = healthy(&host_gw);
+        f.state = Some(Ok(NodeState {
+            provider: "routes".into(),
+            backend: "host-gw".into(),
+            run_id: "20261130T050000Z-ab12".into(),
+            ..NodeState::default()
+        }));
+        let vxlan = cluster("  routes: { backend: vxlan }\n");
+        let n = &vxlan.nodes[0];
+        let plan = provider::node_plan(&vxlan, n, &Default::default());
+        let cs = checks(&vxlan, n, &plan, &f);
+        let failed: Vec<&Check> = cs.iter().filter(|c| c.status == Status::Fail).collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        let p = failed[0];
+        assert_eq!(p.id, "node.provider");
+        assert_eq!(
+            p.detail,
+            "records routes (host-gw) (set by run 20261130T050000Z-ab12); the profile names routes (vxlan)"
+        );
+        let hint = p.hint.as_deref().unwrap();
+        assert!(hint.contains("`netctl switch -p t.yaml`"), "{hint}");
+        assert!(
+            hint.contains("change the profile to say routes (host-gw)"),
+            "{hint}"
+        );
+        let r = by_id(&cs, "node.routes");
+        assert_eq!(r.status, Status::Skip);
+        assert_eq!(r.detail, "the node runs routes (host-gw) (node.provider)");
+        assert_eq!(
+            by_id(&cs, "node.cni-config").status,
+            Status::Pass,
+            "same provider: judged"
+        );
+
+        let plan = provider::node_plan(&host_gw, n, &Default::default());
+        let cs = checks(&host_gw, n, &plan, &f);
+        assert_eq!(by_id(&cs, "node.provider").status, Status::Pass);
+        assert_eq!(by_id(&cs, "node.routes").status, Status::Pass);
+
+        // Another provider: its CNI config, units and routes follow from it too.
+        let st = f.state.as_mut().unwrap().as_mut().unwrap();
+        (st.provider, st.backend) = ("canal".into(), String::new());
+        let cs = checks(&host_gw, n, &plan, &f);
+        for id in [
+            "node.cni-config",
+            "node.stale-cni",
+            "node.services",
+            "node.routes",
+        ] {
+            assert_eq!(by_id(&cs, id).status, Status::Skip, "{id}");
+        }
+        assert_eq!(by_id(&cs, "node.forwarding").status, Status::Pass);
     }
 
     #[test]
