@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "netctl",
     version,
+    // `netctl <command> --version` is netctl's version too (`profile new` once took it for
+    // Kubernetes': that is `--kubernetes-version`).
+    propagate_version = true,
     about = "Provision Kubernetes pod networking from a cluster profile, over SSH"
 )]
 pub struct Cli {
@@ -227,8 +230,8 @@ pub struct NewArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Kubernetes version, e.g. 1.30.
-    #[arg(long = "version")]
-    pub kube_version: Option<String>,
+    #[arg(long)]
+    pub kubernetes_version: Option<String>,
     /// The pod network [default: 10.200.0.0/16].
     #[arg(long)]
     pub cluster_cidr: Option<String>,
@@ -242,8 +245,9 @@ pub struct NewArgs {
     #[arg(long)]
     pub backend: Option<String>,
     /// A node: name=N,address=A[,roles=worker|controller|controller,worker]. Repeatable.
-    #[arg(long = "node", value_parser = netctl::commands::wizard::parse_node_flag)]
-    pub nodes: Vec<netctl::commands::wizard::NodeAnswer>,
+    /// Checked with the other values, so every bad one is listed at once.
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
     /// A file of nodes, one per line: `name address [roles]`.
     #[arg(long)]
     pub hosts: Option<PathBuf>,
