@@ -448,6 +448,43 @@ fn completions_name_every_subcommand() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// Issue 16: completions offered file names for --provider, --backend and --networking. The
+/// value-typed flags now complete to their values.
+#[test]
+fn completions_offer_the_values_of_value_typed_flags() {
+    let o = netctl().args(["completions", "bash"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let script = String::from_utf8_lossy(&o.stdout);
+    // bash's completion of one flag's value: `compgen -W "v1 v2 ..."`.
+    let lists: Vec<&str> = script
+        .split("compgen -W \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    let offered = |values: &[&str]| {
+        lists.iter().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            values.iter().all(|v| words.contains(v))
+        })
+    };
+    for values in [
+        // profile new --provider
+        &["routes", "kubenet", "flannel", "calico", "canal", "weave"][..],
+        // --backend (switch, profile new)
+        &["host-gw", "vxlan", "wireguard"],
+        // switch --networking and --from
+        &["calico", "routes:vxlan", "flannel:wireguard"],
+        // --output
+        &["text", "json"],
+        &["text", "wide", "json", "junit"],
+        // verify --mesh, plan --diff
+        &["auto", "full", "ring", "strided"],
+        &["summary", "full"],
+    ] {
+        assert!(offered(values), "{values:?} not offered: {lists:#?}");
+    }
+}
+
 #[test]
 fn version_is_the_crate_version() {
     let o = netctl().arg("--version").output().unwrap();
