@@ -33,7 +33,15 @@ pub fn deserialize(tree: &mut Item) -> Deserialized {
         removed: Vec::new(),
         guessed: false,
     };
-    while out.problems.len() < MAX_PROBLEMS {
+    loop {
+        if out.problems.len() >= MAX_PROBLEMS {
+            // Sorted last (no position): the file has more than this run looked for.
+            out.problems.push(Problem::new(
+                "...",
+                format!("stopped after {MAX_PROBLEMS} problems: fix these and run again"),
+            ));
+            break;
+        }
         let text = tree.write();
         let e = match serde_path_to_error::deserialize::<_, Profile>(
             serde_yaml::Deserializer::from_str(&text),
@@ -413,6 +421,36 @@ mod tests {
             placed,
             [(12, 5, "nodes[2].address"), (14, 7, "nodes[3].address")],
             "{got:#?}"
+        );
+    }
+
+    /// Each problem costs a parse of the file: a run stops at 100 and says so.
+    #[test]
+    fn a_run_stops_at_its_limit_and_says_so() {
+        let nodes: String = (0..120)
+            .map(|i| {
+                format!(
+                    "  - {{name: n{i}, adress: 10.0.{}.{}}}\n",
+                    i / 200,
+                    i % 200 + 1
+                )
+            })
+            .collect();
+        let text = format!(
+            "{HEAD}kubernetes: {{version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24}}\n\
+             networking: {{provider: routes}}\nnodes:\n{nodes}"
+        );
+        let Err(ProfileError::Invalid { problems, .. }) =
+            crate::profile::load_str(&text, Path::new("p.yaml"))
+        else {
+            panic!("expected problems");
+        };
+        assert_eq!(problems.len(), MAX_PROBLEMS + 1);
+        assert_eq!(problems[MAX_PROBLEMS - 1].field, "nodes[99].adress");
+        let last = &problems[MAX_PROBLEMS];
+        assert_eq!(
+            (last.at, last.message.as_str()),
+            (None, "stopped after 100 problems: fix these and run again")
         );
     }
 
