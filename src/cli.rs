@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "netctl",
     version,
+    // `netctl <command> --version` is netctl's version too (`profile new` once took it for
+    // Kubernetes': that is `--kubernetes-version`).
+    propagate_version = true,
     about = "Provision Kubernetes pod networking from a cluster profile, over SSH"
 )]
 pub struct Cli {
@@ -20,8 +23,60 @@ pub struct Cli {
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Format {
+    /// For people.
     Text,
+    /// For programs (docs/output.md).
     Json,
+}
+
+/// A flag's known values, for help and shell completion; any value is still taken here, as the
+/// command checks it with the rest (the wizard lists every bad value at once).
+#[derive(Clone)]
+struct Known(Vec<&'static str>);
+
+impl clap::builder::TypedValueParser for Known {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.0
+                .iter()
+                .copied()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
+}
+
+fn providers() -> Known {
+    Known(
+        netctl::profile::ProviderKind::ALL
+            .map(|p| p.as_str())
+            .to_vec(),
+    )
+}
+
+/// Every provider's backends (as `of` gives them), each once.
+fn backends(of: impl Fn(netctl::profile::ProviderKind) -> Vec<&'static str>) -> Known {
+    let mut all: Vec<&'static str> = Vec::new();
+    for p in netctl::profile::ProviderKind::ALL {
+        for b in of(p) {
+            if !all.contains(&b) {
+                all.push(b);
+            }
+        }
+    }
+    Known(all)
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -132,7 +187,7 @@ pub enum Command {
         #[arg(long)]
         networking: Option<netctl::network::Network>,
         /// The new provider's backend (routes: host-gw, vxlan; flannel: host-gw, vxlan, wireguard).
-        #[arg(long)]
+        #[arg(long, value_parser = backends(netctl::network::backends))]
         backend: Option<String>,
         /// What the nodes run now, PROVIDER[:BACKEND], when their records do not say.
         #[arg(long)]
@@ -234,8 +289,8 @@ pub struct NewArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Kubernetes version, e.g. 1.30.
-    #[arg(long = "version")]
-    pub kube_version: Option<String>,
+    #[arg(long)]
+    pub kubernetes_version: Option<String>,
     /// The pod network [default: 10.200.0.0/16].
     #[arg(long)]
     pub cluster_cidr: Option<String>,
@@ -243,14 +298,15 @@ pub struct NewArgs {
     #[arg(long)]
     pub service_cidr: Option<String>,
     /// routes, kubenet, flannel, calico, canal or weave.
-    #[arg(long)]
+    #[arg(long, value_parser = providers())]
     pub provider: Option<String>,
     /// routes: host-gw or vxlan; flannel: vxlan, host-gw or wireguard.
-    #[arg(long)]
+    #[arg(long, value_parser = backends(|p| netctl::provider::wizard_backends(p).to_vec()))]
     pub backend: Option<String>,
     /// A node: name=N,address=A[,roles=worker|controller|controller,worker]. Repeatable.
-    #[arg(long = "node", value_parser = netctl::commands::wizard::parse_node_flag)]
-    pub nodes: Vec<netctl::commands::wizard::NodeAnswer>,
+    /// Checked with the other values, so every bad one is listed at once.
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
     /// A file of nodes, one per line: `name address [roles]`.
     #[arg(long)]
     pub hosts: Option<PathBuf>,

@@ -26,6 +26,9 @@ pub enum Error {
     /// Refused for safety (host key, node lock, switch precondition).
     #[error("{0}")]
     Refused(String),
+    /// Ctrl-C at a question: ended as a shell ends an interrupted command (128 + SIGINT).
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -46,6 +49,7 @@ impl Error {
             ) => 2,
             Error::Certs(_) => 1,
             Error::Refused(_) => 3,
+            Error::Interrupted(_) => 130,
             Error::Lab(e) => e.exit_code(),
         }
     }

@@ -425,15 +425,27 @@ fn reset(connect: Connect, yes: bool, quiet: bool) -> Result<i32, Error> {
 fn new_profile(a: Box<cli::NewArgs>) -> Result<String, Error> {
     use commands::wizard;
     use std::io::IsTerminal;
-    let mut nodes = a.nodes;
+    let mut nodes = Vec::new();
+    let mut bad = Vec::new();
+    for n in &a.nodes {
+        match wizard::parse_node_flag(n) {
+            Ok(n) => nodes.push(n),
+            Err(e) => bad.push(format!("--node: {e}")),
+        }
+    }
     if let Some(h) = &a.hosts {
-        let text = std::fs::read_to_string(h)
-            .map_err(|e| Error::Usage(format!("--hosts {}: {e}", h.display())))?;
-        nodes.extend(wizard::parse_hosts(&text, h).map_err(Error::Usage)?);
+        match std::fs::read_to_string(h) {
+            Ok(text) => {
+                let (more, wrong) = wizard::parse_hosts(&text, h);
+                nodes.extend(more);
+                bad.extend(wrong.into_iter().map(|e| format!("--hosts: {e}")));
+            }
+            Err(e) => bad.push(format!("--hosts: {}: {e}", h.display())),
+        }
     }
     let answers = wizard::Answers {
         name: a.name,
-        version: a.kube_version,
+        version: a.kubernetes_version,
         cluster_cidr: a.cluster_cidr,
         service_cidr: a.service_cidr,
         provider: a.provider,
@@ -442,6 +454,7 @@ fn new_profile(a: Box<cli::NewArgs>) -> Result<String, Error> {
         ssh_user: a.ssh_user,
         identity_file: a.identity_file,
         out: a.out,
+        bad,
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     wizard::run(answers, interactive, a.force)
@@ -477,7 +490,15 @@ fn confirm_or_refuse(yes: bool, prompt: &str) -> Result<(), Error> {
 fn main() {
     // SAFETY: nothing has started a thread yet (the runtime is built later, per command).
     unsafe { netctl::transport::secrets::take_from_env() };
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // Every command's --version is netctl's, printed as `netctl --version` prints it (clap
+        // would name the subcommand: `netctl-plan 0.1.0`).
+        if e.kind() == clap::error::ErrorKind::DisplayVersion {
+            netctl::printer::out(&format!("netctl {}\n", env!("CARGO_PKG_VERSION")));
+            std::process::exit(0);
+        }
+        e.exit()
+    });
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {

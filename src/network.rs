@@ -179,6 +179,57 @@ impl FromStr for Network {
     }
 }
 
+impl Network {
+    /// Every network a flag can name: each provider, then each with each of its backends.
+    pub fn names() -> Vec<String> {
+        let mut v: Vec<String> = ProviderKind::ALL.map(|p| p.as_str().to_string()).to_vec();
+        for p in ProviderKind::ALL {
+            v.extend(backends(p).into_iter().map(|b| format!("{p}:{b}")));
+        }
+        v
+    }
+}
+
+/// `--networking` and `--from` take `PROVIDER[:BACKEND]`: this parser gives clap the names too,
+/// so help lists them and shell completions offer them (not file names).
+#[derive(Clone)]
+pub struct NetworkParser;
+
+impl clap::builder::TypedValueParser for NetworkParser {
+    type Value = Network;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Network, clap::Error> {
+        let s = clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)?;
+        s.parse().map_err(|e: NetworkError| {
+            let flag = arg.map_or_else(String::new, |a| format!("--{}: ", a.get_id()));
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{flag}{e}\n"))
+                .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            Network::names()
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
+        ))
+    }
+}
+
+impl clap::builder::ValueParserFactory for Network {
+    type Parser = NetworkParser;
+    fn value_parser() -> NetworkParser {
+        NetworkParser
+    }
+}
+
 /// The form state.json's switch record and the JSON reports have always used:
 /// `{"provider":"routes","backend":"host-gw"}`, the backend empty when unset.
 #[derive(Serialize, Deserialize)]

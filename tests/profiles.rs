@@ -325,3 +325,43 @@ fn every_output_flag_says_what_it_does() {
         assert!(line.contains("Report format"), "{cmd:?}: {line}");
     }
 }
+
+/// Issue 16: three typos took three runs, and a typo hid every semantic error. Through the real
+/// binary: one run, four lines, each `file:line:col: field: ...`, in the file's order, exit 2.
+#[test]
+fn every_profile_problem_in_one_run_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("typos.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: netctl/v1\nkind: ClusterProfile\nname: demo\nkubernetes:\n  version: \"1.30\"\n  clusterCidr: 10.200.0.0/16\n  serviceCIDR: 10.200.0.0/24\nnetworking:\n  provider: flannel\n  flannel: { bakend: host-gw }\nssh:\n  idendityFile: ~/.ssh/id\nnodes:\n  - {name: a, address: 10.0.0.1}\n",
+    )
+    .unwrap();
+    let out = netctl()
+        .args(["profile", "check", "-p"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let file = p.display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("error: {file}: 4 problem(s):"),
+        "{stderr}"
+    );
+    let want = [
+        ":6:3: kubernetes.clusterCidr: unknown key; did you mean `clusterCIDR`?",
+        ":7:3: kubernetes.serviceCIDR: 10.200.0.0/24 overlaps clusterCIDR 10.200.0.0/16",
+        ":10:14: networking.flannel.bakend: unknown key; did you mean `backend`?",
+        ":12:3: ssh.idendityFile: unknown key; did you mean `identityFile`?",
+    ];
+    assert_eq!(lines.len(), 1 + want.len(), "{stderr}");
+    for (line, want) in lines[1..].iter().zip(want) {
+        assert!(
+            line.starts_with(&format!("{file}{want}")),
+            "{line:?} is not {want:?}"
+        );
+    }
+}

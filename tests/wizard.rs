@@ -43,7 +43,7 @@ fn flags_alone_write_a_profile_that_checks() {
             "new",
             "--name",
             "hard-way",
-            "--version",
+            "--kubernetes-version",
             "1.30",
             "--provider",
             "flannel",
@@ -88,7 +88,7 @@ fn flags_alone_write_a_profile_that_checks() {
             "new",
             "--name",
             "other",
-            "--version",
+            "--kubernetes-version",
             "1.29",
             "--provider",
             "routes",
@@ -125,7 +125,7 @@ fn without_a_terminal_every_missing_answer_is_listed() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    for flag in ["--name", "--version", "--provider", "--node"] {
+    for flag in ["--name", "--kubernetes-version", "--provider", "--node"] {
         assert!(err.contains(flag), "{flag} not listed:\n{err}");
     }
     assert!(err.contains("4 answer(s) are missing"), "{err}");
@@ -152,7 +152,7 @@ fn bad_flag_values_are_bad_input_with_the_reason() {
     ] {
         let mut base = vec![
             ("--name", "x"),
-            ("--version", "1.30"),
+            ("--kubernetes-version", "1.30"),
             ("--provider", "flannel"),
             ("--node", "name=a,address=192.0.2.1"),
         ];
@@ -237,6 +237,183 @@ fn the_wizard_asks_on_a_terminal_and_re_asks_an_invalid_cidr() {
     }
 }
 
+/// Issue 16: the wizard asked for the output path last and refused an existing one after the
+/// whole interview (exit 2). Now it is asked after the name and asked again when it exists.
+#[test]
+fn an_existing_output_path_is_asked_again_not_refused_at_the_end() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("taken.yaml"), "mine\n").unwrap();
+    let bin = env!("CARGO_BIN_EXE_netctl");
+    let o = on_pty(
+        &format!("{bin} profile new --kubernetes-version 1.30 --provider routes --backend host-gw --node name=a,address=192.0.2.1 --identity-file /etc/hostname"),
+        &[
+            "taken",      // name
+            "",           // the default taken.yaml: exists, asked again
+            "fresh.yaml", // where to write
+            "",           // cluster CIDR
+            "",           // service CIDR
+            "",           // ssh user
+        ],
+        &[],
+        t.path(),
+    );
+    let screen = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        screen.contains("taken.yaml exists: give another path, or pass --force"),
+        "{screen}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("taken.yaml")).unwrap(),
+        "mine\n"
+    );
+    assert!(check(&t.path().join("fresh.yaml")).status.success());
+}
+
+/// Issue 16: Ctrl-D was ignored. Ctrl-D ends the interview with exit 1, Ctrl-C with 130, each
+/// with one line and no file written.
+#[test]
+fn ctrl_d_and_ctrl_c_end_the_interview_with_one_line() {
+    let bin = env!("CARGO_BIN_EXE_netctl");
+    for (key, code, said) in [
+        (
+            "\x04",
+            1,
+            "error: Kubernetes version: no answer (Ctrl-D); no profile was written",
+        ),
+        (
+            "\x03",
+            130,
+            "error: interrupted (Ctrl-C); no profile was written",
+        ),
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let o = on_pty(
+            &format!("{bin} profile new"),
+            &["demo", "", key],
+            &[("NO_COLOR", "1")],
+            t.path(),
+        );
+        let screen = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(code), "{key:?}: {screen}");
+        assert_eq!(screen.matches("error:").count(), 1, "{key:?}: {screen}");
+        assert!(screen.contains(said), "{key:?}: {screen}");
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            0,
+            "{key:?}: nothing written"
+        );
+    }
+}
+
+/// Issue 16: flag mode reported bad values one at a time. Now every one at once, exit 2.
+#[test]
+fn every_bad_flag_value_is_listed_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("taken.yaml"), "").unwrap();
+    std::fs::write(t.path().join("hosts"), "ok 192.0.2.9\nBad 192.0.2.10\n").unwrap();
+    let o = netctl()
+        .args([
+            "profile",
+            "new",
+            "--name",
+            "Bad",
+            "--kubernetes-version",
+            "1.x",
+            "--cluster-cidr",
+            "10.200.0.1/16",
+            "--provider",
+            "cilium",
+            "--node",
+            "name=a",
+            "--hosts",
+            "hosts",
+            "--out",
+            "taken.yaml",
+        ])
+        .current_dir(t.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("7 bad value(s)"), "{err}");
+    for want in [
+        "--name: \"Bad\" is not a DNS-1123 label",
+        "--kubernetes-version: \"1.x\"",
+        "--cluster-cidr: 10.200.0.1/16 has host bits set",
+        "--provider: \"cilium\" is not a provider",
+        "--out: taken.yaml exists",
+        "--node \"name=a\": address= is missing",
+        "--hosts: hosts:2: \"Bad\"",
+    ] {
+        assert!(err.contains(want), "{want:?} missing:\n{err}");
+    }
+}
+
+/// Issue 16: the wizard wrote an identity file into the profile without saying it is not there.
+#[test]
+fn a_missing_identity_file_is_warned_about() {
+    let t = tempfile::tempdir().unwrap();
+    let run = |identity: &str, out: &str| {
+        netctl()
+            .args([
+                "profile",
+                "new",
+                "--name",
+                "w",
+                "--kubernetes-version",
+                "1.30",
+                "--provider",
+                "routes",
+                "--node",
+                "name=a,address=192.0.2.1",
+                "--identity-file",
+                identity,
+                "--out",
+                out,
+            ])
+            .current_dir(t.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run("/nonexistent/id_lab", "a.yaml");
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: the SSH identity file /nonexistent/id_lab")
+            && err.contains("does not exist"),
+        "{err}"
+    );
+    let o = run("/etc/hostname", "b.yaml");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("warning"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// Issue 16: `profile new --version` meant the Kubernetes version; now `--version` is netctl's on
+/// every command, printed as `netctl --version` prints it.
+#[test]
+fn every_command_s_version_is_netctl_s() {
+    for args in [
+        &["profile", "new", "--version"][..],
+        &["plan", "--version"],
+        &["--version"],
+    ] {
+        let o = netctl().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            format!("netctl {}", env!("CARGO_PKG_VERSION")),
+            "{args:?}"
+        );
+    }
+}
+
 #[test]
 fn completions_name_every_subcommand() {
     let o = netctl().args(["completions", "bash"]).output().unwrap();
@@ -269,6 +446,43 @@ fn completions_name_every_subcommand() {
     }
     let o = netctl().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Issue 16: completions offered file names for --provider, --backend and --networking. The
+/// value-typed flags now complete to their values.
+#[test]
+fn completions_offer_the_values_of_value_typed_flags() {
+    let o = netctl().args(["completions", "bash"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let script = String::from_utf8_lossy(&o.stdout);
+    // bash's completion of one flag's value: `compgen -W "v1 v2 ..."`.
+    let lists: Vec<&str> = script
+        .split("compgen -W \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    let offered = |values: &[&str]| {
+        lists.iter().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            values.iter().all(|v| words.contains(v))
+        })
+    };
+    for values in [
+        // profile new --provider
+        &["routes", "kubenet", "flannel", "calico", "canal", "weave"][..],
+        // --backend (switch, profile new)
+        &["host-gw", "vxlan", "wireguard"],
+        // switch --networking and --from
+        &["calico", "routes:vxlan", "flannel:wireguard"],
+        // --output
+        &["text", "json"],
+        &["text", "wide", "json", "junit"],
+        // verify --mesh, plan --diff
+        &["auto", "full", "ring", "strided"],
+        &["summary", "full"],
+    ] {
+        assert!(offered(values), "{values:?} not offered: {lists:#?}");
+    }
 }
 
 #[test]
@@ -318,7 +532,8 @@ fn no_color_means_no_escape_codes_on_a_terminal() {
         let screen = String::from_utf8_lossy(&o.stdout);
         assert!(!has_sgr(&screen), "{cmd}: {screen:?}");
         assert!(
-            screen.contains("Usage") || screen.contains("Kubernetes version"),
+            // The wizard's first question after the name: where to write (issue 16).
+            screen.contains("Usage") || screen.contains("Write the profile to"),
             "{cmd}: nothing on the screen: {screen:?}"
         );
     }

@@ -40,6 +40,8 @@ pub struct Answers {
     pub ssh_user: Option<String>,
     pub identity_file: Option<String>,
     pub out: Option<PathBuf>,
+    /// What was wrong with `--node` values and `--hosts` lines, listed with every other bad value.
+    pub bad: Vec<String>,
 }
 
 // ---- checks, shared by flags and typed answers ----
@@ -209,102 +211,264 @@ pub fn parse_node_flag(s: &str) -> Result<NodeAnswer, String> {
 }
 
 /// A hosts file: `name address [roles]` per line (roles comma-separated, default worker); blank
-/// lines and `#` comments are skipped. Errors name the line.
-pub fn parse_hosts(text: &str, path: &Path) -> Result<Vec<NodeAnswer>, String> {
+/// lines and `#` comments are skipped. The nodes, and a problem per bad line, naming the line.
+pub fn parse_hosts(text: &str, path: &Path) -> (Vec<NodeAnswer>, Vec<String>) {
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let at = |e: String| format!("{}:{}: {e}", path.display(), i + 1);
         let parts: Vec<&str> = line.split_whitespace().collect();
-        if !(2..=3).contains(&parts.len()) {
-            return Err(at(format!(
-                "expected `name address [roles]`, found {line:?}"
-            )));
+        let node = if (2..=3).contains(&parts.len()) {
+            check_name(parts[0]).and_then(|()| {
+                Ok(NodeAnswer {
+                    name: parts[0].to_string(),
+                    address: check_address(parts[1])?,
+                    roles: check_roles(parts.get(2).copied().unwrap_or("worker"))?,
+                })
+            })
+        } else {
+            Err(format!("expected `name address [roles]`, found {line:?}"))
+        };
+        match node {
+            Ok(n) => out.push(n),
+            Err(e) => bad.push(format!("{}:{}: {e}", path.display(), i + 1)),
         }
-        check_name(parts[0]).map_err(at)?;
-        out.push(NodeAnswer {
-            name: parts[0].to_string(),
-            address: check_address(parts[1]).map_err(at)?,
-            roles: check_roles(parts.get(2).copied().unwrap_or("worker")).map_err(at)?,
-        });
     }
-    Ok(out)
+    (out, bad)
 }
 
 // ---- asking ----
 
-/// Ask on the terminal, re-asking with the reason until `check` accepts the answer.
+/// Ask on the terminal, re-asking with the reason until `check` accepts the answer. An empty
+/// line takes `default` (`Some("")`: the answer may be empty). Ctrl-C and Ctrl-D (on an empty
+/// line, as in a shell) end the interview: nothing has been written then.
 fn ask(
     prompt: &str,
     default: Option<&str>,
-    check: impl Fn(&str) -> Result<(), String> + 'static,
+    check: impl Fn(&str) -> Result<(), String>,
 ) -> Result<String, Error> {
-    let theme = dialoguer::theme::SimpleTheme;
-    let mut input = dialoguer::Input::<String>::with_theme(&theme).with_prompt(prompt);
-    match default {
-        // An empty default is an answer that may be left empty ("empty when done").
-        Some("") => input = input.allow_empty(true),
-        Some(d) => input = input.default(d.to_string()),
-        None => {}
+    use dialoguer::console::Term;
+    let term = Term::stderr();
+    let io = |e: std::io::Error| Error::Usage(format!("{prompt}: the terminal failed: {e}"));
+    loop {
+        let shown = match default {
+            Some(d) if !d.is_empty() => format!("{prompt} [{d}]: "),
+            _ => format!("{prompt}: "),
+        };
+        term.write_str(&shown).map_err(io)?;
+        let line = match read_line(&term).map_err(io)? {
+            Line::Text(t) => t,
+            Line::Interrupted => {
+                return Err(Error::Interrupted(
+                    "interrupted (Ctrl-C); no profile was written".into(),
+                ))
+            }
+            Line::Eof => {
+                return Err(Error::Failed(format!(
+                    "{prompt}: no answer (Ctrl-D); no profile was written"
+                )))
+            }
+        };
+        let answer = match (line.trim(), default) {
+            ("", Some(d)) => d.to_string(),
+            (t, _) => t.to_string(),
+        };
+        match check(&answer) {
+            Ok(()) => return Ok(answer),
+            Err(reason) => term.write_line(&format!("  {reason}")).map_err(io)?,
+        }
     }
-    input
-        .validate_with(move |s: &String| check(s.trim()))
-        .interact_text()
-        .map(|s| s.trim().to_string())
-        .map_err(|e| Error::Usage(format!("{prompt}: no answer ({e})")))
 }
 
-/// Fill every open question, from the terminal when there is one; without one, list what is
-/// missing (exit 2). Flags are checked the same way typed answers are.
-pub fn complete(mut a: Answers, interactive: bool) -> Result<Complete, Error> {
-    let mut missing = Vec::new();
-    let usage = |flag: &str, e: String| Error::Usage(format!("{flag}: {e}"));
+enum Line {
+    Text(String),
+    /// Ctrl-C.
+    Interrupted,
+    /// Ctrl-D on an empty line, or the terminal closed.
+    Eof,
+}
 
-    let name = match a.name.take() {
-        Some(n) => {
-            check_name(&n).map_err(|e| usage("--name", e))?;
-            Some(n)
+/// One line typed at the terminal, echoed as it is typed (dialoguer's prompt ignores Ctrl-D).
+fn read_line(term: &dialoguer::console::Term) -> std::io::Result<Line> {
+    use dialoguer::console::Key;
+    let mut line = String::new();
+    loop {
+        match term.read_key_raw() {
+            Ok(Key::Enter) => {
+                term.write_line("")?;
+                return Ok(Line::Text(line));
+            }
+            Ok(Key::CtrlC) => {
+                term.write_line("")?;
+                return Ok(Line::Interrupted);
+            }
+            Ok(Key::Char('\u{4}')) if line.is_empty() => {
+                term.write_line("")?;
+                return Ok(Line::Eof);
+            }
+            Ok(Key::Backspace) => {
+                if line.pop().is_some() {
+                    term.write_str("\x08 \x08")?;
+                }
+            }
+            Ok(Key::Char(c)) if !c.is_control() => {
+                line.push(c);
+                term.write_str(c.encode_utf8(&mut [0; 4]))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Line::Eof),
+            Err(e) => return Err(e),
         }
+    }
+}
+
+/// Where the profile goes: refused when it exists, unless `force`.
+fn check_out(out: &Path, force: bool) -> Result<(), String> {
+    if out.exists() && !force {
+        Err(format!(
+            "{} exists: give another path, or pass --force to overwrite it",
+            out.display()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Fill every open question, from the terminal when there is one. Flags are checked as typed
+/// answers are, all of them before anything is asked or refused: every bad value and (without a
+/// terminal) every missing answer is listed at once (exit 2).
+pub fn complete(mut a: Answers, interactive: bool, force: bool) -> Result<Complete, Error> {
+    let mut bad: Vec<String> = Vec::new();
+    let mut missing = Vec::new();
+    let mut flag = |name: &str, r: Result<(), String>| match r {
+        Ok(()) => true,
+        Err(e) => {
+            bad.push(format!("{name}: {e}"));
+            false
+        }
+    };
+
+    let name = a.name.take().filter(|n| flag("--name", check_name(n)));
+    let version = a
+        .version
+        .take()
+        .filter(|v| flag("--kubernetes-version", check_version(v)));
+    let cluster_flag = a
+        .cluster_cidr
+        .take()
+        .filter(|c| flag("--cluster-cidr", check_cidr(c).map(|_| ())));
+    let cluster_net = cluster_flag
+        .as_deref()
+        .map(|c| check_cidr(c).expect("checked"));
+    let service_flag = a.service_cidr.take().filter(|c| {
+        flag(
+            "--service-cidr",
+            match cluster_net {
+                Some(cl) => check_service_cidr(c, cl),
+                None => check_cidr(c).map(|_| ()),
+            },
+        )
+    });
+    let provider = a.provider.take().and_then(|p| match check_provider(&p) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            flag("--provider", Err(e));
+            None
+        }
+    });
+    let backend_flag = a.backend.take();
+    if let (Some(p), Some(b)) = (provider, &backend_flag) {
+        flag("--backend", check_backend(p, b));
+    }
+    let mut nodes = a.nodes;
+    for (i, n) in nodes.iter().enumerate() {
+        let nets: Vec<Ipv4Network> = [
+            cluster_net,
+            service_flag.as_deref().and_then(|s| check_cidr(s).ok()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        flag("--node/--hosts", check_node(n, &nodes[..i], &nets));
+    }
+    let ssh_user = a
+        .ssh_user
+        .take()
+        .filter(|u| flag("--ssh-user", check_ssh_user(u)));
+    let identity_file = a
+        .identity_file
+        .take()
+        .filter(|i| flag("--identity-file", check_path(i)));
+    let out_flag = a.out.take().filter(|o| flag("--out", check_out(o, force)));
+    bad.extend(a.bad);
+    if !bad.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} bad value(s):\n{}",
+            bad.len(),
+            bad.iter()
+                .map(|b| format!("  {b}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )));
+    }
+
+    let name = match name {
+        Some(n) => Some(n),
         None if interactive => Some(ask("Cluster name", None, check_name)?),
         None => {
             missing.push("--name NAME (the cluster's name, a DNS label)");
             None
         }
     };
-    let version = match a.version.take() {
-        Some(v) => {
-            check_version(&v).map_err(|e| usage("--version", e))?;
-            Some(v)
+    // Asked second, and checked as it is asked: an existing file is refused before the rest of
+    // the interview, not after it.
+    let out = match (out_flag, &name) {
+        (Some(o), _) => Some(o),
+        (None, Some(name)) if interactive => Some(PathBuf::from(ask(
+            "Write the profile to",
+            Some(&format!("{name}.yaml")),
+            |s| check_out(Path::new(s), force),
+        )?)),
+        (None, Some(name)) => {
+            let o = PathBuf::from(format!("{name}.yaml"));
+            check_out(&o, force).map_err(|e| Error::Usage(format!("--out: {e}")))?;
+            Some(o)
         }
+        (None, None) => None,
+    };
+    let version = match version {
+        Some(v) => Some(v),
         None if interactive => Some(ask("Kubernetes version", Some("1.30"), check_version)?),
         None => {
-            missing.push("--version VERSION (Kubernetes, e.g. 1.30)");
+            missing.push("--kubernetes-version VERSION (e.g. 1.30)");
             None
         }
     };
-    let cluster_cidr = match a.cluster_cidr.take() {
+    let cluster_cidr = match cluster_flag {
         Some(c) => c,
         None if interactive => ask("Cluster (pod) CIDR", Some(DEFAULT_CLUSTER_CIDR), |s| {
             check_cidr(s).map(|_| ())
         })?,
         None => DEFAULT_CLUSTER_CIDR.to_string(),
     };
-    let cluster_net = check_cidr(&cluster_cidr).map_err(|e| usage("--cluster-cidr", e))?;
-    let service_cidr = match a.service_cidr.take() {
+    let cluster_net =
+        check_cidr(&cluster_cidr).map_err(|e| Error::Usage(format!("--cluster-cidr: {e}")))?;
+    let service_cidr = match service_flag {
         Some(c) => c,
         None if interactive => ask("Service CIDR", Some(DEFAULT_SERVICE_CIDR), move |s| {
             check_service_cidr(s, cluster_net)
         })?,
         None => DEFAULT_SERVICE_CIDR.to_string(),
     };
-    check_service_cidr(&service_cidr, cluster_net).map_err(|e| usage("--service-cidr", e))?;
-    let service_net = check_cidr(&service_cidr).map_err(|e| usage("--service-cidr", e))?;
+    check_service_cidr(&service_cidr, cluster_net)
+        .map_err(|e| Error::Usage(format!("--service-cidr: {e}")))?;
+    let service_net = check_cidr(&service_cidr).expect("checked");
 
-    let provider = match a.provider.take() {
-        Some(p) => Some(check_provider(&p).map_err(|e| usage("--provider", e))?),
+    let provider = match provider {
+        Some(p) => Some(p),
         None if interactive => {
             let p = ask(
                 &format!(
@@ -314,18 +478,15 @@ pub fn complete(mut a: Answers, interactive: bool) -> Result<Complete, Error> {
                 Some("flannel"),
                 |s| check_provider(s).map(|_| ()),
             )?;
-            Some(check_provider(&p).map_err(|e| usage("provider", e))?)
+            Some(check_provider(&p).map_err(Error::Usage)?)
         }
         None => {
             missing.push("--provider PROVIDER (routes, kubenet, flannel, calico, canal, weave)");
             None
         }
     };
-    let backend = match (provider, a.backend.take()) {
-        (Some(p), Some(b)) => {
-            check_backend(p, &b).map_err(|e| usage("--backend", e))?;
-            Some(b)
-        }
+    let backend = match (provider, backend_flag) {
+        (Some(_), Some(b)) => Some(b),
         (Some(p), None) => match backends(p) {
             [] => None,
             choices if interactive => Some(ask(
@@ -339,10 +500,10 @@ pub fn complete(mut a: Answers, interactive: bool) -> Result<Complete, Error> {
     };
 
     let nets = [cluster_net, service_net];
-    for (i, n) in a.nodes.iter().enumerate() {
-        check_node(n, &a.nodes[..i], &nets).map_err(|e| usage("--node/--hosts", e))?;
+    for (i, n) in nodes.iter().enumerate() {
+        check_node(n, &nodes[..i], &nets)
+            .map_err(|e| Error::Usage(format!("--node/--hosts: {e}")))?;
     }
-    let mut nodes = a.nodes;
     if nodes.is_empty() {
         if interactive {
             nodes = ask_nodes(&nets)?;
@@ -351,18 +512,16 @@ pub fn complete(mut a: Answers, interactive: bool) -> Result<Complete, Error> {
         }
     }
 
-    let ssh_user = match a.ssh_user.take() {
+    let ssh_user = match ssh_user {
         Some(u) => u,
         None if interactive => ask("SSH user", Some(DEFAULT_SSH_USER), check_ssh_user)?,
         None => DEFAULT_SSH_USER.to_string(),
     };
-    check_ssh_user(&ssh_user).map_err(|e| usage("--ssh-user", e))?;
-    let identity_file = match a.identity_file.take() {
+    let identity_file = match identity_file {
         Some(i) => i,
         None if interactive => ask("SSH private key", Some(DEFAULT_IDENTITY), check_path)?,
         None => DEFAULT_IDENTITY.to_string(),
     };
-    check_path(&identity_file).map_err(|e| usage("--identity-file", e))?;
 
     if !missing.is_empty() {
         return Err(Error::Usage(format!(
@@ -375,18 +534,8 @@ pub fn complete(mut a: Answers, interactive: bool) -> Result<Complete, Error> {
                 .join("\n")
         )));
     }
-    let name = name.expect("asked or listed as missing");
-    let out = match a.out {
-        Some(o) => o,
-        None if interactive => PathBuf::from(ask(
-            "Write the profile to",
-            Some(&format!("{name}.yaml")),
-            |_| Ok(()),
-        )?),
-        None => PathBuf::from(format!("{name}.yaml")),
-    };
     Ok(Complete {
-        name,
+        name: name.expect("asked or listed as missing"),
         version: version.expect("asked or listed as missing"),
         cluster_cidr,
         service_cidr,
@@ -395,7 +544,7 @@ pub fn complete(mut a: Answers, interactive: bool) -> Result<Complete, Error> {
         nodes,
         ssh_user,
         identity_file,
-        out,
+        out: out.expect("with the name"),
     })
 }
 
@@ -527,16 +676,16 @@ pub fn render(c: &Complete) -> String {
 }
 
 /// Complete the answers, render, check the text with the real loader, and write it (never over an
-/// existing file without `force`). Returns the line to print.
+/// existing file without `force`). Returns the line to print; warns (stderr) about an SSH
+/// identity file that is not there.
 pub fn run(answers: Answers, interactive: bool, force: bool) -> Result<String, Error> {
-    if let Some(out) = &answers.out {
-        refuse_existing(out, force)?;
-    }
-    let c = complete(answers, interactive)?;
-    refuse_existing(&c.out, force)?;
+    let c = complete(answers, interactive, force)?;
     let text = render(&c);
     let cluster = crate::profile::load_str(&text, &c.out)?;
     write(&c.out, &text, force)?;
+    if let Some(w) = identity_warning(&c.identity_file) {
+        eprintln!("warning: {w}");
+    }
     Ok(format!(
         "wrote {} ({} node(s), {} provider); check it with `netctl profile check -p {}`",
         c.out.display(),
@@ -546,14 +695,17 @@ pub fn run(answers: Answers, interactive: bool, force: bool) -> Result<String, E
     ))
 }
 
-fn refuse_existing(out: &Path, force: bool) -> Result<(), Error> {
-    if out.exists() && !force {
-        return Err(Error::Usage(format!(
-            "{} exists; pass --force to overwrite it",
-            out.display()
-        )));
-    }
-    Ok(())
+/// The profile names a key netctl will try first: say so now when it is not there, not at the
+/// first connection.
+fn identity_warning(identity_file: &str) -> Option<String> {
+    let path = crate::profile::expand_home(identity_file);
+    (!path.exists()).then(|| {
+        format!(
+            "the SSH identity file {identity_file} ({}) does not exist: create it (ssh-keygen -t ed25519 -f {}) or change ssh.identityFile",
+            path.display(),
+            path.display()
+        )
+    })
 }
 
 fn write(out: &Path, text: &str, force: bool) -> Result<(), Error> {
@@ -592,15 +744,19 @@ mod tests {
         assert!(parse_node_flag("name=w,address=1.2.3.4,zone=a")
             .unwrap_err()
             .contains("unknown key"));
-        let hosts = parse_hosts(
+        let (hosts, bad) = parse_hosts(
             "# lab\nctl 10.0.0.10 controller\n\nwrk1 10.0.0.11   # a worker\nboth 10.0.0.12 controller,worker\n",
             Path::new("hosts"),
-        )
-        .unwrap();
-        assert_eq!(hosts.len(), 3);
+        );
+        assert_eq!((hosts.len(), bad.len()), (3, 0));
         assert_eq!(hosts[1].roles, ["worker"]);
-        let e = parse_hosts("a 10.0.0.1\nb 10.0.0.x\n", Path::new("hosts")).unwrap_err();
-        assert!(e.starts_with("hosts:2: "), "{e}");
+        // Every bad line, each named.
+        let (hosts, bad) = parse_hosts("a 10.0.0.1\nb 10.0.0.x\nC 10.0.0.3\n", Path::new("hosts"));
+        assert_eq!(hosts.len(), 1);
+        assert!(
+            bad[0].starts_with("hosts:2: ") && bad[1].starts_with("hosts:3: "),
+            "{bad:?}"
+        );
     }
 
     #[test]

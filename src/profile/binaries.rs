@@ -37,7 +37,7 @@ pub fn load(
     let mut problems = Vec::new();
     let mut loaded = BTreeMap::new();
     for (field, binary) in wanted(cluster) {
-        let mut bad = |field: String, message: String| problems.push(Problem { field, message });
+        let mut bad = |field: String, message: String| problems.push(Problem::new(field, message));
         let Some(b) = binary else {
             bad(
                 field.to_string(),

@@ -39,10 +39,10 @@ pub fn plan(profile: &Profile, checked: &Checked) -> Result<Vec<Node>, Problem> 
                 }
                 if u64::from(next) >= blocks {
                     // validate() counts blocks; this guards the arithmetic, not the user.
-                    return Err(Problem {
-                        field: format!("nodes[{i}].podCIDR"),
-                        message: format!("no free /{mask} left in {cluster}"),
-                    });
+                    return Err(Problem::new(
+                        format!("nodes[{i}].podCIDR"),
+                        format!("no free /{mask} left in {cluster}"),
+                    ));
                 }
                 let net = Ipv4Network::new((base + next * block_size).into(), mask)
                     .expect("prefix checked");

@@ -4,10 +4,13 @@
 
 pub mod binaries;
 pub mod cidr;
+pub mod diagnose;
+pub mod events;
 pub mod jump;
 pub mod model;
 pub mod nesting;
 pub mod rewrite;
+pub mod tree;
 pub mod validate;
 
 use std::net::Ipv4Addr;
@@ -16,14 +19,27 @@ use std::path::{Path, PathBuf};
 use ipnetwork::Ipv4Network;
 use sha2::{Digest, Sha256};
 
+pub use events::Pos;
 pub use model::*;
 pub use validate::is_sha256_hex;
 
-/// One problem found in a profile: the field path (e.g. `nodes[2].podCIDR`) and what is wrong.
+/// One problem found in a profile: the field path (e.g. `nodes[2].podCIDR`), what is wrong, and
+/// where the field is in the file (once the file's text has been consulted; see `diagnose`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub field: String,
     pub message: String,
+    pub at: Option<Pos>,
+}
+
+impl Problem {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            field: field.into(),
+            message: message.into(),
+            at: None,
+        }
+    }
 }
 
 impl std::fmt::Display for Problem {
@@ -46,11 +62,24 @@ pub enum ProfileError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    /// Every problem, one line each: `file:line:column: field: message`, in the file's order.
+    #[error("{}", invalid_text(path, problems))]
     Invalid {
         path: PathBuf,
         problems: Vec<Problem>,
     },
+}
+
+fn invalid_text(path: &Path, problems: &[Problem]) -> String {
+    let file = path.display();
+    let mut s = format!("{file}: {} problem(s):", problems.len());
+    for p in problems {
+        match p.at {
+            Some(at) => s.push_str(&format!("\n{file}:{}:{}: {p}", at.line, at.column)),
+            None => s.push_str(&format!("\n{file}: {p}")),
+        }
+    }
+    s
 }
 
 /// A Kubernetes minor version: rendering depends on it (CNI flags left kubelet in 1.24).
@@ -180,26 +209,53 @@ pub fn load(path: &Path) -> Result<Cluster, ProfileError> {
     load_str(&text, path)
 }
 
-/// Parse, validate and plan profile text; `path` only names it in errors.
+/// Parse, validate and plan profile text; `path` only names it in errors. A profile that does
+/// not load gets every problem found at once, each with its position (`diagnose`).
 pub fn load_str(text: &str, path: &Path) -> Result<Cluster, ProfileError> {
-    let profile = parse(text, path)?;
+    check_nesting(text, path)?;
+    // The common case, a good profile, parses once; the diagnosis reads the text again.
+    let profile =
+        serde_yaml::from_str::<Profile>(text).map_err(|e| diagnose::all(text, path, e))?;
     let mut cluster = resolve(profile).map_err(|problems| ProfileError::Invalid {
         path: path.to_path_buf(),
-        problems,
+        problems: diagnose::semantic(text, problems),
     })?;
     cluster.source = path.to_path_buf();
     Ok(cluster)
 }
 
-/// YAML to `Profile`; syntax, type and unknown-key errors carry line and column.
+/// YAML to `Profile`: a syntax error with its line and column, or every unknown key and type
+/// error with theirs (not validated: that is `resolve`).
 pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
+    check_nesting(text, path)?;
+    serde_yaml::from_str::<Profile>(text).map_err(|first| {
+        let Some(mut tree) = tree::read(text) else {
+            return single(first, path);
+        };
+        let mut problems = diagnose::deserialize(&mut tree).problems;
+        if problems.is_empty() {
+            return single(first, path);
+        }
+        diagnose::sort(&mut problems);
+        ProfileError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }
+    })
+}
+
+fn check_nesting(text: &str, path: &Path) -> Result<(), ProfileError> {
     nesting::check(text, nesting::MAX_FLOW_DEPTH).map_err(|e| ProfileError::Syntax {
         path: path.to_path_buf(),
         line: e.line,
         column: e.column,
         message: e.message,
-    })?;
-    serde_yaml::from_str::<Profile>(text).map_err(|e| match e.location() {
+    })
+}
+
+/// serde_yaml's one error, with its position where it has one.
+fn single(e: serde_yaml::Error, path: &Path) -> ProfileError {
+    match e.location() {
         Some(loc) => ProfileError::Syntax {
             path: path.to_path_buf(),
             line: loc.line(),
@@ -210,7 +266,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Profile, ProfileError> {
             path: path.to_path_buf(),
             message: e.to_string(),
         },
-    })
+    }
 }
 
 /// serde_yaml appends " at line L column C"; the location is printed separately.
