@@ -275,6 +275,8 @@ pub mod fake {
         now: Option<Vec<u8>>,
         before: Option<Option<Vec<u8>>>,
         lock: Option<String>,
+        /// Files a gather finds: (path, mode, content).
+        files: Vec<(String, u32, Vec<u8>)>,
     }
 
     impl Net {
@@ -293,6 +295,12 @@ pub mod fake {
             st.now = Some(now.as_bytes().to_vec());
             st.before = Some(before.map(|b| b.as_bytes().to_vec()));
             st.lock = lock.map(String::from);
+        }
+
+        /// Files the node holds, as a gather reads them back.
+        pub fn seed_files(&self, name: &str, files: Vec<(String, u32, Vec<u8>)>) {
+            self.remember_state();
+            self.node(name).state.lock().unwrap().files = files;
         }
 
         /// A node's state.json now, when the net remembers it.
@@ -378,6 +386,12 @@ pub mod fake {
                     }
                     if let Some(l) = &st.lock {
                         out.push_str(&format!("@@lock 644 {}\n", b64.encode(l)));
+                    }
+                    for (path, mode, content) in &st.files {
+                        out.push_str(&format!(
+                            "@@path {path}\n@@file {mode:o} {}\n",
+                            b64.encode(content)
+                        ));
                     }
                     ok(&out)
                 }

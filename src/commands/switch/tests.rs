@@ -371,6 +371,19 @@ fn to_vxlan() -> SwitchOptions {
     opts(ep(ProviderKind::Routes, "vxlan"))
 }
 
+/// The files of `node` as the routes vxlan target writes them, as a gather reads them back.
+fn target_files(node: &str) -> Vec<(String, u32, Vec<u8>)> {
+    let c = cluster();
+    let to = crate::migrate::retarget(&c, &ep(ProviderKind::Routes, "vxlan")).unwrap();
+    let n = to.node(node).unwrap().clone();
+    let plan = crate::provider::node_plan(&to, &n, &Default::default());
+    let plan = crate::provider::edit::resolve(&plan, &Default::default()).unwrap();
+    plan.files
+        .iter()
+        .map(|f| (f.path.clone(), f.mode, f.bytes().to_vec()))
+        .collect()
+}
+
 /// Issue 17, 1: a `--resume` that failed rolled back only the nodes it switched itself, then
 /// undid the prepare step everywhere: c1, switched by the killed run, kept vxlan routes with no
 /// device. Now every node the switch changed is put back, whoever changed it.
@@ -387,11 +400,14 @@ fn a_failed_resume_rolls_back_the_nodes_the_killed_run_switched() {
                 ("host-gw", Some("prepared"), None),
                 ("host-gw", Some("prepared"), None),
             ],
-        )
+        );
+        // c1 holds the target's files: the killed run had switched it.
+        net.seed_files("c1", target_files("c1"));
     });
     // The fake's node checks find nothing: w1's gate fails.
     let e = r.unwrap_err().to_string();
     assert!(e.contains("w1: gate failed"), "{e}");
+    assert!(!switched(&net, "c1"), "c1 was switched again");
     for n in ["c1", "w1"] {
         assert!(node_changed(&net, n, "restore backups"), "{n} not put back");
     }
@@ -622,4 +638,34 @@ fn the_pods_a_drain_leaves_are_recreated_after_the_nodes_switch() {
             "{kept}: {calls:?}"
         );
     }
+}
+
+/// Issue 17 (found by the fault matrix): a rollback killed after it had put a node's files back
+/// left that node's record saying `switched`, and `--resume` skipped it, so the last gate found
+/// its files drifted and rolled everything back. A node is done only when its files are the
+/// target's: this one is switched again.
+#[test]
+fn a_resume_after_a_killed_rollback_switches_again_the_nodes_it_had_put_back() {
+    let k = Arc::new(FakeKubectl::default());
+    let mut o = to_vxlan();
+    o.resume = true;
+    let (_, net) = switch(o, Some(k), |net| {
+        killed_run(
+            net,
+            [
+                ("vxlan", Some("switched"), None),
+                ("vxlan", Some("switched"), None),
+                ("vxlan", Some("switched"), None),
+            ],
+        );
+        // c1 and w1 still hold the target's files; w2's were put back (no file found).
+        net.seed_files("c1", target_files("c1"));
+        net.seed_files("w1", target_files("w1"));
+    });
+    assert!(
+        switched(&net, "w2"),
+        "w2 was skipped: {:?}",
+        net.calls("w2")
+    );
+    assert!(!switched(&net, "c1") && !switched(&net, "w1"));
 }

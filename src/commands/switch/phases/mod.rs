@@ -255,8 +255,19 @@ impl<'a> Switch<'a> {
                 edit_errors.join("\n  ")
             )));
         }
+        // A node is done when its record says so and its files are the target's: a rollback
+        // killed half way leaves records saying `switched` on nodes whose files it had already
+        // put back, and those switch again.
         let pending: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| !matches!(&self.records[i], Some(r) if r.phase == SwitchPhase::Switched))
+            .filter(|&i| {
+                let c = &self.conns[i];
+                let switched =
+                    matches!(&self.records[i], Some(r) if r.phase == SwitchPhase::Switched);
+                !switched
+                    || !crate::plan::diff(&mplan.nodes[i].install, &c.found, c.node.has_systemd())
+                        .files
+                        .is_empty()
+            })
             .collect();
         self.waves = pending
             .chunks(self.opts.max_unavailable.max(1))
