@@ -148,6 +148,10 @@ pub enum Command {
         /// On failure, stop in place instead of rolling back.
         #[arg(long)]
         no_rollback: bool,
+        /// How long a node that stops answering mid-switch (a reboot, a dropped connection) is
+        /// waited for before it is reported and left for `switch --rollback` or `--resume`.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        wait_for_node: u64,
         /// Report format: text for people, json for machines.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod cloud;
 pub mod commands;
 pub mod error;
+pub mod fault;
 pub mod fleet;
 pub mod input;
 pub mod kubectl;

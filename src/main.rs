@@ -274,6 +274,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             resume,
             rollback,
             no_rollback,
+            wait_for_node,
             output,
         } => {
             let cluster = profile::load(&nodes.profile)?;
@@ -303,6 +304,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 resume,
                 rollback,
                 no_rollback,
+                wait: std::time::Duration::from_secs(wait_for_node),
             };
             let report = block_on(commands::switch::run(&run, opts))?;
             match output {

@@ -312,6 +312,8 @@ pub fn next_state(
         commands: desired.commands.iter().map(|c| c.command.clone()).collect(),
         teardown: desired.teardown.clone(),
         switch: None,
+        // History, kept across runs: which switch set the node's network.
+        last_switch: previous.and_then(|p| p.last_switch.clone()),
     }
 }
 

@@ -256,15 +256,54 @@ pub mod fake {
     pub struct Net {
         rules: Arc<Mutex<Vec<Rule>>>,
         nodes: Arc<Mutex<Vec<Arc<Node>>>>,
+        /// Nodes keep the state.json uploaded to them (see `remember_state`).
+        stateful: Arc<std::sync::atomic::AtomicBool>,
     }
 
     pub struct Node {
         pub name: String,
         net: Net,
         log: Mutex<Vec<Call>>,
+        state: Mutex<StateFile>,
+    }
+
+    /// A node's state.json as the switch's steps leave it: uploads replace it (the first one
+    /// keeps the old as its backup), a gather reads it, dropping a switch record puts the
+    /// backup back, settling writes the script's content.
+    #[derive(Default)]
+    struct StateFile {
+        now: Option<Vec<u8>>,
+        before: Option<Option<Vec<u8>>>,
+        lock: Option<String>,
     }
 
     impl Net {
+        /// Nodes remember their state.json (what a switch records on them) from here on.
+        pub fn remember_state(&self) {
+            self.stateful
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        /// Seed a node as an interrupted run left it: its state.json, the state.json its
+        /// switch backed up (what putting the record back restores) and its lock file.
+        pub fn seed(&self, name: &str, now: &str, before: Option<&str>, lock: Option<&str>) {
+            self.remember_state();
+            let n = self.node(name);
+            let mut st = n.state.lock().unwrap();
+            st.now = Some(now.as_bytes().to_vec());
+            st.before = Some(before.map(|b| b.as_bytes().to_vec()));
+            st.lock = lock.map(String::from);
+        }
+
+        /// A node's state.json now, when the net remembers it.
+        pub fn state_of(&self, name: &str) -> Option<serde_json::Value> {
+            let n = self.node(name);
+            let st = n.state.lock().unwrap();
+            st.now
+                .as_ref()
+                .map(|b| serde_json::from_slice(b).expect("state.json"))
+        }
+
         /// Answer calls for which `rule(node, title, script)` gives an output; the first rule
         /// that answers wins.
         pub fn on(
@@ -283,6 +322,7 @@ pub mod fake {
                 name: name.into(),
                 net: self.clone(),
                 log: Mutex::new(vec![]),
+                state: Mutex::default(),
             });
             nodes.push(n.clone());
             n
@@ -321,10 +361,41 @@ pub mod fake {
                 script: script.into(),
             });
             let rules = self.net.rules.lock().unwrap();
-            rules
-                .iter()
-                .find_map(|r| r(&self.name, title, script))
-                .unwrap_or_else(|| ok(""))
+            if let Some(out) = rules.iter().find_map(|r| r(&self.name, title, script)) {
+                return out;
+            }
+            if !self.net.stateful.load(std::sync::atomic::Ordering::SeqCst) {
+                return ok("");
+            }
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let mut st = self.state.lock().unwrap();
+            match title {
+                "gather" | "lock and gather" => {
+                    let mut out = String::new();
+                    if let Some(b) = &st.now {
+                        out.push_str(&format!("@@state 644 {}\n", b64.encode(b)));
+                    }
+                    if let Some(l) = &st.lock {
+                        out.push_str(&format!("@@lock 644 {}\n", b64.encode(l)));
+                    }
+                    ok(&out)
+                }
+                "drop the switch record" => {
+                    st.now = st.before.take().flatten();
+                    ok("")
+                }
+                "settle the switch record" => {
+                    let content = script
+                        .lines()
+                        .find_map(|l| l.strip_prefix("CONTENT="))
+                        .map(|v| v.trim_matches('\''))
+                        .expect("settle carries the state");
+                    st.now = Some(b64.decode(content).expect("base64"));
+                    ok("")
+                }
+                _ => ok(""),
+            }
         }
 
         /// The paths uploaded are the call's script; a failure is (status, stderr).
@@ -332,6 +403,17 @@ pub mod fake {
             let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
             let out = self.run("upload", &paths.join("\n"));
             if out.success() {
+                let state = files.iter().find(|f| f.path == crate::state::STATE_FILE);
+                if let (Some(f), true) = (
+                    state,
+                    self.net.stateful.load(std::sync::atomic::Ordering::SeqCst),
+                ) {
+                    let mut st = self.state.lock().unwrap();
+                    if st.before.is_none() {
+                        st.before = Some(st.now.clone());
+                    }
+                    st.now = Some(f.content.clone());
+                }
                 Ok(())
             } else {
                 Err((

@@ -82,6 +82,16 @@ impl Run {
         }
     }
 
+    /// The same run under another id: a `switch --resume` or `--rollback` continues the switch
+    /// it takes over under that switch's id, so the nodes' locks and records name one run and
+    /// a killed continuation can itself be taken over.
+    pub fn with_id(&self, id: &str) -> Run {
+        Run {
+            id: id.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// Open a session to `node` (with the profile's ssh settings, bastions and host-key policy).
     pub async fn connect(&self, node: &Node) -> Result<Remote, RemoteError> {
         match &self.reach {

@@ -76,6 +76,13 @@ fn scripts() -> Vec<(String, String)> {
     ))
     .unwrap();
     v.push(("switch roll back".into(), record.roll_back_script()));
+    v.push(("switch drop record".into(), record.drop_script()));
+    let mut settled = crate::state::NodeState {
+        provider: "routes".into(),
+        ..Default::default()
+    };
+    settled.last_switch = Some(record.clone());
+    v.push(("switch settle".into(), settled.settle_script(run)));
     let list = cni::parse(
         "10-x.conflist",
         r#"{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"bridge","bridge":"cni0","ipam":{"type":"host-local"}}]}"#,

@@ -55,12 +55,39 @@ pub struct NodeState {
     /// parse makes the whole state an error, never "no switch in progress".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch: Option<SwitchRecord>,
+    /// The record of the switch that set this node's network, moved here when that switch
+    /// finished: `verify` names the run, and a `switch --rollback` of that run (interrupted
+    /// while other nodes still held their records) finds what to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_switch: Option<SwitchRecord>,
+}
+
+impl NodeState {
+    /// The node is done with switch `run`: this state (its record already moved to
+    /// `last_switch`) written and the switch's lock released in one script
+    /// (templates/node/settle.sh).
+    pub fn settle_script(&self, run: &str) -> String {
+        let mut json = serde_json::to_vec_pretty(self).expect("state serialises");
+        json.push(b'\n');
+        shell::Script::new(shell::script_file!("node/settle.sh"))
+            .var("STATE", STATE_FILE)
+            .var("LOCK", LOCK_FILE)
+            .var("RUN", run)
+            .var(
+                "CONTENT",
+                base64::engine::general_purpose::STANDARD.encode(json),
+            )
+            .build()
+    }
 }
 
 /// Where a node is in a switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SwitchPhase {
+    /// The switch holds the node: nothing of it changed yet but the prepare step (written on
+    /// every node before the first change, so no step leaves a lock without a record).
+    Prepared,
     /// Its files are changing.
     Switching,
     /// It runs the target.
@@ -101,25 +128,47 @@ impl SwitchRecord {
 }
 
 impl SwitchRecord {
-    /// Put back what the switch changed (templates/node/roll-back.sh): files it created are
-    /// removed, the others (and state.json) copied back from its backups where it made one.
+    /// Put back the files the switch changed (templates/node/roll-back.sh): files it created are
+    /// removed, the others copied back from its backups where it made one. state.json is not
+    /// among them: it keeps the record until `drop_script` ends the node's rollback, so a
+    /// rollback killed half way is found and finished by the next one.
     pub fn roll_back_script(&self) -> String {
         use crate::plan::FileAction;
-        let state = (STATE_FILE.to_string(), FileAction::Update);
-        let items = self
-            .files
-            .iter()
-            .chain(std::iter::once(&state))
-            .map(|(path, action)| match action {
-                FileAction::Create => format!("absent:{path}"),
-                _ => format!("existed:{path}"),
-            });
+        self.restore(
+            self.files
+                .iter()
+                .filter(|(p, _)| p != STATE_FILE)
+                .map(|(path, action)| match action {
+                    FileAction::Create => format!("absent:{path}"),
+                    _ => format!("existed:{path}"),
+                }),
+        )
+    }
+
+    /// The last step of a node's rollback: state.json back as it was before the switch (the
+    /// record goes with it) and the switch's lock released, in one script.
+    pub fn drop_script(&self) -> String {
+        // A node netctl had not set up before the switch (`--from`) had no state.json.
+        let state = format!("prior:{STATE_FILE}");
+        format!(
+            "{}{}",
+            self.restore(std::iter::once(state)),
+            crate::phase::lock::release_script(&self.run_id)
+        )
+    }
+
+    fn restore(&self, items: impl Iterator<Item = String>) -> String {
         shell::Script::new(shell::script_file!("node/roll-back.sh"))
             .include(RESTORE_LIB)
             .var("RUN", &self.run_id)
-            .var("BACKUPS", format!("{BACKUPS_DIR}/{}", self.run_id))
+            .var("BACKUPS", self.backups())
             .args(items)
             .build()
+    }
+
+    /// Where the switch backed up what it changed on the node.
+    pub fn backups(&self) -> String {
+        format!("{BACKUPS_DIR}/{}", self.run_id)
     }
 }
 
@@ -430,22 +479,34 @@ mod tests {
             (p("gone.conf"), FileAction::Remove),
             (p("nobackup.conf"), FileAction::Update),
         ];
-        let script = rec
-            .roll_back_script()
-            .replace(STATE_FILE, &p("state.json"))
-            .replace(BACKUPS_DIR, d.path().join("backups").to_str().unwrap());
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        let run_sh = |script: String| {
+            let script = script
+                .replace(STATE_FILE, &p("state.json"))
+                .replace(LOCK_FILE, &p("lock"))
+                .replace(BACKUPS_DIR, d.path().join("backups").to_str().unwrap());
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        };
+        std::fs::write(p("lock"), format!("run={run}\n")).unwrap();
+        run_sh(rec.roll_back_script());
         assert!(!d.path().join("new.conf").exists());
         let read = |s: &str| std::fs::read_to_string(p(s)).unwrap();
         assert_eq!(read("it's.conf"), "before\n");
         assert_eq!(read("gone.conf"), "removed\n");
         assert_eq!(read("nobackup.conf"), "kept\n");
+        // The record stays until the node's rollback is complete (a kill before is recoverable).
+        assert_eq!(read("state.json"), "new state\n");
+        assert!(d.path().join("lock").exists());
+        run_sh(rec.drop_script());
         assert_eq!(read("state.json"), "old state\n");
+        assert!(
+            !d.path().join("lock").exists(),
+            "the switch's lock goes with its record"
+        );
     }
 
     #[test]

@@ -285,6 +285,8 @@ async fn verify(
     let mut mesh = None;
     if !was_interrupted && !ready.is_empty() {
         mesh = Some(crate::verify::MeshUsed::new(opts.mesh, ready.len()));
+        // Every test pod is up: where the fault matrix kills a switch's last gate.
+        crate::fault::point("last-gate");
         tokio::select! {
             c = dataplane::ping_all(ready, opts.mesh, concurrency) => checks.extend(c),
             _ = interrupted(rx.clone()) => was_interrupted = true,

@@ -78,8 +78,10 @@ fn client_config() -> client::Config {
     client::Config {
         // Without it every channel round trip waits on Nagle + delayed ACK (about 45 ms, see LAB-NOTES.md).
         nodelay: true,
-        keepalive_interval: Some(Duration::from_secs(15)),
-        keepalive_max: 4,
+        // A node that stops answering (a reboot, a port gone dark) is noticed in about 12 s, not
+        // after a minute: a switch then waits for it (bounded) instead of hanging on it.
+        keepalive_interval: Some(Duration::from_secs(3)),
+        keepalive_max: 3,
         inactivity_timeout: None,
         // Default algorithms: curve25519, ed25519, chacha20-poly1305 against OpenSSH: fast and secure.
         ..Default::default()

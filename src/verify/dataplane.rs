@@ -653,6 +653,8 @@ pub async fn node_alone(cluster: &Cluster, p: Participant, suffix: &str) -> Vec<
     let registry = Registry::default();
     let mut checks = match make_pods(cluster, p, suffix, registry.clone()).await {
         Ok((made, ready)) => {
+            // The node's test pods are up: where the fault matrix kills a switch's gate.
+            crate::fault::point("gate");
             let mut c = vec![made];
             c.extend(ping_all(vec![ready], Mesh::Full, 1).await);
             c

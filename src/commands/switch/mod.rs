@@ -28,6 +28,7 @@ use crate::Error;
 use node::Conn;
 use phases::{Step, Switch, FIRST_CHANGE, ROLLBACK, SWITCH};
 
+use crate::state::Gathered;
 pub use crate::state::{SwitchPhase, SwitchRecord};
 
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct SwitchOptions {
     pub resume: bool,
     pub rollback: bool,
     pub no_rollback: bool,
+    /// How long a node that stops answering (a reboot, a dropped connection) is waited for.
+    pub wait: std::time::Duration,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,11 +56,11 @@ pub struct SwitchReport {
     pub steps: Vec<String>,
 }
 
-/// Connect and read the node's record (read-only): which switch, if any, it is in the middle of.
-async fn peek(run: &Run, node: Node) -> Result<(Node, Remote, Option<SwitchRecord>), RemoteError> {
+/// Connect and read the node (read-only): its record, and who holds its lock.
+async fn peek(run: &Run, node: Node) -> Result<(Node, Remote, Gathered), RemoteError> {
     let remote = run.connect(&node).await?;
     match gather::gather(&remote, &NodePlan::default()).await {
-        Ok(g) => Ok((node, remote, g.state.and_then(|s| s.switch))),
+        Ok(g) => Ok((node, remote, g)),
         Err(e) => {
             remote.close().await;
             Err(e)
@@ -65,36 +68,69 @@ async fn peek(run: &Run, node: Node) -> Result<(Node, Remote, Option<SwitchRecor
     }
 }
 
-/// Lock and gather (one round trip). A switch killed mid-way leaves its locks behind; `--resume`/`--rollback`
-/// take over locks held by exactly the switch run the nodes' records name, and no other.
+/// The switch a `--resume` or `--rollback` continues: the one the nodes' records name; where no
+/// node has a record, a switch whose process is gone and left only its locks (killed before
+/// its first record), so that even then `--rollback` alone clears the way.
+fn continued(
+    peeked: &[(Node, Remote, Gathered)],
+    opts: &SwitchOptions,
+) -> Result<Option<String>, Error> {
+    let recorded: std::collections::BTreeSet<String> = peeked
+        .iter()
+        .filter_map(|(_, _, g)| g.switch_run())
+        .collect();
+    if recorded.len() > 1 {
+        return Err(Error::Refused(format!(
+            "the nodes record different switches ({}): undo them one at a time is not possible; inspect /var/lib/netctl/state.json on each node",
+            recorded.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    if let Some(r) = recorded.into_iter().next() {
+        return Ok(Some(r));
+    }
+    if !(opts.resume || opts.rollback) {
+        return Ok(None);
+    }
+    let dead: std::collections::BTreeSet<String> = peeked
+        .iter()
+        .filter_map(|(_, _, g)| g.lock.as_deref().map(lock::Holder::parse))
+        .filter(|h| h.command == "switch" && h.alive_here() == Some(false))
+        .map(|h| h.run)
+        .collect();
+    Ok((dead.len() == 1).then(|| dead.into_iter().next()).flatten())
+}
+
+/// Lock and gather (one round trip). A lock held by the switch this run continues is taken over
+/// (rewritten to name this process) only when that switch's process is gone.
 async fn open(
     node: Node,
     remote: Remote,
+    held: Option<lock::Holder>,
     run_id: String,
-    take_over: Option<String>,
     want: NodePlan,
 ) -> Result<Conn, RemoteError> {
     let holder = lock::Holder::me(&run_id, "switch");
-    let found = match gather::lock_and_gather(&remote, &want, &holder).await {
-        // Only a run that is gone: a live one (here, where we can tell) keeps its lock.
-        Err(RemoteError::Locked {
-            run: held_by,
-            alive,
-            ..
-        }) if take_over.as_ref().is_some_and(|r| *r == held_by) && alive != Some(true) => {
-            match lock::take_over(&remote, &held_by, &holder).await {
-                Ok(()) => gather::gather(&remote, &want).await,
-                Err(e) => Err(e),
-            }
+    let found = match held.filter(|h| h.run == run_id) {
+        Some(h) if h.alive_here() == Some(true) && h.pid != holder.pid => {
+            Err(RemoteError::Locked {
+                node: node.name.clone(),
+                holder: h.describe(),
+                run: h.run.clone(),
+                alive: Some(true),
+                way_out: format!(
+                    "that run is still going here (pid {}); wait for it to finish",
+                    h.pid
+                ),
+            })
         }
-        other => other,
+        Some(_) => match lock::take_over(&remote, &run_id, &holder).await {
+            Ok(()) => gather::gather(&remote, &want).await,
+            Err(e) => Err(e),
+        },
+        None => gather::lock_and_gather(&remote, &want, &holder).await,
     };
     match found {
-        Ok(found) => Ok(Conn {
-            node,
-            remote: Arc::new(remote),
-            found,
-        }),
+        Ok(found) => Ok(Conn::new(node, remote, found)),
         Err(e) => {
             // Someone else's lock stays; ours (taken before the failure) goes.
             if !matches!(e, RemoteError::Locked { .. }) {
@@ -109,21 +145,35 @@ async fn open(
 /// Release this run's locks and close the sessions.
 async fn release(conns: Vec<Conn>, run_id: &str) {
     for c in conns {
-        let _ = lock::unlock(&c.remote, run_id).await;
+        let remote = c.into_remote();
+        let _ = lock::unlock(&remote, run_id).await;
         // The gate's test pods are gone by now, so this is the last handle; were it not,
         // dropping it closes the session all the same.
-        if let Ok(remote) = Arc::try_unwrap(c.remote) {
+        if let Ok(remote) = Arc::try_unwrap(remote) {
             remote.close().await;
         }
     }
 }
 
-/// Every node connected, its record read, locked and gathered - or none locked and the reason.
+fn unreachable(errors: Vec<String>, refused: bool) -> Error {
+    let msg = format!(
+        "cannot reach every node, nothing was changed:\n  {}",
+        errors.join("\n  ")
+    );
+    if refused {
+        Error::Refused(msg)
+    } else {
+        Error::Failed(msg)
+    }
+}
+
+/// Every node connected, read, locked and gathered - or none locked and the reason. A run that
+/// continues an interrupted switch takes that switch's id (returned with the nodes).
 async fn open_fleet(
     run: &Run,
     opts: &SwitchOptions,
     to: &Cluster,
-) -> Result<(Vec<Conn>, Option<String>), Error> {
+) -> Result<(Run, Vec<Conn>, Option<String>), Error> {
     let peeked = fleet::run(run.cluster.nodes.clone(), run.concurrency, |n| {
         let run = run.clone();
         async move { peek(&run, n).await }
@@ -141,22 +191,38 @@ async fn open_fleet(
             }
         }
     }
-    let take_over = (opts.resume || opts.rollback)
-        .then(|| {
-            reachable
-                .iter()
-                .find_map(|(_, _, r)| r.as_ref().map(|r| r.run_id.clone()))
-        })
-        .flatten();
+    let take_over = match continued(&reachable, opts) {
+        Ok(t) => t,
+        Err(e) => {
+            for (_, remote, _) in reachable {
+                remote.close().await;
+            }
+            return Err(e);
+        }
+    };
+    if !errors.is_empty() {
+        for (_, remote, _) in reachable {
+            remote.close().await;
+        }
+        return Err(unreachable(errors, refused));
+    }
+    let run = match &take_over {
+        Some(id) => {
+            run.progress.println(&format!("continuing switch run {id}"));
+            run.with_id(id)
+        }
+        None => run.clone(),
+    };
     let jobs: Vec<_> = reachable
         .into_iter()
-        .map(|(n, remote, _)| {
+        .map(|(n, remote, g)| {
             let want = crate::provider::node_plan(to, &n, &run.inputs);
-            (n, remote, want)
+            let held = g.lock.as_deref().map(lock::Holder::parse);
+            (n, remote, held, want)
         })
         .collect();
-    let opened = fleet::run(jobs, run.concurrency, |(n, remote, want)| {
-        open(n, remote, run.id.clone(), take_over.clone(), want)
+    let opened = fleet::run(jobs, run.concurrency, |(n, remote, held, want)| {
+        open(n, remote, held, run.id.clone(), want)
     })
     .await;
     let mut conns = Vec::new();
@@ -170,27 +236,19 @@ async fn open_fleet(
         }
     }
     if errors.is_empty() {
-        return Ok((conns, take_over));
+        return Ok((run, conns, take_over));
     }
     release(conns, &run.id).await;
-    let msg = format!(
-        "cannot reach every node, nothing was changed:\n  {}",
-        errors.join("\n  ")
-    );
-    Err(if refused {
-        Error::Refused(msg)
-    } else {
-        Error::Failed(msg)
-    })
+    Err(unreachable(errors, refused))
 }
 
 pub async fn run(run: &Run, opts: SwitchOptions) -> Result<SwitchReport, Error> {
     let to = Arc::new(
         migrate::retarget(&run.cluster, &opts.to).map_err(|e| Error::Usage(e.to_string()))?,
     );
-    let (conns, take_over) = open_fleet(run, &opts, &to).await?;
+    let (run, conns, take_over) = open_fleet(run, &opts, &to).await?;
     // From here the nodes are locked: the one release below follows every way out.
-    let result = switch(run, &opts, to, &conns, take_over).await;
+    let result = switch(&run, &opts, to, &conns, take_over).await;
     release(conns, &run.id).await;
     result
 }
@@ -233,12 +291,13 @@ async fn switch(
     if opts.no_rollback {
         return Err(Error::Failed(format!("{err}; stopped in place (--no-rollback): continue with `switch --resume` or undo with `switch --rollback`")));
     }
-    // The nodes' network after the undo, checked (node checks only) where nodes were touched.
+    // The nodes' network after the undo, checked (node checks only) where nodes were touched
+    // and are back (a node the rollback could not reach keeps its record: named below).
     let mut verify_errors = Vec::new();
     if step >= Step::PrepareNodes {
         let from = s.from.as_ref().expect("decided");
-        for c in conns {
-            if let Err(e) = node::gate(&c.remote, from, &run.inputs, &c.node, None).await {
+        for c in conns.iter().filter(|c| !s.kept.contains(&c.node.name)) {
+            if let Err(e) = node::gate(&c.remote(), from, &run.inputs, &c.node, None).await {
                 verify_errors.push(e);
             }
         }
@@ -257,7 +316,7 @@ async fn switch(
             )
         }
     } else {
-        format!(
+        let mut state = format!(
             "rollback incomplete: {}",
             outcome
                 .undo_errors
@@ -266,7 +325,16 @@ async fn switch(
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("; ")
-        )
+        );
+        if !s.kept.is_empty() {
+            state.push_str(&format!(
+                "; {} keep{} the switch's record: once reachable, `netctl switch --rollback -p {}` finishes the rollback",
+                s.kept.join(", "),
+                if s.kept.len() == 1 { "s" } else { "" },
+                run.cluster.source.display()
+            ));
+        }
+        state
     };
     Err(Error::Failed(format!(
         "switch to {} failed: {err}; {state}",

@@ -1,22 +1,99 @@
-//! One node's part of a switch: its record, the switch itself, the gate after it, and the way back
-//! from the backups its record names.
+//! One node's part of a switch: its record, the switch itself, the gate after it, the way back
+//! from the backups its record names, and the wait for a node that dropped its connection.
+//!
+//! What a node's recovery does is decided from what is on the node (its state.json, its record,
+//! the record a finished switch left in `last_switch`), never from which nodes this process
+//! happened to touch: a resume or rollback may take over from a run that was killed anywhere.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::kubectl::Kubectl;
 use crate::migrate::{Endpoint, NodeMigration};
-use crate::phase::apply;
+use crate::phase::{apply, gather, lock};
 use crate::plan;
 use crate::profile::{Cluster, Node};
 use crate::provider::{sh_quote, Inputs, NodePlan, Step};
 use crate::remote::{Remote, RemoteError};
-use crate::state::{Gathered, NodeState, SwitchPhase, SwitchRecord};
+use crate::run::Run;
+use crate::state::{Gathered, NodeState, SwitchPhase, SwitchRecord, STATE_FILE};
 
-/// A node the switch holds: locked, gathered, its session shared with the gate's test pods.
+/// A node the switch holds: locked, gathered, its session shared with the gate's test pods. The
+/// session is replaced when the node had to be reached again (a reboot, a dropped connection).
 pub struct Conn {
     pub node: Node,
-    pub remote: Arc<Remote>,
+    remote: Mutex<Arc<Remote>>,
     pub found: Gathered,
+}
+
+/// How long a probe of a session that may be dead is given before the node is reached anew.
+const PROBE: Duration = Duration::from_secs(10);
+/// Between two connection attempts to a node that is away.
+const RETRY: Duration = Duration::from_secs(2);
+
+impl Conn {
+    pub fn new(node: Node, remote: Remote, found: Gathered) -> Conn {
+        Conn {
+            node,
+            remote: Mutex::new(Arc::new(remote)),
+            found,
+        }
+    }
+
+    /// The session, for the last time (the fleet's release).
+    pub fn into_remote(self) -> Arc<Remote> {
+        self.remote.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node's current session.
+    pub fn remote(&self) -> Arc<Remote> {
+        self.remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The session, after the node is known to answer. A node that does not (it rebooted, or its
+    /// connection dropped) is connected to again every 2 s for up to `wait`, and its lock taken
+    /// again (a reboot clears /run): a node is waited for, bounded and reported, never given up
+    /// at the first error.
+    pub async fn reach(&self, run: &Run, wait: Duration) -> Result<Arc<Remote>, String> {
+        let current = self.remote();
+        if let Ok(Ok(_)) = tokio::time::timeout(PROBE, current.probe("true")).await {
+            return Ok(current);
+        }
+        let name = &self.node.name;
+        let started = Instant::now();
+        run.progress.println(&format!(
+            "{name}: does not answer; waiting up to {} s for it to come back",
+            wait.as_secs()
+        ));
+        loop {
+            match run.connect(&self.node).await {
+                Ok(remote) => {
+                    let holder = lock::Holder::me(&run.id, "switch");
+                    if let Err(e) = lock::lock(&remote, &holder).await {
+                        remote.close().await;
+                        return Err(e.to_string());
+                    }
+                    let remote = Arc::new(remote);
+                    *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = remote.clone();
+                    run.progress.println(&format!(
+                        "{name}: back after {} s",
+                        started.elapsed().as_secs()
+                    ));
+                    return Ok(remote);
+                }
+                Err(e) if started.elapsed() >= wait => {
+                    return Err(format!(
+                        "{name}: unreachable for {} s: {e}",
+                        started.elapsed().as_secs()
+                    ))
+                }
+                Err(_) => tokio::time::sleep(RETRY).await,
+            }
+        }
+    }
 }
 
 pub async fn run_steps(remote: &Remote, steps: &[Step]) -> Result<(), RemoteError> {
@@ -38,7 +115,9 @@ pub async fn write_record(
 }
 
 /// The record of what switching `c` changes (written before the first change, so a rollback
-/// knows every file even when the switch dies half way).
+/// knows every file even when the switch dies half way). A record the node already holds for
+/// this switch (a resumed run) keeps every file it names: the killed run may have changed files
+/// that now already match the target, and they must still be put back by a rollback.
 pub fn record(
     c: &Conn,
     nm: &NodeMigration,
@@ -47,16 +126,25 @@ pub fn record(
     to: &Endpoint,
 ) -> SwitchRecord {
     let changes = plan::diff(&nm.install, &c.found, c.node.has_systemd());
+    let prior = c
+        .found
+        .state
+        .as_ref()
+        .and_then(|s| s.switch.as_ref())
+        .filter(|r| r.run_id == run_id);
+    let mut files: Vec<(String, plan::FileAction)> =
+        prior.map(|r| r.files.clone()).unwrap_or_default();
+    for f in &changes.files {
+        if !files.iter().any(|(p, _)| *p == f.path) {
+            files.push((f.path.clone(), f.action));
+        }
+    }
     SwitchRecord {
         run_id: run_id.to_string(),
         from: from.clone(),
         to: to.clone(),
-        phase: SwitchPhase::Switching,
-        files: changes
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), f.action))
-            .collect(),
+        phase: prior.map_or(SwitchPhase::Prepared, |r| r.phase),
+        files,
     }
 }
 
@@ -105,29 +193,95 @@ pub async fn gate(
 
 /// What switching one node needs besides the node.
 pub struct Target<'a> {
+    pub run: &'a Run,
     pub to: &'a Cluster,
-    /// The run's certificates and binaries, for the target's plans.
-    pub inputs: &'a Inputs,
     pub from_ep: &'a Endpoint,
     pub to_ep: &'a Endpoint,
-    pub run_id: &'a str,
     pub kubectl: Option<&'a Arc<Kubectl>>,
+    /// How long a node that stops answering is waited for.
+    pub wait: Duration,
 }
 
 fn kubectl_args(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
-/// Switch one node; returns the record of what changed (for a rollback).
-pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<SwitchRecord, String> {
-    let remote = &c.remote;
+/// The pods on `node` that run on the pod network (not the host's, not a static pod's mirror),
+/// as `namespace/name`, from `kubectl get pods -o json`.
+pub fn pod_network_pods(json: &str) -> Result<Vec<(String, String)>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("kubectl get pods: {e}"))?;
+    let items = v["items"]
+        .as_array()
+        .ok_or("kubectl get pods: no items list")?;
+    Ok(items
+        .iter()
+        .filter(|p| p["spec"]["hostNetwork"].as_bool() != Some(true))
+        .filter(|p| p["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_null())
+        .filter_map(|p| {
+            let m = &p["metadata"];
+            Some((
+                m["namespace"].as_str()?.to_string(),
+                m["name"].as_str()?.to_string(),
+            ))
+        })
+        .collect())
+}
+
+/// Recreate the pods the drain left on the node (DaemonSet pods, and every pod where the drain
+/// could not evict): deleted, their controllers make them again on the new network, so none keeps
+/// an address (or an MTU) from the old one. Returns what to tell the operator.
+async fn recreate_pods(k: &Arc<Kubectl>, node: &str) -> Vec<String> {
+    let here = std::path::Path::new(".");
+    let selector = format!("spec.nodeName={node}");
+    let args = kubectl_args(&[
+        "get",
+        "pods",
+        "--all-namespaces",
+        "--field-selector",
+        &selector,
+        "-o",
+        "json",
+    ]);
+    let pods = match k.call(&args, here).await.map_err(|e| e.to_string()) {
+        Ok(json) => pod_network_pods(&json),
+        Err(e) => Err(e),
+    };
+    let pods = match pods {
+        Ok(p) => p,
+        Err(e) => return vec![format!("{node}: pods not recreated: {e}")],
+    };
+    let mut notes = Vec::new();
+    let mut done = 0;
+    for (ns, name) in &pods {
+        let delete = kubectl_args(&["delete", "pod", "-n", ns, name, "--wait=false"]);
+        match k.call(&delete, here).await {
+            Ok(_) => done += 1,
+            Err(e) => notes.push(format!("{node}: pod {ns}/{name} not recreated: {e}")),
+        }
+    }
+    if done > 0 {
+        notes.push(format!(
+            "{node}: {done} pod(s) recreated on the new network"
+        ));
+    }
+    notes
+}
+
+/// Switch one node. Its record says `switching` before the first file changes and `switched`
+/// with its new state. Returns notes for the report.
+pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Vec<String>, String> {
+    let run_id = &t.run.id;
+    let remote = c.remote();
     let systemd = c.node.has_systemd();
-    let old_state = c.found.state.clone().unwrap_or_default();
+    let mut old_state = c.found.state.clone().unwrap_or_default();
+    old_state.switch = None;
     let changes = plan::diff(&nm.install, &c.found, systemd);
-    let mut rec = record(c, nm, t.run_id, t.from_ep, t.to_ep);
+    let mut rec = record(c, nm, run_id, t.from_ep, t.to_ep);
+    rec.phase = SwitchPhase::Switching;
     let here = std::path::Path::new(".");
     let r = async {
-        write_record(remote, &old_state, Some(&rec), t.run_id).await?;
+        write_record(&remote, &old_state, Some(&rec), run_id).await?;
         if let Some(k) = t.kubectl {
             let drain = [
                 "drain",
@@ -147,9 +301,9 @@ pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Swit
                     .await?;
             }
         }
-        run_steps(remote, &nm.teardown).await?;
-        apply::files(remote, &changes, t.run_id).await?;
-        apply::units(remote, &changes).await?;
+        run_steps(&remote, &nm.teardown).await?;
+        apply::files(&remote, &changes, run_id).await?;
+        apply::units(&remote, &changes).await?;
         if systemd {
             for u in &nm.disable {
                 remote
@@ -160,8 +314,8 @@ pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Swit
                     .await?;
             }
         }
-        apply::commands(remote, &changes.commands).await?;
-        apply::restart(remote, &changes.restart).await?;
+        apply::commands(&remote, &changes.commands).await?;
+        apply::restart(&remote, &changes.restart).await?;
         if systemd {
             for u in nm.stop.iter().filter(|u| !changes.restart.contains(u)) {
                 remote
@@ -185,57 +339,192 @@ pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Swit
         t.to.provider().as_str(),
         &backend,
         &t.to.hash,
-        t.run_id,
+        run_id,
     );
-    write_record(remote, &new_state, Some(&rec), t.run_id)
+    write_record(&remote, &new_state, Some(&rec), run_id)
         .await
         .map_err(|e| e.to_string())?;
+    crate::fault::point("wave");
+    let mut notes = Vec::new();
     if let Some(k) = t.kubectl {
         let node = format!("node/{}", c.node.name);
         let wait = ["wait", "--for=condition=Ready", &node, "--timeout=300s"];
         k.call(&kubectl_args(&wait), here)
             .await
             .map_err(|e| format!("{}: not ready after the switch: {e}", c.node.name))?;
+        notes.extend(recreate_pods(k, &c.node.name).await);
         let _ = k
             .call(&kubectl_args(&["uncordon", &c.node.name]), here)
             .await;
     }
-    let suffix = crate::verify::run_suffix(t.run_id);
-    gate(remote, t.to, t.inputs, &c.node, Some(&suffix)).await?;
-    Ok(rec)
+    let suffix = crate::verify::run_suffix(run_id);
+    match gate(&remote, t.to, &t.run.inputs, &c.node, Some(&suffix)).await {
+        Ok(()) => Ok(notes),
+        // A node that went away right after its switch (a reboot) is waited for and gated
+        // again: its files and record say it runs the target, and that is what is judged.
+        Err(e) => {
+            let remote = match c.reach(t.run, t.wait).await {
+                Ok(again) if !Arc::ptr_eq(&again, &remote) => again,
+                Ok(_) => return Err(e),
+                Err(away) => return Err(format!("{e}; {away}")),
+            };
+            gate(&remote, t.to, &t.run.inputs, &c.node, Some(&suffix))
+                .await
+                .map(|()| notes)
+        }
+    }
 }
 
-/// Put a node back from the backups its switch record names, then re-apply its old provider.
-pub async fn roll_back(
-    remote: &Remote,
-    rec: &SwitchRecord,
-    systemd: bool,
-) -> Result<(), RemoteError> {
+/// What a node's rollback needs besides the node.
+pub struct Rollback<'a> {
+    pub run: &'a Run,
+    pub from: &'a Endpoint,
+    pub to: &'a Endpoint,
+    /// Undo the prepare step (the old backend's script, run on the node once it is back on it).
+    pub unprepare: &'a [Step],
+    pub wait: Duration,
+}
+
+/// How a node's rollback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Back {
+    /// Its files were put back from the switch's backups.
+    Restored,
+    /// It had not changed (only its record and the prepare step went).
+    Unchanged,
+}
+
+/// The switch record that applies to this node: its progress record for switch `run_id`, or the
+/// record a finished node moved to `last_switch` while it still runs that switch's target.
+pub fn record_on(state: &NodeState, run_id: &str) -> Option<SwitchRecord> {
+    if let Some(r) = state.switch.as_ref().filter(|r| r.run_id == run_id) {
+        return Some(r.clone());
+    }
+    let runs = Endpoint::from_parts(&state.provider, &state.backend).ok();
+    state
+        .last_switch
+        .clone()
+        .filter(|r| r.run_id == run_id && runs.as_ref() == Some(&r.to))
+}
+
+/// Put one node back on the switch's start, from what is on it now: a node whose files changed
+/// gets them back from the switch's backups and its old provider's commands re-run; every node
+/// then has the prepare step undone; last, state.json as it was and the lock released in one
+/// step. Every step can be repeated, so a rollback killed anywhere is finished by the next.
+pub async fn roll_back(c: &Conn, b: &Rollback<'_>) -> Result<Back, String> {
+    let remote = c.reach(b.run, b.wait).await?;
+    let name = &c.node.name;
+    let g = gather::gather(&remote, &NodePlan::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = g.state.unwrap_or_default();
+    let Some(rec) = record_on(&state, &b.run.id) else {
+        if let Some(other) = &state.switch {
+            return Err(format!(
+                "{name}: records another switch (run {}): not rolled back",
+                other.run_id
+            ));
+        }
+        let runs = Endpoint::from_parts(&state.provider, &state.backend).ok();
+        if b.from != b.to && runs.as_ref() == Some(b.to) {
+            return Err(format!(
+                "{name}: runs {} with no record of switch {}: its backups cannot be matched; move it with `netctl switch --networking {}`",
+                b.to, b.run.id, b.from
+            ));
+        }
+        run_steps(&remote, b.unprepare)
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(Back::Unchanged);
+    };
+    let changed = rec.phase != SwitchPhase::Prepared;
+    if changed {
+        b.run
+            .progress
+            .println(&format!("{name}: rolling back to {}", b.from));
+        restore(&remote, &rec, c.node.has_systemd())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    run_steps(&remote, b.unprepare)
+        .await
+        .map_err(|e| e.to_string())?;
+    remote
+        .change("drop the switch record", &rec.drop_script())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(if changed {
+        Back::Restored
+    } else {
+        Back::Unchanged
+    })
+}
+
+/// The files from the backups, then the old provider's commands and units as the state before
+/// the switch (also in the backups) names them. state.json keeps the record meanwhile.
+async fn restore(remote: &Remote, rec: &SwitchRecord, systemd: bool) -> Result<(), RemoteError> {
     remote
         .change("restore backups", &rec.roll_back_script())
         .await?;
-    let g = crate::phase::gather::gather(remote, &NodePlan::default()).await?;
-    if let Some(old) = g.state {
-        if systemd {
+    let before = format!("{}{STATE_FILE}", rec.backups());
+    let text = remote
+        .read(
+            "read the state before the switch",
+            &format!("cat -- {} 2>/dev/null || true", sh_quote(&before)),
+        )
+        .await?;
+    let old: Option<NodeState> = if text.trim().is_empty() {
+        None
+    } else {
+        Some(serde_json::from_str(&text).map_err(|e| RemoteError::State {
+            node: remote.node.clone(),
+            message: format!("{before}: {e}"),
+        })?)
+    };
+    if systemd {
+        remote
+            .change("systemctl daemon-reload", "systemctl daemon-reload")
+            .await?;
+    }
+    crate::fault::point("rollback");
+    let Some(old) = old else {
+        return Ok(());
+    };
+    for c in &old.commands {
+        remote.change("re-apply the old provider", c).await?;
+    }
+    if systemd {
+        // The switch may have disabled them (the old provider's own units).
+        for u in &old.units {
+            let u = sh_quote(u);
             remote
-                .change("systemctl daemon-reload", "systemctl daemon-reload")
+                .change(
+                    &format!("enable {u}"),
+                    &format!("systemctl enable --quiet {u} && systemctl restart {u} || true"),
+                )
                 .await?;
         }
-        for c in &old.commands {
-            remote.change("re-apply the old provider", c).await?;
-        }
-        if systemd {
-            // The switch may have disabled them (the old provider's own units).
-            for u in &old.units {
-                let u = sh_quote(u);
-                remote
-                    .change(
-                        &format!("enable {u}"),
-                        &format!("systemctl enable --quiet {u} && systemctl restart {u} || true"),
-                    )
-                    .await?;
-            }
-        }
     }
+    Ok(())
+}
+
+/// The node is done with the switch: its progress record moves to `last_switch` and the lock
+/// goes, in one step.
+pub async fn settle(c: &Conn, run: &Run, wait: Duration) -> Result<(), String> {
+    let remote = c.reach(run, wait).await?;
+    let g = gather::gather(&remote, &NodePlan::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(mut st) = g.state else {
+        return Ok(());
+    };
+    let Some(rec) = st.switch.take().filter(|r| r.run_id == run.id) else {
+        return Ok(());
+    };
+    st.last_switch = Some(rec);
+    remote
+        .change("settle the switch record", &st.settle_script(&run.id))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }

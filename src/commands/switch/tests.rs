@@ -11,6 +11,7 @@ use crate::migrate::Endpoint;
 use crate::profile::ProviderKind;
 use crate::remote::fake::{failed, Net};
 use crate::run::Run;
+use crate::state::STATE_FILE;
 use crate::Error;
 
 const NODES: [&str; 3] = ["c1", "w1", "w2"];
@@ -33,6 +34,7 @@ fn opts(to: Endpoint) -> SwitchOptions {
         resume: false,
         rollback: false,
         no_rollback: false,
+        wait: std::time::Duration::from_secs(1),
     }
 }
 
@@ -47,6 +49,7 @@ fn switch(
     setup: impl FnOnce(&Net),
 ) -> (Result<super::SwitchReport, Error>, Net) {
     let net = Net::default();
+    net.remember_state();
     setup(&net);
     let r = Run::fake(cluster(), net.clone(), kubectl);
     let result = block_on(run(&r, o));
@@ -57,7 +60,10 @@ fn switch(
 fn assert_released(net: &Net) {
     for n in NODES {
         let titles: Vec<String> = net.calls(n).into_iter().map(|c| c.title).collect();
-        let locked = titles.iter().position(|t| t == "lock and gather");
+        // A continuation takes the dead run's lock over ("lock" after its "unlock").
+        let locked = titles
+            .iter()
+            .position(|t| t == "lock and gather" || t == "lock");
         let unlocked = titles.iter().rposition(|t| t == "unlock");
         assert!(locked.is_some(), "{n} was never locked: {titles:?}");
         assert!(
@@ -80,10 +86,26 @@ fn assert_no_objects_left(k: &FakeKubectl) {
     }
 }
 
-/// No node was switched (no file uploaded anywhere).
+/// No node was switched (no file but the switch's record in state.json uploaded anywhere), and
+/// none keeps a record.
 fn assert_untouched(net: &Net) {
     for n in NODES {
-        assert!(!node_changed(net, n, "upload"), "{n} changed");
+        assert!(!switched(net, n), "{n} changed");
+        assert_no_record(net, n);
+    }
+}
+
+/// A file other than state.json (the switch's record) was written on `node`.
+fn switched(net: &Net, node: &str) -> bool {
+    net.calls(node)
+        .iter()
+        .any(|c| c.title == "upload" && c.script.lines().any(|p| p != STATE_FILE))
+}
+
+/// `node`'s state.json holds no switch progress record.
+fn assert_no_record(net: &Net, node: &str) {
+    if let Some(st) = net.state_of(node) {
+        assert!(st.get("switch").is_none(), "{node} keeps a record: {st}");
     }
 }
 
@@ -135,8 +157,10 @@ fn a_failed_cluster_object_is_deleted_again_and_nodes_are_untouched() {
 fn a_node_that_fails_mid_switch_is_rolled_back_and_the_objects_deleted() {
     let k = Arc::new(FakeKubectl::default());
     let (r, net) = switch(to_flannel(), Some(k.clone()), |net| {
-        net.on(|node, title, _| {
-            (node == "c1" && title == "upload").then(|| failed(1, "disk full"))
+        net.on(|node, title, script| {
+            // The switch's own files, not its record in state.json.
+            (node == "c1" && title == "upload" && script != STATE_FILE)
+                .then(|| failed(1, "disk full"))
         });
     });
     let e = r.unwrap_err().to_string();
@@ -147,10 +171,7 @@ fn a_node_that_fails_mid_switch_is_rolled_back_and_the_objects_deleted() {
         "{:?}",
         net.calls("c1")
     );
-    assert!(
-        !node_changed(&net, "w1", "upload"),
-        "w1 was switched after a failure"
-    );
+    assert!(!switched(&net, "w1"), "w1 was switched after a failure");
     assert!(
         k.calls().iter().any(|c| c.starts_with("apply")),
         "{:?}",
@@ -168,11 +189,8 @@ fn a_failed_gate_rolls_the_node_back() {
     let (r, net) = switch(to_flannel(), Some(k.clone()), |_| {});
     let e = r.unwrap_err().to_string();
     assert!(e.contains("c1: gate failed"), "{e}");
-    assert!(node_changed(&net, "c1", "upload") && node_changed(&net, "c1", "restore backups"));
-    assert!(
-        !node_changed(&net, "w1", "upload"),
-        "w1 was switched after a failure"
-    );
+    assert!(switched(&net, "c1") && node_changed(&net, "c1", "restore backups"));
+    assert!(!switched(&net, "w1"), "w1 was switched after a failure");
     let calls = k.calls();
     assert!(calls.iter().any(|c| c == "uncordon c1"), "{calls:?}");
     assert_no_objects_left(&k);
@@ -219,7 +237,8 @@ fn a_node_that_cannot_prepare_undoes_every_node_prepared() {
             "{n}: {:?}",
             net.calls(n)
         );
-        assert!(!node_changed(&net, n, "upload"), "{n} was switched");
+        assert!(!switched(&net, n), "{n} was switched");
+        assert_no_record(&net, n);
     }
     assert_released(&net);
 }
@@ -298,5 +317,304 @@ fn a_switch_to_flanneld_as_a_unit_writes_the_runs_certificates() {
     for f in ["ca.crt", "flanneld.crt", "flanneld.key"] {
         let want = format!("    write /etc/kube-flannel/{f}");
         assert!(report.steps.contains(&want), "{want}: {:#?}", report.steps);
+    }
+}
+
+/// The switch run the seeded nodes record (killed; its locks name a dead process of this host).
+const KILLED: &str = "20261129T000000Z-dead";
+
+fn record_json(phase: &str) -> String {
+    format!(
+        r#"{{"run_id":"{KILLED}","from":{{"provider":"routes","backend":"host-gw"}},"to":{{"provider":"routes","backend":"vxlan"}},"phase":"{phase}","files":[["/etc/cni/net.d/10-bridge.conf","update"]]}}"#
+    )
+}
+
+/// A node's state.json running `backend`, with a progress record and a finished one as given.
+fn state_json(backend: &str, switch: Option<&str>, last: Option<&str>) -> String {
+    let mut s = format!(
+        r#"{{"provider":"routes","backend":"{backend}","profile_sha256":"x","run_id":"20261128T000000Z-init","files":{{}}"#
+    );
+    if let Some(p) = switch {
+        s.push_str(&format!(r#","switch":{}"#, record_json(p)));
+    }
+    if let Some(p) = last {
+        s.push_str(&format!(r#","last_switch":{}"#, record_json(p)));
+    }
+    s.push('}');
+    s
+}
+
+/// The lock the killed run left: its process (this host, a start time no process has) is gone.
+fn dead_lock() -> String {
+    format!(
+        "run={KILLED}\ncommand=switch\nhost={}\npid={}\npid_start=1\nsince=2026-11-29T00:00:00Z\n",
+        crate::phase::lock::hostname(),
+        std::process::id()
+    )
+}
+
+/// Seed each node with (backend, progress record phase, finished record phase).
+fn killed_run(net: &Net, nodes: [(&str, Option<&str>, Option<&str>); 3]) {
+    let before = state_json("host-gw", None, None);
+    for (n, (backend, switch, last)) in NODES.iter().zip(nodes) {
+        let now = state_json(backend, switch, last);
+        net.seed(n, &now, Some(&before), Some(&dead_lock()));
+    }
+}
+
+fn to_vxlan() -> SwitchOptions {
+    opts(ep(ProviderKind::Routes, "vxlan"))
+}
+
+/// Issue 17, 1: a `--resume` that failed rolled back only the nodes it switched itself, then
+/// undid the prepare step everywhere: c1, switched by the killed run, kept vxlan routes with no
+/// device. Now every node the switch changed is put back, whoever changed it.
+#[test]
+fn a_failed_resume_rolls_back_the_nodes_the_killed_run_switched() {
+    let k = Arc::new(FakeKubectl::default());
+    let mut o = to_vxlan();
+    o.resume = true;
+    let (r, net) = switch(o, Some(k), |net| {
+        killed_run(
+            net,
+            [
+                ("vxlan", Some("switched"), None),
+                ("host-gw", Some("prepared"), None),
+                ("host-gw", Some("prepared"), None),
+            ],
+        )
+    });
+    // The fake's node checks find nothing: w1's gate fails.
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("w1: gate failed"), "{e}");
+    for n in ["c1", "w1"] {
+        assert!(node_changed(&net, n, "restore backups"), "{n} not put back");
+    }
+    for n in NODES {
+        assert_no_record(&net, n);
+        let titles: Vec<String> = net.calls(n).into_iter().map(|c| c.title).collect();
+        let undo = titles.iter().position(|t| t.starts_with("undo prepare"));
+        let restored = titles.iter().position(|t| t == "restore backups");
+        assert!(undo.is_some(), "{n}: {titles:?}");
+        assert!(
+            restored.is_none_or(|r| r < undo.unwrap()),
+            "{n}: the prepare step was undone before the node was back: {titles:?}"
+        );
+    }
+    assert_released(&net);
+}
+
+/// Issue 17, 6: a killed `--resume` or `--rollback` left locks naming itself and records naming
+/// the original run, and both refused forever. The continuation takes the switch's id: its
+/// locks, records and backups name the run the records name.
+#[test]
+fn a_continuation_runs_under_the_switch_it_takes_over() {
+    let k = Arc::new(FakeKubectl::default());
+    let mut o = to_vxlan();
+    o.resume = true;
+    let (_, net) = switch(o, Some(k), |net| {
+        killed_run(
+            net,
+            [
+                ("vxlan", Some("switched"), None),
+                ("host-gw", Some("prepared"), None),
+                ("host-gw", Some("prepared"), None),
+            ],
+        )
+    });
+    for n in NODES {
+        let calls = net.calls(n);
+        let lock = calls
+            .iter()
+            .find(|c| c.title == "lock")
+            .unwrap_or_else(|| panic!("{n}: the dead run's lock was not taken over"));
+        assert!(lock.script.contains(&format!("RUN={KILLED}")), "{n}");
+        assert!(
+            calls
+                .iter()
+                .filter(|c| c.script.contains("RUN="))
+                .all(|c| c.script.contains(&format!("RUN={KILLED}"))),
+            "{n}: a step named another run"
+        );
+    }
+}
+
+/// Issue 17, 7: killed in the prepare step, a switch left locks and no record, and after the
+/// locks were removed by hand `--rollback` said "nothing to roll back" and left the prepare
+/// step's device. Now every node holds the record first; `--rollback` undoes the prepare step
+/// on each and changes no file.
+#[test]
+fn a_rollback_after_a_kill_in_the_prepare_step_undoes_it_everywhere() {
+    let mut o = to_vxlan();
+    o.rollback = true;
+    let (r, net) = switch(o, None, |net| {
+        killed_run(
+            net,
+            [
+                ("host-gw", Some("prepared"), None),
+                ("host-gw", Some("prepared"), None),
+                ("host-gw", Some("prepared"), None),
+            ],
+        )
+    });
+    let report = r.unwrap();
+    assert_ne!(report.result, "nothing to roll back");
+    for n in NODES {
+        assert!(
+            node_changed(&net, n, "undo prepare of routes (vxlan)"),
+            "{n}"
+        );
+        assert!(!node_changed(&net, n, "restore backups"), "{n}");
+        assert!(!switched(&net, n), "{n}");
+        assert_no_record(&net, n);
+    }
+    assert_released(&net);
+}
+
+/// Issue 17, 2: killed while the records were dropped, one node had none left and `--rollback`
+/// left it on vxlan, isolated. A finished node's record is kept aside (`last_switch`), and the
+/// rollback of its switch finds it.
+#[test]
+fn a_rollback_after_a_kill_in_finish_puts_back_the_node_already_finished() {
+    let mut o = to_vxlan();
+    o.rollback = true;
+    let (r, net) = switch(o, None, |net| {
+        killed_run(
+            net,
+            [
+                ("vxlan", None, Some("switched")),
+                ("vxlan", Some("switched"), None),
+                ("vxlan", Some("switched"), None),
+            ],
+        )
+    });
+    r.unwrap();
+    for n in NODES {
+        assert!(
+            node_changed(&net, n, "restore backups"),
+            "{n} stays on vxlan"
+        );
+        assert_no_record(&net, n);
+    }
+}
+
+/// `switch --dry-run --rollback` printed "rolled back, verify failed" and exited 1 while
+/// changing nothing. It says what each node would get and changes nothing.
+#[test]
+fn a_dry_run_rollback_plans_per_node() {
+    let net = Net::default();
+    killed_run(
+        &net,
+        [
+            ("vxlan", Some("switched"), None),
+            ("host-gw", Some("prepared"), None),
+            ("host-gw", None, None),
+        ],
+    );
+    let mut r = Run::fake(cluster(), net.clone(), None);
+    r.dry_run = true;
+    let mut o = to_vxlan();
+    o.rollback = true;
+    let report = block_on(run(&r, o)).unwrap();
+    assert_eq!(report.result, "planned");
+    assert_eq!(report.error, None);
+    let steps = report.steps.join("\n");
+    assert!(steps.contains("c1: put back 1 file(s)"), "{steps}");
+    assert!(
+        steps.contains("w1: undo the prepare step, drop the record"),
+        "{steps}"
+    );
+    for n in NODES {
+        assert!(!node_changed(&net, n, "restore backups"), "{n}");
+        assert!(!node_changed(&net, n, "drop the switch record"), "{n}");
+    }
+}
+
+/// `--resume` with another target than the interrupted run's was accepted and failed half way.
+#[test]
+fn a_resume_to_another_target_is_refused() {
+    let mut o = to_flannel();
+    o.resume = true;
+    let (r, net) = switch(o, None, |net| {
+        killed_run(
+            net,
+            [
+                ("vxlan", Some("switched"), None),
+                ("host-gw", Some("prepared"), None),
+                ("host-gw", Some("prepared"), None),
+            ],
+        )
+    });
+    let e = r.unwrap_err();
+    assert_eq!(e.exit_code(), 3, "{e}");
+    assert!(
+        e.to_string()
+            .contains("--networking routes --backend vxlan"),
+        "{e}"
+    );
+    for n in NODES {
+        assert!(!switched(&net, n), "{n}");
+    }
+}
+
+/// Killed before its first record (only locks left): `--rollback` alone clears them.
+#[test]
+fn a_rollback_with_only_a_dead_switchs_locks_releases_them() {
+    let mut o = to_vxlan();
+    o.rollback = true;
+    let (r, net) = switch(o, None, |net| {
+        for n in NODES {
+            net.seed(
+                n,
+                &state_json("host-gw", None, None),
+                None,
+                Some(&dead_lock()),
+            );
+        }
+    });
+    let report = r.unwrap();
+    assert_eq!(report.result, "nothing to roll back");
+    for n in NODES {
+        let unlocked = net
+            .calls(n)
+            .into_iter()
+            .any(|c| c.title == "unlock" && c.script.contains(&format!("RUN={KILLED}")));
+        assert!(unlocked, "{n}: the dead switch's lock stays");
+    }
+}
+
+/// Issue 15, 4: pods kept their address from the old network until someone recreated them. The
+/// pods the drain leaves (DaemonSet pods) are deleted once the node is Ready on the new network,
+/// so their controllers make them again there; host-network pods and static pods' mirrors stay.
+#[test]
+fn the_pods_a_drain_leaves_are_recreated_after_the_nodes_switch() {
+    let k = Arc::new(FakeKubectl::default());
+    k.on(|a| {
+        (a.first().map(String::as_str) == Some("get") && a.iter().any(|x| x == "spec.nodeName=c1"))
+            .then(|| {
+                Ok(r#"{"items":[
+                {"metadata":{"namespace":"kube-system","name":"ds-abc"},"spec":{}},
+                {"metadata":{"namespace":"kube-system","name":"proxy-c1"},"spec":{"hostNetwork":true}},
+                {"metadata":{"namespace":"kube-system","name":"etcd-c1","annotations":{"kubernetes.io/config.mirror":"x"}},"spec":{}}
+            ]}"#
+                .to_string())
+            })
+    });
+    let (_, _net) = switch(to_flannel(), Some(k.clone()), |_| {});
+    let calls = k.calls();
+    let at = |want: &str| calls.iter().position(|c| c.starts_with(want));
+    let deleted = at("delete pod -n kube-system ds-abc --wait=false").expect("ds-abc recreated");
+    assert!(
+        at("wait --for=condition=Ready node/c1").unwrap() < deleted,
+        "{calls:?}"
+    );
+    assert!(deleted < at("uncordon c1").unwrap(), "{calls:?}");
+    for kept in ["proxy-c1", "etcd-c1"] {
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("delete pod") && c.contains(kept)),
+            "{kept}: {calls:?}"
+        );
     }
 }

@@ -48,6 +48,30 @@ impl Switch<'_> {
         Ok(Flow::Next)
     }
 
+    /// `--rollback` of a provider change: the new provider's objects the switch applied are
+    /// deleted (kubectl `delete --ignore-not-found`: also where the killed run had applied none).
+    pub(super) async fn delete_objects_of(&mut self, to: &crate::profile::Cluster) -> Vec<String> {
+        if kubectl::unavailable_reason(&self.run.cluster).is_some() {
+            return vec![];
+        }
+        let k = match self.run.kubectl("delete the new provider's objects") {
+            Ok(k) => Arc::new(k),
+            Err(e) => return vec![e.to_string()],
+        };
+        let dir = match super::super::cluster_files(to) {
+            Ok(d) => d,
+            Err(e) => return vec![e],
+        };
+        let mut errs = Vec::new();
+        for s in &crate::provider::cluster_plan(to).kubectl_teardown {
+            match k.call(&s.args, dir.path()).await {
+                Ok(_) => self.steps.push(kubectl::describe(s)),
+                Err(e) => errs.push(e.to_string()),
+            }
+        }
+        errs
+    }
+
     pub(super) async fn undo_cluster_objects(&mut self) -> Vec<String> {
         let (Some(k), Some(dir)) = (&self.kubectl, &self.to_dir) else {
             return vec![];
@@ -73,7 +97,7 @@ impl Switch<'_> {
             mesh: crate::verify::Mesh::Auto,
             quiet: true,
         };
-        let open = self.conns.iter().map(|c| c.remote.clone()).collect();
+        let open = self.conns.iter().map(|c| c.remote()).collect();
         let report = crate::commands::verify::run_on(self.run, self.to.clone(), vopts, open).await;
         let failed: Vec<String> = report
             .checks
@@ -99,9 +123,10 @@ impl Switch<'_> {
     pub(super) async fn cleanup(&mut self) -> Result<Flow, Error> {
         let m = self.m();
         for (c, nm) in self.conns.iter().zip(&m.nodes) {
-            if let Err(e) = node::run_steps(&c.remote, &nm.cleanup).await {
+            if let Err(e) = node::run_steps(&c.remote(), &nm.cleanup).await {
                 self.errs.push(e.to_string());
             }
+            crate::fault::point("cleanup");
         }
         self.to_dir = None;
         let Some(k) = self

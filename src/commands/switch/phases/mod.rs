@@ -27,6 +27,7 @@ pub enum Step {
     Plan,
     Confirm,
     Kubectl,
+    Record,
     ClusterObjects,
     PrepareNodes,
     Waves,
@@ -56,6 +57,10 @@ pub const SWITCH: &[Phase<Step>] = &[
     Phase {
         id: Step::Kubectl,
         title: "find kubectl",
+    },
+    Phase {
+        id: Step::Record,
+        title: "record the switch on every node before anything changes",
     },
     Phase {
         id: Step::ClusterObjects,
@@ -96,7 +101,7 @@ pub const ROLLBACK: &[Phase<Step>] = &[
 ];
 
 /// The first phase that changes the cluster or a node: failures before it changed nothing.
-pub const FIRST_CHANGE: Step = Step::ClusterObjects;
+pub const FIRST_CHANGE: Step = Step::Record;
 
 pub struct Switch<'a> {
     pub run: &'a Run,
@@ -113,8 +118,14 @@ pub struct Switch<'a> {
     waves: Vec<Vec<usize>>,
     kubectl: Option<Arc<Kubectl>>,
     to_dir: Option<PrivateDir>,
-    switched: Vec<(usize, SwitchRecord)>,
+    /// The nodes this run switched (or began to), for the report.
+    switched: Vec<usize>,
+    /// Nodes put back from their backups by a rollback.
     pub rolled: Vec<String>,
+    /// Nodes a rollback could not finish: they keep the switch's record (and the way back).
+    pub kept: Vec<String>,
+    /// The nodes were rolled back already (every undo of a node phase is this one rollback).
+    rolled_back: bool,
     pub steps: Vec<String>,
     /// Set by a phase that ends the run early (unchanged, planned, rolled back).
     pub report: Option<SwitchReport>,
@@ -158,6 +169,8 @@ impl<'a> Switch<'a> {
             to_dir: None,
             switched: vec![],
             rolled: vec![],
+            kept: vec![],
+            rolled_back: false,
             steps: vec![],
             report: None,
             errs: vec![],
@@ -181,7 +194,7 @@ impl<'a> Switch<'a> {
     pub fn switched_names(&self) -> Vec<String> {
         self.switched
             .iter()
-            .map(|(i, _)| self.conns[*i].node.name.clone())
+            .map(|&i| self.conns[i].node.name.clone())
             .collect()
     }
     /// Where does the cluster start? The interrupted run's start, `--from`, or what every node's
@@ -191,6 +204,18 @@ impl<'a> Switch<'a> {
             return Err(Error::Refused(format!(
                 "an interrupted switch (run {}) is recorded on the nodes: continue it with `netctl switch --resume` or undo it with `netctl switch --rollback`",
                 r.run_id
+            )));
+        }
+        if let Some(r) = self.interrupted.as_ref().filter(|r| r.to != self.opts.to) {
+            return Err(Error::Refused(format!(
+                "the interrupted switch (run {}) goes from {} to {}, not to {}: `--resume` continues it to {} (say `--networking {}{}`), or `netctl switch --rollback` undoes it",
+                r.run_id,
+                r.from,
+                r.to,
+                self.opts.to,
+                r.to,
+                r.to.provider(),
+                r.to.backend().map(|b| format!(" --backend {b}")).unwrap_or_default()
             )));
         }
         let from_ep = match (&self.opts.from, &self.interrupted) {
@@ -288,6 +313,7 @@ impl Phases for Switch<'_> {
             Step::Plan => self.plan(),
             Step::Confirm => self.confirm(),
             Step::Kubectl => self.find_kubectl(),
+            Step::Record => self.record_all().await,
             Step::ClusterObjects => self.cluster_objects().await,
             Step::PrepareNodes => self.prepare_nodes().await,
             Step::Waves => self.waves().await,
@@ -300,9 +326,10 @@ impl Phases for Switch<'_> {
     async fn undo(&mut self, id: Step) -> Vec<String> {
         match id {
             Step::ClusterObjects => self.undo_cluster_objects().await,
-            Step::PrepareNodes => self.undo_prepare_nodes().await,
-            Step::Waves => self.undo_waves().await,
-            // Nothing changed (or, for Verify, the waves' undo puts the nodes back).
+            // Every node back from what is on it: one rollback, whichever of these failed.
+            Step::Record | Step::PrepareNodes | Step::Waves | Step::Verify => {
+                self.roll_back_nodes().await
+            }
             _ => vec![],
         }
     }

@@ -1,12 +1,14 @@
-//! The phases that change nodes: sweep a killed run's test pods, put back an interrupted switch,
-//! prepare every node, switch them wave by wave (each behind its gate), and the last checks.
+//! The phases that change nodes: sweep a killed run's test pods, record the switch on every node,
+//! prepare every node, switch them wave by wave (each behind its gate), the last checks, and the
+//! one rollback every failure (and `--rollback`) comes to.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::node;
+use super::super::node::{self, Back};
 use crate::migrate;
 use crate::phase::manager::Flow;
-use crate::state::Gathered;
+use crate::state::SwitchPhase;
 use crate::Error;
 
 use super::{fail, usage, Switch};
@@ -20,7 +22,7 @@ impl Switch<'_> {
         let conf_dir = &self.run.cluster.profile.networking.cni_conf_dir;
         for (c, r) in self.conns.iter().zip(&self.records) {
             if r.is_some() {
-                c.remote
+                c.remote()
                     .change(
                         "remove test pods the interrupted run left",
                         &crate::verify::dataplane::sweep_script(conf_dir),
@@ -32,71 +34,143 @@ impl Switch<'_> {
         Ok(Flow::Next)
     }
 
+    /// `--rollback`: the switch the nodes record, undone on every node from what is on it.
     pub(super) async fn roll_back_interrupted(&mut self) -> Result<Flow, Error> {
         let Some(rec) = self.interrupted.clone() else {
+            if let Some(run) = &self.take_over {
+                // Killed before its first record: nothing changed; its locks go with this run's.
+                let mut r = self.report(String::new(), String::new(), "nothing to roll back");
+                r.steps = vec![format!(
+                    "switch run {run} had changed nothing: its locks are released"
+                )];
+                self.report = Some(r);
+                return Ok(Flow::Stop);
+            }
             return Err(Error::Refused(
                 "no interrupted switch is recorded on any node: nothing to roll back".into(),
             ));
         };
-        for (c, r) in self.conns.iter().zip(&self.records).rev() {
-            if let Some(r) = r {
-                self.run
-                    .progress
-                    .println(&format!("{}: rolling back to {}", c.node.name, r.from));
-                node::roll_back(&c.remote, r, c.node.has_systemd())
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                self.rolled.push(c.node.name.clone());
-            }
-        }
         let cluster = &self.run.cluster;
         let from = migrate::retarget(cluster, &rec.from).map_err(usage)?;
         let to = migrate::retarget(cluster, &rec.to).map_err(usage)?;
-        let mplan = migrate::plan(&from, &to, &self.run.inputs);
-        for (c, nm) in self.conns.iter().zip(&mplan.nodes) {
-            node::run_steps(&c.remote, &nm.unprepare)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+        self.mplan = Some(Arc::new(migrate::plan(&from, &to, &self.run.inputs)));
+        self.from_ep = Some(rec.from.clone());
+        self.from = Some(from.clone());
+        if self.run.dry_run {
+            let mut r = self.report(rec.to.to_string(), rec.from.to_string(), "planned");
+            r.steps = self.rollback_plan(&rec.run_id);
+            self.report = Some(r);
+            return Ok(Flow::Stop);
+        }
+        let mut errors = self.roll_back_nodes_to(&rec.to).await;
+        // The new provider's objects the switch applied go once no node runs it.
+        if from.provider() != to.provider() && errors.is_empty() {
+            errors.extend(self.delete_objects_of(&to).await);
         }
         let mut gate_errors = Vec::new();
-        for c in self.conns {
-            if let Err(e) = node::gate(&c.remote, &from, &self.run.inputs, &c.node, None).await {
+        for c in self
+            .conns
+            .iter()
+            .filter(|c| !self.kept.contains(&c.node.name))
+        {
+            if let Err(e) = node::gate(&c.remote(), &from, &self.run.inputs, &c.node, None).await {
                 gate_errors.push(e);
             }
         }
-        let mut r = self.report(
-            rec.to.to_string(),
-            rec.from.to_string(),
-            if gate_errors.is_empty() {
-                "rolled back"
-            } else {
-                "rolled back, verify failed"
-            },
-        );
+        let result = if !errors.is_empty() {
+            "rollback incomplete"
+        } else if gate_errors.is_empty() {
+            "rolled back"
+        } else {
+            "rolled back, verify failed"
+        };
+        let mut r = self.report(rec.to.to_string(), rec.from.to_string(), result);
         r.rolled_back = self.rolled.clone();
-        r.error = (!gate_errors.is_empty()).then(|| gate_errors.join("; "));
+        errors.extend(gate_errors);
+        if !self.kept.is_empty() {
+            errors.push(format!(
+                "{} keep the switch's record: run `netctl switch --rollback -p {}` again once they answer",
+                self.kept.join(", "),
+                self.run.cluster.source.display()
+            ));
+        }
+        r.error = (!errors.is_empty()).then(|| errors.join("; "));
         self.report = Some(r);
         Ok(Flow::Stop)
+    }
+
+    /// What `--rollback --dry-run` would do on each node, read from the node's record.
+    fn rollback_plan(&self, run_id: &str) -> Vec<String> {
+        self.conns
+            .iter()
+            .map(|c| {
+                let st = c.found.state.clone().unwrap_or_default();
+                let what = match node::record_on(&st, run_id) {
+                    Some(r) if r.phase == SwitchPhase::Prepared => {
+                        "undo the prepare step, drop the record".to_string()
+                    }
+                    Some(r) => format!(
+                        "put back {} file(s) from {}, re-run {}, undo the prepare step, drop the record",
+                        r.files.len(),
+                        r.backups(),
+                        r.from
+                    ),
+                    None => "no record: undo the prepare step".to_string(),
+                };
+                format!("{}: {what}", c.node.name)
+            })
+            .collect()
+    }
+
+    /// Every node holds the switch's record before any of them changes (phase `prepared`), so
+    /// a run killed at any later step leaves records that name it beside its locks.
+    pub(super) async fn record_all(&mut self) -> Result<Flow, Error> {
+        let from_ep = self.start().clone();
+        let m = self.m();
+        let run_id = &self.run.id;
+        let written = futures::future::join_all(
+            self.conns
+                .iter()
+                .zip(&m.nodes)
+                .enumerate()
+                .filter(|(i, _)| self.records[*i].is_none())
+                .map(|(i, (c, nm))| {
+                    let rec = node::record(c, nm, run_id, &from_ep, &self.opts.to);
+                    let state = c.found.state.clone().unwrap_or_default();
+                    async move {
+                        let r = node::write_record(&c.remote(), &state, Some(&rec), run_id).await;
+                        (i, rec, r)
+                    }
+                }),
+        )
+        .await;
+        let mut errors = Vec::new();
+        for (i, rec, r) in written {
+            match r {
+                Ok(()) => self.records[i] = Some(rec),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Flow::Next)
+        } else {
+            Err(fail(errors.join("; ")))
+        }
     }
 
     /// Every node learns to receive the new way before any node sends it.
     pub(super) async fn prepare_nodes(&mut self) -> Result<Flow, Error> {
         for (c, nm) in self.conns.iter().zip(&self.m().nodes) {
-            node::run_steps(&c.remote, &nm.prepare)
+            node::run_steps(&c.remote(), &nm.prepare)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
+            crate::fault::point("prepare");
         }
         Ok(Flow::Next)
     }
 
-    pub(super) async fn undo_prepare_nodes(&mut self) -> Vec<String> {
-        let mut errs = Vec::new();
-        for (c, nm) in self.conns.iter().zip(&self.m().nodes) {
-            if let Err(e) = node::run_steps(&c.remote, &nm.unprepare).await {
-                errs.push(e.to_string());
-            }
-        }
-        errs
+    pub(super) fn wait(&self) -> Duration {
+        self.opts.wait
     }
 
     pub(super) async fn waves(&mut self) -> Result<Flow, Error> {
@@ -107,14 +181,17 @@ impl Switch<'_> {
         let from_ep = self.start().clone();
         let m = self.m();
         let t = node::Target {
+            run: self.run,
             to: &self.to,
-            inputs: &self.run.inputs,
             from_ep: &from_ep,
             to_ep: &self.opts.to,
-            run_id: &self.run.id,
             kubectl: self.kubectl.as_ref(),
+            wait: self.wait(),
         };
-        for wave in &self.waves {
+        for (n, wave) in self.waves.iter().enumerate() {
+            if n > 0 {
+                crate::fault::point("between-waves");
+            }
             let results = futures::future::join_all(wave.iter().map(|&i| {
                 let (c, nm) = (&self.conns[i], &m.nodes[i]);
                 let line = self.run.progress.node(&c.node.name);
@@ -129,13 +206,10 @@ impl Switch<'_> {
             .await;
             let mut failure = None;
             for (i, r) in results {
+                self.switched.push(i);
                 match r {
-                    Ok(rec) => self.switched.push((i, rec)),
+                    Ok(notes) => self.steps.extend(notes),
                     Err(e) => {
-                        // The failed node changed files too: its record is on the node.
-                        let (c, nm) = (&self.conns[i], &m.nodes[i]);
-                        let rec = node::record(c, nm, &self.run.id, &from_ep, &self.opts.to);
-                        self.switched.push((i, rec));
                         failure.get_or_insert(e);
                     }
                 }
@@ -150,38 +224,62 @@ impl Switch<'_> {
         Ok(Flow::Next)
     }
 
-    pub(super) async fn undo_waves(&mut self) -> Vec<String> {
-        let mut errs = Vec::new();
-        for (i, rec) in self.switched.iter().rev() {
-            let c = &self.conns[*i];
-            self.run.progress.println(&format!(
-                "{}: rolling back to {}",
-                c.node.name,
-                self.start()
-            ));
-            match node::roll_back(&c.remote, rec, c.node.has_systemd()).await {
-                Ok(()) => self.rolled.push(c.node.name.clone()),
-                Err(e) => errs.push(e.to_string()),
-            }
+    /// The automatic rollback: every node back on the start, decided per node.
+    pub(super) async fn roll_back_nodes(&mut self) -> Vec<String> {
+        if self.rolled_back {
+            return vec![];
         }
-        errs
+        let to = self.opts.to.clone();
+        self.roll_back_nodes_to(&to).await
     }
 
-    /// The switch is complete: drop the progress records, and gate every node once more.
-    pub(super) async fn finish(&mut self) -> Result<Flow, Error> {
-        for c in self.conns {
-            let g = crate::phase::gather::gather(&c.remote, &Default::default()).await;
-            if let Ok(Gathered {
-                state: Some(st), ..
-            }) = g
-            {
-                if st.switch.is_some() {
-                    if let Err(e) = node::write_record(&c.remote, &st, None, &self.run.id).await {
-                        self.errs.push(e.to_string());
-                    }
+    /// Every node put back from what is on it (its record, or the record a finished node moved
+    /// aside), all at once: each waits for itself if it is away. A node that cannot be finished
+    /// keeps its record (and lock) for the next `--rollback`.
+    async fn roll_back_nodes_to(&mut self, to: &migrate::Endpoint) -> Vec<String> {
+        self.rolled_back = true;
+        let from = self.start().clone();
+        let m = self.m();
+        let b = node::Rollback {
+            run: self.run,
+            from: &from,
+            to,
+            unprepare: &[],
+            wait: self.wait(),
+        };
+        let results = futures::future::join_all(self.conns.iter().zip(&m.nodes).map(|(c, nm)| {
+            let b = node::Rollback {
+                unprepare: &nm.unprepare,
+                ..b
+            };
+            async move { (c, node::roll_back(c, &b).await) }
+        }))
+        .await;
+        let mut errors = Vec::new();
+        for (c, r) in results {
+            match r {
+                Ok(Back::Restored) => self.rolled.push(c.node.name.clone()),
+                Ok(Back::Unchanged) => {}
+                Err(e) => {
+                    self.kept.push(c.node.name.clone());
+                    errors.push(e);
                 }
             }
-            if let Err(e) = node::gate(&c.remote, &self.to, &self.run.inputs, &c.node, None).await {
+        }
+        errors
+    }
+
+    /// The switch is complete: each node's record moves aside with its lock released, and
+    /// every node is gated once more.
+    pub(super) async fn finish(&mut self) -> Result<Flow, Error> {
+        for c in self.conns {
+            if let Err(e) = node::settle(c, self.run, self.wait()).await {
+                self.errs.push(e);
+                continue;
+            }
+            crate::fault::point("finish");
+            if let Err(e) = node::gate(&c.remote(), &self.to, &self.run.inputs, &c.node, None).await
+            {
                 self.errs.push(e);
             }
         }
