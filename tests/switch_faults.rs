@@ -277,12 +277,13 @@ impl Cluster {
     }
 }
 
-/// One round trip per node: its record, locks, VXLAN device, test pods left, the peer table, its
-/// routes of protocol 211, its addresses.
+/// One round trip per node: its record, locks, VXLAN device, test pods left (namespaces and
+/// host-local reservations), the peer table, its routes of protocol 211, its addresses.
 const GATHER: &str = "echo @@state; cat /var/lib/netctl/state.json; \
     echo @@locks; find /run/netctl -name '*lock*' 2>/dev/null; \
     echo @@vxlan; ip -o link show netctl-vxlan 2>/dev/null; \
     echo @@testpods; ip netns list | grep '^netctl-'; \
+    grep -rl '^netctl-' /var/lib/cni/networks 2>/dev/null; \
     echo @@peers; cat /usr/local/lib/netctl/routes-peers; \
     echo @@routes; ip -4 -o route show proto 211; \
     echo @@addrs; ip -4 -o addr show | awk '{print $4}'; echo @@end";
@@ -595,6 +596,9 @@ fn recover_as_told(c: &mut Cluster, o: &Output, start: &str) -> Result<String, S
 fn reboot_case(c: &mut Cluster, node: &str, phase: &str) -> Result<String, String> {
     let start = c.backend.clone();
     let target = other(&start);
+    // Between the first and last node: the reboot is not on their path, so they must survive.
+    let (first, last) = (&c.pods[0], &c.pods[c.pods.len() - 1]);
+    let conns = Conns::start(&c.lab, &[(first, last)], 2);
     let t = Instant::now();
     let mut child = spawn_switch(c, &[]);
     let seen = wait_for_phase(c, node, phase, &mut child);
@@ -632,8 +636,12 @@ fn reboot_case(c: &mut Cluster, node: &str, phase: &str) -> Result<String, Strin
     } else {
         recover_as_told(c, &o, &start)?
     };
+    let tcp = conns.stop();
+    if tcp.broken > 0 {
+        return Err(format!("connections between the other nodes broke: {tcp}"));
+    }
     Ok(format!(
-        "{start} -> {target}, {node} rebooted when {phase}: run {took:.1} s (exit {:?}); {how}",
+        "{start} -> {target}, {node} rebooted when {phase}: run {took:.1} s (exit {:?}); {how}; {tcp}",
         o.status.code()
     ))
 }
@@ -665,6 +673,8 @@ fn dark_port_case(c: &mut Cluster) -> Result<String, String> {
     let start = c.backend.clone();
     let target = other(&start);
     let rule = "INPUT -p tcp --dport 22 -m comment --comment netctl-fault-test -j DROP";
+    let (first, last) = (&c.pods[0], &c.pods[c.pods.len() - 1]);
+    let conns = Conns::start(&c.lab, &[(first, last)], 2);
     let t = Instant::now();
     let mut child = spawn_switch(c, &["--wait-for-node", DARK_WAIT]);
     let seen = wait_for_phase(c, "node-1", "switched", &mut child);
@@ -714,8 +724,14 @@ fn dark_port_case(c: &mut Cluster) -> Result<String, String> {
         return Err(format!("the run succeeded with node-2 dark: {}", text(&o)));
     }
     let how = recover_as_told(c, &o, &start)?;
+    let dark_tcp = conns.stop();
+    if dark_tcp.broken > 0 {
+        return Err(format!(
+            "connections between reachable nodes broke: {dark_tcp}"
+        ));
+    }
     Ok(format!(
-        "clean switch to {} {clean:.1} s ({tcp}); {start} -> {target} with node-2 dark (--wait-for-node {DARK_WAIT}): {dark:.1} s (exit {:?}), reachable nodes left on {}; port back, {how}",
+        "clean switch to {} {clean:.1} s ({tcp}); {start} -> {target} with node-2 dark (--wait-for-node {DARK_WAIT}): {dark:.1} s (exit {:?}), reachable nodes left on {}; port back, {how}; through both: {dark_tcp}",
         start,
         o.status.code(),
         left_on.unwrap()
