@@ -11,7 +11,7 @@ fi
 PACKAGES=(openssh-server openssh-client containernetworking-plugins iproute2 iputils-ping iptables
           containerd runc busybox-static protobuf-compiler
           systemd systemd-container debootstrap kmod procps openssl tmux sudo bsdutils
-          shellcheck)
+          shellcheck nftables)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${PACKAGES[@]}"; do

@@ -72,6 +72,11 @@ pub enum Command {
         /// Do not run the node and data-plane checks (`netctl verify`) after applying.
         #[arg(long)]
         no_verify: bool,
+        /// Apply a profile whose provider or backend differs from what the nodes record, all
+        /// nodes at once, without switch's waves, gates and rollback (`netctl switch` is the
+        /// guarded way).
+        #[arg(long)]
+        allow_provider_change: bool,
         #[command(flatten)]
         plan: PlanArgs,
     },
@@ -117,12 +122,14 @@ pub enum Command {
         #[arg(long, short)]
         yes: bool,
     },
-    /// Migrate a live cluster to another provider (or backend), node by node, with verify gates and rollback.
+    /// Move a live cluster to the network its profile names (or to --networking), node by node,
+    /// with verify gates and rollback.
     Switch {
         #[command(flatten)]
         nodes: Nodes,
-        /// The provider to move to: routes, kubenet, flannel, calico, canal, weave.
-        #[arg(long, required_unless_present = "rollback")]
+        /// A one-off target instead of the profile's network: routes, kubenet, flannel, calico,
+        /// canal, weave. When the switch succeeds, the profile file is rewritten to name it.
+        #[arg(long)]
         networking: Option<netctl::network::Network>,
         /// The new provider's backend (routes: host-gw, vxlan; flannel: host-gw, vxlan, wireguard).
         #[arg(long)]

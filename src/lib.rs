@@ -20,6 +20,7 @@ pub mod plan;
 pub mod printer;
 pub mod profile;
 pub mod provider;
+pub mod recorded;
 pub mod remote;
 pub mod render;
 pub mod run;

@@ -79,6 +79,9 @@ fn node_results(bad: &[&str], refused: bool) -> Result<i32, Error> {
 
 /// init's exit: a "no" is a failure; then the nodes; then a failed cluster step; then verify.
 fn init_result(report: &RunReport) -> Result<i32, Error> {
+    if let Some(why) = &report.refusal {
+        return Err(Error::Refused(why.clone()));
+    }
     if report.declined {
         return Err(Error::Failed(
             "not applied: the answer was no; nothing was changed".into(),
@@ -103,10 +106,10 @@ fn apply(
     connect: Connect,
     plan: PlanArgs,
     quiet: bool,
-    yes: bool,
     dry_run: bool,
-    no_verify: bool,
+    opts: ApplyOptions,
 ) -> Result<i32, Error> {
+    let yes = opts.yes;
     let cluster = profile::load(&connect.nodes.profile)?;
     // Nothing changes without an explicit yes (Terraform, kops): with no terminal to ask, init
     // refuses before it connects, as reset and switch do.
@@ -125,10 +128,6 @@ fn apply(
         Artifacts::Issue,
         None,
     )?;
-    let opts = ApplyOptions {
-        yes,
-        verify: !no_verify,
-    };
     let report = block_on(commands::apply::run(&run, opts));
     match connect.output {
         Format::Text => {
@@ -236,14 +235,29 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Render { profile, out } => render(&profile, &out, quiet),
-        Command::Plan { connect, plan } => apply(connect, plan, quiet, true, true, true),
+        Command::Plan { connect, plan } => {
+            let opts = ApplyOptions {
+                yes: true,
+                verify: false,
+                allow_provider_change: false,
+            };
+            apply(connect, plan, quiet, true, opts)
+        }
         Command::Init {
             connect,
             yes,
             dry_run,
             no_verify,
+            allow_provider_change,
             plan,
-        } => apply(connect, plan, quiet, yes, dry_run, no_verify),
+        } => {
+            let opts = ApplyOptions {
+                yes,
+                verify: !no_verify,
+                allow_provider_change,
+            };
+            apply(connect, plan, quiet, dry_run, opts)
+        }
         Command::Verify {
             nodes,
             output,
@@ -288,6 +302,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             // checked before any node moves; the target's node plans are built with them.
             let target =
                 migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?;
+            // Written back after a success: the profile as it was loaded, to compare with.
+            let loaded = cluster.clone();
             let run = make_run(
                 cluster,
                 &nodes,
@@ -310,6 +326,14 @@ fn run(cli: Cli) -> Result<i32, Error> {
             match output {
                 Format::Text => print_text(&commands::switch::text(&report)),
                 Format::Json => out!("{}", json(&report)),
+            }
+            // The profile is the desired network: a one-off target that the nodes now run is
+            // written into it.
+            use commands::profile_update;
+            let done =
+                profile_update::after_switch(&report.result, &nodes.profile, &loaded, &target);
+            for line in profile_update::text(&nodes.profile, &done) {
+                eprintln!("{}", escape_controls(&line));
             }
             // The report is on stdout; what went wrong is on stderr, once, like every error.
             match report.error {

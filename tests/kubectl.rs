@@ -69,13 +69,40 @@ fn drain_wait_uncordon(nodes: &[&str]) -> Vec<String> {
     nodes
         .iter()
         .flat_map(|n| {
-            [
+            let mut calls = vec![
                 format!("drain {n} --ignore-daemonsets --delete-emptydir-data"),
                 format!("wait --for=condition=Ready node/{n} --timeout=300s"),
-                format!("uncordon {n}"),
-            ]
+                format!("get pods --all-namespaces --field-selector spec.nodeName={n} -o json"),
+            ];
+            // `pods_on` puts a DaemonSet's pod (recreated) and a host-network pod (kept) there.
+            if *n == "node-1" {
+                calls.push("delete pod -n kube-system ds-node-1 --wait=false".into());
+            }
+            calls.push(format!("uncordon {n}"));
+            calls
         })
         .collect()
+}
+
+/// The stand-in's answer to `get pods` on each node: node-1 runs a DaemonSet's pod on the pod
+/// network and a host-network one, node-2 none.
+fn pods_on(dir: &std::path::Path) {
+    for (node, items) in [
+        (
+            "node-1",
+            r#"[{"metadata":{"namespace":"kube-system","name":"ds-node-1"},"spec":{"nodeName":"node-1"}},
+                {"metadata":{"namespace":"kube-system","name":"proxy-node-1"},"spec":{"nodeName":"node-1","hostNetwork":true}}]"#,
+        ),
+        ("node-2", "[]"),
+    ] {
+        let file =
+            format!("get_pods_--all-namespaces_--field-selector_spec.nodeName={node}_-o_json.json");
+        std::fs::write(
+            dir.join(file),
+            format!(r#"{{"apiVersion":"v1","kind":"PodList","items":{items}}}"#),
+        )
+        .unwrap();
+    }
 }
 
 /// Each node is drained, waited for and uncordoned in its wave; a provider change applies the
@@ -91,6 +118,7 @@ fn switch_drives_kubectl_in_order() {
         v["kubernetes"]["kubeconfig"] = "/etc/netctl-test/kubeconfig".into();
     });
     let dir = tempfile::tempdir().unwrap();
+    pods_on(dir.path());
     let reset = || {
         let _ = std::fs::remove_file(dir.path().join("calls"));
     };

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod profile_update;
 pub mod render;
 pub mod reset;
 pub mod switch;

@@ -2,7 +2,6 @@
 //! list of these phases inside the fleet's sliding window; each phase is a small async function
 //! over one node's `Remote`, so a newcomer can read a command top to bottom.
 
-pub mod apply;
 pub mod connect;
 pub mod gather;
 pub mod lock;

@@ -28,6 +28,8 @@ pub struct Txn {
     undo_pre: Vec<String>,
     /// Run after files are restored by an undo (the commands of the state before this run).
     undo_post: Vec<String>,
+    /// The run that holds the node (its lock is kept, its backups used), when not this one.
+    owner: Option<String>,
     invalid: Option<(String, String)>,
 }
 
@@ -135,6 +137,16 @@ impl Txn {
             .extend(steps.iter().map(|s| s.command.clone()));
     }
 
+    /// A step of run `run` (a switch): the transaction keeps that run's lock and backs up into
+    /// that run's backups, so the switch's record names every copy its rollback needs.
+    pub fn owned_by(&mut self, run: &str) {
+        if !is_run_id(run) {
+            self.invalid
+                .get_or_insert((run.to_string(), "not a run id".into()));
+        }
+        self.owner = Some(run.to_string());
+    }
+
     pub fn undo_after_restore(&mut self, commands: &[String]) {
         self.undo_post.extend(commands.iter().cloned());
     }
@@ -173,6 +185,9 @@ impl Txn {
         blob(&mut s, "ops", ops.as_bytes());
         for (i, f) in self.files.iter().enumerate() {
             blob(&mut s, &format!("files/{i}"), f);
+        }
+        if let Some(owner) = &self.owner {
+            blob(&mut s, "owner", owner.as_bytes());
         }
         for (i, c) in self.cmds.iter().enumerate() {
             blob(&mut s, &format!("cmds/{i}"), c.as_bytes());
@@ -248,37 +263,8 @@ pub fn for_apply(
     previous: Option<&crate::state::NodeState>,
     state: Option<&crate::state::NodeState>,
 ) -> Txn {
-    use crate::plan::FileAction;
     let mut t = Txn::default();
-    for c in changes.files.iter().filter(|c| c.take_over) {
-        t.keep(&c.path);
-    }
-    for c in changes
-        .files
-        .iter()
-        .filter(|c| c.action != FileAction::Remove)
-    {
-        if let Some(f) = &c.new {
-            t.write(&f.path, f.bytes(), f.mode);
-        }
-    }
-    for c in changes
-        .files
-        .iter()
-        .filter(|c| c.action == FileAction::Remove)
-    {
-        if c.restore_original {
-            t.restore(&c.path);
-        } else {
-            t.remove(&c.path);
-        }
-    }
-    if changes.daemon_reload {
-        t.reload();
-    }
-    for u in &changes.enable {
-        t.enable(u);
-    }
+    t.files_of(changes);
     for s in &changes.commands {
         t.run(s);
     }
@@ -289,16 +275,103 @@ pub fn for_apply(
         t.write(crate::state::STATE_FILE, &state_json(st), 0o644);
     }
     t.commit();
-    for c in changes
-        .files
-        .iter()
-        .filter(|c| c.action == FileAction::Remove && c.restore_original)
-    {
-        t.purge(&c.path);
-    }
+    t.purge_restored(changes);
     match previous {
         Some(prev) => t.undo_after_restore(&prev.commands),
         None => t.undo_before_restore(&desired.teardown),
+    }
+    t
+}
+
+impl Txn {
+    /// The plan's files (originals kept first, written, removed or restored), then reload and
+    /// enable.
+    fn files_of(&mut self, changes: &crate::plan::NodeChanges) {
+        use crate::plan::FileAction;
+        let t = self;
+        for c in changes.files.iter().filter(|c| c.take_over) {
+            t.keep(&c.path);
+        }
+        for c in changes
+            .files
+            .iter()
+            .filter(|c| c.action != FileAction::Remove)
+        {
+            if let Some(f) = &c.new {
+                t.write(&f.path, f.bytes(), f.mode);
+            }
+        }
+        for c in changes
+            .files
+            .iter()
+            .filter(|c| c.action == FileAction::Remove)
+        {
+            if c.restore_original {
+                t.restore(&c.path);
+            } else {
+                t.remove(&c.path);
+            }
+        }
+        if changes.daemon_reload {
+            t.reload();
+        }
+        for u in &changes.enable {
+            t.enable(u);
+        }
+    }
+
+    /// After the commit: the kept originals of files put back go.
+    fn purge_restored(&mut self, changes: &crate::plan::NodeChanges) {
+        use crate::plan::FileAction;
+        for c in changes
+            .files
+            .iter()
+            .filter(|c| c.action == FileAction::Remove && c.restore_original)
+        {
+            self.purge(&c.path);
+        }
+    }
+}
+
+/// A switch's transaction for one node (a step of switch run `owner`): stop the kubelet, the old
+/// provider's teardown, the new files, units and commands, restarts, the old provider's units
+/// disabled, the kubelet started, and last the new state.json (its record saying `switched`).
+/// Undone, the old provider's commands re-run once its files are back (or, on a node netctl had
+/// not set up, the new provider's teardown first).
+pub fn for_switch(
+    m: &crate::migrate::NodeMigration,
+    changes: &crate::plan::NodeChanges,
+    previous: Option<&crate::state::NodeState>,
+    state: &crate::state::NodeState,
+    owner: &str,
+) -> Txn {
+    let mut t = Txn::default();
+    t.owned_by(owner);
+    for u in &m.stop {
+        t.stop(u);
+    }
+    for s in &m.teardown {
+        t.run(s);
+    }
+    t.files_of(changes);
+    for u in &m.disable {
+        t.disable(u);
+    }
+    for s in &changes.commands {
+        t.run(s);
+    }
+    for u in &changes.restart {
+        t.restart(u);
+    }
+    for u in m.stop.iter().filter(|u| !changes.restart.contains(u)) {
+        t.start(u);
+    }
+    t.write(crate::state::STATE_FILE, &state_json(state), 0o644);
+    t.commit();
+    t.purge_restored(changes);
+    match previous.filter(|p| !p.provider.is_empty()) {
+        Some(prev) => t.undo_after_restore(&prev.commands),
+        None => t.undo_before_restore(&m.install.teardown),
     }
     t
 }
@@ -452,6 +525,47 @@ mod tests {
             title: title.into(),
             command: command.into(),
         }
+    }
+
+    /// A switch's node step is a transaction owned by the switch run: the switch's lock stays
+    /// (it holds the node until its last wave) and the copies go to the switch's backups, where
+    /// its record's rollback looks; the first copy (the state before the switch) is kept.
+    #[test]
+    fn an_owned_transaction_keeps_its_owners_lock_and_backs_up_into_its_backups() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |s: &str| d.path().join(s).to_str().unwrap().to_string();
+        let owner = "20261129T000000Z-0a0a";
+        let run = "20261129T000000Z-0a0a-20261129T000001Z-0b0b";
+        std::fs::write(p("a.conf"), "switched once\n").unwrap();
+        let first = d.path().join(format!("backups/{owner}{}", p("a.conf")));
+        std::fs::create_dir_all(first.parent().unwrap()).unwrap();
+        std::fs::write(&first, "before the switch\n").unwrap();
+        std::fs::write(p("b.conf"), "b\n").unwrap();
+        std::fs::write(p("lock"), format!("run={owner}\n")).unwrap();
+        let mut t = Txn::default();
+        t.owned_by(owner);
+        t.write(&p("a.conf"), b"new\n", 0o644);
+        t.write(&p("b.conf"), b"new b\n", 0o644);
+        t.commit();
+        let out = run_local(&t, d.path(), run);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read_to_string(p("a.conf")).unwrap(), "new\n");
+        assert_eq!(
+            std::fs::read_to_string(p("lock")).unwrap(),
+            format!("run={owner}\n"),
+            "the owner's lock is kept"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&first).unwrap(),
+            "before the switch\n",
+            "the first copy wins"
+        );
+        let b = d.path().join(format!("backups/{owner}{}", p("b.conf")));
+        assert_eq!(std::fs::read_to_string(b).unwrap(), "b\n");
+        assert!(!d.path().join(format!("backups/{run}")).exists());
+        let mut bad = Txn::default();
+        bad.owned_by("../x");
+        assert!(bad.stage_script(run).is_err(), "an owner must be a run id");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod cidr;
 pub mod jump;
 pub mod model;
 pub mod nesting;
+pub mod rewrite;
 pub mod validate;
 
 use std::net::Ipv4Addr;

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::teardown::{self, Firewall};
 use super::{
     custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan,
     NodePlan, Step,
@@ -62,21 +63,62 @@ pub fn modules(cluster: &Cluster) -> Vec<node_prereqs::Module> {
     m
 }
 
-/// Nothing to write; leaving calico removes what its DaemonSet installed on the node.
+/// calico-node's links (felix's dataplanedefs and config at the pinned version).
+pub const LINKS: [&str; 4] = [
+    "vxlan.calico",
+    "vxlan-v6.calico",
+    "wireguard.cali",
+    "wg-v6.cali",
+];
+/// felix's chains all start `cali-` (rules.ChainNamePrefix) and every rule it inserts elsewhere
+/// carries a `cali:<hash>` comment (rules.RuleHashPrefix); in nftables mode it owns table
+/// `calico` in both families.
+pub const FIREWALL: Firewall<'static> = Firewall {
+    chains: "^cali-",
+    comments: "^cali:",
+    ifaces: "",
+    nft_tables: &[("ip", "calico"), ("ip6", "calico")],
+};
+/// Who programs calico's routes: BIRD (`proto bird`, kept after it exits: its kernel protocol
+/// says `persist`), and felix (`DefaultRouteProto` 80) for its per-block blackholes and VXLAN
+/// routes.
+pub const ROUTE_PROTOCOLS: [&str; 2] = ["bird", "80"];
+
+/// Nothing to write; leaving calico removes what its DaemonSet installed on the node: its CNI
+/// config and kubeconfig, its links, its chains, rules and nftables tables, and the routes BIRD
+/// and felix made inside the pool (the per-block blackholes among them). calico-ipam keeps its
+/// addresses in the datastore, not in host-local's files.
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
-    let mut links = vec![delete_link("vxlan.calico")];
+    let mut steps: Vec<Step> = LINKS.iter().map(|l| delete_link(l)).collect();
     // tunl0 belongs to the ipip module and cannot be deleted; its address can.
-    links.push(Step {
+    steps.push(Step {
         title: "flush tunl0's address".into(),
         command: "if ip link show tunl0 >/dev/null 2>&1; then ip addr flush dev tunl0; fi".into(),
     });
+    steps.push(teardown::firewall("calico", &FIREWALL));
+    steps.push(teardown::routes_by_protocol(
+        "calico",
+        &pool_cidr(cluster),
+        &ROUTE_PROTOCOLS,
+    ));
     daemonset_teardown(
         cluster,
         node,
         "calico",
         &[CNI_CONFIG, "calico-kubeconfig"],
-        links,
+        steps,
     )
+}
+
+/// The IPv4 pool: the profile's, or the cluster CIDR.
+fn pool_cidr(cluster: &Cluster) -> String {
+    cluster
+        .profile
+        .networking
+        .calico
+        .pool_cidr
+        .clone()
+        .unwrap_or_else(|| cluster.cluster_cidr.to_string())
 }
 
 /// The patch moving install-cni's and calico-node's CNI directories to the profile's (calico and
@@ -98,10 +140,7 @@ pub(crate) fn cni_dirs_patch(cluster: &Cluster, daemonset: &str) -> Option<(Stri
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {
     let c = &cluster.profile.networking.calico;
-    let pool_cidr = c
-        .pool_cidr
-        .clone()
-        .unwrap_or_else(|| cluster.cluster_cidr.to_string());
+    let pool_cidr = pool_cidr(cluster);
     let mut patches = vec![(
         "calico-node.yaml".to_string(),
         crate::template::template(

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::teardown::{self, Firewall};
 use super::{
     daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan, NodePlan,
     RouteCheck, Step,
@@ -55,8 +56,21 @@ struct ConfigCtx<'a> {
     net_conf: String,
 }
 
+/// canal's CNI network (the calico plugin, with host-local handing out the node's podCIDR).
+pub const CNI_NETWORK: &str = "k8s-pod-network";
+/// canal runs flannel v0.24.4 (iptables only: its nftables mode came later) beside felix:
+/// flannel's two chains and comments, felix's `cali-` chains, `cali:` comments and nftables
+/// tables (calico.rs).
+pub const FIREWALL: Firewall<'static> = Firewall {
+    chains: "^(FLANNEL-POSTRTG|FLANNEL-FWD)$|^cali-",
+    comments: "^flanneld (masq|forward)$|^cali:",
+    ifaces: "",
+    nft_tables: super::calico::FIREWALL.nft_tables,
+};
+
 /// Nothing to write; leaving canal removes what its DaemonSet installed: its CNI config, its
-/// kubeconfig and flannel's vxlan link and lease.
+/// kubeconfig, flannel's vxlan link and lease, both daemons' chains and rules, and host-local's
+/// reservations of gone pods.
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
     let lease = Step {
         title: "remove flannel's lease".into(),
@@ -67,7 +81,12 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         node,
         "canal",
         &[CNI_CONFIG, "calico-kubeconfig"],
-        vec![delete_link("flannel.1"), lease],
+        vec![
+            teardown::firewall("canal", &FIREWALL),
+            delete_link("flannel.1"),
+            lease,
+            teardown::ipam(CNI_NETWORK),
+        ],
     )
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::teardown::{self, Firewall};
 use super::{
     node_prereqs, sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan,
     RouteCheck, Step, Unit,
@@ -400,10 +401,20 @@ pub fn node(cluster: &Cluster, node: &Node, loaded: &BTreeMap<String, Arc<Vec<u8
             command: "if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet flanneld; then systemctl stop flanneld; fi".into(),
         });
     }
-    // What flanneld made, whichever way it ran: its links, the bridge the CNI plugin made, its
-    // lease file and its host-gw routes (every route via a gateway inside the cluster CIDR).
-    plan.teardown
-        .extend(["flannel.1", "flannel-wg", "cni0"].map(super::delete_link));
+    // What flanneld made, whichever way it ran: its chains and rules (after the stop, or it puts
+    // them back), its links, the bridge the CNI plugin made, its host-gw routes (every route via
+    // a gateway inside the cluster CIDR), its lease file and host-local's reservations.
+    plan.teardown.push(teardown::firewall("flannel", &FIREWALL));
+    let vxlan = [
+        format!("flannel.{}", f.vni),
+        format!("flannel-v6.{}", f.vni),
+    ];
+    let links = vxlan
+        .iter()
+        .map(String::as_str)
+        .chain(WG_LINKS)
+        .chain([BRIDGE]);
+    plan.teardown.extend(links.map(super::delete_link));
     if f.backend == FlannelBackend::HostGw {
         plan.teardown.push(Step {
             title: "delete flannel host-gw routes".into(),
@@ -417,8 +428,26 @@ pub fn node(cluster: &Cluster, node: &Node, loaded: &BTreeMap<String, Arc<Vec<u8
         title: "remove the flannel lease file".into(),
         command: "rm -f /run/flannel/subnet.env".into(),
     });
+    plan.teardown.push(teardown::ipam(CNI_NETWORK));
     plan
 }
+
+/// The bridge flannel's CNI plugin delegates to (the bridge plugin's default name).
+pub const BRIDGE: &str = "cni0";
+/// The CNI network of the conflist netctl writes (and upstream's kube-flannel.yml): host-local
+/// keeps its reservations under this name.
+pub const CNI_NETWORK: &str = "cbr0";
+/// The wireguard backend's links (pkg/backend/wireguard at the pinned version).
+const WG_LINKS: [&str; 2] = ["flannel-wg", "flannel-wg-v6"];
+/// flanneld's packet filter at the pinned version (pkg/trafficmngr): with iptables, chains
+/// FLANNEL-POSTRTG (nat) and FLANNEL-FWD (filter), each jumped to from a built-in chain by a rule
+/// commented `flanneld masq` / `flanneld forward`; with nftables, its own tables.
+pub const FIREWALL: Firewall<'static> = Firewall {
+    chains: "^(FLANNEL-POSTRTG|FLANNEL-FWD)$",
+    comments: "^flanneld (masq|forward)$",
+    ifaces: "",
+    nft_tables: &[("ip", "flannel-ipv4"), ("ip6", "flannel-ipv6")],
+};
 
 /// Indent every line by four spaces, for a YAML block scalar under a ConfigMap key.
 fn indent(text: &str) -> String {

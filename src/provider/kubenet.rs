@@ -4,6 +4,7 @@
 //! or the routes provider's cloud backends) routes them. It only exists below Kubernetes 1.24:
 //! validation refuses it above.
 
+use super::teardown::{self, Firewall};
 use super::{delete_link, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node};
 
@@ -40,12 +41,26 @@ pub fn kubelet_flags(cluster: &Cluster, node: &Node) -> Vec<String> {
     flags
 }
 
+/// kubenet's CNI network name (its host-local reservations live under it).
+pub const CNI_NETWORK: &str = "kubenet";
+/// kubenet's one rule of its own (kubenet_linux.go, ensureMasqRule), by its comment; its hostport
+/// chains are KUBE-*, which no teardown touches.
+pub const FIREWALL: Firewall<'static> = Firewall {
+    chains: "",
+    comments: "^kubenet: SNAT for outbound traffic from cluster$",
+    ifaces: "",
+    nft_tables: &[],
+};
+
 /// Nothing to write (the kubelet unit comes from kube.rs); leaving kubenet removes its bridge, which
-/// would otherwise keep the old podCIDR address when another provider creates its own.
+/// would otherwise keep the old podCIDR address when another provider creates its own, its
+/// masquerade rule and host-local's reservations of gone pods.
 pub fn node(_cluster: &Cluster, node: &Node) -> NodePlan {
     let mut plan = NodePlan::default();
     if node.is_worker() {
+        plan.teardown.push(teardown::firewall("kubenet", &FIREWALL));
         plan.teardown.push(delete_link(BRIDGE));
+        plan.teardown.push(teardown::ipam(CNI_NETWORK));
     }
     plan
 }
@@ -111,7 +126,19 @@ mod tests {
     #[test]
     fn teardown_on_workers_only() {
         let c = profile("1.23", "", "  provider: kubenet\n");
-        assert_eq!(node(&c, c.node("worker-0").unwrap()).teardown.len(), 1);
+        let titles: Vec<_> = node(&c, c.node("worker-0").unwrap())
+            .teardown
+            .into_iter()
+            .map(|s| s.title)
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "remove kubenet's iptables and nftables rules",
+                "delete link cbr0",
+                "remove host-local reservations of gone pods (kubenet)"
+            ]
+        );
         assert!(node(&c, c.node("controller-0").unwrap())
             .teardown
             .is_empty());

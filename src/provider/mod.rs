@@ -13,6 +13,7 @@ pub mod kubelet;
 pub mod kubenet;
 pub mod node_prereqs;
 pub mod routes;
+pub mod teardown;
 pub mod unitfile;
 pub mod weave;
 
@@ -277,6 +278,20 @@ pub fn cni_config(cluster: &Cluster) -> Option<&'static str> {
         ProviderKind::Calico => Some(calico::CNI_CONFIG),
         ProviderKind::Canal => Some(canal::CNI_CONFIG),
         ProviderKind::Weave => Some(weave::CNI_CONFIG),
+    }
+}
+
+/// The bridge the provider's CNI config puts pods on and the MTU new pods get there, where netctl
+/// decides both (verify names the pods that keep another MTU); None where the provider's own
+/// daemon or plugin sets the pods' MTU.
+pub fn pod_bridge(cluster: &Cluster) -> Option<(&'static str, u32)> {
+    match cluster.provider() {
+        ProviderKind::Routes => Some((routes::BRIDGE, routes::pod_mtu(cluster))),
+        ProviderKind::Kubenet
+        | ProviderKind::Flannel
+        | ProviderKind::Calico
+        | ProviderKind::Canal
+        | ProviderKind::Weave => None,
     }
 }
 

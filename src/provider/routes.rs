@@ -23,6 +23,9 @@ pub const UNIT: &str = "netctl-routes.service";
 pub const VXLAN_DEV: &str = "netctl-vxlan";
 /// The bridge plugin's config, in cniConfDir.
 pub const CNI_CONFIG: &str = "10-bridge.conf";
+/// The bridge and the CNI network name that config (templates/cni/10-bridge.conf) names.
+pub const BRIDGE: &str = "cni0";
+pub const CNI_NETWORK: &str = "bridge";
 /// The routes come from the profile's podCIDRs, not the Node objects.
 pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
 /// What `netctl profile new` offers, the default first. The cloud backends (gce, aws) need more
@@ -30,6 +33,8 @@ pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
 pub const WIZARD_BACKENDS: [&str; 2] = ["host-gw", "vxlan"];
 /// VXLAN adds 50 bytes of headers; with no MTU in the profile, assume a 1500-byte underlay.
 pub const DEFAULT_VXLAN_MTU: u32 = 1450;
+/// A veth's MTU when the CNI config sets none (the bridge plugin leaves it to the kernel).
+pub const VETH_DEFAULT_MTU: u32 = 1500;
 
 /// A locally administered unicast MAC derived from the node address: stable across re-renders
 /// and unique per node, so peers can be programmed without asking the node.
@@ -45,6 +50,15 @@ pub fn vxlan_mtu(cluster: &Cluster) -> u32 {
         .routes
         .mtu
         .unwrap_or(DEFAULT_VXLAN_MTU)
+}
+
+/// The MTU new pods get from this backend's CNI config: vxlan's, or the kernel's veth default
+/// (host-gw and the cloud backends set none). routes.sh pins the bridge to it, verify wants it.
+pub fn pod_mtu(cluster: &Cluster) -> u32 {
+    match cluster.profile.networking.routes.backend {
+        RoutesBackend::Vxlan => vxlan_mtu(cluster),
+        RoutesBackend::HostGw | RoutesBackend::Gce | RoutesBackend::Aws => VETH_DEFAULT_MTU,
+    }
 }
 
 #[derive(Serialize)]
@@ -66,6 +80,8 @@ struct ScriptCtx<'a> {
     /// pod to pod is not.
     pod_cidr: Option<String>,
     cluster_cidr: String,
+    bridge: &'a str,
+    pod_mtu: u32,
 }
 
 /// The peer table: one line per node with a podCIDR, `podCIDR node-address vtep mac`, the same
@@ -173,6 +189,8 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         peers: in_kernel.then_some(PEERS),
         pod_cidr: node.pod_cidr.map(|c| c.to_string()),
         cluster_cidr: cluster.cluster_cidr.to_string(),
+        bridge: BRIDGE,
+        pod_mtu: pod_mtu(cluster),
     };
     plan.files.push(NodeFile {
         path: SCRIPT.into(),
@@ -205,6 +223,12 @@ pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
         title: format!("remove {} routes", backend.as_str()),
         command: format!("/bin/sh {SCRIPT} down"),
     });
+    // What the bridge plugin made from 10-bridge.conf, which routes.sh does not know of: the
+    // bridge and host-local's reservations of gone pods.
+    if node.pod_cidr.is_some() {
+        plan.teardown.push(super::delete_link(BRIDGE));
+        plan.teardown.push(super::teardown::ipam(CNI_NETWORK));
+    }
     plan
 }
 
@@ -521,6 +545,30 @@ mod tests {
             assert_eq!(t.sha256, crate::profile::sha256_hex(&first));
         }
         assert_eq!(c.peer_table.get().unwrap().bytes.as_ptr(), first.as_ptr());
+    }
+
+    /// routes.sh pins the bridge 10-bridge.conf names to the MTU that config gives new pods.
+    #[test]
+    fn the_script_pins_the_configs_bridge_to_the_new_pods_mtu() {
+        for (backend, mtu) in [("host-gw", 1500), ("vxlan", 1450)] {
+            let c = workers(2, backend);
+            let plan = node(&c, c.node("worker-0").unwrap());
+            let conf: serde_json::Value =
+                serde_json::from_str(&file(&plan, &format!("/etc/cni/net.d/{CNI_CONFIG}")).content)
+                    .unwrap();
+            assert_eq!(conf["bridge"], BRIDGE, "{backend}");
+            let veth = conf["mtu"].as_u64().map_or(VETH_DEFAULT_MTU, |m| m as u32);
+            assert_eq!((veth, pod_mtu(&c)), (mtu, mtu), "{backend}");
+            let script = &file(&plan, SCRIPT).content;
+            assert!(
+                script.contains(&format!("\nBRIDGE={BRIDGE}\nPOD_MTU={mtu}\n")),
+                "{script}"
+            );
+            assert!(
+                script.contains("converge() {\n    prepare\n    pin_bridge_mtu\n"),
+                "{script}"
+            );
+        }
     }
 
     /// The cloud backends route in the VPC: no table on the node, and the script reads none.

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::teardown::{self, Firewall};
 use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node, ProviderKind};
 
@@ -33,11 +34,32 @@ struct PatchCtx {
     mtu: Option<u32>,
 }
 
-/// Nothing to write; leaving weave removes its CNI config and links (`weave reset` needs the
-/// weave script, which the DaemonSet never installs on the host).
+/// weave's links at v2.8.1 (net/bridge.go; `vxlan-6784` is the fast datapath's vport).
+pub const LINKS: [&str; 6] = [
+    "weave",
+    "datapath",
+    "vethwe-bridge",
+    "vethwe-datapath",
+    "vethwe-pcap",
+    "vxlan-6784",
+];
+/// weave's chains all start `WEAVE` (WEAVE, WEAVE-EXPOSE, WEAVE-CANARY, WEAVE-NPC*, WEAVE-IPSEC-*);
+/// its rules in the built-in chains name its bridge (`-i weave`, `-o weave`) or, for the control
+/// port, carry its comment.
+pub const FIREWALL: Firewall<'static> = Firewall {
+    chains: "^WEAVE",
+    comments: "^Block non-local access to Weave Net control port$",
+    ifaces: "^weave$",
+    nft_tables: &[],
+};
+
+/// Nothing to write; leaving weave removes its CNI config, links, chains and rules (`weave reset`
+/// needs the weave script, which the DaemonSet never installs on the host). weave's IPAM is its
+/// own (in /var/lib/weave), not host-local's.
 pub fn node(cluster: &Cluster, node: &Node) -> NodePlan {
-    let links = ["weave", "datapath", "vxlan-6784"].map(delete_link);
-    daemonset_teardown(cluster, node, "weave", &[CNI_CONFIG], links.to_vec())
+    let mut steps = vec![teardown::firewall("weave", &FIREWALL)];
+    steps.extend(LINKS.map(delete_link));
+    daemonset_teardown(cluster, node, "weave", &[CNI_CONFIG], steps)
 }
 
 pub fn cluster(cluster: &Cluster) -> ClusterPlan {

@@ -20,13 +20,15 @@ struct PlanFile<'a> {
     note: Option<String>,
 }
 
-/// One node's entry: per file its path, mode, sha256 and services; the units; the commands.
+/// One node's entry: per file its path, mode, sha256 and services; the units; the commands; and
+/// the teardown `reset` (or a switch away from this provider) runs, title and script.
 #[derive(Serialize)]
 pub struct PlanNode<'a> {
     name: &'a str,
     files: Vec<PlanFile<'a>>,
     units: &'a [provider::Unit],
     commands: Vec<&'a str>,
+    teardown: &'a [provider::Step],
 }
 
 impl<'a> PlanNode<'a> {
@@ -62,6 +64,7 @@ impl<'a> PlanNode<'a> {
                 .collect(),
             units: &plan.units,
             commands: plan.commands.iter().map(|c| c.command.as_str()).collect(),
+            teardown: &plan.teardown,
         }
     }
 }

@@ -487,9 +487,12 @@ pub fn judge(node: &str, results: &[(String, String, String, bool)], mtu: u32) -
     ]
 }
 
-/// The pod MTU the node's config asks for; without one, the node's uplink MTU.
-pub fn pod_mtu(list: &ConfList, facts: &Facts) -> u32 {
-    list.mtu().unwrap_or_else(|| {
+/// The MTU new pods get: the one the node's config asks for; without one, what netctl knows the
+/// provider's pods get (routes host-gw: the kernel's veth default, whatever the uplink's MTU);
+/// else the node's uplink MTU.
+pub fn pod_mtu(cluster: &Cluster, list: &ConfList, facts: &Facts) -> u32 {
+    let known = || crate::provider::pod_bridge(cluster).map(|(_, mtu)| mtu);
+    list.mtu().or_else(known).unwrap_or_else(|| {
         facts
             .node_dev
             .as_ref()
@@ -568,7 +571,7 @@ pub async fn make_pods(
                 format!("{} {a} and {} {b} from {}", names[0], names[1], list.file),
             )
             .took(start);
-            let mtu = pod_mtu(&list, &p.facts);
+            let mtu = pod_mtu(cluster, &list, &p.facts);
             let [pod, _] = names;
             Ok((
                 c,
@@ -675,6 +678,36 @@ mod tests {
             r#"{"cniVersion":"1.0.0","name":"net","plugins":[{"type":"bridge","ipam":{"type":"host-local"}},{"type":"portmap","capabilities":{"portMappings":true}}]}"#,
         )
         .unwrap()
+    }
+
+    /// The don't-fragment ping judges the MTU new pods get: on a jumbo-frame underlay a host-gw
+    /// pod is still a 1500-byte veth (a ping at the uplink's 9001 could never pass); where netctl
+    /// does not know the provider's pods, the uplink's.
+    #[test]
+    fn the_mtu_gate_uses_the_mtu_new_pods_get() {
+        let profile = |net: &str| {
+            crate::profile::load_str(
+                &format!("apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes: {{ version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24, manageUnits: false }}\nnetworking:\n{net}nodes:\n  - {{ name: node-1, address: 10.240.0.11, podCIDR: 10.200.1.0/24 }}\n"),
+                std::path::Path::new("t.yaml"),
+            )
+            .unwrap()
+        };
+        let mut facts = Facts {
+            node_dev: Some("eth0".into()),
+            ..Facts::default()
+        };
+        facts.links.insert("eth0".into(), ("<UP>".into(), 9001));
+        let host_gw = profile("  provider: routes\n  routes: { backend: host-gw }\n");
+        assert_eq!(pod_mtu(&host_gw, &list(), &facts), 1500);
+        let flannel = profile("  provider: flannel\n");
+        assert_eq!(pod_mtu(&flannel, &list(), &facts), 9001);
+        let vxlan = profile("  provider: routes\n  routes: { backend: vxlan, mtu: 8951 }\n");
+        let conf = cni::parse(
+            "10-bridge.conf",
+            r#"{"cniVersion":"1.0.0","name":"bridge","type":"bridge","mtu":8951,"ipam":{"type":"host-local"}}"#,
+        )
+        .unwrap();
+        assert_eq!(pod_mtu(&vxlan, &conf, &facts), 8951);
     }
 
     /// A stand-in plugin that echoes its env and stdin proves the quoting end to end.

@@ -172,6 +172,7 @@ impl Report {
 /// Every check id, in report order. Ids are stable: CI dashboards key on them.
 pub const CHECK_IDS: &[&str] = &[
     "node.ssh",
+    "node.provider",
     "node.forwarding",
     "node.br-netfilter",
     "node.cni-config",
@@ -225,10 +226,11 @@ pub fn run_suffix(run_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_node_script_answers_seven_checks() {
+    fn the_node_script_answers_eight_checks() {
         assert_eq!(
             super::node_script_ids().collect::<Vec<_>>(),
             [
+                "node.provider",
                 "node.forwarding",
                 "node.br-netfilter",
                 "node.cni-config",

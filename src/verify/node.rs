@@ -9,7 +9,7 @@ use base64::Engine;
 use ipnetwork::Ipv4Network;
 
 use super::cni::{self, ConfList, NetworkName};
-use super::Check;
+use super::{Check, Status};
 use crate::profile::{Cluster, Node};
 use crate::provider::{self, node_prereqs, routes, NodePlan};
 use crate::shell::{self, script_file, Script, Tagged};
@@ -52,6 +52,43 @@ pub struct Facts {
     pub cursors: Vec<String>,
     /// containerd's config file, when the node has one (its CNI section: `runtime_cni`).
     pub containerd_config: Option<String>,
+    /// The ports of the provider's pod bridge (`provider::pod_bridge`).
+    pub ports: Vec<Port>,
+}
+
+/// A port of the pods' bridge: one pod's host end. The pod is named only where the node script
+/// found its network namespace (and the container host-local reserved its address for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub dev: String,
+    pub mtu: u32,
+    pub netns: Option<String>,
+    pub container: Option<String>,
+}
+
+impl Port {
+    /// How the report names the pod: its namespace, with the container where that differs (a
+    /// runtime's `cni-<uuid>` namespace says less than its sandbox id); else the host's device.
+    pub fn name(&self) -> String {
+        let short = |c: &str| c.chars().take(12).collect::<String>();
+        match (&self.netns, &self.container) {
+            (Some(n), Some(c)) if n == c => n.clone(),
+            (Some(n), Some(c)) => format!("{n} (container {})", short(c)),
+            (Some(n), None) => n.clone(),
+            (None, Some(c)) => format!("container {}", short(c)),
+            (None, None) => format!("the pod on {}", self.dev),
+        }
+    }
+}
+
+/// A name the node printed, kept only in the shapes the script lets through (`-` is none).
+fn node_word(w: Option<&&str>) -> Option<String> {
+    w.filter(|w| {
+        **w != "-"
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    })
+    .map(|w| w.to_string())
 }
 
 /// The one read-only script (templates/verify/node-checks.sh). Every value it prints is tagged;
@@ -60,6 +97,7 @@ pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
     let net = &cluster.profile.networking;
     let files = plan.files.iter().map(|f| format!("sha:{}", f.path));
     let units = plan.units.iter().map(|u| format!("unit:{}", u.name));
+    let bridge = provider::pod_bridge(cluster);
     Script::new(script_file!("verify/node-checks.sh"))
         .include(super::dataplane::CURSORS)
         .var("CONF", &net.cni_conf_dir)
@@ -70,6 +108,11 @@ pub fn script(cluster: &Cluster, node: &Node, plan: &NodePlan) -> String {
         .var("CONTAINERD", provider::kube::CONTAINERD_CONFIG)
         .var("CURSORS", super::dataplane::CNI_NETWORKS)
         .var("STATE", STATE_FILE)
+        .var("BRIDGE", bridge.map(|(b, _)| b).unwrap_or(""))
+        .var(
+            "POD_MTU",
+            bridge.map(|(_, m)| m.to_string()).unwrap_or_default(),
+        )
         .args(files.chain(units))
         .build()
 }
@@ -125,6 +168,17 @@ pub fn parse(out: &str) -> Facts {
                     let name = d.split('@').next().unwrap_or(d).to_string();
                     f.links
                         .insert(name, (flags.to_string(), mtu.parse().unwrap_or(0)));
+                }
+            }
+            "port" => {
+                let mtu = words.get(1).and_then(|m| m.parse().ok());
+                if let (Some(dev), Some(mtu)) = (node_word(words.first()), mtu) {
+                    f.ports.push(Port {
+                        dev,
+                        mtu,
+                        netns: node_word(words.get(2)),
+                        container: node_word(words.get(3)),
+                    });
                 }
             }
             "route" => f.routes.push(rest.trim().to_string()),
@@ -186,7 +240,7 @@ pub fn missing_binaries(list: &ConfList, facts: &Facts) -> Vec<String> {
 
 /// All node checks for one node, from its facts.
 pub fn checks(cluster: &Cluster, node: &Node, plan: &NodePlan, f: &Facts) -> Vec<Check> {
-    vec![
+    let all = vec![
         forwarding(node, f),
         br_netfilter(cluster, node, f),
         cni_config(cluster, node, f),
@@ -195,7 +249,133 @@ pub fn checks(cluster: &Cluster, node: &Node, plan: &NodePlan, f: &Facts) -> Vec
         files(node, f),
         services(node, plan, f),
         routes_check(cluster, node, f),
-    ]
+        pod_mtu(cluster, node, f),
+    ];
+    recorded_network(cluster, node, f, all)
+}
+
+/// `node.provider`: the node runs the network the profile names. When it records another, that
+/// is the one failure; the checks that judge the node by the profile's provider (its CNI config,
+/// units and routes; with only the backend different, its routes) are skipped, since they would
+/// only repeat it.
+fn recorded_network(cluster: &Cluster, node: &Node, f: &Facts, all: Vec<Check>) -> Vec<Check> {
+    const ID: &str = "node.provider";
+    let Some(Ok(state)) = &f.state else {
+        let mut out = vec![Check::skip(
+            ID,
+            &node.name,
+            "no readable state.json: netctl has not set up this node (node.files)",
+        )];
+        out.extend(all);
+        return out;
+    };
+    let Some(m) = crate::recorded::mismatch(cluster, state) else {
+        let mut out = vec![Check::pass(
+            ID,
+            &node.name,
+            format!(
+                "runs {}, as the profile names",
+                crate::network::Network::of(cluster)
+            ),
+        )];
+        out.extend(all);
+        return out;
+    };
+    let follows: &[&str] = if m.provider_differs() {
+        &[
+            "node.cni-config",
+            "node.stale-cni",
+            "node.services",
+            "node.routes",
+            POD_MTU,
+        ]
+    } else {
+        &["node.routes", POD_MTU]
+    };
+    let profile = cluster.source.display().to_string();
+    let mut out = vec![Check::fail(
+        ID,
+        &node.name,
+        m.describe(),
+        m.ways_out(&profile),
+    )];
+    out.extend(all.into_iter().map(|c| {
+        if follows.contains(&c.id.as_str()) {
+            Check::skip(
+                &c.id,
+                &c.subject,
+                format!("the node runs {} (node.provider)", m.recorded),
+            )
+        } else {
+            c
+        }
+    }));
+    out
+}
+
+/// `node.pod-mtu`: the pods on the bridge whose MTU is not the one new pods get, named. Smaller
+/// (made on a backend with encapsulation) still works, at the old MTU, until recreated; larger
+/// sends packets the path drops, so only path MTU discovery (ICMP "fragmentation needed" from
+/// the node) gets them across.
+fn pod_mtu(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
+    const ID: &str = POD_MTU;
+    let Some((bridge, want)) = provider::pod_bridge(cluster) else {
+        return Check::skip(
+            ID,
+            &node.name,
+            format!("{} sets its pods' MTU itself", cluster.provider().as_str()),
+        );
+    };
+    if !node.is_worker() {
+        return Check::skip(ID, &node.name, "not a worker: no pods here");
+    }
+    let others: BTreeMap<u32, Vec<String>> =
+        f.ports
+            .iter()
+            .filter(|p| p.mtu != want)
+            .fold(BTreeMap::new(), |mut by, p| {
+                by.entry(p.mtu).or_default().push(p.name());
+                by
+            });
+    if others.is_empty() {
+        let detail = match f.ports.len() {
+            0 => format!("no pods on {bridge}; new pods get MTU {want}"),
+            1 => format!("1 pod on {bridge}, at MTU {want}"),
+            n => format!("{n} pods on {bridge}, all at MTU {want}"),
+        };
+        return Check::pass(ID, &node.name, detail);
+    }
+    let groups: Vec<String> = others
+        .iter()
+        .map(|(mtu, names)| {
+            let n = names.len();
+            let (pods, them) = if n == 1 { ("pod keeps", "it") } else { ("pods keep", "them") };
+            let why = if *mtu > want {
+                format!(", above {want}: packets to other nodes larger than that get there only by path MTU discovery")
+            } else {
+                String::new()
+            };
+            let shown = names.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+            let more = if n > SHOWN { format!(" and {} more", n - SHOWN) } else { String::new() };
+            format!("{n} {pods} MTU {mtu}{why} (recreate {them} for {want}): {shown}{more}")
+        })
+        .collect();
+    Check::pass(ID, &node.name, groups.join("; "))
+}
+
+/// Pods named per MTU in node.pod-mtu's detail; the rest are counted.
+const SHOWN: usize = 10;
+
+/// node.pod-mtu's id.
+pub const POD_MTU: &str = "node.pod-mtu";
+
+/// The nodes' pods that keep another MTU than new pods get, one line per node naming them, from
+/// a report's checks: what a switch reports after its last gate.
+pub fn pods_to_recreate(checks: &[Check]) -> impl Iterator<Item = String> + '_ {
+    checks
+        .iter()
+        .filter(|c| c.id == POD_MTU && c.status == Status::Pass && c.detail.contains(" keep"))
+        .map(|c| format!("{}: {}", c.subject, c.detail))
 }
 
 fn forwarding(node: &Node, f: &Facts) -> Check {
@@ -590,6 +770,66 @@ mod tests {
         assert!(by_id(&cs, "node.files").hint.is_some());
     }
 
+    /// A node that records another network than the profile: one failure, node.provider, naming
+    /// the record's network and run and the two ways out; the route check that would only repeat
+    /// it is skipped. The same node against a profile naming its network passes.
+    #[test]
+    fn a_node_on_another_network_fails_node_provider_alone() {
+        let host_gw = cluster("  routes: { backend: host-gw }\n");
+        let mut f = healthy(&host_gw);
+        f.state = Some(Ok(NodeState {
+            provider: "routes".into(),
+            backend: "host-gw".into(),
+            run_id: "20261130T050000Z-ab12".into(),
+            ..NodeState::default()
+        }));
+        let vxlan = cluster("  routes: { backend: vxlan }\n");
+        let n = &vxlan.nodes[0];
+        let plan = provider::node_plan(&vxlan, n, &Default::default());
+        let cs = checks(&vxlan, n, &plan, &f);
+        let failed: Vec<&Check> = cs.iter().filter(|c| c.status == Status::Fail).collect();
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        let p = failed[0];
+        assert_eq!(p.id, "node.provider");
+        assert_eq!(
+            p.detail,
+            "records routes (host-gw) (set by run 20261130T050000Z-ab12); the profile names routes (vxlan)"
+        );
+        let hint = p.hint.as_deref().unwrap();
+        assert!(hint.contains("`netctl switch -p t.yaml`"), "{hint}");
+        assert!(
+            hint.contains("change the profile to say routes (host-gw)"),
+            "{hint}"
+        );
+        let r = by_id(&cs, "node.routes");
+        assert_eq!(r.status, Status::Skip);
+        assert_eq!(r.detail, "the node runs routes (host-gw) (node.provider)");
+        assert_eq!(
+            by_id(&cs, "node.cni-config").status,
+            Status::Pass,
+            "same provider: judged"
+        );
+
+        let plan = provider::node_plan(&host_gw, n, &Default::default());
+        let cs = checks(&host_gw, n, &plan, &f);
+        assert_eq!(by_id(&cs, "node.provider").status, Status::Pass);
+        assert_eq!(by_id(&cs, "node.routes").status, Status::Pass);
+
+        // Another provider: its CNI config, units and routes follow from it too.
+        let st = f.state.as_mut().unwrap().as_mut().unwrap();
+        (st.provider, st.backend) = ("canal".into(), String::new());
+        let cs = checks(&host_gw, n, &plan, &f);
+        for id in [
+            "node.cni-config",
+            "node.stale-cni",
+            "node.services",
+            "node.routes",
+        ] {
+            assert_eq!(by_id(&cs, id).status, Status::Skip, "{id}");
+        }
+        assert_eq!(by_id(&cs, "node.forwarding").status, Status::Pass);
+    }
+
     #[test]
     fn faults_fail_their_own_check() {
         let c = cluster("  routes: { backend: host-gw }\n");
@@ -667,6 +907,104 @@ mod tests {
         assert!(r.detail.contains("MTU 1400, want 1450"), "{r:?}");
         assert!(r.detail.contains("no FDB"), "{r:?}");
         let _ = plan;
+    }
+
+    fn port(dev: &str, mtu: u32, netns: Option<&str>, container: Option<&str>) -> Port {
+        Port {
+            dev: dev.into(),
+            mtu,
+            netns: netns.map(String::from),
+            container: container.map(String::from),
+        }
+    }
+
+    /// Issue 17 item 4: after vxlan -> host-gw the pods made on vxlan keep 1450 and are named
+    /// (they work, at their MTU); new pods get 1500; the switch's report carries the names.
+    #[test]
+    fn pods_that_keep_another_mtu_are_named() {
+        let c = cluster(
+            "  routes: { backend: host-gw }
+",
+        );
+        let n = &c.nodes[0];
+        let mut f = healthy(&c);
+        f.ports = vec![
+            port("veth1", 1450, Some("pa"), Some("pa")),
+            port("veth2", 1500, Some("new"), None),
+            port(
+                "veth3",
+                1450,
+                Some("cni-5f0e"),
+                Some("0123456789abcdef0123"),
+            ),
+            port("veth4", 1450, None, None),
+        ];
+        let r = pod_mtu(&c, n, &f);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert_eq!(
+            r.detail,
+            "3 pods keep MTU 1450 (recreate them for 1500): pa, cni-5f0e (container 0123456789ab), the pod on veth4"
+        );
+        let plan = provider::node_plan(&c, n, &Default::default());
+        let all = checks(&c, n, &plan, &f);
+        assert_eq!(
+            pods_to_recreate(&all).collect::<Vec<_>>(),
+            [format!("node-1: {}", r.detail)]
+        );
+        f.ports.retain(|p| p.mtu == 1500);
+        let r = pod_mtu(&c, n, &f);
+        assert_eq!(r.detail, "1 pod on cni0, at MTU 1500");
+        assert_eq!(pods_to_recreate(&[r]).count(), 0);
+    }
+
+    /// Pods made on host-gw keep 1500 on vxlan's 1450: named with what that costs.
+    #[test]
+    fn pods_above_the_backends_mtu_are_named_with_the_cost() {
+        let c = cluster(
+            "  routes: { backend: vxlan }
+",
+        );
+        let mut f = healthy(&c);
+        f.ports = (0..12)
+            .map(|i| port(&format!("veth{i}"), 1500, Some(&format!("p{i:02}")), None))
+            .collect();
+        let r = pod_mtu(&c, &c.nodes[0], &f);
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert!(
+            r.detail.starts_with("12 pods keep MTU 1500, above 1450: packets to other nodes larger than that get there only by path MTU discovery (recreate them for 1450): p00, p01,"),
+            "{}",
+            r.detail
+        );
+        assert!(r.detail.ends_with("p09 and 2 more"), "{}", r.detail);
+    }
+
+    #[test]
+    fn providers_that_set_the_pod_mtu_themselves_are_skipped() {
+        let c = crate::profile::load_str(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes: { version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24, manageUnits: false }\nnetworking:\n  provider: flannel\nnodes:\n  - { name: node-1, address: 10.240.0.11, podCIDR: 10.200.1.0/24 }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let f = Facts {
+            ports: vec![port("veth1", 1400, Some("pa"), None)],
+            ..Facts::default()
+        };
+        let r = pod_mtu(&c, &c.nodes[0], &f);
+        assert_eq!(r.status, Status::Skip, "{r:?}");
+    }
+
+    /// Only names of the shapes a namespace or container id can have come through the parse.
+    #[test]
+    fn bridge_ports_parse_and_odd_names_are_dropped() {
+        let f = parse("@@port veth1 1450 pa pa\n@@port veth2 1500 - -\n@@port veth3 1450 a/b c;d\n@@port ve$th 1450 - -\n@@port veth5 x - -\n");
+        assert_eq!(
+            f.ports,
+            [
+                port("veth1", 1450, Some("pa"), Some("pa")),
+                port("veth2", 1500, None, None),
+                port("veth3", 1450, None, None),
+            ]
+        );
     }
 
     #[test]

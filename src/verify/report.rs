@@ -380,7 +380,7 @@ mod tests {
             t.contains("node.routes                 FAIL    18    1     1"),
             "{t}"
         );
-        assert!(t.ends_with("verify 20260101T000000Z-ab12: 246 passed, 2 failed, 15 skipped\n"));
+        assert!(t.ends_with("verify 20260101T000000Z-ab12: 265 passed, 2 failed, 16 skipped\n"));
         assert!(t.lines().count() < 30, "{t}");
 
         let s = plain(text(
@@ -390,9 +390,9 @@ mod tests {
                 quiet: false,
             },
         ));
-        // Twelve skip rows for node-3, three for the cluster: two lines, subjects shortened.
+        // Thirteen skip rows for node-3, three for the cluster: two lines, subjects shortened.
         assert!(
-            s.contains("12       node unreachable           node.forwarding, node.br-netfilter, node.cni-config and 9 more  node-3\n"),
+            s.contains("13       node unreachable           node.provider, node.forwarding, node.br-netfilter and 10 more  node-3\n"),
             "{s}"
         );
         assert!(
@@ -414,7 +414,7 @@ mod tests {
 
         // --output wide keeps one row per check per subject.
         let w = plain(wide(&r));
-        assert_eq!(w.lines().count(), 1 + 263 + 2 + 1, "{w}");
+        assert_eq!(w.lines().count(), 1 + 283 + 2 + 1, "{w}");
         assert!(line_of(&w, "no route to node-8") > 100, "{w}");
     }
 
@@ -574,9 +574,9 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
-        // The whole run's wall time, not a sum of round trips (262 x 0.9 s).
+        // The whole run's wall time, not a sum of round trips (282 x 0.9 s).
         assert_eq!(attr(0, "time"), "3.100");
-        assert_eq!(attr(0, "tests"), "263");
+        assert_eq!(attr(0, "tests"), "283");
         assert_eq!(attr(0, "failures"), "2");
         // A suite's time is its slowest case: node.ssh's subjects ran at once.
         assert_eq!(
@@ -586,9 +586,9 @@ mod tests {
         let suites: Vec<usize> = (0..els.len())
             .filter(|&i| els[i].0 == "testsuite")
             .collect();
-        assert_eq!(suites.len(), 16);
+        assert_eq!(suites.len(), 17);
         assert_eq!(
-            (attr(suites[1], "name"), attr(suites[1], "time")),
+            (attr(suites[2], "name"), attr(suites[2], "time")),
             ("node.forwarding".into(), "0.900".into())
         );
     }

@@ -11,12 +11,18 @@
 # Staged beside it: ops (one step per line, "VERB ARGS", a path always last), files/N (the Nth
 # written file), cmds/N (provider commands), undo-pre/N (run before files are restored: the new
 # provider's teardown, when the node had no earlier state), undo-post/N (run after: the commands of
-# the state before this run). Written here: pid, journal, result.
+# the state before this run), owner (optional: the run whose lock and backups these are). Written
+# here: pid, journal, result.
 set -u
 T=$(CDPATH='' cd -- "${0%/*}" && pwd) || exit 2
 RUN=${2:?run id}
+# The run that owns the node while this transaction runs: its lock stays and its backups are
+# these (a switch's node step is one transaction of the switch run, which holds the node until
+# its last wave). Without an owner file, the transaction's own run.
+OWNER=$RUN
+if [ -f "$T/owner" ]; then OWNER=$(cat -- "$T/owner"); fi
 LOCK={{ lock }}
-BACKUPS={{ backups }}/$RUN
+BACKUPS={{ backups }}/$OWNER
 ORIGINALS={{ originals }}
 JOURNAL=$T/journal
 STEP=
@@ -154,7 +160,7 @@ finish() {
     if cd "$d" 2>/dev/null; then
       # The names are run ids netctl made (no newline, no leading dash): ls is safe here.
       # shellcheck disable=SC2010
-      ls -1 | grep -vxF -- "$RUN" | sort | head -n -{{ kept }} | while read -r old; do rm -rf -- "./$old"; done
+      ls -1 | grep -vxF -e "$RUN" -e "$OWNER" | sort | head -n -{{ kept }} | while read -r old; do rm -rf -- "./$old"; done
     fi
   done
 }

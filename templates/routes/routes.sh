@@ -36,6 +36,18 @@ has_table() {
 
 {%- if pod_cidr %}
 
+# The pods' bridge takes its ports' smallest MTU unless its own MTU was set (Linux 4.17 and later
+# then keep it when ports join or leave): pinned to the MTU this backend gives new pods, so they
+# get it end to end while pods made on an earlier backend keep theirs (verify's node.pod-mtu
+# names them). No bridge yet: the first pod creates it with the config's MTU.
+BRIDGE={{ bridge }}
+POD_MTU={{ pod_mtu }}
+
+pin_bridge_mtu() {
+    ip link show dev "$BRIDGE" >/dev/null 2>&1 || return 0
+    ip link set dev "$BRIDGE" mtu "$POD_MTU"
+}
+
 # Pod traffic leaving the cluster CIDR is masqueraded; pod to pod is not: peers and NetworkPolicy
 # see pod addresses, and a connection survives its path changing (a switch between backends).
 # (The bridge plugin's own ipMasq would masquerade everything outside this node's podCIDR.)
@@ -118,6 +130,9 @@ prepare() {
 
 converge() {
     prepare
+{%- if pod_cidr %}
+    pin_bridge_mtu
+{%- endif %}
 {%- if peers %}
     awk -v table="$PEERS" -v self="$NODE_ADDRESS" -v proto="$PROTO" -v dev="$DEV" \
         "$PEER"' { print "route replace " $1 " via " {% if backend == "vxlan" %}$3 " dev " dev " onlink"{% else %}$2{% endif %} " proto " proto }' \

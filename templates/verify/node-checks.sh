@@ -19,6 +19,23 @@ dev=$(ip -o -4 addr show to "$ADDR" | { read -r _ d _; printf '%s' "${d:-}"; });
 ip -o -4 addr show | while read -r _ d _ a _; do printf '@@addr %s %s\n' "$d" "$a"; done
 ip -o link show | while read -r _ d flags _ mtu _; do printf '@@link %s %s %s\n' "${d%%:*}" "$flags" "$mtu"; done
 ip -4 route show proto 211 | sed 's/^/@@route /'
+# The pods' bridge's ports: `@@port DEV MTU NETNS CONTAINER`, `-` where unknown. For a port whose
+# MTU is not POD_MTU the pod is named where the kernel tells: its network namespace (link-netns),
+# and the container host-local reserved the address in that namespace for. Only names of the
+# shapes those can have are printed or used.
+[ -n "$BRIDGE" ] && ip -o link show master "$BRIDGE" 2>/dev/null | while read -r _ d _ _ mtu rest; do
+  ns=- cid=-
+  if [ "$mtu" != "$POD_MTU" ]; then
+    case $rest in *' link-netns '*) ns=${rest##* link-netns }; ns=${ns%% *} ;; esac
+    case $ns in ''|.*|*[!A-Za-z0-9._-]*) ns=- ;; esac
+    [ "$ns" = - ] || for a in $(ip -n "$ns" -o -4 addr show scope global 2>/dev/null | awk '{ sub("/.*", "", $4); print $4 }'); do
+      case $a in *[!0-9.]*) continue ;; esac
+      for r in "$CURSORS"/*/"$a"; do [ -f "$r" ] && cid=$(head -n1 "$r" | tr -d '\r'); done
+    done
+    case $cid in ''|*[!A-Za-z0-9._-]*) cid=- ;; esac
+  fi
+  printf '@@port %s %s %s %s\n' "${d%%[@:]*}" "$mtu" "$ns" "$cid"
+done
 ip neigh show dev "$DEV" 2>/dev/null | sed 's/^/@@neigh /'
 bridge fdb show dev "$DEV" 2>/dev/null | sed 's/^/@@fdb /'
 [ -f /run/flannel/subnet.env ] && { printf '@@subnetenv '; base64 -w0 < /run/flannel/subnet.env; echo; }

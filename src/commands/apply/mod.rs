@@ -19,6 +19,7 @@ use crate::phase::lock;
 use crate::phase::manager::{self, Flow, Phase, Phases};
 use crate::printer::NodeLine;
 use crate::profile::Node;
+use crate::recorded::Mismatch;
 use crate::remote::Remote;
 use crate::run::Run;
 
@@ -32,12 +33,15 @@ pub struct ApplyOptions {
     pub yes: bool,
     /// End with verify (node and data-plane checks) when every node was applied.
     pub verify: bool,
+    /// Apply even where a node records another provider or backend than the profile names.
+    pub allow_provider_change: bool,
 }
 
 /// init's phases, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Prepare,
+    Network,
     Confirm,
     Apply,
     Cluster,
@@ -48,6 +52,10 @@ pub const INIT: &[Phase<Step>] = &[
     Phase {
         id: Step::Prepare,
         title: "connect, lock and gather every node, and plan it",
+    },
+    Phase {
+        id: Step::Network,
+        title: "refuse a network change the nodes do not record (--allow-provider-change)",
     },
     Phase {
         id: Step::Confirm,
@@ -77,6 +85,8 @@ struct Init<'a> {
     declined: bool,
     cluster: Vec<ClusterStepReport>,
     verify: Option<crate::verify::Report>,
+    warnings: Vec<String>,
+    refusal: Option<String>,
 }
 
 impl Init<'_> {
@@ -106,6 +116,89 @@ impl Init<'_> {
             }
         }
         Flow::Next
+    }
+
+    /// A node that records another network than the profile names is moved by `switch`, with
+    /// its waves, gates and rollback, not by init all at once: init refuses before any node
+    /// changes (its locks released), unless the operator asked for the unguarded change. A plan
+    /// shows the same as a warning.
+    async fn network(&mut self) -> Flow {
+        let run = self.run;
+        let profile = run.cluster.source.display().to_string();
+        let found: Vec<(String, Mismatch)> = self
+            .ready
+            .iter()
+            .filter_map(|p| {
+                let m = crate::recorded::mismatch(&run.cluster, p.found.state.as_ref()?)?;
+                Some((p.node.name.clone(), m))
+            })
+            .collect();
+        let Some((_, first)) = found.first() else {
+            return Flow::Next;
+        };
+        // One line per distinct record (a cluster set up by one run says it once).
+        let mut nodes: Vec<(String, Vec<&str>)> = Vec::new();
+        for (n, m) in &found {
+            match nodes.iter_mut().find(|(d, _)| *d == m.describe()) {
+                Some((_, names)) => names.push(n),
+                None => nodes.push((m.describe(), vec![n])),
+            }
+        }
+        let nodes: Vec<String> = nodes
+            .into_iter()
+            .map(|(d, names)| format!("{}: {d}", names.join(", ")))
+            .collect();
+        let unguarded = "`netctl init --allow-provider-change` changes every node at once, without switch's waves, gates and rollback";
+        if run.dry_run || self.opts.allow_provider_change {
+            let then = if self.opts.allow_provider_change {
+                "applying it anyway (--allow-provider-change)".to_string()
+            } else {
+                format!(
+                    "init will refuse; {}; {unguarded}",
+                    first.ways_out(&profile)
+                )
+            };
+            for n in &nodes {
+                self.warnings.push(format!("{n}: {then}"));
+            }
+            return Flow::Next;
+        }
+        let msg = format!(
+            "{}: {}; {unguarded}. Nothing was changed",
+            nodes.join("; "),
+            first.ways_out(&profile)
+        );
+        for p in std::mem::take(&mut self.ready) {
+            let _ = lock::unlock(&p.remote, &run.id).await;
+            p.line.done("refused");
+            let mismatch = found.iter().find(|(n, _)| *n == p.node.name);
+            let error = match mismatch {
+                Some((_, m)) => m.describe(),
+                None => "not applied: another node records another network".into(),
+            };
+            self.reports.insert(
+                p.node.name.clone(),
+                NodeReport {
+                    name: p.node.name.clone(),
+                    result: if mismatch.is_some() {
+                        Outcome::Refused
+                    } else {
+                        Outcome::Planned
+                    },
+                    files_changed: p.changes.files_changed(),
+                    commands_run: 0,
+                    restarts: p.changes.restart.len(),
+                    restarted: vec![],
+                    restarts_skipped: vec![],
+                    error: Some(error),
+                    remote_executions: Some(p.remote.executions()),
+                    changes: None,
+                },
+            );
+            p.remote.close().await;
+        }
+        self.refusal = Some(msg);
+        Flow::Stop
     }
 
     /// A dry run, or a "no", reports the plan, releases the locks and ends the list.
@@ -208,6 +301,7 @@ impl Phases for Init<'_> {
     async fn run(&mut self, id: Step) -> Result<Flow, Self::Error> {
         Ok(match id {
             Step::Prepare => self.prepare().await,
+            Step::Network => self.network().await,
             Step::Confirm => self.confirm().await,
             Step::Apply => self.apply().await,
             Step::Cluster => self.cluster_steps().await,
@@ -231,6 +325,8 @@ pub async fn run(run: &Run, opts: ApplyOptions) -> RunReport {
         declined: false,
         cluster: vec![],
         verify: None,
+        warnings: vec![],
+        refusal: None,
     };
     manager::run(&mut init, INIT, false).await;
     for r in std::mem::take(&mut init.open) {
@@ -251,5 +347,7 @@ pub async fn run(run: &Run, opts: ApplyOptions) -> RunReport {
         cluster: init.cluster,
         declined: init.declined,
         verify: init.verify,
+        warnings: init.warnings,
+        refusal: init.refusal,
     }
 }

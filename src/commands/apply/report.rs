@@ -84,6 +84,13 @@ pub struct RunReport {
     /// verify's report, when init ended with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::verify::Report>,
+    /// Nodes that record another network than the profile names (a plan, or
+    /// `--allow-provider-change`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Why init refused before changing any node (exit 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 impl RunReport {
@@ -266,6 +273,9 @@ fn node_text(
 pub fn text(report: &RunReport, dry_run: bool, mode: DiffMode) -> String {
     let mut out = String::new();
     let mut seen = HashMap::new();
+    for w in &report.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     if dry_run {
         for n in &report.nodes {
             let Some(ch) = &n.changes else { continue };
@@ -387,6 +397,8 @@ mod tests {
             cluster: vec![],
             declined: false,
             verify: None,
+            warnings: vec![],
+            refusal: None,
         }
     }
 

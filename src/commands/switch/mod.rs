@@ -108,6 +108,7 @@ async fn open(
     held: Option<lock::Holder>,
     run_id: String,
     want: NodePlan,
+    wait: std::time::Duration,
 ) -> Result<Conn, RemoteError> {
     let holder = lock::Holder::me(&run_id, "switch");
     let found = match held.filter(|h| h.run == run_id) {
@@ -128,6 +129,12 @@ async fn open(
             Err(e) => Err(e),
         },
         None => gather::lock_and_gather(&remote, &want, &holder).await,
+    };
+    // A node transaction a killed run left going is waited for; one a reboot cut short is put
+    // back first: what the switch decides from is the node at rest.
+    let found = match found {
+        Ok(g) => node::settled(&remote, &want, Some(g), wait).await,
+        Err(e) => Err(e),
     };
     match found {
         Ok(found) => Ok(Conn::new(node, remote, found)),
@@ -222,7 +229,7 @@ async fn open_fleet(
         })
         .collect();
     let opened = fleet::run(jobs, run.concurrency, |(n, remote, held, want)| {
-        open(n, remote, held, run.id.clone(), want)
+        open(n, remote, held, run.id.clone(), want, opts.wait)
     })
     .await;
     let mut conns = Vec::new();

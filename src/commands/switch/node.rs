@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use crate::kubectl::Kubectl;
 use crate::migrate::{Endpoint, NodeMigration};
-use crate::phase::{apply, gather, lock};
+use crate::phase::{gather, lock, txn};
 use crate::plan;
 use crate::profile::{Cluster, Node};
 use crate::provider::{sh_quote, Inputs, NodePlan, Step};
 use crate::remote::{Remote, RemoteError};
 use crate::run::Run;
-use crate::state::{Gathered, NodeState, SwitchPhase, SwitchRecord, STATE_FILE};
+use crate::state::{Gathered, NodeState, SwitchPhase, SwitchRecord, BACKUPS_DIR, STATE_FILE};
+use crate::transport::Upload;
 
 /// A node the switch holds: locked, gathered, its session shared with the gate's test pods. The
 /// session is replaced when the node had to be reached again (a reboot, a dropped connection).
@@ -111,7 +112,19 @@ pub async fn write_record(
 ) -> Result<(), RemoteError> {
     let mut st = state.clone();
     st.switch = rec.cloned();
-    apply::record(remote, &st, run_id).await
+    // The state.json it replaces is backed up with the switch's other files (the first copy
+    // wins): putting the record back restores the state before the switch.
+    remote
+        .upload(
+            &[Upload {
+                path: STATE_FILE.into(),
+                content: txn::state_json(&st),
+                mode: 0o644,
+                owner: None,
+            }],
+            Some(&format!("{BACKUPS_DIR}/{run_id}")),
+        )
+        .await
 }
 
 /// The record of what switching `c` changes (written before the first change, so a rollback
@@ -273,66 +286,27 @@ async fn recreate_pods(k: &Arc<Kubectl>, node: &str) -> Vec<String> {
 pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Vec<String>, String> {
     let run_id = &t.run.id;
     let remote = c.remote();
-    let systemd = c.node.has_systemd();
     let mut old_state = c.found.state.clone().unwrap_or_default();
     old_state.switch = None;
-    let changes = plan::diff(&nm.install, &c.found, systemd);
+    let changes = plan::diff(&nm.install, &c.found, c.node.has_systemd());
     let mut rec = record(c, nm, run_id, t.from_ep, t.to_ep);
     rec.phase = SwitchPhase::Switching;
     let here = std::path::Path::new(".");
-    let r = async {
-        write_record(&remote, &old_state, Some(&rec), run_id).await?;
-        if let Some(k) = t.kubectl {
-            let drain = [
-                "drain",
-                &c.node.name,
-                "--ignore-daemonsets",
-                "--delete-emptydir-data",
-            ];
-            let _ = k.call(&kubectl_args(&drain), here).await;
-        }
-        if systemd {
-            for u in &nm.stop {
-                remote
-                    .change(
-                        &format!("stop {u}"),
-                        &format!("systemctl stop {} || true", sh_quote(u)),
-                    )
-                    .await?;
-            }
-        }
-        run_steps(&remote, &nm.teardown).await?;
-        apply::files(&remote, &changes, run_id).await?;
-        apply::units(&remote, &changes).await?;
-        if systemd {
-            for u in &nm.disable {
-                remote
-                    .change(
-                        &format!("disable {u}"),
-                        &format!("systemctl disable --now --quiet {} || true", sh_quote(u)),
-                    )
-                    .await?;
-            }
-        }
-        apply::commands(&remote, &changes.commands).await?;
-        apply::restart(&remote, &changes.restart).await?;
-        if systemd {
-            for u in nm.stop.iter().filter(|u| !changes.restart.contains(u)) {
-                remote
-                    .change(
-                        &format!("start {u}"),
-                        &format!("systemctl start {}", sh_quote(u)),
-                    )
-                    .await?;
-            }
-        }
-        Ok::<(), RemoteError>(())
+    write_record(&remote, &old_state, Some(&rec), run_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(k) = t.kubectl {
+        let drain = [
+            "drain",
+            &c.node.name,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+        ];
+        let _ = k.call(&kubectl_args(&drain), here).await;
     }
-    .await;
-    r.map_err(|e| e.to_string())?;
     rec.phase = SwitchPhase::Switched;
     let backend = crate::commands::apply::backend_name(t.to);
-    let new_state = plan::next_state(
+    let mut new_state = plan::next_state(
         &nm.install,
         Some(&old_state),
         &changes,
@@ -341,9 +315,18 @@ pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Vec<
         &t.to.hash,
         run_id,
     );
-    write_record(&remote, &new_state, Some(&rec), run_id)
-        .await
-        .map_err(|e| e.to_string())?;
+    new_state.switch = Some(rec);
+    // The node's change is one transaction on the node: it finishes, or puts the node back
+    // itself, even if this process dies or the connection drops half way. Its id is its own
+    // (a resumed switch runs it again); the switch's lock and backups stay the switch's.
+    let previous = c.found.state.as_ref().map(|_| &old_state);
+    let txn = txn::for_switch(nm, &changes, previous, &new_state, run_id);
+    let txn_id = format!("{run_id}-{}", crate::phase::new_run_id());
+    match txn::apply(&remote, &txn, &txn_id).await {
+        Ok(txn::Outcome::Applied) => {}
+        Ok(other) => return Err(txn::failed(&remote, other, &txn_id).to_string()),
+        Err(e) => return Err(e.to_string()),
+    }
     crate::fault::point("wave");
     let mut notes = Vec::new();
     if let Some(k) = t.kubectl {
@@ -414,7 +397,7 @@ pub fn record_on(state: &NodeState, run_id: &str) -> Option<SwitchRecord> {
 pub async fn roll_back(c: &Conn, b: &Rollback<'_>) -> Result<Back, String> {
     let remote = c.reach(b.run, b.wait).await?;
     let name = &c.node.name;
-    let g = gather::gather(&remote, &NodePlan::default())
+    let g = settled(&remote, &NodePlan::default(), None, b.wait)
         .await
         .map_err(|e| e.to_string())?;
     let state = g.state.unwrap_or_default();
@@ -458,6 +441,30 @@ pub async fn roll_back(c: &Conn, b: &Rollback<'_>) -> Result<Back, String> {
     } else {
         Back::Unchanged
     })
+}
+
+/// The node read once its switch transaction is over: one still running (its connection dropped,
+/// or this process was killed, while it went on) is waited for, up to `wait`; one a reboot cut
+/// short is put back by its own script first.
+pub async fn settled(
+    remote: &Remote,
+    want: &NodePlan,
+    mut g: Option<Gathered>,
+    wait: Duration,
+) -> Result<Gathered, RemoteError> {
+    let started = Instant::now();
+    loop {
+        let mut found = match g.take() {
+            Some(found) => found,
+            None => gather::gather(remote, want).await?,
+        };
+        if found.txns.iter().any(|(_, running)| *running) && started.elapsed() < wait {
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        gather::recover(remote, &mut found, want).await?;
+        return Ok(found);
+    }
 }
 
 /// The files from the backups, then the old provider's commands and units as the state before

@@ -95,11 +95,12 @@ fn assert_untouched(net: &Net) {
     }
 }
 
-/// A file other than state.json (the switch's record) was written on `node`.
+/// A file other than state.json (the switch's record) was written on `node`: a node
+/// transaction ran, or a file was uploaded.
 fn switched(net: &Net, node: &str) -> bool {
-    net.calls(node)
-        .iter()
-        .any(|c| c.title == "upload" && c.script.lines().any(|p| p != STATE_FILE))
+    net.calls(node).iter().any(|c| {
+        c.title == "apply" || (c.title == "upload" && c.script.lines().any(|p| p != STATE_FILE))
+    })
 }
 
 /// `node`'s state.json holds no switch progress record.
@@ -157,10 +158,14 @@ fn a_failed_cluster_object_is_deleted_again_and_nodes_are_untouched() {
 fn a_node_that_fails_mid_switch_is_rolled_back_and_the_objects_deleted() {
     let k = Arc::new(FakeKubectl::default());
     let (r, net) = switch(to_flannel(), Some(k.clone()), |net| {
-        net.on(|node, title, script| {
-            // The switch's own files, not its record in state.json.
-            (node == "c1" && title == "upload" && script != STATE_FILE)
-                .then(|| failed(1, "disk full"))
+        net.on(|node, title, _| {
+            // The node's transaction (its record in state.json is written before).
+            (node == "c1" && title == "apply").then(|| {
+                failed(
+                    1,
+                    "netctl-txn-failed write /etc/cni/net.d/10-flannel.conflist\ndisk full",
+                )
+            })
         });
     });
     let e = r.unwrap_err().to_string();

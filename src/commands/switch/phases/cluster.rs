@@ -97,7 +97,11 @@ impl Switch<'_> {
             mesh: crate::verify::Mesh::Auto,
             quiet: true,
         };
-        let open = self.conns.iter().map(|c| c.remote()).collect();
+        // A node that rebooted after its wave is waited for and reached again first.
+        let mut open = Vec::new();
+        for c in self.conns {
+            open.push(c.reach(self.run, self.wait()).await.map_err(fail)?);
+        }
         let report = crate::commands::verify::run_on(self.run, self.to.clone(), vopts, open).await;
         let failed: Vec<String> = report
             .checks
@@ -115,6 +119,8 @@ impl Switch<'_> {
             "verify: {} passed, {} skipped",
             report.summary.pass, report.summary.skip
         ));
+        self.steps
+            .extend(crate::verify::node::pods_to_recreate(&report.checks));
         Ok(Flow::Next)
     }
 
@@ -123,8 +129,14 @@ impl Switch<'_> {
     pub(super) async fn cleanup(&mut self) -> Result<Flow, Error> {
         let m = self.m();
         for (c, nm) in self.conns.iter().zip(&m.nodes) {
-            if let Err(e) = node::run_steps(&c.remote(), &nm.cleanup).await {
-                self.errs.push(e.to_string());
+            let done = match c.reach(self.run, self.wait()).await {
+                Ok(remote) => node::run_steps(&remote, &nm.cleanup)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                self.errs.push(e);
             }
             crate::fault::point("cleanup");
         }
