@@ -22,37 +22,23 @@ use std::time::{Duration, Instant};
 use labkit::conn::{Conns, Pod};
 use labkit::{can_run, text, Lab};
 
+/// The runs, as an operator types them: the profile names the target (`Cluster::want`), so
+/// none of them names a network.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Run {
-    /// `switch --networking routes --backend <the other backend>`
+    /// `switch`
     Switch,
-    /// `switch --resume --networking routes --backend <the interrupted switch's target>`
-    /// (`--networking` is still required with `--resume`; another target is refused)
+    /// `switch --resume`
     Resume,
     /// `switch --rollback`
     Rollback,
 }
 
 impl Run {
-    fn args(self, target: &str) -> Vec<String> {
+    fn args(self) -> Vec<String> {
         let a: &[&str] = match self {
-            Run::Switch => &[
-                "switch",
-                "--yes",
-                "--networking",
-                "routes",
-                "--backend",
-                target,
-            ],
-            Run::Resume => &[
-                "switch",
-                "--yes",
-                "--resume",
-                "--networking",
-                "routes",
-                "--backend",
-                target,
-            ],
+            Run::Switch => &["switch", "--yes"],
+            Run::Resume => &["switch", "--yes", "--resume"],
             Run::Rollback => &["switch", "--yes", "--rollback"],
         };
         a.iter().map(|s| s.to_string()).collect()
@@ -194,6 +180,14 @@ impl Cluster {
         };
         c.assert_whole("host-gw");
         c
+    }
+
+    /// The profile names `backend`: the network the next `switch` moves to (the profile is the
+    /// desired network, docs/switch.md).
+    fn want(&self, backend: &str) {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(&self.lab.profile_text()).unwrap();
+        v["networking"]["routes"]["backend"] = backend.into();
+        std::fs::write(&self.lab.profile, serde_yaml::to_string(&v).unwrap()).unwrap();
     }
 
     fn netctl(&self, args: &[String], fault: Option<&str>) -> Output {
@@ -395,9 +389,10 @@ fn run_case(c: &mut Cluster, case: &Case) -> Result<String, String> {
         c.lab
             .exec_ok(&victim.node, &format!("iptables -I {}", gate_rule(victim)));
     }
+    c.want(target);
     let mut killed = Vec::new();
     for (run, point) in case.killed {
-        let o = c.netctl(&run.args(target), Some(point));
+        let o = c.netctl(&run.args(), Some(point));
         killed.push(killed_at(&o, point));
     }
     if case.gate_fails {
@@ -405,7 +400,7 @@ fn run_case(c: &mut Cluster, case: &Case) -> Result<String, String> {
             .exec_ok(&victim.node, &format!("iptables -D {}", gate_rule(victim)));
     }
     let rec = Instant::now();
-    let o = c.netctl(&case.recover.args(target), None);
+    let o = c.netctl(&case.recover.args(), None);
     let rec = rec.elapsed();
     let tcp = conns.stop();
     let end = match case.recover {
@@ -508,9 +503,9 @@ impl Bench {
 
 /// The switch to the other backend with `extra` flags, started in the background.
 fn spawn_switch(c: &Cluster, extra: &[&str]) -> std::process::Child {
-    let target = other(&c.backend);
+    c.want(other(&c.backend));
     labkit::netctl()
-        .args(Switch.args(target))
+        .args(Switch.args())
         .args(extra)
         .arg("-p")
         .arg(&c.lab.profile)
@@ -548,6 +543,17 @@ fn wait_for_phase(
     }
 }
 
+/// A failed run's error line (what the report said went wrong and where the cluster is).
+fn error_line(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    err.lines()
+        .filter(|l| {
+            l.starts_with("error:") || l.contains("does not answer") || l.contains("back after")
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 /// The recovery command a failed run's report names; `--rollback` when it names both.
 fn named_recovery(o: &Output) -> Option<Run> {
     let all = format!(
@@ -573,7 +579,7 @@ fn recover_as_told(c: &mut Cluster, o: &Output, start: &str) -> Result<String, S
         return Err(format!("the report names no recovery command: {}", text(o)));
     };
     let t = Instant::now();
-    let r = c.netctl(&run.args(target), None);
+    let r = c.netctl(&run.args(), None);
     let took = t.elapsed().as_secs_f64();
     if !r.status.success() {
         return Err(format!("{run:?}, as the report said, failed: {}", text(&r)));
@@ -641,8 +647,9 @@ fn reboot_case(c: &mut Cluster, node: &str, phase: &str) -> Result<String, Strin
         return Err(format!("connections between the other nodes broke: {tcp}"));
     }
     Ok(format!(
-        "{start} -> {target}, {node} rebooted when {phase}: run {took:.1} s (exit {:?}); {how}; {tcp}",
-        o.status.code()
+        "{start} -> {target}, {node} rebooted when {phase}: run {took:.1} s (exit {:?}: {}); {how}; {tcp}",
+        o.status.code(),
+        error_line(&o)
     ))
 }
 
@@ -659,8 +666,9 @@ fn dark_port_case(c: &mut Cluster) -> Result<String, String> {
     let clean_to = other(&c.backend).to_string();
     let (first, last) = (&c.pods[0], &c.pods[c.pods.len() - 1]);
     let conns = Conns::start(&c.lab, &[(first, last)], 2);
+    c.want(&clean_to);
     let t = Instant::now();
-    let o = c.netctl(&Switch.args(&clean_to), None);
+    let o = c.netctl(&Switch.args(), None);
     let clean = t.elapsed().as_secs_f64();
     let tcp = conns.stop();
     if !o.status.success() {
@@ -731,9 +739,10 @@ fn dark_port_case(c: &mut Cluster) -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "clean switch to {} {clean:.1} s ({tcp}); {start} -> {target} with node-2 dark (--wait-for-node {DARK_WAIT}): {dark:.1} s (exit {:?}), reachable nodes left on {}; port back, {how}; through both: {dark_tcp}",
+        "clean switch to {} {clean:.1} s ({tcp}); {start} -> {target} with node-2 dark (--wait-for-node {DARK_WAIT}): {dark:.1} s (exit {:?}: {}), reachable nodes left on {}; port back, {how}; through both: {dark_tcp}",
         start,
         o.status.code(),
+        error_line(&o),
         left_on.unwrap()
     ))
 }
