@@ -1,5 +1,6 @@
-//! `netctl switch` end to end on the lab: routes host-gw -> vxlan -> host-gw with a ping running
-//! between pods throughout (packets lost are counted and printed), an automatic rollback when the
+//! `netctl switch` end to end on the lab: routes host-gw -> vxlan -> host-gw with a ping and
+//! long-lived TCP connections (both directions) running between pods on the first and last node
+//! throughout (packets lost and connections broken are counted and printed), an automatic rollback when the
 //! new provider cannot work (flannel without flanneld), an interrupted switch undone with
 //! `--rollback` or continued with `--resume`, and `--dry-run` changing nothing.
 
@@ -7,6 +8,7 @@ mod labkit;
 
 use std::process::{Child, Command, Stdio};
 
+use labkit::conn::{Conns, Pod};
 use labkit::{can_run, text, Lab};
 
 fn snapshot(lab: &Lab) -> Vec<String> {
@@ -75,15 +77,17 @@ fn round_trip(kind: &str, name: &str, nodes: usize, octet: u8) {
     let o = lab.netctl(&["init", "--yes"], &lab.profile);
     assert!(o.status.success(), "{}", text(&o));
     let last = lab.node(nodes);
-    let _a = lab.make_pod("node-1", "pa");
-    let b = lab.make_pod(&last, "pb");
+    let a = Pod::make(&lab, "node-1", "pa");
+    let b = Pod::make(&lab, &last, "pb");
     let mut report = Vec::new();
     for backend in ["vxlan", "host-gw"] {
-        let ping = start_ping(&lab, "node-1", "pa", &b);
+        let conns = Conns::start(&lab, &[(&a, &b)], 4);
+        let ping = start_ping(&lab, "node-1", "pa", &b.ip);
         let started = std::time::Instant::now();
         let o = switch(&lab, &["--networking", "routes", "--backend", backend]);
         let took = started.elapsed();
         let (sent, lost) = stop_ping(&lab, "node-1", ping);
+        let tcp = conns.stop();
         assert!(o.status.success(), "{}", text(&o));
         for i in 1..=nodes {
             assert_eq!(routes_backend(&lab, &lab.node(i)), backend);
@@ -94,7 +98,10 @@ fn round_trip(kind: &str, name: &str, nodes: usize, octet: u8) {
             backend == "vxlan",
             "the VXLAN device exists only on vxlan"
         );
-        let ping = lab.exec("node-1", &format!("ip netns exec pa ping -c 2 -W 2 {b}"));
+        let ping = lab.exec(
+            "node-1",
+            &format!("ip netns exec pa ping -c 2 -W 2 {}", b.ip),
+        );
         assert!(
             ping.status.success(),
             "after the switch to {backend}: {}",
@@ -103,7 +110,7 @@ fn round_trip(kind: &str, name: &str, nodes: usize, octet: u8) {
         let o = lab.netctl(&["plan"], &lab.profile);
         assert!(o.status.success(), "{}", text(&o));
         report.push(format!(
-            "{kind} {nodes} nodes, routes -> {backend}: switch {:.2} s, ping every 10 ms: {sent} sent, {lost} lost",
+            "{kind} {nodes} nodes, routes -> {backend}: switch {:.2} s, ping every 10 ms: {sent} sent, {lost} lost; {tcp}",
             took.as_secs_f64()
         ));
         // At most one node's reconfiguration window.
@@ -111,6 +118,10 @@ fn round_trip(kind: &str, name: &str, nodes: usize, octet: u8) {
             lost <= 20,
             "{lost} of {sent} pings lost switching to {backend}"
         );
+        // Pod-to-pod traffic is not masqueraded and routes are replaced in place: an established
+        // connection in either direction outlives the switch.
+        assert_eq!(tcp.broken, 0, "switching to {backend}: {tcp}");
+        assert!(tcp.messages > 0, "{tcp}");
     }
     for r in &report {
         eprintln!("SWITCH-LOSS {r}");
