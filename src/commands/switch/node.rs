@@ -31,6 +31,9 @@ pub struct Conn {
 const PROBE: Duration = Duration::from_secs(10);
 /// Between two connection attempts to a node that is away.
 const RETRY: Duration = Duration::from_secs(2);
+/// Returns once systemd says the boot is over (running or degraded), or after 60 s; at once on a
+/// node without systemd.
+const BOOTED: &str = "if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; fi; true";
 
 impl Conn {
     pub fn new(node: Node, remote: Remote, found: Gathered) -> Conn {
@@ -77,6 +80,9 @@ impl Conn {
                         remote.close().await;
                         return Err(e.to_string());
                     }
+                    // A node back from a reboot answers SSH before its units are up: its
+                    // gate would find them missing. Wait (bounded) for systemd to finish.
+                    let _ = remote.probe(BOOTED).await;
                     let remote = Arc::new(remote);
                     *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = remote.clone();
                     run.progress.println(&format!(
