@@ -352,14 +352,57 @@ pub async fn switch(c: &Conn, nm: &NodeMigration, t: &Target<'_>) -> Result<Vec<
         // A node that went away right after its switch (a reboot) is waited for and gated
         // again: its files and record say it runs the target, and that is what is judged.
         Err(e) => {
-            let remote = match c.reach(t.run, t.wait).await {
-                Ok(again) if !Arc::ptr_eq(&again, &remote) => again,
-                Ok(_) => return Err(e),
+            let remote = match rebooted(c, &remote, t).await {
+                Ok(Some(again)) => again,
+                Ok(None) => return Err(e),
                 Err(away) => return Err(format!("{e}; {away}")),
             };
             gate(&remote, t.to, &t.run.inputs, &c.node, Some(&suffix))
                 .await
                 .map(|()| notes)
+        }
+    }
+}
+
+/// After a failed gate: was the node going down or coming up (a reboot), rather than failing?
+/// Then the session once the node is back and booted; `None` for a node at rest (its gate's
+/// failure stands). A node without systemd is always at rest here.
+async fn rebooted(
+    c: &Conn,
+    remote: &Arc<Remote>,
+    t: &Target<'_>,
+) -> Result<Option<Arc<Remote>>, String> {
+    const STATE: &str = "systemctl is-system-running 2>/dev/null || true";
+    let at_rest = |out: &crate::transport::Output| {
+        let state = String::from_utf8_lossy(&out.stdout);
+        !matches!(
+            state.trim(),
+            "stopping" | "starting" | "initializing" | "maintenance"
+        )
+    };
+    if let Ok(Ok(out)) = tokio::time::timeout(PROBE, remote.probe(STATE)).await {
+        if at_rest(&out) {
+            return Ok(None);
+        }
+    }
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(RETRY).await;
+        let again = c.reach(t.run, t.wait).await?;
+        if !Arc::ptr_eq(&again, remote) {
+            return Ok(Some(again));
+        }
+        let _ = again.probe(BOOTED).await;
+        match again.probe(STATE).await {
+            Ok(out) if at_rest(&out) => return Ok(Some(again)),
+            _ if started.elapsed() >= t.wait => {
+                return Err(format!(
+                    "{}: still rebooting after {} s",
+                    c.node.name,
+                    started.elapsed().as_secs()
+                ))
+            }
+            _ => {}
         }
     }
 }
