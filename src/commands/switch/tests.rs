@@ -367,6 +367,18 @@ fn killed_run(net: &Net, nodes: [(&str, Option<&str>, Option<&str>); 3]) {
     }
 }
 
+/// Killed mid-wave: c1 switched, w1 and w2 still on the start with their records.
+fn killed_mid_wave(net: &Net) {
+    killed_run(
+        net,
+        [
+            ("vxlan", Some("switched"), None),
+            ("host-gw", Some("prepared"), None),
+            ("host-gw", Some("prepared"), None),
+        ],
+    )
+}
+
 fn to_vxlan() -> SwitchOptions {
     opts(ep(ProviderKind::Routes, "vxlan"))
 }
@@ -393,14 +405,7 @@ fn a_failed_resume_rolls_back_the_nodes_the_killed_run_switched() {
     let mut o = to_vxlan();
     o.resume = true;
     let (r, net) = switch(o, Some(k), |net| {
-        killed_run(
-            net,
-            [
-                ("vxlan", Some("switched"), None),
-                ("host-gw", Some("prepared"), None),
-                ("host-gw", Some("prepared"), None),
-            ],
-        );
+        killed_mid_wave(net);
         // c1 holds the target's files: the killed run had switched it.
         net.seed_files("c1", target_files("c1"));
     });
@@ -433,16 +438,7 @@ fn a_continuation_runs_under_the_switch_it_takes_over() {
     let k = Arc::new(FakeKubectl::default());
     let mut o = to_vxlan();
     o.resume = true;
-    let (_, net) = switch(o, Some(k), |net| {
-        killed_run(
-            net,
-            [
-                ("vxlan", Some("switched"), None),
-                ("host-gw", Some("prepared"), None),
-                ("host-gw", Some("prepared"), None),
-            ],
-        )
-    });
+    let (_, net) = switch(o, Some(k), |net| killed_mid_wave(net));
     for n in NODES {
         let calls = net.calls(n);
         let lock = calls
@@ -556,16 +552,7 @@ fn a_dry_run_rollback_plans_per_node() {
 fn a_resume_to_another_target_is_refused() {
     let mut o = to_flannel();
     o.resume = true;
-    let (r, net) = switch(o, None, |net| {
-        killed_run(
-            net,
-            [
-                ("vxlan", Some("switched"), None),
-                ("host-gw", Some("prepared"), None),
-                ("host-gw", Some("prepared"), None),
-            ],
-        )
-    });
+    let (r, net) = switch(o, None, |net| killed_mid_wave(net));
     let e = r.unwrap_err();
     assert_eq!(e.exit_code(), 3, "{e}");
     assert!(
