@@ -438,7 +438,7 @@ fn a_continuation_runs_under_the_switch_it_takes_over() {
     let k = Arc::new(FakeKubectl::default());
     let mut o = to_vxlan();
     o.resume = true;
-    let (_, net) = switch(o, Some(k), |net| killed_mid_wave(net));
+    let (_, net) = switch(o, Some(k), killed_mid_wave);
     for n in NODES {
         let calls = net.calls(n);
         let lock = calls
@@ -552,7 +552,7 @@ fn a_dry_run_rollback_plans_per_node() {
 fn a_resume_to_another_target_is_refused() {
     let mut o = to_flannel();
     o.resume = true;
-    let (r, net) = switch(o, None, |net| killed_mid_wave(net));
+    let (r, net) = switch(o, None, killed_mid_wave);
     let e = r.unwrap_err();
     assert_eq!(e.exit_code(), 3, "{e}");
     assert!(
