@@ -1,11 +1,13 @@
 //! Issue 16, Build 1: one approval rule for every command that changes nodes (init, reset, switch,
 //! unlock). On a terminal the summary of what will change comes before the question and "no"
 //! exits 1 with every node byte-identical; without a terminal and without --yes the command
-//! exits 2 naming --yes, before it reaches a node. One 3-node netns lab for all four.
+//! exits 2 naming --yes, before it reaches a node. One 3-node netns lab for all four, which also
+//! snapshots the text of plan, init and verify (Build 8).
 
 mod labkit;
 
 use labkit::pty::Pty;
+use labkit::snapshot::Snapshot;
 use labkit::{text, Lab};
 
 const NODES: usize = 3;
@@ -89,8 +91,19 @@ fn every_command_that_changes_nodes_shows_what_it_will_do_and_asks_first() {
         &["Plan: 3 node(s) to change, 0 unchanged", "node-3: "],
         "Apply changes to 3 node(s)?",
     );
-    let o = lab.netctl(&["init", "--yes", "--no-verify"], &lab.profile);
+
+    // Build 8: the text of plan, init and verify on 3 nodes, as snapshots (tests/snapshots/).
+    let snap = Snapshot::new().literal(lab.profile.parent().unwrap(), "[LAB]");
+    snap.assert("plan-3-nodes-new", &lab.netctl(&["plan"], &lab.profile));
+    let o = lab.netctl(&["init", "--yes"], &lab.profile);
+    snap.assert("init-3-nodes", &o);
     assert!(o.status.success(), "{}", text(&o));
+    let o = lab.netctl(&["plan", "--detailed-exitcode"], &lab.profile);
+    snap.assert("plan-3-nodes-no-changes", &o);
+    lab.exec_ok("node-2", "sysctl -q -w net.ipv4.ip_forward=0");
+    let o = lab.netctl(&["verify"], &lab.profile);
+    snap.assert("verify-3-nodes-forwarding-off", &o);
+    lab.exec_ok("node-2", "sysctl -q -w net.ipv4.ip_forward=1");
 
     // reset: the nodes are read first; the summary names what goes, grouped when the same.
     refused_without_a_terminal(&lab, &["reset"], "reset");
