@@ -3,6 +3,7 @@
 //! profile -> provider (what each node needs, through template) -> render or phases over transport (SSH),
 //! with the lab for trying and testing it all on one machine.
 
+pub mod approve;
 pub mod certs;
 pub mod cloud;
 pub mod commands;

@@ -18,7 +18,7 @@ use netctl::run::{Artifacts, Flags, Run};
 macro_rules! out {
     ($($arg:tt)*) => { netctl::printer::out(&format!($($arg)*)) };
 }
-use netctl::{certs, commands, profile, verify, Error};
+use netctl::{approve, certs, commands, profile, verify, Error};
 use std::time::SystemTime;
 
 /// Run a command's future on a runtime made for it; what it left running (a kubectl on a node's
@@ -83,9 +83,7 @@ fn init_result(report: &RunReport) -> Result<i32, Error> {
         return Err(Error::Refused(why.clone()));
     }
     if report.declined {
-        return Err(Error::Failed(
-            "not applied: the answer was no; nothing was changed".into(),
-        ));
+        return Err(approve::declined());
     }
     let failed: Vec<&str> = report
         .failed_nodes()
@@ -111,13 +109,13 @@ fn apply(
 ) -> Result<i32, Error> {
     let yes = opts.yes;
     let cluster = profile::load(&connect.nodes.profile)?;
-    // Nothing changes without an explicit yes (Terraform, kops): with no terminal to ask, init
-    // refuses before it connects, as reset and switch do.
-    if !dry_run && !yes && !can_ask() {
-        return Err(Error::Usage(
-            "init changes nodes and there is no terminal to ask: pass --yes (or run `netctl plan`)"
-                .into(),
-        ));
+    // Nothing changes without an explicit yes (approve.rs): with no terminal to ask, init
+    // refuses before it connects.
+    if !dry_run {
+        approve::require("init", yes).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("{m} (or run `netctl plan`)")),
+            e => e,
+        })?;
     }
     print_warnings(&cluster, quiet);
     let run = make_run(
@@ -129,6 +127,10 @@ fn apply(
         None,
     )?;
     let report = block_on(commands::apply::run(&run, opts));
+    // A "no" touched nothing: its one line says so, without the plan's table again.
+    if report.declined {
+        return Err(approve::declined());
+    }
     match connect.output {
         Format::Text => {
             print_text(&commands::apply::text(&report, dry_run, plan.diff));
@@ -292,6 +294,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
             output,
         } => {
             let cluster = profile::load(&nodes.profile)?;
+            // Refused before any node is locked; the question itself comes after the plan
+            // (commands/switch `confirm`). A rollback puts back and is not asked.
+            if !dry_run && !rollback {
+                approve::require("switch", yes)?;
+            }
             let to = match networking {
                 Some(n) => n
                     .with_backend_flag(backend.as_deref())
@@ -377,15 +384,9 @@ fn unlock(connect: Connect, run_id: String, yes: bool, quiet: bool) -> Result<i3
         )));
     }
     let cluster = profile::load(&connect.nodes.profile)?;
-    confirm_or_refuse(
-        yes,
-        &format!(
-            "Clear run {run_id}'s locks on {} node(s)?",
-            cluster.nodes.len()
-        ),
-    )?;
+    approve::require("unlock", yes)?;
     let run = make_run(cluster, &connect.nodes, false, quiet, Artifacts::None, None)?;
-    let reports = block_on(commands::unlock::run(&run, run_id));
+    let reports = block_on(commands::unlock::run(&run, run_id, yes))?;
     match connect.output {
         Format::Text => out!("{}", commands::unlock::text(&reports)),
         Format::Json => out!("{}", json(&reports)),
@@ -401,15 +402,9 @@ fn unlock(connect: Connect, run_id: String, yes: bool, quiet: bool) -> Result<i3
 
 fn reset(connect: Connect, yes: bool, quiet: bool) -> Result<i32, Error> {
     let cluster = profile::load(&connect.nodes.profile)?;
+    approve::require("reset", yes)?;
     let run = make_run(cluster, &connect.nodes, false, quiet, Artifacts::None, None)?;
-    confirm_or_refuse(
-        yes,
-        &format!(
-            "Remove netctl's changes from {} node(s)?",
-            run.cluster.nodes.len()
-        ),
-    )?;
-    let reports = block_on(commands::reset::run(&run));
+    let reports = block_on(commands::reset::run(&run, yes))?;
     match connect.output {
         Format::Text => print_text(&commands::reset::text(&reports)),
         Format::Json => out!("{}", json(&reports)),
@@ -458,33 +453,6 @@ fn new_profile(a: Box<cli::NewArgs>) -> Result<String, Error> {
     };
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     wizard::run(answers, interactive, a.force)
-}
-
-/// Destructive commands ask first on a terminal; without one they need --yes (exit 2 otherwise).
-/// A person can answer a question: stdin and stderr are terminals.
-fn can_ask() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-fn confirm_or_refuse(yes: bool, prompt: &str) -> Result<(), Error> {
-    use std::io::IsTerminal;
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(format!(
-            "{prompt} There is no terminal to ask: pass --yes"
-        )));
-    }
-    match dialoguer::Confirm::new()
-        .with_prompt(prompt)
-        .default(false)
-        .interact()
-    {
-        Ok(true) => Ok(()),
-        _ => Err(Error::Usage("not confirmed; nothing was changed".into())),
-    }
 }
 
 fn main() {

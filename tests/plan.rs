@@ -1,8 +1,10 @@
 //! `plan` an operator can read at fleet scale (issue 16, item 2): per node a summary, long and
-//! repeated diffs summarised, a closing line like Terraform's, and `--detailed-exitcode`.
+//! repeated diffs summarised, a closing line like Terraform's, and `--detailed-exitcode`. The same
+//! 20-node lab snapshots the text of init, plan and verify, also with a fault (Build 8).
 
 mod labkit;
 
+use labkit::snapshot::Snapshot;
 use labkit::{can_run, text, Lab};
 
 #[test]
@@ -10,12 +12,18 @@ fn a_backend_change_on_20_nodes_is_a_short_plan_with_a_summary_and_exit_2() {
     if !can_run("a_backend_change_on_20_nodes_is_a_short_plan_with_a_summary_and_exit_2") {
         return;
     }
-    let lab = Lab::up("plan20", "netns", 20, 91);
+    let (name, octet) = ("plan20", 91);
+    let lab = Lab::up(name, "netns", 20, octet);
+    let snap = Snapshot::new()
+        .literal(lab.profile.parent().unwrap(), "[LAB]")
+        .literal(format!("10.240.{octet}."), "[SUBNET].");
     let o = lab.netctl(&["init", "--yes", "--no-verify"], &lab.profile);
+    snap.assert("init-20-nodes", &o);
     assert!(o.status.success(), "{}", text(&o));
 
     // Nothing to do: exit 0, said so, with --detailed-exitcode too.
     let o = lab.netctl(&["plan", "--detailed-exitcode"], &lab.profile);
+    snap.assert("plan-20-nodes-no-changes", &o);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -32,6 +40,7 @@ fn a_backend_change_on_20_nodes_is_a_short_plan_with_a_summary_and_exit_2() {
         v["networking"]["routes"] = serde_yaml::from_str("{backend: vxlan}").unwrap();
     });
     let o = lab.netctl(&["plan"], &vxlan);
+    snap.assert("plan-20-nodes-vxlan", &o);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let lines = out.lines().count();
@@ -56,4 +65,24 @@ fn a_backend_change_on_20_nodes_is_a_short_plan_with_a_summary_and_exit_2() {
         "{}",
         text(&o)
     );
+
+    // With a fault: node-13 unreachable (its sshd port wrong), the others planned.
+    let dark = lab.profile_variant("dark", |v| {
+        v["nodes"][12]["sshPort"] = 2222.into();
+    });
+    let o = lab.netctl(&["plan"], &dark);
+    snap.assert("plan-20-nodes-one-unreachable", &o);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // verify with ip_forward off on node-7: the failure leads (within 25 lines), then the verdict.
+    lab.exec_ok("node-7", "sysctl -q -w net.ipv4.ip_forward=0");
+    let o = lab.netctl(&["verify"], &lab.profile);
+    snap.assert("verify-20-nodes-forwarding-off", &o);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let at = out
+        .lines()
+        .position(|l| l.contains("node-7") && l.contains("ip_forward = 0"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(at < 25, "{out}");
 }

@@ -1,9 +1,14 @@
 //! Profiles end to end through the real binary: every example profile checks clean, every bad
 //! profile under tests/bad-profiles/ exits 2 naming its field (its first line says which), and
-//! `profile check --output json` has the documented shape.
+//! `profile check --output json` has the documented shape. What each bad profile prints is a
+//! snapshot (tests/snapshots/profile-check-*.snap).
+
+mod labkit;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use labkit::snapshot::{self, Snapshot};
 
 fn netctl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_netctl"))
@@ -43,6 +48,8 @@ fn example_profiles_check_clean() {
 fn bad_profiles_exit_2_naming_the_field() {
     let files = yaml_files("tests/bad-profiles");
     assert!(files.len() >= 25, "the corpus has one profile per rule");
+    let snap = Snapshot::new().literal(env!("CARGO_MANIFEST_DIR"), "[ROOT]");
+    let mut all = String::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         let expect = text
@@ -68,7 +75,11 @@ fn bad_profiles_exit_2_naming_the_field() {
             "{}: nothing on stdout for a bad profile",
             f.display()
         );
+        let name = f.file_name().unwrap().to_string_lossy();
+        all.push_str(&format!("==== {name} ====\n{}", snap.render(&out)));
     }
+    // Every message whole, one file: a change to any of them is seen in review.
+    snapshot::assert_text("profile-check-bad-profiles", &all);
 }
 
 #[test]
@@ -342,6 +353,9 @@ fn every_profile_problem_in_one_run_with_positions() {
         .arg(&p)
         .output()
         .unwrap();
+    Snapshot::new()
+        .literal(dir.path(), "[TEMP]")
+        .assert("profile-check-four-problems", &out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let file = p.display().to_string();

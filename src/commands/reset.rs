@@ -1,14 +1,19 @@
-//! `netctl reset`: per node, connect -> lock -> read state.json -> undo it (phase::reset) -> unlock.
-//! A node netctl never touched is reported as such and left alone.
+//! `netctl reset`: per node, connect -> lock -> read state.json; then what each node's reset will
+//! do is shown and approved (approve.rs); then per node undo it (phase::reset), which releases the
+//! lock. A node netctl never touched is reported as such and left alone; a "no" releases every
+//! lock and changes nothing.
 
 use serde::Serialize;
 
 use crate::fleet;
 use crate::phase::{lock, reset};
-use crate::printer::Table;
+use crate::printer::{NodeLine, Table};
 use crate::profile::Node;
 use crate::provider::NodePlan;
+use crate::remote::{Remote, RemoteError};
 use crate::run::Run;
+use crate::state::NodeState;
+use crate::Error;
 
 #[derive(Debug, Serialize)]
 pub struct ResetReport {
@@ -22,86 +27,177 @@ pub struct ResetReport {
     pub refused: bool,
 }
 
-async fn reset_node(run: Run, node: Node, line: crate::printer::NodeLine) -> ResetReport {
-    let name = node.name.clone();
-    let run_id = &run.id;
-    let r = async {
-        line.phase("connect");
-        let remote = run.connect(&node).await?;
-        line.phase("lock and gather");
-        let g = match crate::phase::gather::lock_and_gather_for_apply(
-            &remote,
-            &NodePlan::default(),
-            &lock::Holder::me(run_id, "reset"),
-        )
-        .await
-        {
-            Ok(g) => g,
-            Err(e) => {
-                remote.close().await;
-                return Err(e);
-            }
-        };
-        // The reset transaction releases the lock itself; an unmanaged node is released here.
-        let res = match g.state {
-            None => {
-                let _ = lock::unlock(&remote, run_id).await;
-                Ok(None)
-            }
-            Some(st) => {
-                line.phase("reset");
-                reset::reset(&remote, &st, run_id, node.has_systemd())
-                    .await
-                    .map(Some)
-            }
-        };
-        remote.close().await;
-        res
+impl ResetReport {
+    fn new(name: &str, result: &str) -> ResetReport {
+        ResetReport {
+            name: name.to_string(),
+            result: result.into(),
+            files_restored: 0,
+            files_removed: 0,
+            commands_run: 0,
+            error: None,
+            refused: false,
+        }
     }
-    .await;
-    line.done("done");
-    match r {
-        Ok(None) => ResetReport {
-            name,
-            result: "unmanaged".into(),
-            files_restored: 0,
-            files_removed: 0,
-            commands_run: 0,
-            error: None,
-            refused: false,
-        },
-        Ok(Some(c)) => ResetReport {
-            name,
-            result: "reset".into(),
-            files_restored: c.files_restored,
-            files_removed: c.files_removed,
-            commands_run: c.commands_run,
-            error: None,
-            refused: false,
-        },
-        Err(e) => ResetReport {
-            name,
-            result: "failed".into(),
-            files_restored: 0,
-            files_removed: 0,
-            commands_run: 0,
+
+    fn failed(name: &str, e: &RemoteError) -> ResetReport {
+        ResetReport {
             refused: e.is_refusal(),
             error: Some(e.to_string()),
-        },
+            ..ResetReport::new(name, "failed")
+        }
     }
 }
 
-pub async fn run(run: &Run) -> Vec<ResetReport> {
+/// A node locked and read, waiting for the answer; `state` is None where netctl never changed it.
+struct Ready {
+    node: Node,
+    remote: Remote,
+    state: Option<NodeState>,
+    line: NodeLine,
+}
+
+async fn prepare(run: Run, node: Node, line: NodeLine) -> Result<Ready, ResetReport> {
+    line.phase("connect");
+    let remote = match run.connect(&node).await {
+        Ok(r) => r,
+        Err(e) => {
+            line.done("failed");
+            return Err(ResetReport::failed(&node.name, &e));
+        }
+    };
+    line.phase("lock and gather");
+    let holder = lock::Holder::me(&run.id, "reset");
+    match crate::phase::gather::lock_and_gather_for_apply(&remote, &NodePlan::default(), &holder)
+        .await
+    {
+        Ok(g) => {
+            line.phase("waiting for the answer");
+            Ok(Ready {
+                node,
+                remote,
+                state: g.state,
+                line,
+            })
+        }
+        Err(e) => {
+            remote.close().await;
+            line.done("failed");
+            Err(ResetReport::failed(&node.name, &e))
+        }
+    }
+}
+
+/// Release the node untouched (an unmanaged node, or a "no").
+async fn release(r: Ready, run_id: &str, result: &str) -> ResetReport {
+    let _ = lock::unlock(&r.remote, run_id).await;
+    r.remote.close().await;
+    r.line.done(result);
+    ResetReport::new(&r.node.name, result)
+}
+
+/// The reset transaction releases the lock itself.
+async fn reset_node(run: Run, r: Ready) -> ResetReport {
+    let Some(state) = &r.state else {
+        return release(r, &run.id, "unmanaged").await;
+    };
+    r.line.phase("reset");
+    let res = reset::reset(&r.remote, state, &run.id, r.node.has_systemd()).await;
+    r.remote.close().await;
+    r.line.done("done");
+    match res {
+        Ok(c) => ResetReport {
+            files_restored: c.files_restored,
+            files_removed: c.files_removed,
+            commands_run: c.commands_run,
+            ..ResetReport::new(&r.node.name, "reset")
+        },
+        Err(e) => ResetReport::failed(&r.node.name, &e),
+    }
+}
+
+/// What will happen per node, for the question: nodes whose resets are the same share their
+/// lines (a cluster set up by one run says it once).
+fn summary(ready: &[Ready], failed: &[ResetReport]) -> String {
+    let mut groups: Vec<(Vec<String>, Vec<&str>)> = Vec::new();
+    let mut unmanaged = Vec::new();
+    for r in ready {
+        let Some(st) = &r.state else {
+            unmanaged.push(r.node.name.as_str());
+            continue;
+        };
+        let lines = reset::describe(st, r.node.has_systemd());
+        match groups.iter_mut().find(|(l, _)| *l == lines) {
+            Some((_, names)) => names.push(&r.node.name),
+            None => groups.push((lines, vec![&r.node.name])),
+        }
+    }
+    let to_reset: usize = groups.iter().map(|(_, n)| n.len()).sum();
+    let mut s = format!(
+        "Reset: {to_reset} node(s) to reset, {} unmanaged, {} failed:\n",
+        unmanaged.len(),
+        failed.len()
+    );
+    for (lines, names) in &groups {
+        s.push_str(&format!("  {}:\n", names.join(", ")));
+        for l in lines {
+            s.push_str(&format!("    {l}\n"));
+        }
+    }
+    if !unmanaged.is_empty() {
+        s.push_str(&format!(
+            "  {}: unmanaged (netctl never changed it): left alone\n",
+            unmanaged.join(", ")
+        ));
+    }
+    for f in failed {
+        s.push_str(&format!(
+            "  {}: {}\n",
+            f.name,
+            crate::printer::row_error(&f.name, f.error.as_deref())
+        ));
+    }
+    s
+}
+
+/// Reset every node the answer (or --yes) approves; a "no" releases every lock and is the error.
+pub async fn run(run: &Run, yes: bool) -> Result<Vec<ResetReport>, Error> {
     let jobs: Vec<_> = run
         .cluster
         .nodes
         .iter()
         .map(|n| (n.clone(), run.progress.node(&n.name)))
         .collect();
-    fleet::run(jobs, run.concurrency, |(n, line)| {
-        reset_node(run.clone(), n, line)
+    let prepared = fleet::run(jobs, run.concurrency, |(n, line)| {
+        prepare(run.clone(), n, line)
     })
-    .await
+    .await;
+    let (mut ready, mut failed) = (Vec::new(), Vec::new());
+    for p in prepared {
+        match p {
+            Ok(r) => ready.push(r),
+            Err(f) => failed.push(f),
+        }
+    }
+    let to_reset = ready.iter().filter(|r| r.state.is_some()).count();
+    if to_reset > 0 {
+        let question = format!("Remove netctl's changes from {to_reset} node(s)?");
+        let summary = summary(&ready, &failed);
+        if let Err(e) =
+            crate::approve::approve("reset", yes, &summary, &question, Some(&run.progress))
+        {
+            for r in ready {
+                release(r, &run.id, "not reset").await;
+            }
+            return Err(e);
+        }
+    }
+    let mut reports = fleet::run(ready, run.concurrency, |r| reset_node(run.clone(), r)).await;
+    reports.extend(failed);
+    // In the profile's order.
+    let order = |name: &str| run.cluster.nodes.iter().position(|n| n.name == name);
+    reports.sort_by_key(|r| order(&r.name));
+    Ok(reports)
 }
 
 pub fn text(reports: &[ResetReport]) -> String {

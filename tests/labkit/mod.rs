@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod cri;
 pub mod pty;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

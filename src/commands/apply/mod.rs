@@ -204,7 +204,7 @@ impl Init<'_> {
     /// A dry run, or a "no", reports the plan, releases the locks and ends the list.
     async fn confirm(&mut self) -> Flow {
         let run = self.run;
-        let proceed = run.dry_run || self.opts.yes || confirm(&self.ready, &run.progress);
+        let proceed = run.dry_run || self.opts.yes || confirm(&self.ready, &run.progress).is_ok();
         if !run.dry_run && proceed {
             return Flow::Next;
         }

@@ -166,17 +166,16 @@ pub fn backend_name(cluster: &Cluster) -> String {
         .into()
 }
 
-/// Ask before changing nodes, when a person is there to answer and something would change (main
-/// refuses a run without --yes and without a terminal before it connects). The plan's summary comes
-/// first, and the progress lines are hidden while the question waits.
-pub(super) fn confirm(ready: &[Prepared], progress: &Progress) -> bool {
-    use std::io::IsTerminal;
+/// The shared approval rule (approve.rs) over every node's plan, when something would change
+/// (main refuses a run without --yes and without a terminal before it connects): the plan's
+/// summary first, then the question with the progress lines hidden.
+pub(super) fn confirm(ready: &[Prepared], progress: &Progress) -> Result<(), crate::Error> {
     let changing: Vec<&Prepared> = ready
         .iter()
         .filter(|p| !p.changes.files.is_empty() || !p.changes.restart.is_empty())
         .collect();
-    if changing.is_empty() || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return true;
+    if changing.is_empty() {
+        return Ok(());
     }
     let mut summary = format!(
         "Plan: {} node(s) to change, {} unchanged (`netctl plan` shows the diffs):\n",
@@ -191,12 +190,11 @@ pub(super) fn confirm(ready: &[Prepared], progress: &Progress) -> bool {
             p.changes.restart.len()
         ));
     }
-    progress.suspend(|| {
-        eprint!("{}", crate::printer::escape_controls(&summary));
-        dialoguer::Confirm::new()
-            .with_prompt(format!("Apply changes to {} node(s)?", changing.len()))
-            .default(false)
-            .interact()
-            .unwrap_or(false)
-    })
+    crate::approve::approve(
+        "init",
+        false,
+        &summary,
+        &format!("Apply changes to {} node(s)?", changing.len()),
+        Some(progress),
+    )
 }

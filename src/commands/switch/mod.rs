@@ -358,22 +358,10 @@ fn cluster_files(cluster: &Cluster) -> Result<PrivateDir, String> {
     Ok(dir)
 }
 
+/// The shared approval rule (approve.rs) with the switch's description as the summary. No
+/// progress lines are drawn yet (the fleet opens without them).
 fn confirm(description: &str) -> Result<(), Error> {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(format!(
-            "{description}\nthere is no terminal to confirm this switch: pass --yes"
-        )));
-    }
-    eprintln!("{description}");
-    match dialoguer::Confirm::new()
-        .with_prompt("Switch now?")
-        .default(false)
-        .interact()
-    {
-        Ok(true) => Ok(()),
-        _ => Err(Error::Usage("not confirmed; nothing was changed".into())),
-    }
+    crate::approve::approve("switch", false, description, "Switch now?", None)
 }
 
 pub fn text(r: &SwitchReport) -> String {
