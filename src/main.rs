@@ -295,8 +295,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         } => {
             let cluster = profile::load(&nodes.profile)?;
             // Refused before any node is locked; the question itself comes after the plan
-            // (commands/switch `confirm`). A rollback puts back and is not asked.
-            if !dry_run && !rollback {
+            // (commands/switch `confirm`), a rollback's after what each node would get.
+            if !dry_run {
                 approve::require("switch", yes)?;
             }
             let to = match networking {

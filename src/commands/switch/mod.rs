@@ -360,8 +360,8 @@ fn cluster_files(cluster: &Cluster) -> Result<PrivateDir, String> {
 
 /// The shared approval rule (approve.rs) with the switch's description as the summary. No
 /// progress lines are drawn yet (the fleet opens without them).
-fn confirm(description: &str) -> Result<(), Error> {
-    crate::approve::approve("switch", false, description, "Switch now?", None)
+fn confirm(description: &str, question: &str) -> Result<(), Error> {
+    crate::approve::approve("switch", false, description, question, None)
 }
 
 pub fn text(r: &SwitchReport) -> String {

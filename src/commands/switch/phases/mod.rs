@@ -306,7 +306,7 @@ impl<'a> Switch<'a> {
 
     fn confirm(&mut self) -> Result<Flow, Error> {
         if !self.opts.yes {
-            super::confirm(&self.description())?;
+            super::confirm(&self.description(), "Switch now?")?;
         }
         Ok(Flow::Next)
     }

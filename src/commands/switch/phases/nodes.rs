@@ -62,6 +62,16 @@ impl Switch<'_> {
             self.report = Some(r);
             return Ok(Flow::Stop);
         }
+        if !self.opts.yes {
+            let mut plan = format!(
+                "roll back switch {} ({} -> {})\n",
+                rec.run_id, rec.from, rec.to
+            );
+            for line in self.rollback_plan(&rec.run_id) {
+                plan.push_str(&format!("  {line}\n"));
+            }
+            super::super::confirm(&plan, "Roll back now?")?;
+        }
         let mut errors = self.roll_back_nodes_to(&rec.to).await;
         // The new provider's objects the switch applied go once no node runs it.
         if from.provider() != to.provider() && errors.is_empty() {
