@@ -236,6 +236,14 @@ fn run(cli: Cli) -> Result<i32, Error> {
             use clap::CommandFactory;
             match dir {
                 Some(dir) => {
+                    // A man1 directory is the installer's to make (and to choose), so a missing
+                    // one is a mistyped argument, not something to create.
+                    if !dir.is_dir() {
+                        return Err(Error::Usage(format!(
+                            "man: {} is not a directory (make it first, e.g. mkdir -p {0})",
+                            dir.display()
+                        )));
+                    }
                     let written = commands::man::write_all(Cli::command(), &dir)
                         .map_err(|e| Error::Failed(e.to_string()))?;
                     if !quiet {

@@ -297,3 +297,21 @@ fn man_without_a_directory_prints_the_top_page() {
     );
     assert!(page.contains(".TH netctl 1 "), "{page}");
 }
+
+#[test]
+fn man_into_a_directory_that_is_not_there_is_bad_input() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("man1");
+    let o = Command::new(env!("CARGO_BIN_EXE_netctl"))
+        .arg("man")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not a directory", missing.display())),
+        "{stderr}"
+    );
+    assert!(!missing.exists());
+}
