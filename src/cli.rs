@@ -223,6 +223,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages (netctl.1, netctl-init.1, ...) into DIR, e.g.
+    /// /usr/local/share/man/man1; without DIR, print netctl.1.
+    Man {
+        /// An existing directory to write one page per command into.
+        dir: Option<PathBuf>,
+    },
     /// The local lab: real sshd (and systemd) nodes on this machine (needs root).
     Lab {
         #[command(subcommand)]
@@ -281,6 +287,9 @@ pub enum ProfileCommand {
     /// Write a new profile: asks on a terminal for what the flags leave open; without a terminal,
     /// lists every missing answer (exit 2).
     New(Box<NewArgs>),
+    /// Print the profile's JSON Schema (draft 7) for editors' YAML language servers
+    /// (docs/profile.md); the repository publishes it as schema/profile.schema.json.
+    Schema,
 }
 
 #[derive(clap::Args)]

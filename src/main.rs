@@ -228,6 +228,36 @@ fn run(cli: Cli) -> Result<i32, Error> {
             print_text(&format!("{}\n", new_profile(args)?));
             Ok(0)
         }
+        Command::Profile {
+            command: ProfileCommand::Schema,
+        } => {
+            out!("{}", commands::schema::json());
+            Ok(0)
+        }
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            match dir {
+                Some(dir) => {
+                    // A man1 directory is the installer's to make (and to choose), so a missing
+                    // one is a mistyped argument, not something to create.
+                    if !dir.is_dir() {
+                        return Err(Error::Usage(format!(
+                            "man: {} is not a directory (make it first, e.g. mkdir -p {0})",
+                            dir.display()
+                        )));
+                    }
+                    let written = commands::man::write_all(Cli::command(), &dir)
+                        .map_err(|e| Error::Failed(e.to_string()))?;
+                    if !quiet {
+                        for p in written {
+                            eprintln!("wrote {}", escape_controls(&p.display().to_string()));
+                        }
+                    }
+                }
+                None => out!("{}", commands::man::top(Cli::command())),
+            }
+            Ok(0)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

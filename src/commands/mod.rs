@@ -3,9 +3,11 @@
 
 pub mod apply;
 pub mod check;
+pub mod man;
 pub mod profile_update;
 pub mod render;
 pub mod reset;
+pub mod schema;
 pub mod switch;
 pub mod unlock;
 pub mod verify;

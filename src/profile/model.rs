@@ -1,12 +1,15 @@
 //! The profile as written in YAML: plain serde structs mirroring the file, with defaults.
 //! Unknown keys are errors everywhere (`deny_unknown_fields`) so a typo never falls back to a default.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Profile {
+    #[schemars(extend("const" = "netctl/v1"))]
     pub api_version: String,
+    #[schemars(extend("const" = "ClusterProfile"))]
     pub kind: String,
     pub name: String,
     pub kubernetes: Kubernetes,
@@ -16,13 +19,16 @@ pub struct Profile {
     /// Certificates netctl issues (flanneld as a systemd unit). Left out of the serialised profile
     /// (and so of its hash) while it holds only defaults.
     #[serde(default, skip_serializing_if = "Pki::is_default")]
+    #[schemars(
+        description = "Certificates netctl issues (flanneld as a systemd unit): docs/certs.md."
+    )]
     pub pki: Pki,
     pub nodes: Vec<NodeSpec>,
 }
 
 /// Where the cluster CA and the certificates netctl issues live, on the operator's machine.
 /// Relative paths are relative to the profile's directory.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Pki {
     /// Default: `<profile dir>/<name>-pki`.
@@ -70,7 +76,7 @@ fn default_validity_days() -> u32 {
 /// profile's: `pki.validityDays` must exceed it, or every run would renew.
 pub const RENEW_WITHIN_DAYS: i64 = 30;
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Kubernetes {
     pub version: String,
@@ -95,10 +101,16 @@ pub struct Kubernetes {
     /// Left out of the serialised profile when unset, so profile hashes of existing profiles
     /// stay what they were.
     #[serde(default, rename = "kubectlOn", skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        description = "Run kubectl on this node over SSH (as root, through sudo where configured) instead of on this machine: where the admin kubeconfig lives on a controller."
+    )]
     pub kubectl_on: Option<String>,
     /// The cluster's CA certificate, a local file: what flanneld (as a systemd unit) verifies the
     /// API server with. Default: `pki.caCert`. Left out of the serialised profile when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        description = "The cluster's CA certificate, a local file: what flanneld (as a systemd unit) verifies the API server with. Default: `pki.caCert`."
+    )]
     pub ca_certificate: Option<String>,
     #[serde(default)]
     pub container_runtime: ContainerRuntime,
@@ -114,11 +126,14 @@ pub struct Kubernetes {
     /// (the originals kept for `reset`). Left out of the serialised profile when `edit`, so
     /// profile hashes of existing profiles stay what they were.
     #[serde(default, skip_serializing_if = "UnitPolicy::is_edit")]
+    #[schemars(
+        description = "On a node that already has a kubelet unit, controller-manager unit or containerd config: `edit` changes only the network settings in them; `own` replaces them whole with netctl's (the originals kept for `reset`)."
+    )]
     pub units: UnitPolicy,
 }
 
 /// Whose the Kubernetes units and containerd config are on a node that already has them.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum UnitPolicy {
     /// The operator's: netctl edits only the network settings.
@@ -134,7 +149,7 @@ impl UnitPolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ContainerRuntime {
     /// containerd 1.x, config version 2.
@@ -147,7 +162,9 @@ pub enum ContainerRuntime {
     Docker,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     Routes,
@@ -188,7 +205,7 @@ impl std::fmt::Display for ProviderKind {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Networking {
     pub provider: ProviderKind,
@@ -210,7 +227,7 @@ pub struct Networking {
     pub weave: WeaveOptions,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum RoutesBackend {
     #[default]
@@ -231,7 +248,7 @@ impl RoutesBackend {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoutesOptions {
     #[serde(default)]
@@ -268,7 +285,7 @@ impl Default for RoutesOptions {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KubenetOptions {
     /// --network-plugin-mtu; default: left to kubelet.
@@ -279,7 +296,7 @@ pub struct KubenetOptions {
     pub non_masquerade_cidr: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlannelBackend {
     HostGw,
@@ -309,7 +326,7 @@ impl FlannelBackend {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FlannelDeploy {
     #[default]
@@ -317,7 +334,7 @@ pub enum FlannelDeploy {
     Daemonset,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlannelOptions {
     #[serde(default)]
@@ -360,7 +377,7 @@ pub struct FlannelOptions {
 
 /// A program on the operator's machine that netctl copies to nodes, pinned by its sha256: the
 /// bytes are read and checked when a run that touches nodes starts, never by `render`.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BinaryFile {
     /// Relative to the profile's directory unless absolute (`~/` expanded).
@@ -389,7 +406,7 @@ impl Default for FlannelOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 pub enum EncapMode {
     Always,
     CrossSubnet,
@@ -407,7 +424,7 @@ impl EncapMode {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CalicoOptions {
     #[serde(default = "default_calico_version")]
@@ -442,7 +459,7 @@ impl Default for CalicoOptions {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanalOptions {
     #[serde(default = "default_calico_version")]
@@ -467,7 +484,7 @@ impl Default for CanalOptions {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WeaveOptions {
     #[serde(default = "default_weave_version")]
@@ -495,7 +512,7 @@ impl Default for WeaveOptions {
 /// How nodes are reached. Connection fields are optional: a field the profile leaves out is taken from
 /// ~/.ssh/config (or `config`) for the node, and only then from netctl's default (see `phase::connect`
 /// and docs/ssh.md), so an explicit profile value always wins over the ssh config.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ssh {
     /// Default: ssh config `User`, else root.
@@ -546,14 +563,14 @@ impl Default for Ssh {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Controller,
     Worker,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum InitSystem {
     #[default]
@@ -562,7 +579,7 @@ pub enum InitSystem {
     None,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeSpec {
     pub name: String,
