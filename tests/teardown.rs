@@ -214,7 +214,9 @@ for v in iptables-nft iptables-legacy ip6tables-nft ip6tables-legacy; do
 done
 echo "== nft"; nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
 echo "== links"; ip -d link show | grep -v '^ *link/' | sed -E 's/^[0-9]+: //; s/(hello_timer|tcn_timer|topology_change_timer|gc_timer) +[0-9.]+//g'
-echo "== routes"; ip route show table all; ip -6 route show table all
+# IPv6's kernel routes (link-local, multicast) follow the links (compared above) and appear late,
+# once duplicate address detection is done: comparing them compares the kernel's timing.
+echo "== routes"; ip -4 route show table all; ip -6 route show table all | grep -v ' proto kernel'
 echo "== cni"; find /var/lib/cni -printf '%p %s\n' 2>/dev/null | sort
 "#;
 
