@@ -9,7 +9,7 @@ if [ "${CI:-}" = true ]; then
 fi
 
 PACKAGES=(openssh-server openssh-client containernetworking-plugins iproute2 iputils-ping iptables
-          containerd runc busybox-static protobuf-compiler
+          containerd runc busybox-static
           systemd systemd-container debootstrap kmod procps openssl tmux sudo bsdutils
           shellcheck nftables)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -2,22 +2,32 @@
 //! does (CRI v1 RuntimeService: Status, RunPodSandbox, PodSandboxStatus, StopPodSandbox,
 //! RemovePodSandbox), so the runtime itself says whether netctl's CNI configuration works.
 //! Blocking calls over a small tokio runtime: the tests themselves are plain #[test]s.
+//!
+//! The messages are written out by hand (module `v1`) rather than generated from the kubelet's
+//! api.proto: generated bindings (the k8s-cri crate) need protoc and a build script, and compile
+//! the whole v1 and v1alpha2 APIs, for five calls and a dozen fields (docs/benchmarks.md).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http::uri::PathAndQuery;
 use hyper_util::rt::TokioIo;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_cri::v1::{
-    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StatusRequest, StopPodSandboxRequest,
-};
+use tonic::client::Grpc;
 use tonic::transport::{Channel, Endpoint, Uri};
+use tonic_prost::ProstCodec;
+
+pub mod v1;
+
+use v1::{
+    PodSandboxConfig, PodSandboxMetadata, PodSandboxStatusRequest, PodSandboxStatusResponse,
+    RemovePodSandboxRequest, RemovePodSandboxResponse, RunPodSandboxRequest, RunPodSandboxResponse,
+    StatusRequest, StatusResponse, StopPodSandboxRequest, StopPodSandboxResponse,
+};
 
 pub struct Cri {
     rt: tokio::runtime::Runtime,
-    client: RuntimeServiceClient<Channel>,
+    grpc: Grpc<Channel>,
     socket: PathBuf,
 }
 
@@ -68,17 +78,36 @@ impl Cri {
             .unwrap_or_else(|e| panic!("connect to the CRI socket {}: {e}", socket.display()));
         Cri {
             rt,
-            client: RuntimeServiceClient::new(channel),
+            grpc: Grpc::new(channel),
             socket: socket.to_path_buf(),
         }
     }
 
+    /// One unary RuntimeService call; `method` is one of the paths in `v1`.
+    fn call<Req, Resp>(&mut self, method: &'static str, req: Req) -> Result<Resp, tonic::Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let grpc = &mut self.grpc;
+        self.rt.block_on(async move {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unknown(format!("CRI channel not ready: {e}")))?;
+            let resp = grpc
+                .unary(
+                    tonic::Request::new(req),
+                    PathAndQuery::from_static(method),
+                    ProstCodec::<Req, Resp>::default(),
+                )
+                .await?;
+            Ok(resp.into_inner())
+        })
+    }
+
     /// CRI Status: the NetworkReady condition.
     pub fn network_ready(&mut self) -> Result<NetworkReady, tonic::Status> {
-        let resp = self
-            .rt
-            .block_on(self.client.status(StatusRequest { verbose: false }))?
-            .into_inner();
+        let resp: StatusResponse = self.call(v1::STATUS, StatusRequest { verbose: false })?;
         let cond = resp
             .status
             .unwrap_or_default()
@@ -99,31 +128,23 @@ impl Cri {
                 name: name.to_string(),
                 uid: format!("{name}-{}", std::process::id()),
                 namespace: "default".into(),
-                attempt: 0,
             }),
             hostname: name.to_string(),
-            ..Default::default()
         };
         let req = RunPodSandboxRequest {
             config: Some(config),
-            runtime_handler: String::new(),
         };
-        Ok(self
-            .rt
-            .block_on(self.client.run_pod_sandbox(req))?
-            .into_inner()
-            .pod_sandbox_id)
+        let resp: RunPodSandboxResponse = self.call(v1::RUN_POD_SANDBOX, req)?;
+        Ok(resp.pod_sandbox_id)
     }
 
     /// PodSandboxStatus (verbose): the address and where the sandbox's network namespace is.
     pub fn sandbox(&mut self, id: &str) -> Result<Sandbox, tonic::Status> {
-        let resp = self
-            .rt
-            .block_on(self.client.pod_sandbox_status(PodSandboxStatusRequest {
-                pod_sandbox_id: id.to_string(),
-                verbose: true,
-            }))?
-            .into_inner();
+        let req = PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_string(),
+            verbose: true,
+        };
+        let resp: PodSandboxStatusResponse = self.call(v1::POD_SANDBOX_STATUS, req)?;
         let ip = resp
             .status
             .and_then(|s| s.network)
@@ -140,14 +161,18 @@ impl Cri {
 
     /// StopPodSandbox then RemovePodSandbox (the CNI DEL runs in the stop).
     pub fn remove_sandbox(&mut self, id: &str) -> Result<(), tonic::Status> {
-        self.rt
-            .block_on(self.client.stop_pod_sandbox(StopPodSandboxRequest {
+        let _: StopPodSandboxResponse = self.call(
+            v1::STOP_POD_SANDBOX,
+            StopPodSandboxRequest {
                 pod_sandbox_id: id.to_string(),
-            }))?;
-        self.rt
-            .block_on(self.client.remove_pod_sandbox(RemovePodSandboxRequest {
+            },
+        )?;
+        let _: RemovePodSandboxResponse = self.call(
+            v1::REMOVE_POD_SANDBOX,
+            RemovePodSandboxRequest {
                 pod_sandbox_id: id.to_string(),
-            }))?;
+            },
+        )?;
         Ok(())
     }
 }
