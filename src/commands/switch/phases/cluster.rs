@@ -98,10 +98,15 @@ impl Switch<'_> {
             quiet: true,
         };
         // A node that rebooted after its wave is waited for and reached again first.
-        let mut open = Vec::new();
-        for c in self.conns {
-            open.push(c.reach(self.run, self.wait()).await.map_err(fail)?);
-        }
+        let (run, wait) = (self.run, self.wait());
+        let open = super::nodes::bounded(
+            run.concurrency,
+            self.conns.iter().map(|c| c.reach(run, wait)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(fail)?;
         let report = crate::commands::verify::run_on(self.run, self.to.clone(), vopts, open).await;
         let failed: Vec<String> = report
             .checks
@@ -128,18 +133,20 @@ impl Switch<'_> {
     /// Past the point of no return: errors are reported, not undone.
     pub(super) async fn cleanup(&mut self) -> Result<Flow, Error> {
         let m = self.m();
-        for (c, nm) in self.conns.iter().zip(&m.nodes) {
-            let done = match c.reach(self.run, self.wait()).await {
-                Ok(remote) => node::run_steps(&remote, &nm.cleanup)
+        let (run, wait) = (self.run, self.wait());
+        let done = super::nodes::bounded(
+            run.concurrency,
+            self.conns.iter().zip(&m.nodes).map(|(c, nm)| async move {
+                let remote = c.reach(run, wait).await?;
+                let r = node::run_steps(&remote, &nm.cleanup)
                     .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = done {
-                self.errs.push(e);
-            }
-            crate::fault::point("cleanup");
-        }
+                    .map_err(|e| e.to_string());
+                crate::fault::point("cleanup");
+                r
+            }),
+        )
+        .await;
+        self.errs.extend(done.into_iter().filter_map(Result::err));
         self.to_dir = None;
         let Some(k) = self
             .kubectl

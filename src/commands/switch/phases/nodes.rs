@@ -138,7 +138,8 @@ impl Switch<'_> {
         let from_ep = self.start().clone();
         let m = self.m();
         let run_id = &self.run.id;
-        let written = futures::future::join_all(
+        let written = bounded(
+            self.run.concurrency,
             self.conns
                 .iter()
                 .zip(&m.nodes)
@@ -170,13 +171,20 @@ impl Switch<'_> {
 
     /// Every node learns to receive the new way before any node sends it.
     pub(super) async fn prepare_nodes(&mut self) -> Result<Flow, Error> {
-        for (c, nm) in self.conns.iter().zip(&self.m().nodes) {
-            node::run_steps(&c.remote(), &nm.prepare)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            crate::fault::point("prepare");
+        let m = self.m();
+        let done = bounded(
+            self.run.concurrency,
+            self.conns.iter().zip(&m.nodes).map(|(c, nm)| async move {
+                let r = node::run_steps(&c.remote(), &nm.prepare).await;
+                crate::fault::point("prepare");
+                r
+            }),
+        )
+        .await;
+        match done.into_iter().find_map(Result::err) {
+            Some(e) => Err(fail(e.to_string())),
+            None => Ok(Flow::Next),
         }
-        Ok(Flow::Next)
     }
 
     pub(super) fn wait(&self) -> Duration {
@@ -257,13 +265,16 @@ impl Switch<'_> {
             unprepare: &[],
             wait: self.wait(),
         };
-        let results = futures::future::join_all(self.conns.iter().zip(&m.nodes).map(|(c, nm)| {
-            let b = node::Rollback {
-                unprepare: &nm.unprepare,
-                ..b
-            };
-            async move { (c, node::roll_back(c, &b).await) }
-        }))
+        let results = bounded(
+            self.run.concurrency,
+            self.conns.iter().zip(&m.nodes).map(|(c, nm)| {
+                let b = node::Rollback {
+                    unprepare: &nm.unprepare,
+                    ..b
+                };
+                async move { (c, node::roll_back(c, &b).await) }
+            }),
+        )
         .await;
         let mut errors = Vec::new();
         for (c, r) in results {
@@ -282,17 +293,41 @@ impl Switch<'_> {
     /// The switch is complete: each node's record moves aside with its lock released, and
     /// every node is gated once more.
     pub(super) async fn finish(&mut self) -> Result<Flow, Error> {
+        let (run, to, wait) = (self.run, &self.to, self.wait());
+        // One node after another: a run killed here leaves the nodes not yet settled holding
+        // their records, so `--rollback` still finds the switch (all settled at once, nothing
+        // would name it any more).
+        let mut settled = Vec::new();
         for c in self.conns {
-            if let Err(e) = node::settle(c, self.run, self.wait()).await {
-                self.errs.push(e);
-                continue;
+            match node::settle(c, run, wait).await {
+                Ok(()) => settled.push(c),
+                Err(e) => self.errs.push(e),
             }
             crate::fault::point("finish");
-            if let Err(e) = node::gate(&c.remote(), &self.to, &self.run.inputs, &c.node, None).await
-            {
-                self.errs.push(e);
-            }
         }
+        let gates = bounded(
+            run.concurrency,
+            settled.into_iter().map(|c| async move {
+                node::gate(&c.remote(), to, &run.inputs, &c.node, None).await
+            }),
+        )
+        .await;
+        self.errs.extend(gates.into_iter().filter_map(Result::err));
         Ok(Flow::Next)
     }
+}
+
+/// The futures run at most `limit` at once (the run's concurrency: a switch of thousands of
+/// nodes does not put thousands of steps in flight), results in their order.
+pub(super) async fn bounded<R>(
+    limit: usize,
+    futures: impl IntoIterator<Item = impl std::future::Future<Output = R>>,
+) -> Vec<R> {
+    let permits = tokio::sync::Semaphore::new(limit.max(1));
+    let permits = &permits;
+    futures::future::join_all(futures.into_iter().map(|f| async move {
+        let _permit = permits.acquire().await.expect("never closed");
+        f.await
+    }))
+    .await
 }
