@@ -324,9 +324,16 @@ pub fn parse_gather(out: &str) -> Result<Gathered, GatherParseError> {
             "state" => {
                 if let Some(f) = file {
                     match serde_json::from_slice::<NodeState>(&f.content) {
-                        Ok(s) => match s.switch.as_ref().map(SwitchRecord::check) {
-                            Some(Err(e)) => g.state_error = Some(e),
-                            _ => g.state = Some(s),
+                        // Both records name paths and a run id a rollback uses as root.
+                        Ok(s) => match s
+                            .switch
+                            .iter()
+                            .chain(&s.last_switch)
+                            .map(SwitchRecord::check)
+                            .find_map(Result::err)
+                        {
+                            Some(e) => g.state_error = Some(e),
+                            None => g.state = Some(s),
                         },
                         Err(e) => g.state_error = Some(e.to_string()),
                     }
@@ -444,6 +451,28 @@ mod tests {
             &good.replace("20261130T000000Z-abcd", "../x"),
         ] {
             let g = state(bad);
+            assert!(g.state.is_none() && g.state_error.is_some(), "{bad}");
+        }
+    }
+
+    /// A settled switch's record (`last_switch`) names paths and a run id a `--rollback` uses
+    /// as root, like a progress record: it is checked the same way.
+    #[test]
+    fn a_settled_switch_record_is_checked_like_a_running_one() {
+        let good = r#"{"run_id":"20261130T000000Z-abcd","from":{"provider":"routes","backend":"host-gw"},"to":{"provider":"routes","backend":"vxlan"},"phase":"switched","files":[["/etc/cni/net.d/10-bridge.conf","update"]]}"#;
+        let state = |last: &str| {
+            let json = format!(
+                "{{\"provider\":\"routes\",\"profile_sha256\":\"x\",\"run_id\":\"r\",\"files\":{{}},\"last_switch\":{last}}}"
+            );
+            let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+            parse_gather(&format!("@@state 644 {b64}\n")).unwrap()
+        };
+        assert!(state(good).state.is_some());
+        for bad in [
+            good.replace("/etc/cni/net.d/10-bridge.conf", "/etc/../tmp/x"),
+            good.replace("20261130T000000Z-abcd", "../x"),
+        ] {
+            let g = state(&bad);
             assert!(g.state.is_none() && g.state_error.is_some(), "{bad}");
         }
     }
