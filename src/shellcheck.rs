@@ -50,6 +50,10 @@ fn scripts() -> Vec<(String, String)> {
                 format!("{at}: verify node checks"),
                 node::script(&cluster, n, &plan),
             ));
+            v.push((
+                format!("{at}: preflight facts"),
+                crate::preflight::node::script(&cluster, &[n.address]),
+            ));
             for f in plan.files.iter().filter(|f| f.path.ends_with(".sh")) {
                 let text = String::from_utf8_lossy(f.bytes()).into_owned();
                 v.push((format!("{at}: {}", f.path), text));

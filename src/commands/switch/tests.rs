@@ -35,6 +35,7 @@ fn opts(to: Endpoint) -> SwitchOptions {
         rollback: false,
         no_rollback: false,
         wait: std::time::Duration::from_secs(1),
+        preflight: false,
     }
 }
 
