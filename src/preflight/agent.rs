@@ -550,4 +550,415 @@ mod tests {
         );
         assert_eq!(parse_stop(""), Err("no answer from the stop script".into()));
     }
+
+    /// Runs `script` with sh on stdin, as a node does, with `env -i PATH=$path` when given.
+    fn run_sh(netns: Option<&str>, path: Option<&str>, script: &str) -> String {
+        use std::io::Write;
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns]);
+                c
+            }
+            None => std::process::Command::new("env"),
+        };
+        if let Some(path) = path {
+            cmd.args(["-i", &format!("PATH={path}")]);
+        }
+        let mut child = cmd
+            .args(["/bin/sh", "-s"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        // Returns only when every holder of stdout closed it: a listener that did not detach
+        // would hang here.
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Without python3 every spec and probe fails saying so, at once.
+    #[test]
+    fn no_python3_every_spec_fails() {
+        let empty = crate::tempdir::PrivateDir::new("pfag").unwrap();
+        let path = empty.path().to_str().unwrap();
+        let specs = [Listen::Udp(8472), Listen::Ipip];
+        let out = run_sh(None, Some(path), &listen_script("np", &specs));
+        assert_eq!(out, format!("@@error {NO_PYTHON}\n"));
+        let got = parse_listen(&out, &specs);
+        assert_eq!(got.len(), 2);
+        assert!(got
+            .values()
+            .all(|s| *s == ListenState::Failed(NO_PYTHON.into())));
+        let out = run_sh(None, Some(path), &probe_script("np", &probes()));
+        let got = parse_probe(&out, &probes());
+        assert_eq!(got.len(), probes().len());
+        assert!(
+            got.values()
+                .all(|o| *o == Outcome::Failed(NO_PYTHON.into())),
+            "{got:?}"
+        );
+    }
+
+    mod real {
+        //! As root, in two network namespaces joined by a veth pair: the listener in b, the
+        //! probes from a. Each test has its own namespaces, addresses, ports and run ids.
+
+        use super::*;
+        use std::time::{Duration, Instant};
+
+        fn root() -> bool {
+            // SAFETY: geteuid has no preconditions.
+            let root = unsafe { libc::geteuid() } == 0;
+            if !root {
+                eprintln!("skipped: needs root (network namespaces, raw sockets, /run)");
+            }
+            root
+        }
+
+        fn ip(args: &[&str]) -> String {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        }
+
+        /// Namespaces pfag-PID-X-a and -b, 10.255.X.1 and .2; deleted on drop, after the
+        /// listeners of every run started here are stopped (a failed assertion included).
+        struct Pair {
+            a: String,
+            b: String,
+            x: u8,
+            runs: std::cell::RefCell<Vec<String>>,
+        }
+
+        impl Pair {
+            fn up(x: u8) -> Pair {
+                let id = format!("pfag-{}-{x}", std::process::id());
+                let p = Pair {
+                    a: format!("{id}-a"),
+                    b: format!("{id}-b"),
+                    x,
+                    runs: Default::default(),
+                };
+                ip(&["netns", "add", &p.a]);
+                ip(&["netns", "add", &p.b]);
+                ip(&[
+                    "-n", &p.a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+                    "netns", &p.b,
+                ]);
+                for (ns, end) in [(&p.a, 1), (&p.b, 2)] {
+                    ip(&[
+                        "-n",
+                        ns,
+                        "addr",
+                        "add",
+                        &format!("10.255.{x}.{end}/24"),
+                        "dev",
+                        "eth0",
+                    ]);
+                    ip(&["-n", ns, "link", "set", "eth0", "up"]);
+                    ip(&["-n", ns, "link", "set", "lo", "up"]);
+                }
+                p
+            }
+
+            fn addr(&self, end: u8) -> Ipv4Addr {
+                Ipv4Addr::new(10, 255, self.x, end)
+            }
+
+            fn run_id(&self, n: u8) -> String {
+                let run = format!("t{}-{n}-{}", self.x, std::process::id());
+                self.runs.borrow_mut().push(run.clone());
+                run
+            }
+
+            fn listen(&self, run: &str, specs: &[Listen]) -> BTreeMap<Listen, ListenState> {
+                parse_listen(
+                    &run_sh(Some(&self.b), None, &listen_script(run, specs)),
+                    specs,
+                )
+            }
+
+            fn probe(&self, run: &str, probes: &[Probe]) -> (BTreeMap<Probe, Outcome>, Duration) {
+                let t = Instant::now();
+                let out = run_sh(Some(&self.a), None, &probe_script(run, probes));
+                (parse_probe(&out, probes), t.elapsed())
+            }
+
+            fn stop(&self, run: &str) -> Result<(), String> {
+                parse_stop(&run_sh(Some(&self.b), None, &stop_script(run)))
+            }
+        }
+
+        impl Drop for Pair {
+            fn drop(&mut self) {
+                for run in self.runs.borrow().iter() {
+                    let _ = self.stop(run);
+                }
+                for ns in [&self.a, &self.b] {
+                    let _ = std::process::Command::new("ip")
+                        .args(["netns", "del", ns])
+                        .status();
+                }
+            }
+        }
+
+        /// Processes whose command line has this run's token as a word of its own.
+        fn holders(run: &str) -> Vec<String> {
+            let token = token(run);
+            let mut found = Vec::new();
+            for e in std::fs::read_dir("/proc").unwrap().flatten() {
+                let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                    continue;
+                };
+                if cmdline.split(|b| *b == 0).any(|w| w == token.as_bytes()) {
+                    found.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+            found
+        }
+
+        fn dir(run: &str) -> std::path::PathBuf {
+            std::path::Path::new(RUNS).join(run)
+        }
+
+        fn assert_gone(run: &str) {
+            assert_eq!(
+                holders(run),
+                Vec::<String>::new(),
+                "a listener of {run} is left"
+            );
+            assert!(!dir(run).exists(), "{} is left", dir(run).display());
+        }
+
+        #[test]
+        fn echoes_pass_then_stop_leaves_nothing() {
+            if !root() {
+                return;
+            }
+            let p = Pair::up(161);
+            let run = p.run_id(1);
+            let specs = [Listen::Udp(47001), Listen::Tcp(47002), Listen::Ipip];
+            let got = p.listen(&run, &specs);
+            assert!(
+                got.values().all(|s| *s == ListenState::Listening),
+                "{got:?}"
+            );
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::symlink_metadata(dir(&run)).unwrap();
+            assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o700, 0));
+            let pid = std::fs::read_to_string(dir(&run).join("pid")).unwrap();
+            assert_eq!(holders(&run), [pid.trim()]);
+            let parent = std::fs::metadata("/run/netctl").unwrap().permissions();
+            assert_eq!(parent.mode() & 0o7777, 0o755);
+
+            let b = p.addr(2);
+            let probes = [
+                Probe::Echo(Listen::Udp(47001), b),
+                Probe::Echo(Listen::Tcp(47002), b),
+                Probe::Echo(Listen::Ipip, b),
+                Probe::Ping(b, 0),
+                Probe::Ping(b, 1500),
+                Probe::Connect(b.to_string(), 47002),
+                Probe::Path(b),
+            ];
+            let (got, took) = p.probe(&run, &probes);
+            assert!(took < Duration::from_secs(1), "{took:?}");
+            for probe in &probes[..6] {
+                assert!(
+                    matches!(got[probe], Outcome::Ok { .. }),
+                    "{probe:?}: {got:?}"
+                );
+            }
+            let link = ip(&["-n", &p.b, "-o", "link", "show", "eth0"]);
+            let mac = link
+                .split_once("link/ether ")
+                .unwrap()
+                .1
+                .split(' ')
+                .next()
+                .unwrap();
+            assert_eq!(
+                got[&Probe::Path(b)],
+                Outcome::Path {
+                    dev: "eth0".into(),
+                    via: None,
+                    src: Some(p.addr(1)),
+                    lladdr: Some(mac.to_string()),
+                }
+            );
+
+            assert_eq!(p.stop(&run), Ok(()));
+            assert_gone(&run);
+            assert_eq!(p.stop(&run), Ok(()), "a second stop is fine");
+        }
+
+        #[test]
+        fn a_dropped_port_fails_and_a_taken_one_is_busy() {
+            if !root() {
+                return;
+            }
+            let p = Pair::up(162);
+            let (run, other) = (p.run_id(1), p.run_id(2));
+            let specs = [Listen::Udp(47011), Listen::Tcp(47012)];
+            let got = p.listen(&run, &specs);
+            assert!(
+                got.values().all(|s| *s == ListenState::Listening),
+                "{got:?}"
+            );
+            let ipt = std::process::Command::new("ip")
+                .args([
+                    "netns", "exec", &p.b, "iptables", "-A", "INPUT", "-p", "udp",
+                ])
+                .args(["--dport", "47011", "-j", "DROP"])
+                .status()
+                .unwrap();
+            assert!(ipt.success());
+            let taken = p.listen(
+                &other,
+                &[Listen::Udp(47011), Listen::Tcp(47012), Listen::Udp(47013)],
+            );
+            assert_eq!(taken[&Listen::Udp(47011)], ListenState::Busy);
+            assert_eq!(taken[&Listen::Tcp(47012)], ListenState::Busy);
+            assert_eq!(taken[&Listen::Udp(47013)], ListenState::Listening);
+
+            let b = p.addr(2);
+            let probes = [
+                Probe::Echo(Listen::Udp(47011), b),
+                Probe::Echo(Listen::Tcp(47012), b),
+                Probe::Echo(Listen::Udp(47014), b),
+                Probe::Echo(Listen::Udp(47013), b),
+            ];
+            let (got, took) = p.probe(&run, &probes);
+            assert!(took < Duration::from_millis(2600), "{took:?}");
+            assert_eq!(got[&probes[0]], Outcome::Failed("no answer in 2 s".into()));
+            assert!(matches!(got[&probes[1]], Outcome::Ok { .. }), "{got:?}");
+            assert_eq!(got[&probes[2]], Outcome::Failed("refused".into()));
+            // Another run's listener takes the request for noise.
+            assert_eq!(got[&probes[3]], Outcome::Failed("no answer in 2 s".into()));
+
+            assert_eq!(p.stop(&run), Ok(()));
+            assert_eq!(p.stop(&other), Ok(()));
+            assert_gone(&run);
+            assert_gone(&other);
+        }
+
+        /// b's link takes 1280 bytes: a don't-fragment ping bigger than that is lost, one bigger
+        /// than a's own link does not leave a, the rest pass.
+        #[test]
+        fn a_df_ping_bigger_than_the_peer_mtu_fails() {
+            if !root() {
+                return;
+            }
+            let p = Pair::up(163);
+            ip(&["-n", &p.b, "link", "set", "eth0", "mtu", "1280"]);
+            let b = p.addr(2);
+            let probes = [
+                Probe::Ping(b, 1400),
+                Probe::Ping(b, 1280),
+                Probe::Ping(b, 0),
+                Probe::Ping(b, 1501),
+                Probe::Ping(Ipv4Addr::new(10, 254, 0, 1), 0),
+                Probe::Connect("10.254.0.1".into(), 443),
+            ];
+            let run = p.run_id(1);
+            let (got, took) = p.probe(&run, &probes);
+            assert!(took < Duration::from_millis(2600), "{took:?}");
+            assert_eq!(got[&probes[0]], Outcome::Failed("no answer in 2 s".into()));
+            assert!(matches!(got[&probes[1]], Outcome::Ok { .. }), "{got:?}");
+            assert!(matches!(got[&probes[2]], Outcome::Ok { .. }), "{got:?}");
+            assert_eq!(
+                got[&probes[3]],
+                Outcome::Failed("too big: path MTU 1500".into())
+            );
+            assert_eq!(got[&probes[4]], Outcome::Failed("no route".into()));
+            assert_eq!(got[&probes[5]], Outcome::Failed("no route".into()));
+        }
+
+        /// netctl died: the listener ends at its lifetime, or as soon as its directory goes,
+        /// and takes its directory with it.
+        #[test]
+        fn a_listener_ends_by_itself() {
+            if !root() {
+                return;
+            }
+            let p = Pair::up(164);
+            let (run, other) = (p.run_id(1), p.run_id(2));
+            let script = listen_script(&run, &[Listen::Udp(47021)]);
+            let short = script.replacen("\nLIFETIME=120\n", "\nLIFETIME=1\n", 1);
+            assert_ne!(script, short);
+            let got = parse_listen(&run_sh(Some(&p.b), None, &short), &[Listen::Udp(47021)]);
+            assert_eq!(got[&Listen::Udp(47021)], ListenState::Listening);
+            assert_eq!(
+                p.listen(&other, &[Listen::Tcp(47022)])[&Listen::Tcp(47022)],
+                ListenState::Listening
+            );
+            std::fs::remove_file(dir(&other).join("pid")).unwrap();
+            std::fs::remove_dir(dir(&other)).unwrap();
+            let t = Instant::now();
+            while !(holders(&other).is_empty() && holders(&run).is_empty() && !dir(&run).exists()) {
+                assert!(
+                    t.elapsed() < Duration::from_secs(3),
+                    "{:?} {:?}",
+                    holders(&run),
+                    holders(&other)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_gone(&run);
+            assert_eq!(p.stop(&run), Ok(()));
+        }
+
+        /// The directory is root's alone or the listener does not start: a symlink, another
+        /// owner or a directory others can write is refused (in a mount namespace of its own,
+        /// so the machine's /run is not touched).
+        #[test]
+        fn a_run_directory_not_roots_alone_is_refused() {
+            if !root() {
+                return;
+            }
+            let run = format!("t165-{}", std::process::id());
+            let listen = listen_script(&run, &[Listen::Udp(47031)]);
+            for (setup, why) in [
+                ("ln -s /tmp /run/netctl", "/run/netctl is not a directory"),
+                (
+                    "mkdir -m 0755 /run/netctl && chown 1000 /run/netctl",
+                    "/run/netctl is not root's alone",
+                ),
+                (
+                    "mkdir -m 0777 /run/netctl",
+                    "/run/netctl is not root's alone",
+                ),
+                (
+                    "mkdir -m 0755 /run/netctl && ln -s /tmp /run/netctl/preflight",
+                    "/run/netctl/preflight is not a directory",
+                ),
+            ] {
+                let script = format!("mount -t tmpfs -o mode=0755 pfag /run\n{setup}\n{listen}");
+                let out = std::process::Command::new("unshare")
+                    .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+                    .output()
+                    .unwrap();
+                let got =
+                    parse_listen(&String::from_utf8_lossy(&out.stdout), &[Listen::Udp(47031)]);
+                assert_eq!(
+                    got[&Listen::Udp(47031)],
+                    ListenState::Failed(format!("cannot make /run/netctl/preflight/{run}: {why}")),
+                    "{setup}: {out:?}"
+                );
+            }
+            assert!(holders(&run).is_empty());
+        }
+    }
 }
