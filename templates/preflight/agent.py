@@ -2,7 +2,7 @@
 # network needs (a UDP or TCP port, IP-in-IP, the path MTU, one layer-2 segment) is tested with
 # real packets before anything changes. Nothing else on a node can listen on a port, hence Python.
 #
-# It runs as: python3 -I -S -c AGENT MODE TOKEN ... (AGENT: this text, in a shell variable) from
+# It runs as: python3 -B -I -S -c AGENT MODE TOKEN ... (AGENT: this text, in a shell variable) from
 # templates/preflight/listen.sh and probe.sh, and is never written to a file on the node.
 # Standard library only (the modules python3-minimal has), Python 3.6 or later; no f-strings, so
 # an older python3 reaches the version check below instead of failing on a syntax error.
@@ -25,13 +25,14 @@
 import errno
 import os
 import select
-import signal
 import socket
 import stat
 import struct
-import subprocess
 import sys
 import time
+
+# signal, subprocess and threading are imported where they are used: they are a third of the
+# agent's start-up, and every node starts it twice per preflight.
 
 PREFIX = "netctl-pf-"
 # Where each run's listener keeps its pid (root only); stop.sh removes it, which ends the listener.
@@ -142,6 +143,21 @@ def owned_dir(path, mode, exclusive):
     return made
 
 
+def make_run_dir(run_dir):
+    for attempt in (1, 2, 3):
+        try:
+            made_parent = owned_dir(PARENT, 0o755, False)
+            owned_dir(RUNS, 0o700, False)
+            owned_dir(run_dir, 0o700, True)
+            break
+        except FileNotFoundError:
+            # Another run's stop removed an empty RUNS or PARENT between two of these steps.
+            if attempt == 3:
+                raise
+    if made_parent:
+        os.close(os.open(run_dir + "/" + MADE_PARENT, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def bind(spec):
     kind, _, port = spec.partition(":")
     if kind == "ipip" and port == "":
@@ -165,11 +181,7 @@ def listen(token, lifetime, specs):
     os.umask(0o077)
     run_dir = RUNS + "/" + token[len(PREFIX):]
     try:
-        made_parent = owned_dir(PARENT, 0o755, False)
-        owned_dir(RUNS, 0o700, False)
-        owned_dir(run_dir, 0o700, True)
-        if made_parent:
-            os.close(os.open(run_dir + "/" + MADE_PARENT, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        make_run_dir(run_dir)
     except (OSError, Refused) as e:
         why = one_line(e.strerror if isinstance(e, OSError) else e)
         for spec in specs:
@@ -241,6 +253,8 @@ def remove_run_dir(run_dir):
 
 
 def serve(token, run_dir, lifetime, socks):
+    import signal
+
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     deadline = time.monotonic() + lifetime
     poller = select.poll()
@@ -718,6 +732,8 @@ def path_facts(addrs):
         out[a] = ("probe", "path:" + a, "fail", "an invalid address" if a not in valid else "no route")
     if not valid:
         return out
+    import subprocess
+
     try:
         # One 'ip' for every route and one for the neighbours, however many addresses.
         routes = ip(["-o", "-4", "-force", "-batch", "-"], "".join("route get %s\n" % a for a in valid))
@@ -747,6 +763,8 @@ def path_facts(addrs):
 
 
 def ip(args, stdin):
+    import subprocess
+
     r = subprocess.run(["ip"] + args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                        stdin=None if stdin is not None else subprocess.DEVNULL,
                        universal_newlines=True, timeout=WAIT_S)

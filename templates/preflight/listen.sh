@@ -6,4 +6,5 @@ if ! command -v python3 >/dev/null 2>&1; then
   echo "@@error python3 not found on the node"
   exit 0
 fi
-python3 -I -S -c "$AGENT" listen "$TOKEN" "$LIFETIME" "$@" </dev/null || echo "@@error the agent exited with status $?"
+# -B -I -S: no .pyc written, nothing taken from the environment, the user or site-packages.
+python3 -B -I -S -c "$AGENT" listen "$TOKEN" "$LIFETIME" "$@" </dev/null || echo "@@error the agent exited with status $?"
