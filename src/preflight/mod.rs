@@ -313,7 +313,9 @@ async fn preflight(
         .map(|(i, n)| (n.as_str(), i))
         .collect();
     checks.sort_by_key(|c| order.get(c.subject.as_str()).copied().unwrap_or(usize::MAX));
-    Report::new(run_id, checks, refused).took(started)
+    Report::new(run_id, checks, refused)
+        .of("preflight")
+        .took(started)
 }
 
 /// The uplink's MTU on a reached node: the interface the network uses, else the one holding the
@@ -562,9 +564,9 @@ fn pair_checks(
             outcome(i, &Probe::Ping(addr(j), size)),
         ) {
             (_, Some(Outcome::Ok { .. })) => Verdict::Pass,
-            (Some(Outcome::Ok { .. }), Some(Outcome::Failed(e))) => Verdict::Fail(format!(
-                "a {size}-byte don't-fragment packet does not arrive ({e})"
-            )),
+            (Some(Outcome::Ok { .. }), Some(Outcome::Failed(e))) => {
+                Verdict::Fail(format!("{size} bytes: {e}"))
+            }
             _ => Verdict::Skip(format!(
                 "{} does not answer ping: the path MTU is not measured",
                 names[j]
@@ -576,13 +578,17 @@ fn pair_checks(
             verdict,
         });
     }
-    let pod = match needs.pod_mtu {
-        Some(m) => format!("pod MTU {m} + {} bytes of encapsulation", needs.overhead),
-        None => "the uplink's MTU".into(),
+    let what = match needs.pod_mtu {
+        Some(m) => format!(
+            "don't-fragment packets of {} bytes (pod MTU {m} + {})",
+            m + needs.overhead,
+            needs.overhead
+        ),
+        None => "don't-fragment packets of the sender's uplink MTU".into(),
     };
     rows.extend(pairs::judge(
         "preflight.mtu",
-        &format!("don't-fragment packets of {pod}"),
+        &what,
         names,
         &mtu,
         "a link on the path has a smaller MTU than the pods' packets need: lower the pod MTU in the profile (networking.<provider>.mtu) or raise the link's MTU",

@@ -84,7 +84,7 @@ pub fn judge(id: &str, what: &str, names: &[String], pairs: &[Pair], hint: &str)
         if into.contains(&i) {
             let ps: Vec<&Pair> = pairs.iter().filter(|p| p.to == i && failed(p)).collect();
             parts.push(format!(
-                "{what} from no peer arrives: from {}",
+                "{what}: nothing from its peers arrives (from {})",
                 list(ps, |p| p.from)
             ));
         }
@@ -94,7 +94,7 @@ pub fn judge(id: &str, what: &str, names: &[String], pairs: &[Pair], hint: &str)
                 .filter(|p| p.from == i && failed(p) && !into.contains(&p.to))
                 .collect();
             parts.push(format!(
-                "{what} to no peer arrives: to {}",
+                "{what}: nothing it sends arrives (to {})",
                 list(ps, |p| p.to)
             ));
         }
@@ -203,7 +203,8 @@ mod tests {
         assert_eq!(failures(&rows), ["n2"]);
         let n2 = rows.iter().find(|c| c.subject == "n2").unwrap();
         assert!(
-            n2.detail.contains("from n1 (no answer in 2 s)"),
+            n2.detail
+                .contains("nothing from its peers arrives (from n1 (no answer in 2 s)"),
             "{}",
             n2.detail
         );
@@ -227,7 +228,7 @@ mod tests {
         );
         assert_eq!(failures(&rows), ["n3"]);
         assert!(
-            rows[2].detail.contains("to no peer arrives"),
+            rows[2].detail.contains("nothing it sends arrives"),
             "{}",
             rows[2].detail
         );
@@ -249,7 +250,7 @@ mod tests {
             "h",
         );
         assert_eq!(failures(&rows), ["n4"]);
-        assert!(rows[3].detail.contains("from no peer") && rows[3].detail.contains("to no peer"));
+        assert!(rows[3].detail.contains("from its peers") && rows[3].detail.contains("it sends"));
     }
 
     #[test]
