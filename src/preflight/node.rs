@@ -28,7 +28,8 @@ pub struct Addr {
 /// A module: whether the kernel has it, and an `install` line that replaces loading it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Module {
-    /// loaded, builtin, available or missing.
+    /// loaded, builtin, available (under /lib/modules), works (no module list to read, as in a
+    /// container, but a device of its kind can be made) or missing.
     pub state: String,
     /// (file, command) of an `install NAME COMMAND` line.
     pub install: Option<(String, String)>,
@@ -315,6 +316,7 @@ pub fn modules(cluster: &Cluster, node: &Node, f: &Facts) -> Check {
         }
         match got.state.as_str() {
             "loaded" | "builtin" | "available" => good.push(format!("{} {}", m.name, got.state)),
+            "works" => good.push(format!("{} (its device can be made)", m.name)),
             _ => bad.push(format!(
                 "{}: neither loaded nor under /lib/modules for the running kernel ({})",
                 m.name, m.why

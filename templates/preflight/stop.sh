@@ -30,14 +30,12 @@ if [ -d "$DIR" ] && [ ! -L "$DIR" ]; then
   rmdir "$DIR" 2>/dev/null && rmdir "${DIR%/*}" 2>/dev/null && [ -n "$made" ] && rmdir "${DIR%/*/*}" 2>/dev/null
 fi
 left=
-for p in /proc/[0-9]*; do
-  read -r comm 2>/dev/null < "$p/comm" || continue
-  case "$comm" in python*) ;; *) continue ;; esac
-  if has_token "${p#/proc/}"; then
-    echo "@@left process ${p#/proc/}"
-    left=1
-  fi
-done
+# Only this node's listener, by its pid: on a machine whose nodes share one pid namespace (the
+# lab's), another node's listener of the same run carries the same token.
+if [ -n "$pid" ] && has_token "$pid"; then
+  echo "@@left process $pid"
+  left=1
+fi
 if [ -e "$DIR" ] || [ -L "$DIR" ]; then
   echo "@@left $DIR"
   left=1
