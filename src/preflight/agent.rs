@@ -633,48 +633,99 @@ mod tests {
             String::from_utf8(out.stdout).unwrap()
         }
 
-        /// Namespaces pfag-PID-X-a and -b, 10.255.X.1 and .2; deleted on drop, after the
-        /// listeners of every run started here are stopped (a failed assertion included).
+        /// Namespaces pfag-PID-X-a and -b, 10.255.X.1 and .2, or with a router namespace -r
+        /// between them; deleted on drop, after the listeners of every run started here are
+        /// stopped (a failed assertion included).
         struct Pair {
             a: String,
             b: String,
+            router: Option<String>,
+            a_addr: Ipv4Addr,
+            b_addr: Ipv4Addr,
             x: u8,
             runs: std::cell::RefCell<Vec<String>>,
         }
 
+        /// A veth pair, `eth0`-ish ends named `end_a` in `a` and `end_b` in `b`, up, addressed.
+        fn link(a: (&str, &str, String), b: (&str, &str, String)) {
+            ip(&[
+                "-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0,
+            ]);
+            for (ns, dev, addr) in [a, b] {
+                ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
+                ip(&["-n", ns, "link", "set", dev, "up"]);
+                ip(&["-n", ns, "link", "set", "lo", "up"]);
+            }
+        }
+
         impl Pair {
-            fn up(x: u8) -> Pair {
+            fn new(x: u8, router: bool) -> Pair {
                 let id = format!("pfag-{}-{x}", std::process::id());
                 let p = Pair {
                     a: format!("{id}-a"),
                     b: format!("{id}-b"),
+                    router: router.then(|| format!("{id}-r")),
+                    a_addr: Ipv4Addr::new(10, 255, x, 1),
+                    b_addr: Ipv4Addr::new(10, 255, x + u8::from(router), 2),
                     x,
                     runs: Default::default(),
                 };
-                ip(&["netns", "add", &p.a]);
-                ip(&["netns", "add", &p.b]);
-                ip(&[
-                    "-n", &p.a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-                    "netns", &p.b,
-                ]);
-                for (ns, end) in [(&p.a, 1), (&p.b, 2)] {
-                    ip(&[
-                        "-n",
-                        ns,
-                        "addr",
-                        "add",
-                        &format!("10.255.{x}.{end}/24"),
-                        "dev",
-                        "eth0",
-                    ]);
-                    ip(&["-n", ns, "link", "set", "eth0", "up"]);
-                    ip(&["-n", ns, "link", "set", "lo", "up"]);
+                for ns in [Some(&p.a), Some(&p.b), p.router.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    ip(&["netns", "add", ns]);
                 }
                 p
             }
 
-            fn addr(&self, end: u8) -> Ipv4Addr {
-                Ipv4Addr::new(10, 255, self.x, end)
+            /// a and b on one segment.
+            fn up(x: u8) -> Pair {
+                let p = Pair::new(x, false);
+                link(
+                    (&p.a, "eth0", format!("{}/24", p.a_addr)),
+                    (&p.b, "eth0", format!("{}/24", p.b_addr)),
+                );
+                p
+            }
+
+            /// a on 10.255.X.0/24, b on 10.255.X+1.0/24, the router .254 on both, forwarding.
+            fn routed(x: u8) -> Pair {
+                let p = Pair::new(x, true);
+                let r = p.router.as_deref().unwrap();
+                let y = x + 1;
+                link(
+                    (&p.a, "eth0", format!("{}/24", p.a_addr)),
+                    (r, "eth0", format!("10.255.{x}.254/24")),
+                );
+                link(
+                    (&p.b, "eth0", format!("{}/24", p.b_addr)),
+                    (r, "eth1", format!("10.255.{y}.254/24")),
+                );
+                ip(&[
+                    "-n",
+                    &p.a,
+                    "route",
+                    "add",
+                    &format!("10.255.{y}.0/24"),
+                    "via",
+                    &format!("10.255.{x}.254"),
+                ]);
+                ip(&[
+                    "-n",
+                    &p.b,
+                    "route",
+                    "add",
+                    &format!("10.255.{x}.0/24"),
+                    "via",
+                    &format!("10.255.{y}.254"),
+                ]);
+                let fwd = std::process::Command::new("ip")
+                    .args(["netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+                    .status()
+                    .unwrap();
+                assert!(fwd.success());
+                p
             }
 
             fn run_id(&self, n: u8) -> String {
@@ -706,7 +757,10 @@ mod tests {
                 for run in self.runs.borrow().iter() {
                     let _ = self.stop(run);
                 }
-                for ns in [&self.a, &self.b] {
+                for ns in [Some(&self.a), Some(&self.b), self.router.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
                     let _ = std::process::Command::new("ip")
                         .args(["netns", "del", ns])
                         .status();
@@ -763,7 +817,7 @@ mod tests {
             let parent = std::fs::metadata("/run/netctl").unwrap().permissions();
             assert_eq!(parent.mode() & 0o7777, 0o755);
 
-            let b = p.addr(2);
+            let b = p.b_addr;
             let probes = [
                 Probe::Echo(Listen::Udp(47001), b),
                 Probe::Echo(Listen::Tcp(47002), b),
@@ -794,7 +848,7 @@ mod tests {
                 Outcome::Path {
                     dev: "eth0".into(),
                     via: None,
-                    src: Some(p.addr(1)),
+                    src: Some(p.a_addr),
                     lladdr: Some(mac.to_string()),
                 }
             );
@@ -833,7 +887,7 @@ mod tests {
             assert_eq!(taken[&Listen::Tcp(47012)], ListenState::Busy);
             assert_eq!(taken[&Listen::Udp(47013)], ListenState::Listening);
 
-            let b = p.addr(2);
+            let b = p.b_addr;
             let probes = [
                 Probe::Echo(Listen::Udp(47011), b),
                 Probe::Echo(Listen::Tcp(47012), b),
@@ -863,7 +917,7 @@ mod tests {
             }
             let p = Pair::up(163);
             ip(&["-n", &p.b, "link", "set", "eth0", "mtu", "1280"]);
-            let b = p.addr(2);
+            let b = p.b_addr;
             let probes = [
                 Probe::Ping(b, 1400),
                 Probe::Ping(b, 1280),
@@ -884,6 +938,51 @@ mod tests {
             );
             assert_eq!(got[&probes[4]], Outcome::Failed("no route".into()));
             assert_eq!(got[&probes[5]], Outcome::Failed("no route".into()));
+        }
+
+        /// b behind a router whose link to b takes 1400 bytes: a don't-fragment ping bigger than
+        /// that is answered by the router's "fragmentation needed", which names the path MTU and
+        /// the hop; the path goes through the gateway, and b has no neighbour entry on a's link.
+        #[test]
+        fn a_router_names_the_path_mtu_and_the_path_its_gateway() {
+            if !root() {
+                return;
+            }
+            let p = Pair::routed(170);
+            let r = p.router.as_deref().unwrap();
+            ip(&["-n", r, "link", "set", "eth1", "mtu", "1400"]);
+            ip(&["-n", &p.b, "link", "set", "eth0", "mtu", "1400"]);
+            let run = p.run_id(1);
+            assert_eq!(
+                p.listen(&run, &[Listen::Udp(47041)])[&Listen::Udp(47041)],
+                ListenState::Listening
+            );
+            let b = p.b_addr;
+            let probes = [
+                Probe::Echo(Listen::Udp(47041), b),
+                Probe::Ping(b, 1500),
+                Probe::Ping(b, 1400),
+                Probe::Path(b),
+            ];
+            let (got, took) = p.probe(&run, &probes);
+            assert!(took < Duration::from_secs(1), "{took:?}");
+            assert!(matches!(got[&probes[0]], Outcome::Ok { .. }), "{got:?}");
+            assert_eq!(
+                got[&probes[1]],
+                Outcome::Failed("too big: path MTU 1400 from 10.255.170.254".into())
+            );
+            assert!(matches!(got[&probes[2]], Outcome::Ok { .. }), "{got:?}");
+            assert_eq!(
+                got[&probes[3]],
+                Outcome::Path {
+                    dev: "eth0".into(),
+                    via: Some(Ipv4Addr::new(10, 255, 170, 254)),
+                    src: Some(p.a_addr),
+                    lladdr: None,
+                }
+            );
+            assert_eq!(p.stop(&run), Ok(()));
+            assert_gone(&run);
         }
 
         /// netctl died: the listener ends at its lifetime, or as soon as its directory goes,
@@ -918,6 +1017,46 @@ mod tests {
             }
             assert_gone(&run);
             assert_eq!(p.stop(&run), Ok(()));
+        }
+
+        /// A pid file naming a process without this run's token (a stale pid, reused) or holding
+        /// anything but digits kills nothing; the directory still goes (in a mount namespace of
+        /// its own with a tmpfs on /run, so the machine's /run is not touched).
+        #[test]
+        fn stop_kills_only_what_carries_the_token() {
+            if !root() {
+                return;
+            }
+            let run = format!("t166-{}", std::process::id());
+            let mut other = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let stop = stop_script(&run);
+            for pid in [
+                other.id().to_string(),
+                "1 2".into(),
+                "../1".into(),
+                String::new(),
+            ] {
+                let script = format!(
+                    "mount -t tmpfs -o mode=0755 pfag /run\nmkdir -p /run/netctl/preflight/{run}\nprintf '%s\\n' {} > /run/netctl/preflight/{run}/pid\n{stop}",
+                    shell::sh_quote(&pid)
+                );
+                let out = std::process::Command::new("unshare")
+                    .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+                    .output()
+                    .unwrap();
+                assert_eq!(
+                    parse_stop(&String::from_utf8_lossy(&out.stdout)),
+                    Ok(()),
+                    "{pid}: {out:?}"
+                );
+            }
+            let alive = other.try_wait().unwrap().is_none();
+            let _ = other.kill();
+            let _ = other.wait();
+            assert!(alive, "stop killed a process without the token");
         }
 
         /// The directory is root's alone or the listener does not start: a symlink, another

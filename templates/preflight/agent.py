@@ -475,7 +475,8 @@ def checksum(data):
 
 class Ping(Resending):
     """ICMP echo on a raw socket of its own: with don't-fragment when it has a size, so a hop
-    with a smaller MTU drops it or says 'fragmentation needed', which names the path MTU."""
+    with a smaller MTU drops it or says 'fragmentation needed', which names the path MTU. The
+    socket is not connected: a connected raw socket never sees an error a router sends."""
 
     ICMP_ECHO, ICMP_REPLY, ICMP_UNREACH, ICMP_TIME = 8, 0, 3, 11
     UNREACH = {0: "no route", 1: "unreachable", 2: "protocol unreachable", 3: "port unreachable",
@@ -489,25 +490,17 @@ class Ping(Resending):
         mode = IP_PMTUDISC_DO if size else IP_PMTUDISC_DONT
         self.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, mode)
 
-    def begin(self, now):
-        try:
-            self.sock.connect((self.addr, 0))
-        except OSError as e:
-            self.started = now
-            self.fail(reason(e.errno))
-            return
-        Resending.begin(self, now)
-
     def send(self):
         self.seq = (self.seq + 1) & 0xFFFF
         body = b"\0" * (self.size - 28 if self.size else 56)
         head = struct.pack("!BBHHH", self.ICMP_ECHO, 0, 0, self.ident, self.seq)
         csum = checksum(head + body)
-        self.sock.send(struct.pack("!BBHHH", self.ICMP_ECHO, 0, csum, self.ident, self.seq) + body)
+        packet = struct.pack("!BBHHH", self.ICMP_ECHO, 0, csum, self.ident, self.seq) + body
+        self.sock.sendto(packet, (self.addr, 0))
 
     def sent_failed(self, e):
         if e.errno == errno.EMSGSIZE:
-            self.fail("too big: path MTU %d" % self.sock.getsockopt(socket.IPPROTO_IP, IP_MTU))
+            self.fail("too big: path MTU %s" % path_mtu(self.addr))
         else:
             self.fail(reason(e.errno))
 
@@ -538,6 +531,18 @@ class Ping(Resending):
 
     def mine(self, ident_seq):
         return struct.unpack("!H", ident_seq[:2])[0] == self.ident
+
+
+def path_mtu(addr):
+    """The kernel's path MTU towards ADDR (IP_MTU needs a connected socket; UDP's costs nothing)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.connect((addr, 9))
+        return "%d" % u.getsockopt(socket.IPPROTO_IP, IP_MTU)
+    except OSError:
+        return "unknown"
+    finally:
+        u.close()
 
 
 class TcpEcho(Probe):
