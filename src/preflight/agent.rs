@@ -909,7 +909,7 @@ mod tests {
         }
 
         /// b's link takes 1280 bytes: a don't-fragment ping bigger than that is lost, one bigger
-        /// than a's own link does not leave a, the rest pass.
+        /// than a's own link does not leave a, the rest pass; what has no route fails at once.
         #[test]
         fn a_df_ping_bigger_than_the_peer_mtu_fails() {
             if !root() {
@@ -925,6 +925,8 @@ mod tests {
                 Probe::Ping(b, 1501),
                 Probe::Ping(Ipv4Addr::new(10, 254, 0, 1), 0),
                 Probe::Connect("10.254.0.1".into(), 443),
+                // A name: resolved beside the other probes (a's own loopback, nothing there).
+                Probe::Connect("localhost".into(), 47051),
             ];
             let run = p.run_id(1);
             let (got, took) = p.probe(&run, &probes);
@@ -938,6 +940,7 @@ mod tests {
             );
             assert_eq!(got[&probes[4]], Outcome::Failed("no route".into()));
             assert_eq!(got[&probes[5]], Outcome::Failed("no route".into()));
+            assert_eq!(got[&probes[6]], Outcome::Failed("refused".into()));
         }
 
         /// b behind a router whose link to b takes 1400 bytes: a don't-fragment ping bigger than

@@ -116,6 +116,8 @@ def reason(err):
         errno.EPERM: "not permitted",
         errno.EACCES: "not permitted",
     }
+    if err is None:
+        return "failed"
     if err in known:
         return known[err]
     return one_line(os.strerror(err)).lower()
@@ -556,12 +558,10 @@ class TcpEcho(Probe):
 
     def begin(self, now):
         self.started = now
-        try:
-            socket.inet_aton(self.host)
-            self.addr = self.host
-        except OSError:
+        if not addr_ok(self.host):
             self.resolver = Resolver(self.host)
             return
+        self.addr = self.host
         self.connect(now)
 
     def connect(self, now):
