@@ -115,8 +115,12 @@ pub enum Outcome {
     Ok {
         ms: u64,
     },
-    /// A short reason: "no answer in 2 s", "refused", "unreachable", "no route",
-    /// "too big: path MTU 1450", ...
+    /// A short reason, as the agent words it: "no answer in 2 s", "connected, no answer in
+    /// 2 s", "refused", "unreachable", "no route", "closed without an answer", "a wrong answer",
+    /// "too big: path MTU 1450" (this node's own route knows it) or "too big: path MTU 1400 from
+    /// 10.0.0.1" (a hop said so; `Outcome::path_mtu` reads the number), "prohibited by a filter
+    /// from HOP", "cannot resolve HOST: ...", or the node's own trouble: NO_PYTHON, "ip not
+    /// found on the node", "cannot open a socket: not permitted".
     Failed(String),
     /// A `Probe::Path`'s facts; `lladdr` when the neighbour entry has one (it resolved by ARP).
     Path {
@@ -125,6 +129,17 @@ pub enum Outcome {
         src: Option<Ipv4Addr>,
         lladdr: Option<String>,
     },
+}
+
+impl Outcome {
+    /// The path MTU a don't-fragment ping was refused with (`too big: path MTU N`).
+    pub fn path_mtu(&self) -> Option<u32> {
+        let Outcome::Failed(why) = self else {
+            return None;
+        };
+        let rest = why.strip_prefix("too big: path MTU ")?;
+        rest.split(' ').next()?.parse().ok()
+    }
 }
 
 fn token(run_id: &str) -> String {
@@ -496,6 +511,16 @@ mod tests {
         assert!(none
             .values()
             .all(|o| *o == Outcome::Failed(NO_PYTHON.into())));
+    }
+
+    #[test]
+    fn path_mtu_of_a_refused_ping() {
+        let mtu = |why: &str| Outcome::Failed(why.into()).path_mtu();
+        assert_eq!(mtu("too big: path MTU 1400 from 10.0.0.1"), Some(1400));
+        assert_eq!(mtu("too big: path MTU 1450"), Some(1450));
+        assert_eq!(mtu("too big: path MTU unknown"), None);
+        assert_eq!(mtu("no answer in 2 s"), None);
+        assert_eq!(Outcome::Ok { ms: 1 }.path_mtu(), None);
     }
 
     #[test]
