@@ -671,7 +671,8 @@ mod tests {
             runs: std::cell::RefCell<Vec<String>>,
         }
 
-        /// A veth pair, `eth0`-ish ends named `end_a` in `a` and `end_b` in `b`, up, addressed.
+        /// A veth pair between the namespaces `a.0` and `b.0`, its ends named `a.1` and `b.1`,
+        /// addressed `a.2` and `b.2`, up.
         fn link(a: (&str, &str, String), b: (&str, &str, String)) {
             ip(&[
                 "-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0,
