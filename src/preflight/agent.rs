@@ -854,7 +854,8 @@ mod tests {
                 Probe::Path(b),
             ];
             let (got, took) = p.probe(&run, &probes);
-            assert!(took < Duration::from_secs(1), "{took:?}");
+            // Every probe is answered: none waits out its 2 s.
+            assert!(took < Duration::from_millis(1900), "{took:?}");
             for probe in &probes[..6] {
                 assert!(
                     matches!(got[probe], Outcome::Ok { .. }),
@@ -921,7 +922,9 @@ mod tests {
                 Probe::Echo(Listen::Udp(47013), b),
             ];
             let (got, took) = p.probe(&run, &probes);
-            assert!(took < Duration::from_millis(2600), "{took:?}");
+            // Two probes get no answer: at once they take 2 s, one after the other 4 s (the
+            // rest is python's and ip netns exec's start on a loaded machine).
+            assert!(took < Duration::from_millis(3900), "{took:?}");
             assert_eq!(got[&probes[0]], Outcome::Failed("no answer in 2 s".into()));
             assert!(matches!(got[&probes[1]], Outcome::Ok { .. }), "{got:?}");
             assert_eq!(got[&probes[2]], Outcome::Failed("refused".into()));
@@ -956,7 +959,7 @@ mod tests {
             ];
             let run = p.run_id(1);
             let (got, took) = p.probe(&run, &probes);
-            assert!(took < Duration::from_millis(2600), "{took:?}");
+            assert!(took < Duration::from_millis(3900), "{took:?}");
             assert_eq!(got[&probes[0]], Outcome::Failed("no answer in 2 s".into()));
             assert!(matches!(got[&probes[1]], Outcome::Ok { .. }), "{got:?}");
             assert!(matches!(got[&probes[2]], Outcome::Ok { .. }), "{got:?}");
@@ -994,7 +997,8 @@ mod tests {
                 Probe::Path(b),
             ];
             let (got, took) = p.probe(&run, &probes);
-            assert!(took < Duration::from_secs(1), "{took:?}");
+            // Every probe is answered: none waits out its 2 s.
+            assert!(took < Duration::from_millis(1900), "{took:?}");
             assert!(matches!(got[&probes[0]], Outcome::Ok { .. }), "{got:?}");
             assert_eq!(
                 got[&probes[1]],
