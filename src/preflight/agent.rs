@@ -115,8 +115,12 @@ pub enum Outcome {
     Ok {
         ms: u64,
     },
-    /// A short reason: "no answer in 2 s", "refused", "unreachable", "no route",
-    /// "too big: path MTU 1450", ...
+    /// A short reason, as the agent words it: "no answer in 2 s", "connected, no answer in
+    /// 2 s", "refused", "unreachable", "no route", "closed without an answer", "a wrong answer",
+    /// "too big: path MTU 1450" (this node's own route knows it) or "too big: path MTU 1400 from
+    /// 10.0.0.1" (a hop said so; `Outcome::path_mtu` reads the number), "prohibited by a filter
+    /// from HOP", "cannot resolve HOST: ...", or the node's own trouble: NO_PYTHON, "ip not
+    /// found on the node", "cannot open a socket: not permitted".
     Failed(String),
     /// A `Probe::Path`'s facts; `lladdr` when the neighbour entry has one (it resolved by ARP).
     Path {
@@ -125,6 +129,17 @@ pub enum Outcome {
         src: Option<Ipv4Addr>,
         lladdr: Option<String>,
     },
+}
+
+impl Outcome {
+    /// The path MTU a don't-fragment ping was refused with (`too big: path MTU N`).
+    pub fn path_mtu(&self) -> Option<u32> {
+        let Outcome::Failed(why) = self else {
+            return None;
+        };
+        let rest = why.strip_prefix("too big: path MTU ")?;
+        rest.split(' ').next()?.parse().ok()
+    }
 }
 
 fn token(run_id: &str) -> String {
@@ -499,6 +514,16 @@ mod tests {
     }
 
     #[test]
+    fn path_mtu_of_a_refused_ping() {
+        let mtu = |why: &str| Outcome::Failed(why.into()).path_mtu();
+        assert_eq!(mtu("too big: path MTU 1400 from 10.0.0.1"), Some(1400));
+        assert_eq!(mtu("too big: path MTU 1450"), Some(1450));
+        assert_eq!(mtu("too big: path MTU unknown"), None);
+        assert_eq!(mtu("no answer in 2 s"), None);
+        assert_eq!(Outcome::Ok { ms: 1 }.path_mtu(), None);
+    }
+
+    #[test]
     fn path_lines_are_read_strictly() {
         let p = Probe::Path(B);
         let path = |line: &str| {
@@ -633,48 +658,100 @@ mod tests {
             String::from_utf8(out.stdout).unwrap()
         }
 
-        /// Namespaces pfag-PID-X-a and -b, 10.255.X.1 and .2; deleted on drop, after the
-        /// listeners of every run started here are stopped (a failed assertion included).
+        /// Namespaces pfag-PID-X-a and -b, 10.255.X.1 and .2, or with a router namespace -r
+        /// between them; deleted on drop, after the listeners of every run started here are
+        /// stopped (a failed assertion included).
         struct Pair {
             a: String,
             b: String,
+            router: Option<String>,
+            a_addr: Ipv4Addr,
+            b_addr: Ipv4Addr,
             x: u8,
             runs: std::cell::RefCell<Vec<String>>,
         }
 
+        /// A veth pair between the namespaces `a.0` and `b.0`, its ends named `a.1` and `b.1`,
+        /// addressed `a.2` and `b.2`, up.
+        fn link(a: (&str, &str, String), b: (&str, &str, String)) {
+            ip(&[
+                "-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0,
+            ]);
+            for (ns, dev, addr) in [a, b] {
+                ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
+                ip(&["-n", ns, "link", "set", dev, "up"]);
+                ip(&["-n", ns, "link", "set", "lo", "up"]);
+            }
+        }
+
         impl Pair {
-            fn up(x: u8) -> Pair {
+            fn new(x: u8, router: bool) -> Pair {
                 let id = format!("pfag-{}-{x}", std::process::id());
                 let p = Pair {
                     a: format!("{id}-a"),
                     b: format!("{id}-b"),
+                    router: router.then(|| format!("{id}-r")),
+                    a_addr: Ipv4Addr::new(10, 255, x, 1),
+                    b_addr: Ipv4Addr::new(10, 255, x + u8::from(router), 2),
                     x,
                     runs: Default::default(),
                 };
-                ip(&["netns", "add", &p.a]);
-                ip(&["netns", "add", &p.b]);
-                ip(&[
-                    "-n", &p.a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-                    "netns", &p.b,
-                ]);
-                for (ns, end) in [(&p.a, 1), (&p.b, 2)] {
-                    ip(&[
-                        "-n",
-                        ns,
-                        "addr",
-                        "add",
-                        &format!("10.255.{x}.{end}/24"),
-                        "dev",
-                        "eth0",
-                    ]);
-                    ip(&["-n", ns, "link", "set", "eth0", "up"]);
-                    ip(&["-n", ns, "link", "set", "lo", "up"]);
+                for ns in [Some(&p.a), Some(&p.b), p.router.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    ip(&["netns", "add", ns]);
                 }
                 p
             }
 
-            fn addr(&self, end: u8) -> Ipv4Addr {
-                Ipv4Addr::new(10, 255, self.x, end)
+            /// a and b on one segment.
+            fn up(x: u8) -> Pair {
+                let p = Pair::new(x, false);
+                link(
+                    (&p.a, "eth0", format!("{}/24", p.a_addr)),
+                    (&p.b, "eth0", format!("{}/24", p.b_addr)),
+                );
+                p
+            }
+
+            /// a on 10.255.X.0/24, b on 10.255.X+1.0/24, the router .254 on both, forwarding.
+            fn routed(x: u8) -> Pair {
+                let p = Pair::new(x, true);
+                let r = p.router.as_deref().unwrap();
+                let y = x + 1;
+                link(
+                    (&p.a, "eth0", format!("{}/24", p.a_addr)),
+                    (r, "eth0", format!("10.255.{x}.254/24")),
+                );
+                link(
+                    (&p.b, "eth0", format!("{}/24", p.b_addr)),
+                    (r, "eth1", format!("10.255.{y}.254/24")),
+                );
+                ip(&[
+                    "-n",
+                    &p.a,
+                    "route",
+                    "add",
+                    &format!("10.255.{y}.0/24"),
+                    "via",
+                    &format!("10.255.{x}.254"),
+                ]);
+                ip(&[
+                    "-n",
+                    &p.b,
+                    "route",
+                    "add",
+                    &format!("10.255.{x}.0/24"),
+                    "via",
+                    &format!("10.255.{y}.254"),
+                ]);
+                let fwd = std::process::Command::new("ip")
+                    .args(["netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+                    .status()
+                    .unwrap();
+                assert!(fwd.success());
+                p
             }
 
             fn run_id(&self, n: u8) -> String {
@@ -706,7 +783,10 @@ mod tests {
                 for run in self.runs.borrow().iter() {
                     let _ = self.stop(run);
                 }
-                for ns in [&self.a, &self.b] {
+                for ns in [Some(&self.a), Some(&self.b), self.router.as_ref()]
+                    .into_iter()
+                    .flatten()
+                {
                     let _ = std::process::Command::new("ip")
                         .args(["netns", "del", ns])
                         .status();
@@ -763,7 +843,7 @@ mod tests {
             let parent = std::fs::metadata("/run/netctl").unwrap().permissions();
             assert_eq!(parent.mode() & 0o7777, 0o755);
 
-            let b = p.addr(2);
+            let b = p.b_addr;
             let probes = [
                 Probe::Echo(Listen::Udp(47001), b),
                 Probe::Echo(Listen::Tcp(47002), b),
@@ -774,7 +854,8 @@ mod tests {
                 Probe::Path(b),
             ];
             let (got, took) = p.probe(&run, &probes);
-            assert!(took < Duration::from_secs(1), "{took:?}");
+            // Every probe is answered: none waits out its 2 s.
+            assert!(took < Duration::from_millis(1900), "{took:?}");
             for probe in &probes[..6] {
                 assert!(
                     matches!(got[probe], Outcome::Ok { .. }),
@@ -794,7 +875,7 @@ mod tests {
                 Outcome::Path {
                     dev: "eth0".into(),
                     via: None,
-                    src: Some(p.addr(1)),
+                    src: Some(p.a_addr),
                     lladdr: Some(mac.to_string()),
                 }
             );
@@ -833,7 +914,7 @@ mod tests {
             assert_eq!(taken[&Listen::Tcp(47012)], ListenState::Busy);
             assert_eq!(taken[&Listen::Udp(47013)], ListenState::Listening);
 
-            let b = p.addr(2);
+            let b = p.b_addr;
             let probes = [
                 Probe::Echo(Listen::Udp(47011), b),
                 Probe::Echo(Listen::Tcp(47012), b),
@@ -841,7 +922,9 @@ mod tests {
                 Probe::Echo(Listen::Udp(47013), b),
             ];
             let (got, took) = p.probe(&run, &probes);
-            assert!(took < Duration::from_millis(2600), "{took:?}");
+            // Two probes get no answer: at once they take 2 s, one after the other 4 s (the
+            // rest is python's and ip netns exec's start on a loaded machine).
+            assert!(took < Duration::from_millis(3900), "{took:?}");
             assert_eq!(got[&probes[0]], Outcome::Failed("no answer in 2 s".into()));
             assert!(matches!(got[&probes[1]], Outcome::Ok { .. }), "{got:?}");
             assert_eq!(got[&probes[2]], Outcome::Failed("refused".into()));
@@ -855,7 +938,7 @@ mod tests {
         }
 
         /// b's link takes 1280 bytes: a don't-fragment ping bigger than that is lost, one bigger
-        /// than a's own link does not leave a, the rest pass.
+        /// than a's own link does not leave a, the rest pass; what has no route fails at once.
         #[test]
         fn a_df_ping_bigger_than_the_peer_mtu_fails() {
             if !root() {
@@ -863,7 +946,7 @@ mod tests {
             }
             let p = Pair::up(163);
             ip(&["-n", &p.b, "link", "set", "eth0", "mtu", "1280"]);
-            let b = p.addr(2);
+            let b = p.b_addr;
             let probes = [
                 Probe::Ping(b, 1400),
                 Probe::Ping(b, 1280),
@@ -871,10 +954,12 @@ mod tests {
                 Probe::Ping(b, 1501),
                 Probe::Ping(Ipv4Addr::new(10, 254, 0, 1), 0),
                 Probe::Connect("10.254.0.1".into(), 443),
+                // A name: resolved beside the other probes (a's own loopback, nothing there).
+                Probe::Connect("localhost".into(), 47051),
             ];
             let run = p.run_id(1);
             let (got, took) = p.probe(&run, &probes);
-            assert!(took < Duration::from_millis(2600), "{took:?}");
+            assert!(took < Duration::from_millis(3900), "{took:?}");
             assert_eq!(got[&probes[0]], Outcome::Failed("no answer in 2 s".into()));
             assert!(matches!(got[&probes[1]], Outcome::Ok { .. }), "{got:?}");
             assert!(matches!(got[&probes[2]], Outcome::Ok { .. }), "{got:?}");
@@ -884,6 +969,53 @@ mod tests {
             );
             assert_eq!(got[&probes[4]], Outcome::Failed("no route".into()));
             assert_eq!(got[&probes[5]], Outcome::Failed("no route".into()));
+            assert_eq!(got[&probes[6]], Outcome::Failed("refused".into()));
+        }
+
+        /// b behind a router whose link to b takes 1400 bytes: a don't-fragment ping bigger than
+        /// that is answered by the router's "fragmentation needed", which names the path MTU and
+        /// the hop; the path goes through the gateway, and b has no neighbour entry on a's link.
+        #[test]
+        fn a_router_names_the_path_mtu_and_the_path_its_gateway() {
+            if !root() {
+                return;
+            }
+            let p = Pair::routed(170);
+            let r = p.router.as_deref().unwrap();
+            ip(&["-n", r, "link", "set", "eth1", "mtu", "1400"]);
+            ip(&["-n", &p.b, "link", "set", "eth0", "mtu", "1400"]);
+            let run = p.run_id(1);
+            assert_eq!(
+                p.listen(&run, &[Listen::Udp(47041)])[&Listen::Udp(47041)],
+                ListenState::Listening
+            );
+            let b = p.b_addr;
+            let probes = [
+                Probe::Echo(Listen::Udp(47041), b),
+                Probe::Ping(b, 1500),
+                Probe::Ping(b, 1400),
+                Probe::Path(b),
+            ];
+            let (got, took) = p.probe(&run, &probes);
+            // Every probe is answered: none waits out its 2 s.
+            assert!(took < Duration::from_millis(1900), "{took:?}");
+            assert!(matches!(got[&probes[0]], Outcome::Ok { .. }), "{got:?}");
+            assert_eq!(
+                got[&probes[1]],
+                Outcome::Failed("too big: path MTU 1400 from 10.255.170.254".into())
+            );
+            assert!(matches!(got[&probes[2]], Outcome::Ok { .. }), "{got:?}");
+            assert_eq!(
+                got[&probes[3]],
+                Outcome::Path {
+                    dev: "eth0".into(),
+                    via: Some(Ipv4Addr::new(10, 255, 170, 254)),
+                    src: Some(p.a_addr),
+                    lladdr: None,
+                }
+            );
+            assert_eq!(p.stop(&run), Ok(()));
+            assert_gone(&run);
         }
 
         /// netctl died: the listener ends at its lifetime, or as soon as its directory goes,
@@ -918,6 +1050,46 @@ mod tests {
             }
             assert_gone(&run);
             assert_eq!(p.stop(&run), Ok(()));
+        }
+
+        /// A pid file naming a process without this run's token (a stale pid, reused) or holding
+        /// anything but digits kills nothing; the directory still goes (in a mount namespace of
+        /// its own with a tmpfs on /run, so the machine's /run is not touched).
+        #[test]
+        fn stop_kills_only_what_carries_the_token() {
+            if !root() {
+                return;
+            }
+            let run = format!("t166-{}", std::process::id());
+            let mut other = std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap();
+            let stop = stop_script(&run);
+            for pid in [
+                other.id().to_string(),
+                "1 2".into(),
+                "../1".into(),
+                String::new(),
+            ] {
+                let script = format!(
+                    "mount -t tmpfs -o mode=0755 pfag /run\nmkdir -p /run/netctl/preflight/{run}\nprintf '%s\\n' {} > /run/netctl/preflight/{run}/pid\n{stop}",
+                    shell::sh_quote(&pid)
+                );
+                let out = std::process::Command::new("unshare")
+                    .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+                    .output()
+                    .unwrap();
+                assert_eq!(
+                    parse_stop(&String::from_utf8_lossy(&out.stdout)),
+                    Ok(()),
+                    "{pid}: {out:?}"
+                );
+            }
+            let alive = other.try_wait().unwrap().is_none();
+            let _ = other.kill();
+            let _ = other.wait();
+            assert!(alive, "stop killed a process without the token");
         }
 
         /// The directory is root's alone or the listener does not start: a symlink, another
