@@ -18,6 +18,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::watch;
+
 use crate::fleet;
 use crate::printer::{NodeLine, Progress};
 use crate::profile::{Cluster, Node};
@@ -48,6 +50,7 @@ pub const IDS: &[&str] = &[
     "preflight.layer2",
     "preflight.mtu",
     "preflight.cleanup",
+    "preflight.interrupted",
 ];
 
 /// One node after the first round trip.
@@ -132,6 +135,14 @@ async fn preflight(
     open: BTreeMap<String, Arc<Remote>>,
 ) -> Report {
     let started = Instant::now();
+    // Ctrl-C is ours from here: the listeners started are stopped before netctl exits (a listener
+    // left behind would hold its port, and the next preflight would take it for the network's).
+    let (tx, rx) = watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = tx.send(true);
+        }
+    });
     let needs = Arc::new(crate::provider::needs::needs(&cluster));
     let progress = Progress::new(run.quiet);
     let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
@@ -228,7 +239,16 @@ async fn preflight(
         .filter_map(|(i, r)| r.as_ref().map(|r| (i, (r.remote.clone(), r.line.clone()))))
         .collect();
     let sessions = Arc::new(sessions);
-    let mut outcomes = probe_round(&sessions, &run_id, plans, run.concurrency).await;
+    // Round 1 always finishes (each node's script is bounded): every listener it started is
+    // known, so the stop round below reaches it. The probes stop at a Ctrl-C.
+    let mut interrupted = *rx.borrow();
+    let mut outcomes = Vec::new();
+    if !interrupted {
+        tokio::select! {
+            o = probe_round(&sessions, &run_id, plans, run.concurrency) => outcomes = o,
+            _ = ctrl_c_seen(rx.clone()) => interrupted = true,
+        }
+    }
     // A probe that failed is sent once more before it counts (as verify's pings): on a loaded
     // machine one lost answer is not a firewall. Only the failed ones, so a clean run pays nothing.
     let again: Vec<(usize, Vec<Probe>)> = outcomes
@@ -245,7 +265,7 @@ async fn preflight(
         })
         .filter(|(_, failed)| !failed.is_empty())
         .collect();
-    if !again.is_empty() {
+    if !again.is_empty() && !*rx.borrow() {
         for (i, second) in probe_round(&sessions, &run_id, again, run.concurrency).await {
             let got = &mut outcomes
                 .iter_mut()
@@ -304,9 +324,19 @@ async fn preflight(
             ),
         });
     }
-    checks.extend(pair_checks(
-        &needs, &names, &cluster, &up, &by_node, skipped,
-    ));
+    if interrupted || *rx.borrow() {
+        checks.push(Check::fail(
+            "preflight.interrupted",
+            crate::verify::CLUSTER,
+            "interrupted (Ctrl-C): the probes did not finish; every listener started was stopped",
+            "re-run netctl preflight",
+        ));
+    } else {
+        checks.extend(pair_checks(
+            &needs, &names, &cluster, &up, &by_node, skipped,
+        ));
+    }
+    watcher.abort();
     for r in up.into_iter().flatten() {
         drop(r.line);
         if let Ok(remote) = Arc::try_unwrap(r.remote) {
@@ -323,6 +353,11 @@ async fn preflight(
     Report::new(run_id, checks, refused)
         .of("preflight")
         .took(started)
+}
+
+/// Returns once Ctrl-C has been seen.
+async fn ctrl_c_seen(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
 }
 
 /// One round of probes: each node its own, in the window.
@@ -437,8 +472,26 @@ async fn first_round(
         .collect();
     let start = Instant::now();
     let before = SystemTime::now();
-    let got = remote.probe(&node::script(cluster, &peer_addrs)).await;
+    // The facts and the listener in one execution: one round trip and one remote shell fewer
+    // per node (the listener's half starts python; the clock is read before it).
+    let mut script = node::script(cluster, &peer_addrs);
+    if !listens.is_empty() {
+        script.push('\n');
+        script.push_str(&agent::listen_script(&run.id, listens));
+    }
+    let got = remote.probe(&script).await;
     let after = SystemTime::now();
+    let listening = if listens.is_empty() {
+        BTreeMap::new()
+    } else {
+        match &got {
+            Ok(out) => agent::parse_listen(&String::from_utf8_lossy(&out.stdout), listens),
+            Err(e) => listens
+                .iter()
+                .map(|l| (*l, ListenState::Failed(format!("the script failed: {e}"))))
+                .collect(),
+        }
+    };
     let facts = match got {
         Ok(out) => {
             let f = node::parse(&String::from_utf8_lossy(&out.stdout));
@@ -472,22 +525,6 @@ async fn first_round(
                     )
                 }),
         );
-    }
-    let mut listening = BTreeMap::new();
-    if !listens.is_empty() {
-        line.phase("listen");
-        listening = match remote.probe(&agent::listen_script(&run.id, listens)).await {
-            Ok(out) => agent::parse_listen(&String::from_utf8_lossy(&out.stdout), listens),
-            Err(e) => listens
-                .iter()
-                .map(|l| {
-                    (
-                        *l,
-                        ListenState::Failed(format!("the listen script failed: {e}")),
-                    )
-                })
-                .collect(),
-        };
     }
     Ok(Reached {
         node,
@@ -559,7 +596,12 @@ fn pair_checks(
                         verdict.get_or_insert(Verdict::Pass);
                     }
                     Some(Outcome::Failed(e)) => {
-                        verdict = Some(Verdict::Fail(format!("{}: {e}", l.describe())));
+                        // The check names its protocol; several (weave) name the one that failed.
+                        verdict = Some(Verdict::Fail(if traffic.len() > 1 {
+                            format!("{}: {e}", l.describe())
+                        } else {
+                            e.clone()
+                        }));
                         break;
                     }
                     _ => {}

@@ -523,7 +523,7 @@ pub fn cni_plugins(
                 missing.join(", ")
             ),
             format!(
-                "install containernetworking-plugins, or set networking.cniBinDir to where {} live",
+                "install containernetworking-plugins, or set networking.cniBinDir to where they live ({})",
                 missing.join(", ")
             ),
         )
@@ -825,5 +825,94 @@ mod tests {
         assert_eq!(f.routes[&Ipv4Addr::LOCALHOST].dev.as_deref(), Some("lo"));
         assert!(f.modules.contains_key("vxlan") && f.modules.contains_key("br_netfilter"));
         assert!(f.rp_filter.contains_key("all"));
+    }
+}
+
+#[cfg(test)]
+mod planted {
+    use super::*;
+
+    /// The script over planted modprobe.d and sysctl.d files (tmpfs over /etc's directories in a
+    /// mount namespace of its own, so this machine's files are untouched): an `install` line and
+    /// a later sysctl file are found, with the key as the checks read it. Needs root.
+    #[test]
+    fn planted_install_lines_and_sysctl_files_are_found() {
+        if std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            != Some("0")
+        {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs as root"
+            );
+            eprintln!("SKIP planted_install_lines_and_sysctl_files_are_found: needs root (mount namespaces)");
+            return;
+        }
+        let c = crate::profile::load_str(
+            "apiVersion: netctl/v1\nkind: ClusterProfile\nname: t\nkubernetes: { version: \"1.30\", clusterCIDR: 10.200.0.0/16, serviceCIDR: 10.32.0.0/24 }\nnetworking:\n  provider: routes\n  routes: { backend: vxlan }\nnodes:\n  - { name: w1, address: 10.0.0.11 }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let script = script(&c, &[]);
+        let plant = "set -e; mount -t tmpfs none /etc/modprobe.d; mount -t tmpfs none /etc/sysctl.d; \
+            printf '# CIS\\ninstall vxlan /bin/false\\n' > /etc/modprobe.d/cis.conf; \
+            printf 'net.ipv4.ip_forward = 0\\n-net.bridge.bridge-nf-call-iptables=0\\n' > /etc/sysctl.d/99-hardening.conf; \
+            printf 'net/ipv4/ip_forward=1\\n' > /etc/sysctl.d/10-early.conf; \
+            exec sh -c \"$1\"";
+        let out = std::process::Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                plant,
+                "sh",
+                &script,
+            ])
+            .output()
+            .expect("unshare");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let f = parse(&text);
+        assert!(f.done, "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            f.modules["vxlan"].install,
+            Some(("/etc/modprobe.d/cis.conf".into(), "false".into()))
+        );
+        assert_eq!(
+            f.sysctls["net.ipv4.ip_forward"],
+            [
+                ("/etc/sysctl.d/10-early.conf".to_string(), "1".to_string()),
+                (
+                    "/etc/sysctl.d/99-hardening.conf".to_string(),
+                    "0".to_string()
+                )
+            ]
+        );
+        assert_eq!(
+            f.sysctls["net.bridge.bridge-nf-call-iptables"],
+            [(
+                "/etc/sysctl.d/99-hardening.conf".to_string(),
+                "0".to_string()
+            )]
+        );
+        let n = &c.nodes[0];
+        assert_eq!(modules(&c, n, &f).status, crate::verify::Status::Fail);
+        let fw = forwarding(n, &f);
+        assert!(
+            fw.detail
+                .contains("99-hardening.conf sets net.ipv4.ip_forward = 0"),
+            "{}",
+            fw.detail
+        );
+        assert!(
+            fw.detail.contains("net.bridge.bridge-nf-call-iptables = 0"),
+            "{}",
+            fw.detail
+        );
     }
 }

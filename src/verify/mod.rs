@@ -198,6 +198,7 @@ pub const CHECK_IDS: &[&str] = &[
     "preflight.layer2",
     "preflight.mtu",
     "preflight.cleanup",
+    "preflight.interrupted",
     "node.provider",
     "node.forwarding",
     "node.br-netfilter",

@@ -1,11 +1,12 @@
 # netctl preflight: one read-only script prints, tagged, what the node checks need. Nothing it
 # prints is run or used as a path. Names it finds (interfaces, files) that hold anything but
-# [A-Za-z0-9._@-] are left out, so no line can forge another.
-# Variables: BIN (cniBinDir), CONTAINERD (its config), ADDR (the profile's address).
+# [A-Za-z0-9._@/-] are left out, so no line can forge another. Few processes: it runs on every
+# node of a large cluster at once.
+# Variables: BIN (cniBinDir), CONTAINERD (its config).
 # Arguments: mod:NAME:PRESENT (a module and the path that shows it is there), key:SYSCTL (a
 # sysctl whose persisted settings matter), peer:ADDRESS (the route to a peer is wanted).
 set -u
-safe() { case $1 in ''|*[!A-Za-z0-9._@-]*) return 1 ;; esac; }
+safe() { case $1 in ''|*[!A-Za-z0-9._@/-]*) return 1 ;; esac; }
 # The node's clock first: netctl brackets this round trip with its own.
 printf '@@clock %s\n' "$(date +%s.%N)"
 ip -o -4 addr show | while read -r i d _ a _ scope _; do
@@ -17,25 +18,33 @@ done
 ip -4 route show default 2>/dev/null | while read -r _ via gw dev d _; do
   [ "$via" = via ] && [ "$dev" = dev ] && safe "$d" && printf '@@default %s %s\n' "$d" "$gw"
 done
+# Values read with the shell's own `read` (no process per file).
+val() { v=; { read -r v < "$1"; } 2>/dev/null; [ -n "$v" ] || v=-; }  # dash's read says 1 on /proc even when it read
 for f in /proc/sys/net/ipv4/conf/*/rp_filter; do
-  d=${f%/rp_filter}; d=${d##*/}; safe "$d" && printf '@@rp %s %s\n' "$d" "$(cat "$f" 2>/dev/null || echo -)"
+  d=${f%/rp_filter}; d=${d##*/}; val "$f"; safe "$d" && printf '@@rp %s %s\n' "$d" "$v"
 done
-printf '@@forward %s\n' "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo -)"
-printf '@@conntrack %s %s\n' "$(cat /proc/sys/net/netfilter/nf_conntrack_count 2>/dev/null || echo -)" \
-  "$(cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null || echo -)"
+val /proc/sys/net/ipv4/ip_forward; printf '@@forward %s\n' "$v"
+val /proc/sys/net/netfilter/nf_conntrack_count; count=$v
+val /proc/sys/net/netfilter/nf_conntrack_max; printf '@@conntrack %s %s\n' "$count" "$v"
 for f in "$BIN"/*; do [ -f "$f" ] && [ -x "$f" ] && safe "${f##*/}" && printf '@@bin %s\n' "${f##*/}"; done
 [ -f "$CONTAINERD" ] && { printf '@@containerd '; base64 -w0 < "$CONTAINERD"; echo; }
 if command -v python3 >/dev/null 2>&1; then echo '@@python 1'; else echo '@@python 0'; fi
 kernel=$(uname -r)
-# modprobe.d in the order modprobe reads it: a file in /etc hides one of the same name below.
-confs=$(for d in /etc/modprobe.d /run/modprobe.d /usr/local/lib/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d; do
-  for f in "$d"/*.conf; do [ -f "$f" ] && safe "${f##*/}" && printf '%s\n' "$f"; done; done)
-sysctls=$(for d in /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d; do
-  for f in "$d"/*.conf; do [ -f "$f" ] && safe "${f##*/}" && printf '%s\n' "$f"; done; done)
+# Every modprobe.d and sysctl.d file, in the order their readers take them (a name in an earlier
+# directory hides the same name in a later one: netctl judges that, the script only lists).
+confs='' sysctls=''
+for d in /etc/modprobe.d /run/modprobe.d /usr/local/lib/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d; do
+  for f in "$d"/*.conf; do [ -f "$f" ] && safe "$f" && confs="$confs $f"; done
+done
+for d in /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d; do
+  for f in "$d"/*.conf; do [ -f "$f" ] && safe "$f" && sysctls="$sysctls $f"; done
+done
+[ -f /etc/sysctl.conf ] && sysctls="$sysctls /etc/sysctl.conf"
+mods='' keys=''
 for a in "$@"; do
   case $a in
     mod:*)
-      m=${a#mod:}; present=${m#*:}; m=${m%%:*}
+      m=${a#mod:}; present=${m#*:}; m=${m%%:*}; mods="$mods|$m"
       if [ -e "$present" ]; then s=loaded
       elif grep -qE "/$m\.ko(\.[a-z]+)?\$" "/lib/modules/$kernel/modules.builtin" 2>/dev/null; then s=builtin
       elif grep -qE "(^|/)$m\.ko(\.[a-z]+)?:" "/lib/modules/$kernel/modules.dep" 2>/dev/null; then s=available
@@ -45,22 +54,9 @@ for a in "$@"; do
       elif [ "$m" = wireguard ] && unshare -n ip link add pf0 type wireguard >/dev/null 2>&1; then s=works
       elif [ "$m" = ipip ] && unshare -n ip link add pf0 type ipip >/dev/null 2>&1; then s=works
       else s=missing; fi
-      printf '@@mod %s %s\n' "$m" "$s"
-      # `install NAME CMD` replaces loading; hardening guides set it to /bin/false or /bin/true.
-      printf '%s\n' "$confs" | while read -r f; do
-        [ -n "$f" ] || continue
-        sed -n "s/^[[:space:]]*install[[:space:]][[:space:]]*${m}[[:space:]][[:space:]]*\\([^[:space:]]*\\).*/\\1/p" "$f" 2>/dev/null | head -n1 | while read -r cmd; do
-          safe "${cmd##*/}" && printf '@@modinstall %s %s %s\n' "$m" "$f" "${cmd##*/}"
-        done
-      done ;;
+      printf '@@mod %s %s\n' "$m" "$s" ;;
     key:*)
-      k=${a#key:}; kre=$(printf '%s' "$k" | sed 's/[.]/[.\/]/g')
-      { printf '%s\n' "$sysctls"; [ -f /etc/sysctl.conf ] && echo /etc/sysctl.conf; } | while read -r f; do
-        [ -n "$f" ] || continue
-        sed -n "s/^[[:space:]]*-\\{0,1\\}${kre}[[:space:]]*=[[:space:]]*\\([0-9-][0-9]*\\)[[:space:]]*\$/\\1/p" "$f" 2>/dev/null | tail -n1 | while read -r v; do
-          printf '@@sysctl %s %s %s\n' "$k" "$f" "$v"
-        done
-      done ;;
+      k=${a#key:}; keys="$keys|$(printf '%s' "$k" | sed 's/[.]/[.\/]/g')" ;;
     peer:*)
       p=${a#peer:}
       # shellcheck disable=SC2046 # the route's words, split on purpose
@@ -75,4 +71,26 @@ for a in "$@"; do
       printf '@@routeget %s %s %s %s\n' "$p" "$dev" "$src" "$via" ;;
   esac
 done
+# `install NAME CMD` replaces loading a module (hardening guides set it to /bin/false): one grep
+# over every file for every module.
+if [ -n "$mods" ] && [ -n "$confs" ]; then
+  # shellcheck disable=SC2086 # the file list, split on purpose (names checked by safe)
+  grep -HE "^[[:space:]]*install[[:space:]]+(${mods#|})[[:space:]]" $confs 2>/dev/null | while IFS=: read -r f line; do
+    set -f
+    # shellcheck disable=SC2086 # the line's words
+    set -- $line
+    set +f
+    [ $# -ge 3 ] && safe "${3##*/}" && printf '@@modinstall %s %s %s\n' "$2" "$f" "${3##*/}"
+  done
+fi
+# The settings of netctl's sysctls in every file, in file order: one grep.
+if [ -n "$keys" ] && [ -n "$sysctls" ]; then
+  # shellcheck disable=SC2086 # the file list, split on purpose (names checked by safe)
+  grep -HE "^[[:space:]]*-?(${keys#|})[[:space:]]*=" $sysctls 2>/dev/null | while IFS=: read -r f line; do
+    k=${line%%=*}; v=${line#*=}
+    k=$(printf '%s' "$k" | tr -d ' \t' | tr / .); k=${k#-}; v=$(printf '%s' "$v" | tr -d ' \t\r')
+    case $v in ''|*[!0-9-]*) continue ;; esac
+    safe "$k" && printf '@@sysctl %s %s %s\n' "$k" "$f" "$v"
+  done
+fi
 echo '@@done'
