@@ -343,6 +343,29 @@ fn preflight_leaves_every_node_as_it_found_it() {
         return;
     }
     let lab = Lab::up("pf8", "netns", 4, 172);
+    // The snapshots see a listener left running: one planted by hand shows in both.
+    let before = node_state::traces(&lab);
+    let procs = node_state::processes_in_node(&lab, 1);
+    lab.exec_ok(
+        "node-1",
+        "/usr/bin/python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.bind((\"0.0.0.0\", 8472)); time.sleep(60)' </dev/null >/dev/null 2>&1 & echo $! > /root/planted.pid; \
+         for i in $(seq 50); do ss -Hlnu | grep -q ':8472 ' && break; sleep 0.1; done",
+    );
+    assert_ne!(before, node_state::traces(&lab), "a planted listener");
+    assert_ne!(procs, node_state::processes_in_node(&lab, 1));
+    lab.exec_ok(
+        "node-1",
+        "kill $(cat /root/planted.pid); rm /root/planted.pid; \
+         for i in $(seq 50); do ss -Hlnu | grep -q ':8472 ' || break; sleep 0.1; done",
+    );
+    assert_eq!(
+        before,
+        node_state::traces(&lab),
+        "the planted listener ended"
+    );
+    assert_eq!(procs, node_state::processes_in_node(&lab, 1));
+
     for backend in ["vxlan", "host-gw"] {
         let before = node_state::traces(&lab);
         let procs: Vec<_> = (1..=lab.nodes)

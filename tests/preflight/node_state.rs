@@ -17,7 +17,7 @@ pub fn changeable(lab: &Lab) -> Vec<String> {
            [ -d $d ] && find $d -xdev -printf '%p %T@ %s %m\\n'; done | sort; \
          ip -o link show | cut -d' ' -f2,3,5 | sed -e 's/NO-CARRIER,//' -e 's/,LOWER_UP//'; \
          ip -4 -o addr show | cut -d' ' -f2,7; ip -4 route show table all | grep -v ' table local'; \
-         sysctl -n net.ipv4.ip_forward; cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null; \
+         sysctl -n net.ipv4.ip_forward; \
          iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'",
     )
 }
