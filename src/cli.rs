@@ -132,8 +132,33 @@ pub enum Command {
         /// guarded way).
         #[arg(long)]
         allow_provider_change: bool,
+        /// Do not run preflight (`netctl preflight`) before changing anything; the report says so.
+        #[arg(long)]
+        skip_preflight: bool,
         #[command(flatten)]
         plan: PlanArgs,
+    },
+    /// Check, changing nothing, everything the profile's network (or --networking's) needs: on
+    /// every node (interface, kernel modules, rp_filter, sysctls, conntrack, clock, CNI plugins,
+    /// the API server) and between node pairs with real packets (its ports and protocols, the
+    /// path MTU, one layer-2 segment for host-gw). init and switch run it first. Exit 1 when a
+    /// check fails.
+    Preflight {
+        #[command(flatten)]
+        nodes: Nodes,
+        /// Check for this network instead of the profile's: routes, kubenet, flannel, calico,
+        /// canal, weave, or PROVIDER:BACKEND.
+        #[arg(long)]
+        networking: Option<netctl::network::Network>,
+        /// The backend of --networking (routes: host-gw, vxlan; flannel: host-gw, vxlan, wireguard).
+        #[arg(long, requires = "networking", value_parser = backends(netctl::network::backends))]
+        backend: Option<String>,
+        /// Report format: text for people (wide: every row), json or junit for machines (docs/preflight.md).
+        #[arg(long, value_enum, default_value = "text")]
+        output: VerifyFormat,
+        /// List the skipped checks in the text report, one line per reason.
+        #[arg(long)]
+        show_skips: bool,
     },
     /// Check the cluster's network: node checks over SSH, cluster checks through kubectl, and a
     /// data-plane test with real test pods on every worker. Exit 1 when a check fails.
@@ -214,6 +239,9 @@ pub enum Command {
         /// waited for before it is reported and left for `switch --rollback` or `--resume`.
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         wait_for_node: u64,
+        /// Do not run preflight for the target network before changing anything.
+        #[arg(long)]
+        skip_preflight: bool,
         /// Report format: text for people, json for machines.
         #[arg(long, value_enum, default_value = "text")]
         output: Format,

@@ -18,6 +18,7 @@ pub mod network;
 pub mod phase;
 pub mod pins;
 pub mod plan;
+pub mod preflight;
 pub mod printer;
 pub mod profile;
 pub mod provider;

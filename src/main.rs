@@ -90,12 +90,18 @@ fn init_result(report: &RunReport) -> Result<i32, Error> {
         .iter()
         .map(|n| n.name.as_str())
         .collect();
+    if let Some(p) = report.preflight.as_ref().filter(|p| p.failed()) {
+        return Err(Error::Failed(format!(
+            "{}; nothing was changed (--skip-preflight to go on anyway)",
+            report_failures("preflight", p)
+        )));
+    }
     node_results(&failed, report.refused())?;
     if report.cluster_failed() {
         return Err(Error::Failed("a cluster step failed".into()));
     }
     match &report.verify {
-        Some(v) if v.failed() => Err(Error::Failed(verify_failures(v))),
+        Some(v) if v.failed() => Err(Error::Failed(report_failures("verify", v))),
         _ => Ok(0),
     }
 }
@@ -133,6 +139,12 @@ fn apply(
     }
     match connect.output {
         Format::Text => {
+            if let Some(p) = report.preflight.as_ref().filter(|p| p.failed()) {
+                out!("{}\n", verify::report::text(p, Default::default()));
+            }
+            if report.preflight_skipped {
+                out!("preflight: skipped (--skip-preflight)\n");
+            }
             print_text(&commands::apply::text(&report, dry_run, plan.diff));
             if let Some(v) = &report.verify {
                 out!("\n{}", verify::report::text(v, Default::default()));
@@ -146,12 +158,12 @@ fn apply(
 }
 
 /// "verify: 2 check(s) failed: node.routes on node-2, ..."
-fn verify_failures(r: &verify::Report) -> String {
+fn report_failures(what: &str, r: &verify::Report) -> String {
     let f: Vec<String> = r
         .failures()
         .map(|c| format!("{} on {}", c.id, c.subject))
         .collect();
-    format!("verify: {} check(s) failed: {}", f.len(), f.join(", "))
+    format!("{what}: {} check(s) failed: {}", f.len(), f.join(", "))
 }
 
 fn verify_command(
@@ -164,25 +176,36 @@ fn verify_command(
     let cluster = profile::load(&nodes.profile)?;
     let run = make_run(cluster, &nodes, false, quiet, Artifacts::Stored, None)?;
     let report = block_on(commands::verify::run(&run, opts));
+    print_report("verify", &report, output, show_skips, quiet)
+}
+
+/// verify's and preflight's report on stdout, and its exit: a refusal 3, a failure 1.
+fn print_report(
+    what: &str,
+    report: &verify::Report,
+    output: VerifyFormat,
+    show_skips: bool,
+    quiet: bool,
+) -> Result<i32, Error> {
     out!(
         "{}",
         match output {
             VerifyFormat::Text => verify::report::text(
-                &report,
+                report,
                 verify::report::TextOptions {
                     skips: show_skips,
                     quiet,
                 }
             ),
-            VerifyFormat::Wide => verify::report::wide(&report),
-            VerifyFormat::Json => verify::report::json(&report),
-            VerifyFormat::Junit => verify::report::junit(&report),
+            VerifyFormat::Wide => verify::report::wide(report),
+            VerifyFormat::Json => verify::report::json(report),
+            VerifyFormat::Junit => verify::report::junit(report),
         }
     );
     if report.refused {
-        Err(Error::Refused(verify_failures(&report)))
+        Err(Error::Refused(report_failures(what, report)))
     } else if report.failed() {
-        Err(Error::Failed(verify_failures(&report)))
+        Err(Error::Failed(report_failures(what, report)))
     } else {
         Ok(0)
     }
@@ -272,6 +295,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 yes: true,
                 verify: false,
                 allow_provider_change: false,
+                preflight: false,
             };
             apply(connect, plan, quiet, true, opts)
         }
@@ -281,12 +305,14 @@ fn run(cli: Cli) -> Result<i32, Error> {
             dry_run,
             no_verify,
             allow_provider_change,
+            skip_preflight,
             plan,
         } => {
             let opts = ApplyOptions {
                 yes,
                 verify: !no_verify,
                 allow_provider_change,
+                preflight: !skip_preflight,
             };
             apply(connect, plan, quiet, dry_run, opts)
         }
@@ -307,6 +333,34 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             verify_command(nodes, opts, output, show_skips, quiet)
         }
+        Command::Preflight {
+            nodes,
+            networking,
+            backend,
+            output,
+            show_skips,
+        } => {
+            let cluster = profile::load(&nodes.profile)?;
+            let target = match networking {
+                Some(n) => {
+                    let to = n
+                        .with_backend_flag(backend.as_deref())
+                        .map_err(Error::Usage)?;
+                    migrate::retarget(&cluster, &to).map_err(|e| Error::Usage(e.to_string()))?
+                }
+                None => cluster.clone(),
+            };
+            let run = make_run(
+                cluster,
+                &nodes,
+                false,
+                quiet,
+                Artifacts::Stored,
+                Some(&target),
+            )?;
+            let report = block_on(netctl::preflight::run(&run, Arc::new(target)));
+            print_report("preflight", &report, output, show_skips, quiet)
+        }
         Command::Unlock { connect, run, yes } => unlock(connect, run, yes, quiet),
         Command::Reset { connect, yes } => reset(connect, yes, quiet),
         Command::Switch {
@@ -321,6 +375,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             rollback,
             no_rollback,
             wait_for_node,
+            skip_preflight,
             output,
         } => {
             let cluster = profile::load(&nodes.profile)?;
@@ -358,6 +413,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 rollback,
                 no_rollback,
                 wait: std::time::Duration::from_secs(wait_for_node),
+                preflight: !skip_preflight,
             };
             let report = block_on(commands::switch::run(&run, opts))?;
             match output {

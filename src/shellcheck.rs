@@ -50,6 +50,10 @@ fn scripts() -> Vec<(String, String)> {
                 format!("{at}: verify node checks"),
                 node::script(&cluster, n, &plan),
             ));
+            v.push((
+                format!("{at}: preflight facts"),
+                crate::preflight::node::script(&cluster, &[n.address]),
+            ));
             for f in plan.files.iter().filter(|f| f.path.ends_with(".sh")) {
                 let text = String::from_utf8_lossy(f.bytes()).into_owned();
                 v.push((format!("{at}: {}", f.path), text));
@@ -122,6 +126,20 @@ fn scripts() -> Vec<(String, String)> {
         "test pods' leftovers".into(),
         dataplane::pods_left_script(&steps),
     ));
+    use crate::preflight::agent::{self, Listen, Probe};
+    let peer = "10.240.0.12".parse().unwrap();
+    v.push((
+        "preflight listen".into(),
+        agent::listen_script(run, &[Listen::Udp(8472), Listen::Ipip]),
+    ));
+    v.push((
+        "preflight probe".into(),
+        agent::probe_script(
+            run,
+            &[Probe::Echo(Listen::Tcp(179), peer), Probe::Path(peer)],
+        ),
+    ));
+    v.push(("preflight stop".into(), agent::stop_script(run)));
     v
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::needs::{Iface, Needs, Proto, Traffic};
 use super::teardown::{self, Firewall};
 use super::{
     custom_cni_dirs, daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan,
@@ -48,6 +49,54 @@ struct ConfigCtx {
 /// calico-node waits on BGP sessions nobody wants (and a firewall may block).
 fn vxlan_backend(c: &crate::profile::CalicoOptions) -> bool {
     c.vxlan_mode != EncapMode::Never && c.ipip_mode == EncapMode::Never
+}
+
+/// calico-node's traffic: BGP (tcp 179) unless the pool is VXLAN-only (no BIRD), IP-in-IP and
+/// VXLAN (udp 4789, felix's default VXLANPort) as the pool uses them; without either, routes point
+/// at peers directly (one segment, or routers that peer BGP). The interface is IP_AUTODETECTION's
+/// default, first-found, which the pinned manifest does not set. Felix refuses loose rp_filter.
+/// install-cni copies the plugins calico's conflist chains.
+pub fn needs(cluster: &Cluster) -> Needs {
+    let c = &cluster.profile.networking.calico;
+    let mut traffic = Vec::new();
+    if !vxlan_backend(c) {
+        traffic.push(Traffic {
+            check: "bgp",
+            proto: Proto::Tcp(179),
+            what: "calico's BGP (BIRD)",
+        });
+    }
+    if c.ipip_mode != EncapMode::Never {
+        traffic.push(Traffic {
+            check: "ipip",
+            proto: Proto::Ipip,
+            what: "calico's IP-in-IP",
+        });
+    }
+    if c.vxlan_mode != EncapMode::Never {
+        traffic.push(Traffic {
+            check: "vxlan",
+            proto: Proto::Udp(4789),
+            what: "calico's VXLAN",
+        });
+    }
+    let overhead = if c.vxlan_mode != EncapMode::Never {
+        50
+    } else if c.ipip_mode != EncapMode::Never {
+        20
+    } else {
+        0
+    };
+    Needs {
+        traffic,
+        layer2: overhead == 0,
+        pod_mtu: c.mtu,
+        overhead,
+        overlay: overhead > 0,
+        felix: true,
+        iface: Iface::FirstFound,
+        node_plugins: vec![],
+    }
 }
 
 /// The tunnels the pool's encapsulation uses.

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::needs::{Iface, Needs, Proto, Traffic};
 use super::teardown::{self, Firewall};
 use super::{
     daemonset_teardown, delete_link, kustomize_plan, node_prereqs, ClusterPlan, NodePlan,
@@ -26,6 +27,31 @@ pub const ROUTE_CHECK: RouteCheck = RouteCheck::FlannelLease {
     backend: FlannelBackend::Vxlan,
     mtu: None,
 };
+
+/// canal's flannel: vxlan on 8472 (net-conf.json names no port), its interface `canal_iface` or
+/// the default route's; its calico-node is Felix (no BGP: CALICO_NETWORKING_BACKEND none).
+pub fn needs(cluster: &Cluster) -> Needs {
+    Needs {
+        traffic: vec![Traffic {
+            check: "vxlan",
+            proto: Proto::Udp(8472),
+            what: "canal's flannel VXLAN",
+        }],
+        layer2: false,
+        pod_mtu: None,
+        overhead: 50,
+        overlay: true,
+        felix: true,
+        iface: cluster
+            .profile
+            .networking
+            .canal
+            .iface
+            .clone()
+            .map_or(Iface::DefaultRoute, Iface::Named),
+        node_plugins: vec![],
+    }
+}
 
 pub fn upstream_url(version: &str) -> String {
     format!("https://raw.githubusercontent.com/projectcalico/calico/{version}/manifests/canal.yaml")

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::needs::{Iface, Needs, Proto, Traffic};
 use super::teardown::{self, Firewall};
 use super::{
     node_prereqs, sh_quote, Blob, ClusterFile, ClusterPlan, KubectlStep, NodeFile, NodePlan,
@@ -492,6 +493,41 @@ fn systemd_cluster() -> ClusterPlan {
         }],
         local: vec![],
         copies: vec![],
+    }
+}
+
+/// flanneld's traffic per backend (v0.28: vxlan on `Port`, default 8472; wireguard on
+/// `ListenPort`, default 51820; host-gw routes via each peer's PublicIP), its interface
+/// (`--iface`, else the default route's: LookupExtIface) and the plugins its conflist chains
+/// from the node (the flannel plugin itself too, when netctl does not install it).
+pub fn needs(cluster: &Cluster) -> Needs {
+    let f = &cluster.profile.networking.flannel;
+    let traffic = match f.backend {
+        FlannelBackend::Vxlan => vec![Traffic {
+            check: "vxlan",
+            proto: Proto::Udp(f.port as u16),
+            what: "flannel's VXLAN",
+        }],
+        FlannelBackend::Wireguard => vec![Traffic {
+            check: "wireguard",
+            proto: Proto::Udp(f.listen_port as u16),
+            what: "flannel's WireGuard",
+        }],
+        FlannelBackend::HostGw => vec![],
+    };
+    let mut node_plugins = vec!["bridge", "host-local", "loopback", "portmap"];
+    if f.deploy == FlannelDeploy::Systemd && f.cni_plugin.is_none() {
+        node_plugins.push("flannel");
+    }
+    Needs {
+        traffic,
+        layer2: f.backend == FlannelBackend::HostGw,
+        pod_mtu: f.mtu,
+        overhead: f.backend.encap_overhead().unwrap_or(0),
+        overlay: f.backend != FlannelBackend::HostGw,
+        felix: false,
+        iface: f.iface.clone().map_or(Iface::DefaultRoute, Iface::Named),
+        node_plugins,
     }
 }
 

@@ -4,6 +4,7 @@
 //! or the routes provider's cloud backends) routes them. It only exists below Kubernetes 1.24:
 //! validation refuses it above.
 
+use super::needs::{Iface, Needs, BRIDGE_CHAIN};
 use super::teardown::{self, Firewall};
 use super::{delete_link, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node};
@@ -55,6 +56,20 @@ pub const FIREWALL: Firewall<'static> = Firewall {
 /// Nothing to write (the kubelet unit comes from kube.rs); leaving kubenet removes its bridge, which
 /// would otherwise keep the old podCIDR address when another provider creates its own, its
 /// masquerade rule and host-local's reservations of gone pods.
+/// The kubelet bridges pods itself; the routes between nodes are the cloud's or the operator's.
+pub fn needs(_cluster: &Cluster) -> Needs {
+    Needs {
+        traffic: vec![],
+        layer2: false,
+        pod_mtu: None,
+        overhead: 0,
+        overlay: false,
+        felix: false,
+        iface: Iface::None,
+        node_plugins: BRIDGE_CHAIN.to_vec(),
+    }
+}
+
 pub fn node(_cluster: &Cluster, node: &Node) -> NodePlan {
     let mut plan = NodePlan::default();
     if node.is_worker() {

@@ -11,6 +11,7 @@ pub mod flannel;
 pub mod kube;
 pub mod kubelet;
 pub mod kubenet;
+pub mod needs;
 pub mod node_prereqs;
 pub mod routes;
 pub mod teardown;

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+use super::needs::{Iface, Needs, Proto, Traffic, BRIDGE_CHAIN};
 use super::{
     node_prereqs, sh_quote, BackendChange, Blob, ClusterFile, ClusterPlan, LocalCheck,
     LocalCommand, NodeFile, NodePlan, RouteCheck, Step, Unit,
@@ -33,6 +34,8 @@ pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
 pub const WIZARD_BACKENDS: [&str; 2] = ["host-gw", "vxlan"];
 /// VXLAN adds 50 bytes of headers; with no MTU in the profile, assume a 1500-byte underlay.
 pub const DEFAULT_VXLAN_MTU: u32 = 1450;
+/// VXLAN's outer headers: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
+pub const VXLAN_OVERHEAD: u32 = 50;
 /// A veth's MTU when the CNI config sets none (the bridge plugin leaves it to the kernel).
 pub const VETH_DEFAULT_MTU: u32 = 1500;
 
@@ -291,6 +294,31 @@ pub fn aws_no_source_dest_check(node: &str, instance: &str) -> LocalCommand {
             ],
             line: "False".into(),
         }),
+    }
+}
+
+/// What routes.sh needs between nodes: its VXLAN port (vxlan) or peers on one segment (host-gw:
+/// `ip route replace <podCIDR> via <peer>`); it takes the profile's address itself.
+pub fn needs(cluster: &Cluster) -> Needs {
+    let r = &cluster.profile.networking.routes;
+    let vxlan = r.backend == RoutesBackend::Vxlan;
+    Needs {
+        traffic: if vxlan {
+            vec![Traffic {
+                check: "vxlan",
+                proto: Proto::Udp(r.port as u16),
+                what: "netctl-vxlan",
+            }]
+        } else {
+            vec![]
+        },
+        layer2: r.backend == RoutesBackend::HostGw,
+        pod_mtu: Some(pod_mtu(cluster)),
+        overhead: if vxlan { VXLAN_OVERHEAD } else { 0 },
+        overlay: vxlan,
+        felix: false,
+        iface: Iface::ProfileAddress,
+        node_plugins: BRIDGE_CHAIN.to_vec(),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::needs::{Iface, Needs, Proto, Traffic};
 use super::teardown::{self, Firewall};
 use super::{daemonset_teardown, delete_link, kustomize_plan, ClusterPlan, NodePlan};
 use crate::profile::{Cluster, Node, ProviderKind};
@@ -20,6 +21,34 @@ pub const CNI_CONFIG: &str = "10-weave.conflist";
 pub const DAEMONSET: (&str, &str) = ("kube-system", "weave-net");
 /// weave allocates addresses itself.
 pub const NEEDS_ALLOCATED_POD_CIDRS: bool = false;
+
+/// weave's router: tcp 6783 between peers, udp 6783 (sleeve) and udp 6784 (fast datapath);
+/// pods get WEAVE_MTU (1376 unless the profile sets it), which leaves room for either
+/// encapsulation in a 1500-byte uplink. Peers are dialled at their addresses.
+pub fn needs(cluster: &Cluster) -> Needs {
+    let t = |proto, what| Traffic {
+        check: "weave",
+        proto,
+        what,
+    };
+    Needs {
+        traffic: vec![
+            t(Proto::Tcp(6783), "weave's control connections"),
+            t(Proto::Udp(6783), "weave's sleeve"),
+            t(Proto::Udp(6784), "weave's fast datapath"),
+        ],
+        layer2: false,
+        pod_mtu: Some(cluster.profile.networking.weave.mtu.unwrap_or(DEFAULT_MTU)),
+        overhead: 50,
+        overlay: true,
+        felix: false,
+        iface: Iface::RouteToPeers,
+        node_plugins: vec![],
+    }
+}
+
+/// WEAVE_MTU's default at v2.8.1.
+pub const DEFAULT_MTU: u32 = 1376;
 
 pub fn upstream_url(version: &str) -> String {
     format!(

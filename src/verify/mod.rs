@@ -128,6 +128,9 @@ pub struct Report {
     /// A node refused for safety (host key): the command exits 3.
     #[serde(skip)]
     pub refused: bool,
+    /// The command that checked: `verify` or `preflight` (the text's last line, JUnit's name).
+    #[serde(skip)]
+    pub command: &'static str,
 }
 
 impl Report {
@@ -149,7 +152,13 @@ impl Report {
             mesh: None,
             duration_ms: 0,
             refused,
+            command: "verify",
         }
+    }
+    /// The report of another command than verify (preflight).
+    pub fn of(mut self, command: &'static str) -> Report {
+        self.command = command;
+        self
     }
     /// The report of a run whose data plane pinged over `mesh`.
     pub fn with_mesh(mut self, mesh: Option<MeshUsed>) -> Report {
@@ -172,6 +181,23 @@ impl Report {
 /// Every check id, in report order. Ids are stable: CI dashboards key on them.
 pub const CHECK_IDS: &[&str] = &[
     "node.ssh",
+    "preflight.interface",
+    "preflight.modules",
+    "preflight.rp-filter",
+    "preflight.forwarding",
+    "preflight.conntrack",
+    "preflight.clock",
+    "preflight.cni-plugins",
+    "preflight.runtime-cni",
+    "preflight.api-server",
+    "preflight.vxlan",
+    "preflight.wireguard",
+    "preflight.bgp",
+    "preflight.ipip",
+    "preflight.weave",
+    "preflight.layer2",
+    "preflight.mtu",
+    "preflight.cleanup",
     "node.provider",
     "node.forwarding",
     "node.br-netfilter",

@@ -141,8 +141,8 @@ fn verdict(r: &Report) -> String {
         out.push('\n');
     }
     out.push_str(&escape_controls(&format!(
-        "verify {}: {} passed, {} failed, {} skipped\n",
-        r.run_id, r.summary.pass, r.summary.fail, r.summary.skip
+        "{} {}: {} passed, {} failed, {} skipped\n",
+        r.command, r.run_id, r.summary.pass, r.summary.fail, r.summary.skip
     )));
     out
 }
@@ -240,7 +240,8 @@ pub fn junit(r: &Report) -> String {
     let e = xml_escape;
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
-        "<testsuites name=\"netctl verify\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"{}\">\n",
+        "<testsuites name=\"netctl {}\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"{}\">\n",
+        r.command,
         r.checks.len(),
         r.summary.fail,
         secs(r.duration_ms)

@@ -35,6 +35,9 @@ pub struct ApplyOptions {
     pub verify: bool,
     /// Apply even where a node records another provider or backend than the profile names.
     pub allow_provider_change: bool,
+    /// Run preflight before any change and stop when a check fails (false: `--skip-preflight`,
+    /// said in the report; a dry run never runs it).
+    pub preflight: bool,
 }
 
 /// init's phases, in order.
@@ -42,6 +45,7 @@ pub struct ApplyOptions {
 pub enum Step {
     Prepare,
     Network,
+    Preflight,
     Confirm,
     Apply,
     Cluster,
@@ -56,6 +60,10 @@ pub const INIT: &[Phase<Step>] = &[
     Phase {
         id: Step::Network,
         title: "refuse a network change the nodes do not record (--allow-provider-change)",
+    },
+    Phase {
+        id: Step::Preflight,
+        title: "preflight over the same sessions: stop before any change when a check fails",
     },
     Phase {
         id: Step::Confirm,
@@ -85,6 +93,7 @@ struct Init<'a> {
     declined: bool,
     cluster: Vec<ClusterStepReport>,
     verify: Option<crate::verify::Report>,
+    preflight: Option<crate::verify::Report>,
     warnings: Vec<String>,
     refusal: Option<String>,
 }
@@ -195,9 +204,51 @@ impl Init<'_> {
                     changes: None,
                 },
             );
-            p.remote.close().await;
+            if let Ok(remote) = Arc::try_unwrap(p.remote) {
+                remote.close().await;
+            }
         }
         self.refusal = Some(msg);
+        Flow::Stop
+    }
+
+    /// Everything the network needs, checked over the sessions prepare opened before the question
+    /// and any change; a failure ends the run with every node unchanged and its lock released.
+    async fn preflight(&mut self) -> Flow {
+        let run = self.run;
+        if run.dry_run || !self.opts.preflight || self.ready.is_empty() {
+            return Flow::Next;
+        }
+        let open: Vec<Arc<Remote>> = self.ready.iter().map(|p| p.remote.clone()).collect();
+        let report = crate::preflight::run_on(run, run.cluster.clone(), &open).await;
+        drop(open);
+        let failed = report.failed();
+        self.preflight = Some(report);
+        if !failed {
+            return Flow::Next;
+        }
+        for p in std::mem::take(&mut self.ready) {
+            let _ = lock::unlock(&p.remote, &run.id).await;
+            p.line.done("not applied (preflight)");
+            self.reports.insert(
+                p.node.name.clone(),
+                NodeReport {
+                    name: p.node.name.clone(),
+                    result: Outcome::Planned,
+                    files_changed: p.changes.files_changed(),
+                    commands_run: 0,
+                    restarts: p.changes.restart.len(),
+                    restarted: vec![],
+                    restarts_skipped: vec![],
+                    error: None,
+                    remote_executions: Some(p.remote.executions()),
+                    changes: None,
+                },
+            );
+            if let Ok(remote) = Arc::try_unwrap(p.remote) {
+                remote.close().await;
+            }
+        }
         Flow::Stop
     }
 
@@ -234,7 +285,9 @@ impl Init<'_> {
                     changes: Some(p.changes),
                 },
             );
-            p.remote.close().await;
+            if let Ok(remote) = Arc::try_unwrap(p.remote) {
+                remote.close().await;
+            }
         }
         self.cluster = cluster_steps(self.run, true, false);
         Flow::Stop
@@ -302,6 +355,7 @@ impl Phases for Init<'_> {
         Ok(match id {
             Step::Prepare => self.prepare().await,
             Step::Network => self.network().await,
+            Step::Preflight => self.preflight().await,
             Step::Confirm => self.confirm().await,
             Step::Apply => self.apply().await,
             Step::Cluster => self.cluster_steps().await,
@@ -325,6 +379,7 @@ pub async fn run(run: &Run, opts: ApplyOptions) -> RunReport {
         declined: false,
         cluster: vec![],
         verify: None,
+        preflight: None,
         warnings: vec![],
         refusal: None,
     };
@@ -347,6 +402,8 @@ pub async fn run(run: &Run, opts: ApplyOptions) -> RunReport {
         cluster: init.cluster,
         declined: init.declined,
         verify: init.verify,
+        preflight: init.preflight,
+        preflight_skipped: !opts.preflight && !run.dry_run,
         warnings: init.warnings,
         refusal: init.refusal,
     }

@@ -17,7 +17,8 @@ use super::report::{NodeReport, Outcome};
 /// A node after connect, lock, gather and plan, holding its session for the apply stage.
 pub(super) struct Prepared {
     pub(super) node: Node,
-    pub(super) remote: Remote,
+    /// Shared with preflight, which runs over the same session.
+    pub(super) remote: Arc<Remote>,
     pub(super) desired: NodePlan,
     pub(super) found: Gathered,
     pub(super) changes: NodeChanges,
@@ -57,7 +58,7 @@ pub(super) async fn prepare(run: Run, node: Node, line: NodeLine) -> Result<Prep
     let changes = plan::diff(&desired, &found, node.has_systemd());
     Ok(Prepared {
         node,
-        remote,
+        remote: Arc::new(remote),
         desired,
         found,
         changes,
@@ -156,7 +157,7 @@ pub(super) async fn apply_node(
     line.done(&format!("{:?}", report.result).to_lowercase());
     let mut report = report;
     report.remote_executions = Some(remote.executions());
-    (report, Arc::new(remote))
+    (report, remote)
 }
 
 pub fn backend_name(cluster: &Cluster) -> String {

@@ -84,6 +84,12 @@ pub struct RunReport {
     /// verify's report, when init ended with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::verify::Report>,
+    /// preflight's report, when init ran it (before any change; a failure stopped the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preflight: Option<crate::verify::Report>,
+    /// `--skip-preflight`: init ran without it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preflight_skipped: bool,
     /// Nodes that record another network than the profile names (a plan, or
     /// `--allow-provider-change`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -399,6 +405,8 @@ mod tests {
             verify: None,
             warnings: vec![],
             refusal: None,
+            preflight: None,
+            preflight_skipped: false,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct SwitchOptions {
     pub no_rollback: bool,
     /// How long a node that stops answering (a reboot, a dropped connection) is waited for.
     pub wait: std::time::Duration,
+    /// Run preflight for the target before any change (false: `--skip-preflight`).
+    pub preflight: bool,
 }
 
 #[derive(Debug, Serialize)]

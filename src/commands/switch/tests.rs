@@ -35,6 +35,7 @@ fn opts(to: Endpoint) -> SwitchOptions {
         rollback: false,
         no_rollback: false,
         wait: std::time::Duration::from_secs(1),
+        preflight: false,
     }
 }
 
@@ -655,4 +656,91 @@ fn a_resume_after_a_killed_rollback_switches_again_the_nodes_it_had_put_back() {
         net.calls("w2")
     );
     assert!(!switched(&net, "c1") && !switched(&net, "w1"));
+}
+
+/// Answers preflight's scripts as healthy nodes do: every fact fine, every listener up, every
+/// probe answered, every listener stopped.
+fn healthy_preflight(net: &Net) {
+    use crate::remote::fake::ok;
+    net.on(|node, title, script| {
+        if title != "probe" {
+            return None;
+        }
+        let args: Vec<&str> = script
+            .lines()
+            .find_map(|l| l.strip_prefix("set -- "))
+            .map(|a| a.split_whitespace().map(|w| w.trim_matches('\'')).collect())
+            .unwrap_or_default();
+        if script.contains("netctl preflight: one read-only script") {
+            let addr = match node {
+                "c1" => "10.0.0.10",
+                "w1" => "10.0.0.11",
+                _ => "10.0.0.12",
+            };
+            let facts = format!("@@clock {}\n@@addr 1 lo 127.0.0.1/8 host\n@@addr 2 eth0 {addr}/24 global\n@@link eth0 1500\n@@rp all 0\n@@rp eth0 0\n@@forward 1\n@@conntrack 1 1000\n@@bin bridge\n@@bin host-local\n@@bin loopback\n@@python 1\n@@mod br_netfilter loaded\n@@mod vxlan loaded\n@@done\n",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64());
+            return Some(ok(&facts));
+        }
+        if script.contains("start this run's listener") {
+            let lines: String = args.iter().map(|a| format!("@@listen {a} ok\n")).collect();
+            return Some(ok(&lines));
+        }
+        if script.contains("every probe in") {
+            let lines: String = args.iter().map(|a| format!("@@probe {a} ok 1\n")).collect();
+            return Some(ok(&lines));
+        }
+        if script.contains("stop this run's listener") {
+            return Some(ok("@@stopped\n"));
+        }
+        None
+    });
+}
+
+/// A preflight that fails (here: nodes that answer none of its scripts) stops the switch before
+/// its question and any change, and says how to see every check and how to go on anyway.
+#[test]
+fn a_failed_preflight_stops_the_switch_before_any_change() {
+    let mut o = to_vxlan();
+    o.preflight = true;
+    let (r, net) = switch(o, None, |_| {});
+    let e = r.unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("preflight: "), "{msg}");
+    assert!(
+        msg.contains("nothing was changed") && msg.contains("--skip-preflight"),
+        "{msg}"
+    );
+    assert_eq!(e.exit_code(), 1);
+    assert_released(&net);
+    assert_untouched(&net);
+}
+
+/// A passing preflight lets the switch go on (to its next phase: here kubectl is missing), and
+/// every node's listener was stopped after every node had probed its peers.
+#[test]
+fn a_passing_preflight_lets_the_switch_go_on_and_stops_its_listeners() {
+    let mut o = to_vxlan();
+    o.preflight = true;
+    let (r, net) = switch(o, None, healthy_preflight);
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("kubectl is needed"), "{msg}");
+    let last_probe = |n: &str| {
+        net.calls(n)
+            .iter()
+            .rposition(|c| c.script.contains("every probe in"))
+            .expect("probed")
+    };
+    for n in NODES {
+        let calls = net.calls(n);
+        let listen = calls
+            .iter()
+            .position(|c| c.script.contains("start this run's listener"));
+        let stop = calls
+            .iter()
+            .position(|c| c.script.contains("stop this run's listener"));
+        assert!(listen.is_some() && stop.is_some(), "{n}: {calls:?}");
+        assert!(stop.unwrap() > last_probe(n), "{n}");
+    }
+    assert_released(&net);
+    assert_untouched(&net);
 }

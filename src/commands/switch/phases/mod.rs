@@ -25,6 +25,7 @@ pub enum Step {
     RollBackInterrupted,
     Decide,
     Plan,
+    Preflight,
     Confirm,
     Kubectl,
     Record,
@@ -49,6 +50,10 @@ pub const SWITCH: &[Phase<Step>] = &[
     Phase {
         id: Step::Plan,
         title: "plan each node (edits resolved against what it holds)",
+    },
+    Phase {
+        id: Step::Preflight,
+        title: "preflight of the target network (a failure stops here, nothing changed)",
     },
     Phase {
         id: Step::Confirm,
@@ -304,6 +309,36 @@ impl<'a> Switch<'a> {
         migrate::describe(&self.m(), &names)
     }
 
+    /// What the target network needs, checked on every node and between them over the fleet's
+    /// sessions before the question and any change. A continued switch was checked when it began
+    /// (its switched nodes now hold the target's ports themselves).
+    async fn preflight(&mut self) -> Result<Flow, Error> {
+        if self.interrupted.is_some() {
+            return Ok(Flow::Next);
+        }
+        if !self.opts.preflight {
+            self.steps
+                .push("preflight: skipped (--skip-preflight)".into());
+            return Ok(Flow::Next);
+        }
+        let open: Vec<_> = self.conns.iter().map(|c| c.remote()).collect();
+        let report = crate::preflight::run_on(self.run, self.to.clone(), &open).await;
+        if !report.failed() {
+            let s = report.summary;
+            self.steps.push(format!(
+                "preflight of {}: {} passed, 0 failed, {} skipped",
+                self.opts.to, s.pass, s.skip
+            ));
+            return Ok(Flow::Next);
+        }
+        Err(Error::Failed(format!(
+            "{}; nothing was changed (`netctl preflight -p {} --networking {}` shows every check; --skip-preflight goes on anyway)",
+            crate::preflight::failures(&report),
+            self.run.cluster.source.display(),
+            self.opts.to
+        )))
+    }
+
     fn confirm(&mut self) -> Result<Flow, Error> {
         if !self.opts.yes {
             super::confirm(&self.description(), "Switch now?")?;
@@ -322,6 +357,7 @@ impl Phases for Switch<'_> {
             Step::RollBackInterrupted => self.roll_back_interrupted().await,
             Step::Decide => self.decide(),
             Step::Plan => self.plan(),
+            Step::Preflight => self.preflight().await,
             Step::Confirm => self.confirm(),
             Step::Kubectl => self.find_kubectl(),
             Step::Record => self.record_all().await,

@@ -1,0 +1,676 @@
+//! `netctl preflight`, and the first phase of `init` and `switch`: everything the chosen network
+//! needs, checked on every node and between node pairs before anything changes. Three round trips
+//! per node, each over every node in the sliding window before the next starts:
+//! 1. facts (one read-only script: interfaces, kernel, sysctls, plugins, the clock) and a listener
+//!    per port or protocol the network uses (`agent`, gone by itself after `LISTEN_LIFETIME_S`);
+//! 2. probes from each node to its peers (`pairs`): echoes off the listeners, don't-fragment
+//!    pings of the backend's packet size, the route and neighbour to each peer, the API server;
+//! 3. the listeners stopped and their directory removed (`preflight.cleanup`).
+//!
+//! Nothing else on a node is changed, so no lock is taken. The report is verify's.
+
+pub mod agent;
+pub mod node;
+pub mod pairs;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::fleet;
+use crate::printer::{NodeLine, Progress};
+use crate::profile::{Cluster, Node};
+use crate::provider::needs::{Needs, Proto, Traffic};
+use crate::remote::Remote;
+use crate::run::Run;
+use crate::verify::{Check, Report};
+use agent::{Listen, ListenState, Outcome, Probe};
+use pairs::{Pair, Verdict};
+
+/// Every check id preflight reports besides `node.ssh`, in report order (`verify::CHECK_IDS`
+/// holds them too, which orders the report).
+pub const IDS: &[&str] = &[
+    "preflight.interface",
+    "preflight.modules",
+    "preflight.rp-filter",
+    "preflight.forwarding",
+    "preflight.conntrack",
+    "preflight.clock",
+    "preflight.cni-plugins",
+    "preflight.runtime-cni",
+    "preflight.api-server",
+    "preflight.vxlan",
+    "preflight.wireguard",
+    "preflight.bgp",
+    "preflight.ipip",
+    "preflight.weave",
+    "preflight.layer2",
+    "preflight.mtu",
+    "preflight.cleanup",
+];
+
+/// One node after the first round trip.
+struct Reached {
+    node: Node,
+    remote: Arc<Remote>,
+    line: NodeLine,
+    facts: Option<node::Facts>,
+    listening: BTreeMap<Listen, ListenState>,
+    checks: Vec<Check>,
+}
+
+fn listen_of(p: Proto) -> Listen {
+    match p {
+        Proto::Udp(port) => Listen::Udp(port),
+        Proto::Tcp(port) => Listen::Tcp(port),
+        Proto::Ipip => Listen::Ipip,
+    }
+}
+
+fn epoch_s(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// "preflight: 2 check(s) failed: preflight.vxlan on n2 (udp 8472 from no peer arrives ...), ..."
+pub fn failures(r: &Report) -> String {
+    let f: Vec<&Check> = r.failures().collect();
+    let shown: Vec<String> = f
+        .iter()
+        .take(5)
+        .map(|c| format!("{} on {} ({})", c.id, c.subject, c.detail))
+        .collect();
+    let more = if f.len() > shown.len() {
+        format!(" and {} more", f.len() - shown.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "preflight: {} check(s) failed: {}{more}",
+        f.len(),
+        shown.join("; ")
+    )
+}
+
+/// The API server's host and port from `kubernetes.apiServer` (`https://host[:port][/...]`).
+pub fn api_endpoint(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let authority = rest.split('/').next()?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (authority, if scheme == "http" { 80 } else { 443 }),
+    };
+    let ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    ok.then(|| (host.to_string(), port))
+}
+
+/// Preflight over new sessions (the command), closed at the end.
+pub async fn run(run: &Run, cluster: Arc<Cluster>) -> Report {
+    preflight(run, cluster, BTreeMap::new()).await
+}
+
+/// Preflight over sessions the caller holds and keeps (init, switch); nodes without one are
+/// connected to.
+pub async fn run_on(run: &Run, cluster: Arc<Cluster>, open: &[Arc<Remote>]) -> Report {
+    let open = open.iter().map(|r| (r.node.clone(), r.clone())).collect();
+    preflight(run, cluster, open).await
+}
+
+async fn preflight(
+    run: &Run,
+    cluster: Arc<Cluster>,
+    open: BTreeMap<String, Arc<Remote>>,
+) -> Report {
+    let started = Instant::now();
+    let needs = Arc::new(crate::provider::needs::needs(&cluster));
+    let progress = Progress::new(run.quiet);
+    let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
+    let n = names.len();
+    let listens: Vec<Listen> = {
+        let mut l: Vec<Listen> = needs.traffic.iter().map(|t| listen_of(t.proto)).collect();
+        l.sort();
+        l.dedup();
+        l
+    };
+
+    // Round 1: connect, facts, listeners.
+    let jobs: Vec<(usize, Node, NodeLine)> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (i, node.clone(), progress.node(&node.name)))
+        .collect();
+    let open = Arc::new(open);
+    let reached = fleet::run(jobs, run.concurrency, {
+        let (run, cluster, listens, open) =
+            (run.clone(), cluster.clone(), listens.clone(), open.clone());
+        move |(i, node, line)| {
+            let (run, cluster, listens, open) =
+                (run.clone(), cluster.clone(), listens.clone(), open.clone());
+            async move { first_round(&run, &cluster, i, node, line, &listens, &open).await }
+        }
+    })
+    .await;
+    let mut refused = false;
+    let mut checks = Vec::new();
+    let mut up: Vec<Option<Reached>> = Vec::with_capacity(n);
+    for r in reached {
+        match r {
+            Ok(r) => up.push(Some(r)),
+            Err((c, refusal)) => {
+                refused |= refusal;
+                checks.extend(c);
+                up.push(None);
+            }
+        }
+    }
+
+    // Round 2: probes, each node to its peers.
+    let addr = |i: usize| cluster.nodes[i].address;
+    let mut plans: Vec<(usize, Vec<Probe>)> = Vec::new();
+    // (check, pair) not probed: the peer's listener is not there.
+    let mut skipped: Vec<(&'static str, Pair)> = Vec::new();
+    for (i, r) in up.iter().enumerate() {
+        let Some(r) = r else { continue };
+        let mut probes = Vec::new();
+        let uplink = uplink_mtu(&needs, r);
+        for j in pairs::peers(n, i) {
+            let Some(peer) = &up[j] else {
+                continue;
+            };
+            for t in &needs.traffic {
+                let l = listen_of(t.proto);
+                match peer.listening.get(&l) {
+                    Some(ListenState::Listening) => probes.push(Probe::Echo(l, addr(j))),
+                    other => skipped.push((
+                        t.check,
+                        Pair {
+                            from: i,
+                            to: j,
+                            verdict: Verdict::Skip(not_listening(t, &peer.node.name, other)),
+                        },
+                    )),
+                }
+            }
+            probes.push(Probe::Ping(addr(j), 0));
+            probes.push(Probe::Ping(addr(j), needs.wire_size(uplink)));
+            if needs.layer2 {
+                probes.push(Probe::Path(addr(j)));
+            }
+        }
+        if let Some((host, port)) = cluster
+            .profile
+            .kubernetes
+            .api_server
+            .as_deref()
+            .and_then(api_endpoint)
+        {
+            probes.push(Probe::Connect(host, port));
+        }
+        probes.sort();
+        probes.dedup();
+        plans.push((i, probes));
+    }
+    let run_id = run.id.clone();
+    let sessions: BTreeMap<usize, (Arc<Remote>, NodeLine)> = up
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|r| (i, (r.remote.clone(), r.line.clone()))))
+        .collect();
+    let sessions = Arc::new(sessions);
+    let outcomes = fleet::run(plans, run.concurrency, {
+        let (sessions, run_id) = (sessions.clone(), run_id.clone());
+        move |(i, probes)| {
+            let (sessions, run_id) = (sessions.clone(), run_id.clone());
+            async move {
+                let (remote, line) = &sessions[&i];
+                line.phase("probe peers");
+                let out = remote
+                    .probe(&agent::probe_script(&run_id, &probes))
+                    .await
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .map_err(|e| e.to_string());
+                let parsed = match &out {
+                    Ok(text) => agent::parse_probe(text, &probes),
+                    Err(e) => probes
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.clone(),
+                                Outcome::Failed(format!("the probe script failed: {e}")),
+                            )
+                        })
+                        .collect(),
+                };
+                (i, parsed)
+            }
+        }
+    })
+    .await;
+
+    // Round 3: the listeners stopped, wherever one was started.
+    let stops = fleet::run(sessions.keys().copied().collect(), run.concurrency, {
+        let (sessions, run_id, started_any) =
+            (sessions.clone(), run_id.clone(), !listens.is_empty());
+        move |i| {
+            let (sessions, run_id) = (sessions.clone(), run_id.clone());
+            async move {
+                let (remote, line) = &sessions[&i];
+                if !started_any {
+                    line.done("checked");
+                    return (i, Ok(()));
+                }
+                line.phase("stop listeners");
+                let res = match remote.probe(&agent::stop_script(&run_id)).await {
+                    Ok(o) => agent::parse_stop(&String::from_utf8_lossy(&o.stdout)),
+                    Err(e) => Err(format!("the stop script failed: {e}")),
+                };
+                line.done("checked");
+                (i, res)
+            }
+        }
+    })
+    .await;
+
+    // Judge.
+    let by_node: BTreeMap<usize, BTreeMap<Probe, Outcome>> = outcomes.into_iter().collect();
+    for (i, r) in up.iter_mut().enumerate() {
+        let Some(r) = r else { continue };
+        checks.append(&mut r.checks);
+        checks.push(api_server(&cluster, &r.node, by_node.get(&i)));
+    }
+    for (i, res) in stops {
+        let name = &names[i];
+        checks.push(match res {
+            Ok(()) if listens.is_empty() => Check::pass("preflight.cleanup", name, "no listener was started"),
+            Ok(()) => Check::pass("preflight.cleanup", name, "the listeners stopped and their directory removed"),
+            Err(left) => Check::fail(
+                "preflight.cleanup",
+                name,
+                format!("left behind: {left}"),
+                format!("remove /run/netctl/preflight/{run_id} on the node (its listener exits by itself within {} s)", agent::LISTEN_LIFETIME_S),
+            ),
+        });
+    }
+    checks.extend(pair_checks(
+        &needs, &names, &cluster, &up, &by_node, skipped,
+    ));
+    for r in up.into_iter().flatten() {
+        drop(r.line);
+        if let Ok(remote) = Arc::try_unwrap(r.remote) {
+            remote.close().await;
+        }
+    }
+    drop(sessions);
+    let order: BTreeMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    checks.sort_by_key(|c| order.get(c.subject.as_str()).copied().unwrap_or(usize::MAX));
+    Report::new(run_id, checks, refused)
+        .of("preflight")
+        .took(started)
+}
+
+/// The uplink's MTU on a reached node: the interface the network uses, else the one holding the
+/// node's address, else 1500.
+fn uplink_mtu(needs: &Needs, r: &Reached) -> u32 {
+    let Some(f) = &r.facts else { return 1500 };
+    let dev = node::chosen_iface(needs, &r.node, f)
+        .ok()
+        .map(|(d, _)| d)
+        .or_else(|| f.dev_of(r.node.address).map(String::from));
+    dev.and_then(|d| f.mtu.get(&d).copied()).unwrap_or(1500)
+}
+
+fn not_listening(t: &Traffic, peer: &str, state: Option<&ListenState>) -> String {
+    let what = listen_of(t.proto).describe();
+    match state {
+        Some(ListenState::Busy) => format!(
+            "{what} is in use on {peer} (the running network's own socket): not probed; verify checks the running network"
+        ),
+        Some(ListenState::Failed(e)) => format!("no listener for {what} on {peer}: {e}"),
+        _ => format!("no listener for {what} on {peer}"),
+    }
+}
+
+/// Connect, read the facts and start the listeners on one node; Err: its rows when it cannot be
+/// reached (and whether that was a refusal).
+async fn first_round(
+    run: &Run,
+    cluster: &Cluster,
+    i: usize,
+    node: Node,
+    line: NodeLine,
+    listens: &[Listen],
+    open: &BTreeMap<String, Arc<Remote>>,
+) -> Result<Reached, (Vec<Check>, bool)> {
+    let start = Instant::now();
+    line.phase("connect");
+    let remote = match open.get(&node.name) {
+        Some(r) => r.clone(),
+        None => match run.connect(&node).await {
+            Ok(r) => Arc::new(r),
+            Err(e) => {
+                line.done("unreachable");
+                let mut rows = vec![Check::fail(
+                    "node.ssh",
+                    &node.name,
+                    format!("cannot reach the node: {e}"),
+                    if e.is_refusal() {
+                        "the host key is not trusted: check it, then pass --accept-new-host-keys or fix known_hosts".to_string()
+                    } else {
+                        format!("is sshd running on {}:{}? (ssh.port / nodes[].sshPort)", node.address, node.ssh_port)
+                    },
+                )
+                .took(start)];
+                rows.extend(
+                    node::IDS
+                        .iter()
+                        .chain(["preflight.clock", "preflight.api-server"].iter())
+                        .map(|id| Check::skip(id, &node.name, "node unreachable (node.ssh)")),
+                );
+                return Err((rows, e.is_refusal()));
+            }
+        },
+    };
+    let mut checks = vec![Check::pass(
+        "node.ssh",
+        &node.name,
+        format!("connected to {}:{}", node.address, node.ssh_port),
+    )
+    .took(start)];
+    line.phase("facts");
+    let needs = crate::provider::needs::needs(cluster);
+    let plan = crate::provider::node_plan(cluster, &node, &run.inputs);
+    let n = cluster.nodes.len();
+    let peer_addrs: Vec<Ipv4Addr> = pairs::peers(n, i)
+        .into_iter()
+        .take(2)
+        .map(|j| cluster.nodes[j].address)
+        .collect();
+    let start = Instant::now();
+    let before = SystemTime::now();
+    let got = remote.probe(&node::script(cluster, &peer_addrs)).await;
+    let after = SystemTime::now();
+    let facts = match got {
+        Ok(out) => {
+            let f = node::parse(&String::from_utf8_lossy(&out.stdout));
+            if f.done {
+                let (t0, t1) = (epoch_s(before), epoch_s(after));
+                let skew = f.clock.map(|c| (c - (t0 + t1) / 2.0, (t1 - t0) / 2.0));
+                checks.extend(
+                    node::checks(cluster, &needs, &node, &plan, &f)
+                        .into_iter()
+                        .chain([node::clock(&node, skew)])
+                        .map(|c| c.took(start)),
+                );
+                Some(f)
+            } else {
+                None
+            }
+        }
+        Err(_) => None,
+    };
+    if facts.is_none() {
+        checks.extend(
+            node::IDS
+                .iter()
+                .chain(["preflight.clock"].iter())
+                .map(|id| {
+                    Check::fail(
+                        id,
+                        &node.name,
+                        "the preflight facts script did not run to its end",
+                        "re-run; if it persists, raise ssh.commandTimeout",
+                    )
+                }),
+        );
+    }
+    let mut listening = BTreeMap::new();
+    if !listens.is_empty() {
+        line.phase("listen");
+        listening = match remote.probe(&agent::listen_script(&run.id, listens)).await {
+            Ok(out) => agent::parse_listen(&String::from_utf8_lossy(&out.stdout), listens),
+            Err(e) => listens
+                .iter()
+                .map(|l| {
+                    (
+                        *l,
+                        ListenState::Failed(format!("the listen script failed: {e}")),
+                    )
+                })
+                .collect(),
+        };
+    }
+    Ok(Reached {
+        node,
+        remote,
+        line,
+        facts,
+        listening,
+        checks,
+    })
+}
+
+fn api_server(
+    cluster: &Cluster,
+    node: &Node,
+    outcomes: Option<&BTreeMap<Probe, Outcome>>,
+) -> Check {
+    const ID: &str = "preflight.api-server";
+    let Some(url) = cluster.profile.kubernetes.api_server.as_deref() else {
+        return Check::skip(ID, &node.name, "no kubernetes.apiServer in the profile");
+    };
+    let Some((host, port)) = api_endpoint(url) else {
+        return Check::skip(
+            ID,
+            &node.name,
+            format!("kubernetes.apiServer {url:?} names no host and port to try"),
+        );
+    };
+    match outcomes.and_then(|o| o.get(&Probe::Connect(host.clone(), port))) {
+        Some(Outcome::Ok { ms }) => Check::pass(ID, &node.name, format!("tcp {host}:{port} answers ({ms} ms)")),
+        Some(Outcome::Failed(e)) => Check::fail(
+            ID,
+            &node.name,
+            format!("tcp {host}:{port}: {e}"),
+            format!("the kubelet and the network's daemons on every node talk to the API server: open tcp {port} from the nodes to {host}"),
+        ),
+        _ => Check::skip(ID, &node.name, "not probed"),
+    }
+}
+
+/// The pair checks: per traffic check id, the MTU and layer 2.
+fn pair_checks(
+    needs: &Needs,
+    names: &[String],
+    cluster: &Cluster,
+    up: &[Option<Reached>],
+    by_node: &BTreeMap<usize, BTreeMap<Probe, Outcome>>,
+    skipped: Vec<(&'static str, Pair)>,
+) -> Vec<Check> {
+    let addr = |j: usize| cluster.nodes[j].address;
+    let outcome = |i: usize, p: &Probe| by_node.get(&i).and_then(|o| o.get(p));
+    let mut rows = Vec::new();
+    let mut ids: Vec<&str> = needs.traffic.iter().map(|t| t.check).collect();
+    ids.dedup();
+    for id in ids {
+        let traffic: Vec<&Traffic> = needs.traffic.iter().filter(|t| t.check == id).collect();
+        let what = traffic
+            .iter()
+            .map(|t| listen_of(t.proto).describe())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut ps: Vec<Pair> = Vec::new();
+        for (i, j) in probed(names.len(), up) {
+            // A pair fails when any of the check's probes failed; skipped where none was sent.
+            let mut verdict = None;
+            for t in &traffic {
+                let l = listen_of(t.proto);
+                match outcome(i, &Probe::Echo(l, addr(j))) {
+                    Some(Outcome::Ok { .. }) => {
+                        verdict.get_or_insert(Verdict::Pass);
+                    }
+                    Some(Outcome::Failed(e)) => {
+                        verdict = Some(Verdict::Fail(format!("{}: {e}", l.describe())));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(v) = verdict {
+                ps.push(Pair {
+                    from: i,
+                    to: j,
+                    verdict: v,
+                });
+            }
+        }
+        let not_sent: Vec<Pair> = skipped
+            .iter()
+            .filter(|(check, p)| {
+                *check == id && !ps.iter().any(|q| q.from == p.from && q.to == p.to)
+            })
+            .map(|(_, p)| p.clone())
+            .collect();
+        for p in not_sent {
+            if !ps.iter().any(|q| q.from == p.from && q.to == p.to) {
+                ps.push(p);
+            }
+        }
+        let whom = traffic[0].what;
+        rows.extend(pairs::judge(
+            &format!("preflight.{id}"),
+            &what,
+            names,
+            &ps,
+            &format!("{whom} needs {what} between every pair of nodes: open it in the nodes' firewalls (and any between them)"),
+        ));
+    }
+    // MTU: a don't-fragment packet of the size the backend sends; a peer that does not answer a
+    // plain ping is not judged (ICMP filtered).
+    let mut mtu = Vec::new();
+    for (i, j) in probed(names.len(), up) {
+        let size = needs.wire_size(up[i].as_ref().map_or(1500, |r| uplink_mtu(needs, r)));
+        let verdict = match (
+            outcome(i, &Probe::Ping(addr(j), 0)),
+            outcome(i, &Probe::Ping(addr(j), size)),
+        ) {
+            (_, Some(Outcome::Ok { .. })) => Verdict::Pass,
+            (Some(Outcome::Ok { .. }), Some(Outcome::Failed(e))) => {
+                Verdict::Fail(format!("{size} bytes: {e}"))
+            }
+            _ => Verdict::Skip(format!(
+                "{} does not answer ping: the path MTU is not measured",
+                names[j]
+            )),
+        };
+        mtu.push(Pair {
+            from: i,
+            to: j,
+            verdict,
+        });
+    }
+    let what = match needs.pod_mtu {
+        Some(m) => format!(
+            "don't-fragment packets of {} bytes (pod MTU {m} + {})",
+            m + needs.overhead,
+            needs.overhead
+        ),
+        None => "don't-fragment packets of the sender's uplink MTU".into(),
+    };
+    rows.extend(pairs::judge(
+        "preflight.mtu",
+        &what,
+        names,
+        &mtu,
+        "a link on the path has a smaller MTU than the pods' packets need: lower the pod MTU in the profile (networking.<provider>.mtu) or raise the link's MTU",
+    ));
+    if needs.layer2 {
+        let mut l2 = Vec::new();
+        for (i, j) in probed(names.len(), up) {
+            let own = up[i]
+                .as_ref()
+                .and_then(|r| {
+                    r.facts
+                        .as_ref()
+                        .and_then(|f| node::chosen_iface(needs, &r.node, f).ok())
+                })
+                .map(|(d, _)| d);
+            let verdict = match outcome(i, &Probe::Path(addr(j))) {
+                Some(Outcome::Path {
+                    via: Some(g), dev, ..
+                }) => Verdict::Fail(format!(
+                    "reached through the gateway {g} on {dev}, not on the uplink's segment"
+                )),
+                Some(Outcome::Path { dev, .. }) if own.as_ref().is_some_and(|o| o != dev) => {
+                    Verdict::Fail(format!(
+                        "reached on {dev}, not on the interface the network uses ({})",
+                        own.unwrap_or_default()
+                    ))
+                }
+                Some(Outcome::Path {
+                    lladdr: None, dev, ..
+                }) => Verdict::Fail(format!("its address does not resolve by ARP on {dev}")),
+                Some(Outcome::Path { .. }) => Verdict::Pass,
+                Some(Outcome::Failed(e)) => Verdict::Fail(e.clone()),
+                _ => Verdict::Skip("not probed".into()),
+            };
+            l2.push(Pair {
+                from: i,
+                to: j,
+                verdict,
+            });
+        }
+        rows.extend(pairs::judge(
+            "preflight.layer2",
+            "one layer-2 segment",
+            names,
+            &l2,
+            &format!(
+                "{} routes pod traffic straight to each peer's address, which needs every node on one layer-2 segment: use the vxlan backend (or flannel's DirectRouting, which falls back to VXLAN across subnets)",
+                cluster.provider().as_str()
+            ),
+        ));
+    }
+    rows
+}
+
+/// The (from, to) pairs whose both ends were reached.
+fn probed(n: usize, up: &[Option<Reached>]) -> Vec<(usize, usize)> {
+    (0..n)
+        .filter(|i| up[*i].is_some())
+        .flat_map(|i| pairs::peers(n, i).into_iter().map(move |j| (i, j)))
+        .filter(|(_, j)| up[*j].is_some())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_endpoints() {
+        assert_eq!(
+            api_endpoint("https://10.0.0.10:6443"),
+            Some(("10.0.0.10".into(), 6443))
+        );
+        assert_eq!(
+            api_endpoint("https://api.example.com"),
+            Some(("api.example.com".into(), 443))
+        );
+        assert_eq!(
+            api_endpoint("10.0.0.10:6443/"),
+            Some(("10.0.0.10".into(), 6443))
+        );
+        assert_eq!(api_endpoint("https://[::1]:6443"), None);
+        assert_eq!(api_endpoint("https://a;b:6443"), None);
+    }
+}
