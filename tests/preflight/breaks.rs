@@ -199,15 +199,32 @@ pub fn behind_router(lab: &Lab, i: usize, octet: u8) -> Broken<'_> {
     b
 }
 
-/// A second interface in the node holding the default route, with another address (the Vagrant
+/// A default route out of the node's lab interface, via the lab's gateway (the host's bridge,
+/// which forwards nothing): what a provider that picks the default route's device expects.
+pub fn default_route<'a>(lab: &'a Lab, node: &str, octet: u8) -> Broken<'a> {
+    let route = format!("default via 10.240.{octet}.1 dev eth0");
+    Broken::new(lab).node(
+        node,
+        &format!("ip route add {route}"),
+        &format!("ip route del {route}"),
+    )
+}
+
+/// A second interface in the node taking the default route, with another address (the Vagrant
 /// NAT interface: 10.0.2.15 on every machine): a provider that picks the default route's device
-/// picks it instead of the one holding the profile's address.
+/// picks it instead of the one holding the profile's address. The node's default route before
+/// comes back.
 pub fn default_route_elsewhere<'a>(lab: &'a Lab, node: &str) -> Broken<'a> {
+    let was = lab.exec_ok(node, "ip route show default");
+    let restore = match was.trim() {
+        "" => String::new(),
+        route => format!("; ip route add {route}"),
+    };
     Broken::new(lab).node(
         node,
         "ip link add eth1 type veth peer name eth1-nat && ip addr add 10.0.2.15/24 dev eth1 && \
-         ip link set eth1-nat up && ip link set eth1 up && ip route add default via 10.0.2.2 dev eth1",
-        "ip link del eth1",
+         ip link set eth1-nat up && ip link set eth1 up && ip route replace default via 10.0.2.2 dev eth1",
+        &format!("ip link del eth1{restore}"),
     )
 }
 
