@@ -83,11 +83,40 @@ for k, v in r.items():
 PY
 }
 
-for backend in vxlan host-gw; do
-    timed "$WORK/preflight-$backend.json" preflight -p "$PROFILE" --networking routes --backend "$backend" --output json
-    printf 'netctl preflight, %d nodes, routes %-7s: wall %5.2f s  cpu %5.2f s  peak %3d MB  exit %d\n' \
-        "$N" "$backend" "$WALL" "$CPU" "$PEAK" "$CODE"
-    summarize "$WORK/preflight-$backend.json" || echo "  (no JSON report)"
+# The rounds, seen from outside: a node's listener directory (/run/netctl/preflight/RUN, a bind
+# mount of the lab's node directory) appears in round 1 (connect, facts, listeners) and goes in
+# round 3 (stop). Sampled every 50 ms while netctl runs: round 1 ends when every node has one,
+# round 2 (probes) when the first goes, round 3 when none is left. Only backends with listeners.
+watch_rounds() {
+    local t0; t0=$(now)
+    while :; do
+        set -- "$LAB"/nodes/*/fs/run/netctl/preflight/*/
+        [ -d "$1" ] || set --
+        echo "$(secs "$t0" "$(now)") $#"
+        [ -e "$WORK/done" ] && break
+        sleep 0.05
+    done > "$WORK/rounds"
+}
+rounds() {
+    awk -v n="$N" '
+        $2 > 0 && first == "" { first = $1 }
+        $2 == n && all == "" { all = $1 }
+        all != "" && $2 < n && gone == "" { gone = $1 }
+        all != "" && $2 == 0 && none == "" { none = $1 }
+        END { if (all == "") print "  rounds: no listeners seen"
+              else printf "  rounds (from outside, +-0.05 s): first listener %s s, round 1 (connect, facts, listeners) ends %s s, round 2 (probes) ends %s s, round 3 (stop) ends %s s\n", first, all, gone, none }' "$WORK/rounds"
+}
+
+for run in "vxlan" "host-gw" "vxlan --concurrency 250"; do
+    read -r backend extra <<< "$run"
+    rm -f "$WORK/done"; watch_rounds & watcher=$!
+    # shellcheck disable=SC2086 # $extra: the run's flags, split on purpose
+    timed "$WORK/preflight.json" preflight -p "$PROFILE" --networking routes --backend "$backend" $extra --output json
+    touch "$WORK/done"; wait "$watcher"
+    printf 'netctl preflight, %d nodes, routes %-7s %-18s: wall %5.2f s  cpu %5.2f s  peak %3d MB  exit %d\n' \
+        "$N" "$backend" "${extra:-(concurrency 32)}" "$WALL" "$CPU" "$PEAK" "$CODE"
+    summarize "$WORK/preflight.json" || echo "  (no JSON report)"
+    rounds
 done
 
 # The peer: the same udp pair probes with OpenSSH and python3.
