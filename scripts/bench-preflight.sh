@@ -98,13 +98,15 @@ watch_rounds() {
     done > "$WORK/rounds"
 }
 rounds() {
-    awk -v n="$N" '
+    # Two passes: the most listeners seen at once (every reached node's) marks round 1's end.
+    awk 'NR == FNR { if ($2 > n) n = $2; next }
         $2 > 0 && first == "" { first = $1 }
-        $2 == n && all == "" { all = $1 }
+        n > 0 && $2 == n && all == "" { all = $1 }
         all != "" && $2 < n && gone == "" { gone = $1 }
         all != "" && $2 == 0 && none == "" { none = $1 }
         END { if (all == "") print "  rounds: no listeners seen"
-              else printf "  rounds (from outside, +-0.05 s): first listener %s s, round 1 (connect, facts, listeners) ends %s s, round 2 (probes) ends %s s, round 3 (stop) ends %s s\n", first, all, gone, none }' "$WORK/rounds"
+              else printf "  rounds (from outside, +-0.05 s; %d listeners): first listener %s s, round 1 (connect, facts, listeners) ends %s s, round 2 (probes) ends %s s, round 3 (stop) ends %s s\n", n, first, all, gone, none }' \
+        "$WORK/rounds" "$WORK/rounds"
 }
 
 for run in "vxlan" "host-gw" "vxlan --concurrency 250"; do
