@@ -150,13 +150,13 @@ fn a_clean_lab_passes_with_vxlan_and_host_gw() {
 }
 
 #[test]
-fn udp_8472_dropped_on_one_node_fails_vxlan_there() {
-    if !can_run("udp_8472_dropped_on_one_node_fails_vxlan_there") {
+fn udp_8472_dropped_fails_vxlan_on_the_node_or_the_pair() {
+    if !can_run("udp_8472_dropped_fails_vxlan_on_the_node_or_the_pair") {
         return;
     }
     let lab = Lab::up("pf2", "netns", 4, 166);
     let vxlan = routes(&lab, "vxlan");
-    let _drop = breaks::drop_udp(&lab, "node-2", 8472);
+    let dropped = breaks::drop_udp(&lab, "node-2", 8472);
     assert!(
         !udp_arrives(&lab, "node-1", "node-2", address(166, 2), 8472),
         "the rule drops udp 8472 into node-2"
@@ -170,6 +170,25 @@ fn udp_8472_dropped_on_one_node_fails_vxlan_there() {
     // host-gw sends no udp 8472.
     let (o, v) = preflight(&lab, &routes(&lab, "host-gw"), &[]);
     assert_fails_exactly(&o, &v, &[], "host-gw with udp 8472 dropped");
+    drop(dropped);
+
+    // Dropped from node-1 only: no node is the common end of what failed, so the pair is named.
+    let _one_pair = breaks::drop_udp_from(&lab, "node-2", address(166, 1), 8472);
+    assert!(!udp_arrives(
+        &lab,
+        "node-1",
+        "node-2",
+        address(166, 2),
+        8472
+    ));
+    assert!(udp_arrives(&lab, "node-3", "node-2", address(166, 2), 8472));
+    let (o, v) = preflight(&lab, &vxlan, &[]);
+    assert_fails_exactly(
+        &o,
+        &v,
+        &[("preflight.vxlan", "node-1 -> node-2")],
+        "udp 8472 dropped from node-1 into node-2",
+    );
 }
 
 #[test]
@@ -231,9 +250,14 @@ fn a_module_disabled_in_modprobe_d_fails_modules_there() {
     }
     let lab = Lab::up("pf5", "systemd", 3, 169);
     let vxlan = routes(&lab, "vxlan");
+    let before = node_state::traces(&lab);
     let (o, v) = preflight(&lab, &vxlan, &[]);
     assert_fails_exactly(&o, &v, &[], "a clean systemd lab");
     assert_clean(&lab, &v, "vxlan");
+    // Under real systemd too, the run leaves nothing behind.
+    let run_id = v["run_id"].as_str().expect("the report's run_id");
+    assert_eq!(node_state::processes_carrying(run_id), vec![]);
+    assert_eq!(before, node_state::traces(&lab));
 
     let _off = breaks::disable_module(&lab, "node-2", "vxlan");
     let rule = "modprobe -c | grep -cx 'install vxlan /bin/false' || true";

@@ -94,6 +94,16 @@ pub fn drop_udp<'a>(lab: &'a Lab, node: &str, port: u16) -> Broken<'a> {
     )
 }
 
+/// `iptables -I INPUT -s FROM -p udp --dport PORT -j DROP` in the node: one pair broken, one way.
+pub fn drop_udp_from<'a>(lab: &'a Lab, node: &str, from: Ipv4Addr, port: u16) -> Broken<'a> {
+    let rule = format!("INPUT -s {from} -p udp --dport {port} -j DROP");
+    Broken::new(lab).node(
+        node,
+        &format!("iptables -I {rule}"),
+        &format!("iptables -D {rule}"),
+    )
+}
+
 /// Strict reverse-path filtering on all of the node's interfaces; the old value comes back.
 pub fn strict_rp_filter<'a>(lab: &'a Lab, node: &str) -> Broken<'a> {
     let was = lab.exec_ok(node, "sysctl -n net.ipv4.conf.all.rp_filter");

@@ -22,14 +22,15 @@ pub fn changeable(lab: &Lab) -> Vec<String> {
     )
 }
 
-/// Listening sockets, firewall rules (iptables and nftables, counters left out), /run/netctl's
-/// entries and the node's network namespaces.
+/// Listening sockets, firewall rules (iptables, and nftables where the node has `nft`: the lab's
+/// systemd root has not; counters left out), /run/netctl's entries and the node's network
+/// namespaces.
 pub fn traces(lab: &Lab) -> Vec<String> {
     each_node(
         lab,
         "ss -Hlnuwt | awk '{ print $1, $5 }' | sort; \
          iptables-save | grep -v '^#' | sed -E 's/\\[[0-9]+:[0-9]+\\]//'; \
-         nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; \
+         nft list ruleset 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; \
          echo /run/netctl:; ls -A /run/netctl 2>/dev/null; echo netns:; ip netns list",
     )
 }
