@@ -413,6 +413,62 @@ fn preflight_leaves_every_node_as_it_found_it() {
         assert_eq!(before, node_state::traces(&lab), "{backend}: traces left");
         assert_passed_everywhere(&lab, &v, "preflight.cleanup");
     }
+    interrupted_preflight_leaves_nothing(&lab);
+}
+
+/// Ctrl-C while every node's listener is up: the run does not pass, and its listeners go with
+/// it. A listener left behind would hold udp 8472 for its lifetime, and the next preflight would
+/// take it for the running network's socket and skip the vxlan probes instead of checking them.
+fn interrupted_preflight_leaves_nothing(lab: &Lab) {
+    let vxlan = routes(lab, "vxlan");
+    let before = node_state::traces(lab);
+    let mut child = labkit::netctl()
+        .args(["preflight", "--output", "json", "-p"])
+        .arg(&vxlan)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Each node's listener directory, seen from the host through the lab's bind mount.
+    let pattern = lab
+        .profile
+        .with_file_name("nodes")
+        .join("*/fs/run/netctl/preflight/*");
+    let listening = || glob_count(&pattern.display().to_string());
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while listening() < lab.nodes {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "preflight ended before every listener was seen"
+        );
+        assert!(Instant::now() < deadline, "no listeners appeared");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SAFETY: signalling our own child by its PID.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        !o.status.success(),
+        "an interrupted run passed: {}",
+        text(&o)
+    );
+    assert_eq!(
+        (listening(), node_state::traces(lab)),
+        (0, before),
+        "(listener directories, traces) after an interrupted preflight: {}",
+        text(&o)
+    );
+    let (o, v) = preflight(lab, &vxlan, &[]);
+    assert_fails_exactly(&o, &v, &[], "the run after an interrupted one");
+    assert_passed_everywhere(lab, &v, "preflight.vxlan");
+}
+
+/// How many paths match a shell glob (`sh -c 'set -- PATTERN'`), none when nothing matches.
+fn glob_count(pattern: &str) -> usize {
+    let out = breaks::host_ok(&format!(
+        "set -- {pattern}; [ -e \"$1\" ] && echo $# || echo 0"
+    ));
+    out.trim().parse().unwrap()
 }
 
 /// The Vagrant case: a node whose default route leaves through another interface (NAT, the same
