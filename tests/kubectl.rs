@@ -4,6 +4,10 @@
 
 mod labkit;
 
+// `--skip-preflight` on init and switch here: these profiles name providers whose daemons the lab
+// cannot run (flanneld without a default route to pick an interface from, calico without ipip,
+// plugins in private directories), which preflight rightly refuses; tests/preflight.rs tests it.
+
 use std::path::{Path, PathBuf};
 
 use labkit::{can_run, text, Lab};
@@ -44,7 +48,12 @@ fn flannel_daemonset_is_applied_with_kubectl() {
             serde_yaml::from_str("{deploy: daemonset, backend: vxlan}").unwrap();
         v["kubernetes"]["kubeconfig"] = "/etc/netctl-test/kubeconfig".into();
     });
-    let o = run(&lab, dir.path(), &["init", "--yes", "--no-verify"], &p);
+    let o = run(
+        &lab,
+        dir.path(),
+        &["init", "--yes", "--skip-preflight", "--no-verify"],
+        &p,
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(calls(dir.path()), ["apply -f kube-flannel.yaml"]);
     let applied = std::fs::read_to_string(dir.path().join("applied/kube-flannel.yaml")).unwrap();
@@ -55,7 +64,12 @@ fn flannel_daemonset_is_applied_with_kubectl() {
         v["networking"]["flannel"] = serde_yaml::from_str("{deploy: daemonset}").unwrap();
     });
     let dir2 = tempfile::tempdir().unwrap();
-    let o = run(&lab, dir2.path(), &["init", "--yes", "--no-verify"], &q);
+    let o = run(
+        &lab,
+        dir2.path(),
+        &["init", "--yes", "--skip-preflight", "--no-verify"],
+        &q,
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(calls(dir2.path()).is_empty());
     assert!(
@@ -122,7 +136,12 @@ fn switch_drives_kubectl_in_order() {
     let reset = || {
         let _ = std::fs::remove_file(dir.path().join("calls"));
     };
-    let o = run(&lab, dir.path(), &["init", "--yes", "--no-verify"], &p);
+    let o = run(
+        &lab,
+        dir.path(),
+        &["init", "--yes", "--skip-preflight", "--no-verify"],
+        &p,
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         calls(dir.path()).is_empty(),
@@ -136,6 +155,7 @@ fn switch_drives_kubectl_in_order() {
         &[
             "switch",
             "--yes",
+            "--skip-preflight",
             "--networking",
             "routes",
             "--backend",
@@ -157,6 +177,7 @@ fn switch_drives_kubectl_in_order() {
         &[
             "switch",
             "--yes",
+            "--skip-preflight",
             "--from",
             "calico",
             "--networking",
@@ -184,7 +205,13 @@ fn switch_drives_kubectl_in_order() {
     let o = run(
         &lab,
         dir.path(),
-        &["switch", "--yes", "--networking", "calico"],
+        &[
+            "switch",
+            "--yes",
+            "--skip-preflight",
+            "--networking",
+            "calico",
+        ],
         &p,
     );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -221,9 +248,14 @@ fn a_node_not_ready_rolls_the_switch_back() {
         v["kubernetes"]["kubeconfig"] = "/etc/netctl-test/kubeconfig".into();
     });
     let dir = tempfile::tempdir().unwrap();
-    assert!(run(&lab, dir.path(), &["init", "--yes", "--no-verify"], &p)
-        .status
-        .success());
+    assert!(run(
+        &lab,
+        dir.path(),
+        &["init", "--yes", "--skip-preflight", "--no-verify"],
+        &p
+    )
+    .status
+    .success());
     let before = lab.exec_ok(
         "node-1",
         "cat /var/lib/netctl/state.json; ip -4 route show proto 211",
@@ -239,6 +271,7 @@ fn a_node_not_ready_rolls_the_switch_back() {
         &[
             "switch",
             "--yes",
+            "--skip-preflight",
             "--networking",
             "routes",
             "--backend",
@@ -307,7 +340,7 @@ fn kubectl_runs_on_the_node_kubectl_on_names() {
             .output()
             .unwrap()
     };
-    let o = local(&["init", "--yes", "--no-verify"]);
+    let o = local(&["init", "--yes", "--skip-preflight", "--no-verify"]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         lab.exec_ok("node-1", "cat /root/standin/argv"),
@@ -339,7 +372,7 @@ fn kubectl_runs_on_the_node_kubectl_on_names() {
 
     // A failing kubectl on the node: reported with the node's name and kubectl's own words.
     lab.exec_ok("node-1", "echo 'apply -f' > /root/standin/fail-on");
-    let o = local(&["init", "--yes", "--no-verify"]);
+    let o = local(&["init", "--yes", "--skip-preflight", "--no-verify"]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("apply -f kube-flannel.yaml (on node-1): exit 1")
