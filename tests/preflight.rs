@@ -531,3 +531,50 @@ fn a_default_route_out_another_interface_fails_interface_for_flannel() {
         "the detail names the interface chosen: {c}"
     );
 }
+
+/// `kubernetes.apiServer` is tried from every node: a TCP listener on node-1 (python3 in its
+/// namespace, the lab's own address) answers every node; a port nobody listens on fails every
+/// node's `preflight.api-server`, naming the address.
+#[test]
+fn the_api_server_is_tried_from_every_node() {
+    if !can_run("the_api_server_is_tried_from_every_node") {
+        return;
+    }
+    let lab = Lab::up("pf10", "netns", 3, 174);
+    let addr = lab
+        .exec_ok("node-1", "ip -o -4 addr show dev eth0 | awk '{print $4}'")
+        .trim()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    // A stand-in API server for 20 s: accepts and closes.
+    lab.exec_ok(
+        "node-1",
+        &format!(
+            "setsid python3 -c 'import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"{addr}\", 16443)); s.listen(16)\ns.settimeout(1)\nend=time.time()+20\nwhile time.time()<end:\n  try: s.accept()[0].close()\n  except OSError: pass' >/dev/null 2>&1 < /dev/null & sleep 0.3"
+        ),
+    );
+    let with = |port: u16| {
+        let addr = addr.clone();
+        lab.profile_variant(&format!("api{port}"), move |v| {
+            v["kubernetes"]["apiServer"] = format!("https://{addr}:{port}").into();
+        })
+    };
+    let (o, v) = preflight(&lab, &with(16443), &[]);
+    assert_fails_exactly(&o, &v, &[], "an answering API server");
+    assert_passed_everywhere(&lab, &v, "preflight.api-server");
+    let (o, v) = preflight(&lab, &with(16444), &[]);
+    let want: Vec<(&str, String)> = (1..=3)
+        .map(|i| ("preflight.api-server", lab.node(i)))
+        .collect();
+    let want: Vec<(&str, &str)> = want.iter().map(|(id, n)| (*id, n.as_str())).collect();
+    assert_fails_exactly(&o, &v, &want, "nothing listening");
+    let c = checks(&v)
+        .find(|c| c["id"] == "preflight.api-server")
+        .unwrap();
+    assert!(
+        str_of(&c["detail"]).contains(&format!("tcp {addr}:16444")),
+        "{c}"
+    );
+}

@@ -465,11 +465,16 @@ async fn first_round(
     let needs = crate::provider::needs::needs(cluster);
     let plan = crate::provider::node_plan(cluster, &node, &run.inputs);
     let n = cluster.nodes.len();
-    let peer_addrs: Vec<Ipv4Addr> = pairs::peers(n, i)
-        .into_iter()
-        .take(2)
-        .map(|j| cluster.nodes[j].address)
-        .collect();
+    // The route to a few peers shows the interface of a daemon that just dials them (weave).
+    let peer_addrs: Vec<Ipv4Addr> = if needs.iface == crate::provider::needs::Iface::RouteToPeers {
+        pairs::peers(n, i)
+            .into_iter()
+            .take(2)
+            .map(|j| cluster.nodes[j].address)
+            .collect()
+    } else {
+        vec![]
+    };
     let start = Instant::now();
     let before = SystemTime::now();
     // The facts and the listener in one execution: one round trip and one remote shell fewer

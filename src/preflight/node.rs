@@ -88,14 +88,17 @@ pub fn script(cluster: &Cluster, peers: &[Ipv4Addr]) -> String {
     let modules = node_prereqs::modules(cluster)
         .into_iter()
         .map(|m| format!("mod:{}:{}", m.name, m.present));
-    let keys = node_prereqs::SYSCTLS
+    // A sysctl file may write a key with dots or slashes.
+    let keys: Vec<String> = node_prereqs::SYSCTLS
         .iter()
-        .map(|s| format!("key:{}", s.key));
+        .map(|s| s.key.replace('.', "[./]"))
+        .collect();
     let peers = peers.iter().map(|p| format!("peer:{p}"));
     Script::new(script_file!("preflight/facts.sh"))
         .var("BIN", &cluster.profile.networking.cni_bin_dir)
         .var("CONTAINERD", provider::kube::CONTAINERD_CONFIG)
-        .args(modules.chain(keys).chain(peers))
+        .var("KEYS", keys.join("|"))
+        .args(modules.chain(peers))
         .build()
 }
 

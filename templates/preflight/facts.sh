@@ -2,21 +2,31 @@
 # prints is run or used as a path. Names it finds (interfaces, files) that hold anything but
 # [A-Za-z0-9._@/-] are left out, so no line can forge another. Few processes: it runs on every
 # node of a large cluster at once.
-# Variables: BIN (cniBinDir), CONTAINERD (its config).
-# Arguments: mod:NAME:PRESENT (a module and the path that shows it is there), key:SYSCTL (a
-# sysctl whose persisted settings matter), peer:ADDRESS (the route to a peer is wanted).
+# Variables: BIN (cniBinDir), CONTAINERD (its config), KEYS (the sysctls whose persisted settings
+# matter, as an extended regex: `net[./]ipv4[./]ip_forward|...`).
+# Arguments: mod:NAME:PRESENT (a module and the path that shows it is there), peer:ADDRESS (the
+# route to a peer is wanted).
 set -u
 safe() { case $1 in ''|*[!A-Za-z0-9._@/-]*) return 1 ;; esac; }
 # The node's clock first: netctl brackets this round trip with its own.
 printf '@@clock %s\n' "$(date +%s.%N)"
-ip -o -4 addr show | while read -r i d _ a _ scope _; do
-  d=${d%%@*}; safe "$d" && printf '@@addr %s %s %s %s\n' "${i%:}" "$d" "$a" "$scope"
-done
-ip -o link show | while read -r _ d _ _ mtu _; do
-  d=${d%:}; d=${d%%@*}; safe "$d" && printf '@@link %s %s\n' "$d" "$mtu"
-done
-ip -4 route show default 2>/dev/null | while read -r _ via gw dev d _; do
-  [ "$via" = via ] && [ "$dev" = dev ] && safe "$d" && printf '@@default %s %s\n' "$d" "$gw"
+# Addresses (in the kernel's order), links and the default route from one `ip`.
+ip -o -4 -batch - 2>/dev/null <<'IP' | while read -r i d a b c e _ g _; do
+addr show
+link show
+route show default
+IP
+  if [ "$i" = default ]; then
+    # default via GW dev DEV
+    [ "$b" = dev ] && safe "$c" && printf '@@default %s %s\n' "$c" "$a"
+  elif [ "$a" = inet ]; then
+    # N: DEV inet ADDR/LEN [brd X] scope SCOPE
+    scope=$e; [ "$c" = brd ] && scope=$g
+    d=${d%%@*}; safe "$d" && printf '@@addr %s %s %s %s\n' "${i%:}" "$d" "$b" "$scope"
+  elif [ "$b" = mtu ]; then
+    # N: DEV: <FLAGS> mtu MTU
+    d=${d%:}; d=${d%%@*}; safe "$d" && printf '@@link %s %s\n' "$d" "$c"
+  fi
 done
 # Values read with the shell's own `read` (no process per file).
 val() { v=; { read -r v < "$1"; } 2>/dev/null; [ -n "$v" ] || v=-; }  # dash's read says 1 on /proc even when it read
@@ -29,7 +39,7 @@ val /proc/sys/net/netfilter/nf_conntrack_max; printf '@@conntrack %s %s\n' "$cou
 for f in "$BIN"/*; do [ -f "$f" ] && [ -x "$f" ] && safe "${f##*/}" && printf '@@bin %s\n' "${f##*/}"; done
 [ -f "$CONTAINERD" ] && { printf '@@containerd '; base64 -w0 < "$CONTAINERD"; echo; }
 if command -v python3 >/dev/null 2>&1; then echo '@@python 1'; else echo '@@python 0'; fi
-kernel=$(uname -r)
+{ read -r kernel < /proc/sys/kernel/osrelease; } 2>/dev/null
 # Every modprobe.d and sysctl.d file, in the order their readers take them (a name in an earlier
 # directory hides the same name in a later one: netctl judges that, the script only lists).
 confs='' sysctls=''
@@ -40,7 +50,7 @@ for d in /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /
   for f in "$d"/*.conf; do [ -f "$f" ] && safe "$f" && sysctls="$sysctls $f"; done
 done
 [ -f /etc/sysctl.conf ] && sysctls="$sysctls /etc/sysctl.conf"
-mods='' keys=''
+mods=''
 for a in "$@"; do
   case $a in
     mod:*)
@@ -55,8 +65,6 @@ for a in "$@"; do
       elif [ "$m" = ipip ] && unshare -n ip link add pf0 type ipip >/dev/null 2>&1; then s=works
       else s=missing; fi
       printf '@@mod %s %s\n' "$m" "$s" ;;
-    key:*)
-      k=${a#key:}; keys="$keys|$(printf '%s' "$k" | sed 's/[.]/[.\/]/g')" ;;
     peer:*)
       p=${a#peer:}
       # shellcheck disable=SC2046 # the route's words, split on purpose
@@ -84,9 +92,9 @@ if [ -n "$mods" ] && [ -n "$confs" ]; then
   done
 fi
 # The settings of netctl's sysctls in every file, in file order: one grep.
-if [ -n "$keys" ] && [ -n "$sysctls" ]; then
+if [ -n "$KEYS" ] && [ -n "$sysctls" ]; then
   # shellcheck disable=SC2086 # the file list, split on purpose (names checked by safe)
-  grep -HE "^[[:space:]]*-?(${keys#|})[[:space:]]*=" $sysctls 2>/dev/null | while IFS=: read -r f line; do
+  grep -HE "^[[:space:]]*-?($KEYS)[[:space:]]*=" $sysctls 2>/dev/null | while IFS=: read -r f line; do
     k=${line%%=*}; v=${line#*=}
     k=$(printf '%s' "$k" | tr -d ' \t' | tr / .); k=${k#-}; v=$(printf '%s' "$v" | tr -d ' \t\r')
     case $v in ''|*[!0-9-]*) continue ;; esac
