@@ -548,11 +548,11 @@ fn the_api_server_is_tried_from_every_node() {
         .next()
         .unwrap()
         .to_string();
-    // A stand-in API server for 20 s: accepts and closes.
-    lab.exec_ok(
+    // A stand-in API server for at most 20 s (ended below, by its pid): accepts and closes.
+    let pid = lab.exec_ok(
         "node-1",
         &format!(
-            "setsid python3 -c 'import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"{addr}\", 16443)); s.listen(16)\ns.settimeout(1)\nend=time.time()+20\nwhile time.time()<end:\n  try: s.accept()[0].close()\n  except OSError: pass' >/dev/null 2>&1 < /dev/null & sleep 0.3"
+            "setsid python3 -c 'import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"{addr}\", 16443)); s.listen(16)\ns.settimeout(1)\nend=time.time()+20\nwhile time.time()<end:\n  try: s.accept()[0].close()\n  except OSError: pass' >/dev/null 2>&1 < /dev/null & echo $!; sleep 0.3"
         ),
     );
     let with = |port: u16| {
@@ -577,4 +577,7 @@ fn the_api_server_is_tried_from_every_node() {
         str_of(&c["detail"]).contains(&format!("tcp {addr}:16444")),
         "{c}"
     );
+    let pid = pid.trim();
+    assert!(pid.bytes().all(|b| b.is_ascii_digit()), "{pid}");
+    lab.exec("node-1", &format!("kill {pid}"));
 }
