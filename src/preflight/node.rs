@@ -108,6 +108,7 @@ fn ip(s: &str) -> Option<Ipv4Addr> {
 
 pub fn parse(out: &str) -> Facts {
     let mut f = Facts::default();
+    let (mut count, mut max) = (None, None);
     for Tagged { tag, rest, .. } in shell::tagged(out) {
         let w: Vec<&str> = rest.split_whitespace().collect();
         match (tag, w.as_slice()) {
@@ -136,9 +137,8 @@ pub fn parse(out: &str) -> Facts {
                 }
             }
             ("forward", [v]) => f.forward = v.parse().ok(),
-            ("conntrack", [c, m]) => {
-                f.conntrack = c.parse().ok().zip(m.parse().ok());
-            }
+            ("ctcount", [c]) => count = c.parse().ok(),
+            ("ctmax", [m]) => max = m.parse().ok(),
             ("bin", [b]) => f.bins.push(b.to_string()),
             ("containerd", [b64]) => {
                 use base64::Engine;
@@ -177,6 +177,7 @@ pub fn parse(out: &str) -> Facts {
             _ => {}
         }
     }
+    f.conntrack = count.zip(max);
     f
 }
 
@@ -609,7 +610,7 @@ mod tests {
 
     /// A Vagrant box: the NAT interface first and on the default route, the profile's address on
     /// the second.
-    const VAGRANT: &str = "@@clock 1700000000.5\n@@addr 1 lo 127.0.0.1/8 host\n@@addr 2 eth0 10.0.2.15/24 global\n@@addr 3 eth1 192.168.56.11/24 global\n@@link lo 65536\n@@link eth0 1500\n@@link eth1 1500\n@@default eth0 10.0.2.2\n@@rp all 0\n@@rp eth0 2\n@@rp eth1 2\n@@forward 0\n@@conntrack 10 262144\n@@bin bridge\n@@bin host-local\n@@bin loopback\n@@bin portmap\n@@python 1\n@@mod br_netfilter loaded\n@@mod vxlan available\n@@done\n";
+    const VAGRANT: &str = "@@clock 1700000000.5\n@@addr 1 lo 127.0.0.1/8 host\n@@addr 2 eth0 10.0.2.15/24 global\n@@addr 3 eth1 192.168.56.11/24 global\n@@link lo 65536\n@@link eth0 1500\n@@link eth1 1500\n@@default eth0 10.0.2.2\n@@rp all 0\n@@rp eth0 2\n@@rp eth1 2\n@@forward 0\n@@ctcount 10\n@@ctmax 262144\n@@bin bridge\n@@bin host-local\n@@bin loopback\n@@bin portmap\n@@python 1\n@@mod br_netfilter loaded\n@@mod vxlan available\n@@done\n";
 
     fn check(c: &Check) -> (Status, &str) {
         (c.status, c.detail.as_str())
@@ -779,7 +780,7 @@ mod tests {
     fn conntrack_clock_and_plugins() {
         let c = cluster("  provider: routes\n");
         let n = &c.nodes[0];
-        let full = parse(&VAGRANT.replace("@@conntrack 10 262144", "@@conntrack 250000 262144"));
+        let full = parse(&VAGRANT.replace("@@ctcount 10\n", "@@ctcount 250000\n"));
         assert_eq!(conntrack(n, &full).status, Status::Fail);
         assert_eq!(conntrack(n, &parse(VAGRANT)).status, Status::Pass);
         assert_eq!(clock(n, Some((75.0, 0.1))).status, Status::Fail);
@@ -828,6 +829,24 @@ mod tests {
         assert_eq!(f.routes[&Ipv4Addr::LOCALHOST].dev.as_deref(), Some("lo"));
         assert!(f.modules.contains_key("vxlan") && f.modules.contains_key("br_netfilter"));
         assert!(f.rp_filter.contains_key("all"));
+        // Values whole, as the kernel has them (dash's `read` of /proc took only their first
+        // byte: a conntrack table of 262144 read as 2, and every node failed preflight.conntrack).
+        let proc = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|v| v.trim().to_string())
+        };
+        if let Some(max) = proc("/proc/sys/net/netfilter/nf_conntrack_max") {
+            assert_eq!(f.conntrack.map(|(_, m)| m.to_string()), Some(max));
+        }
+        assert_eq!(
+            f.forward.map(|v| v.to_string()),
+            proc("/proc/sys/net/ipv4/ip_forward")
+        );
+        assert_eq!(
+            f.rp_filter.get("all").map(|v| v.to_string()),
+            proc("/proc/sys/net/ipv4/conf/all/rp_filter")
+        );
     }
 }
 

@@ -28,18 +28,23 @@ IP
     d=${d%:}; d=${d%%@*}; safe "$d" && printf '@@link %s %s\n' "$d" "$c"
   fi
 done
-# Values read with the shell's own `read` (no process per file).
-val() { v=; { read -r v < "$1"; } 2>/dev/null; [ -n "$v" ] || v=-; }  # dash's read says 1 on /proc even when it read
-for f in /proc/sys/net/ipv4/conf/*/rp_filter; do
-  d=${f%/rp_filter}; d=${d##*/}; val "$f"; safe "$d" && printf '@@rp %s %s\n' "$d" "$v"
-done
-val /proc/sys/net/ipv4/ip_forward; printf '@@forward %s\n' "$v"
-val /proc/sys/net/netfilter/nf_conntrack_count; count=$v
-val /proc/sys/net/netfilter/nf_conntrack_max; printf '@@conntrack %s %s\n' "$count" "$v"
+# Every value from /proc in one grep (dash's `read` takes /proc files one byte at a time and
+# gets only the first).
+grep -H . /proc/sys/net/ipv4/conf/*/rp_filter /proc/sys/net/ipv4/ip_forward \
+  /proc/sys/net/netfilter/nf_conntrack_count /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null |
+  while IFS=: read -r f v; do
+    case $v in ''|*[!0-9]*) continue ;; esac
+    case $f in
+      */rp_filter) d=${f%/rp_filter}; d=${d##*/}; safe "$d" && printf '@@rp %s %s\n' "$d" "$v" ;;
+      */ip_forward) printf '@@forward %s\n' "$v" ;;
+      */nf_conntrack_count) printf '@@ctcount %s\n' "$v" ;;
+      */nf_conntrack_max) printf '@@ctmax %s\n' "$v" ;;
+    esac
+  done
 for f in "$BIN"/*; do [ -f "$f" ] && [ -x "$f" ] && safe "${f##*/}" && printf '@@bin %s\n' "${f##*/}"; done
 [ -f "$CONTAINERD" ] && { printf '@@containerd '; base64 -w0 < "$CONTAINERD"; echo; }
 if command -v python3 >/dev/null 2>&1; then echo '@@python 1'; else echo '@@python 0'; fi
-{ read -r kernel < /proc/sys/kernel/osrelease; } 2>/dev/null
+kernel=
 # Every modprobe.d and sysctl.d file, in the order their readers take them (a name in an earlier
 # directory hides the same name in a later one: netctl judges that, the script only lists).
 confs='' sysctls=''
@@ -55,6 +60,7 @@ for a in "$@"; do
   case $a in
     mod:*)
       m=${a#mod:}; present=${m#*:}; m=${m%%:*}; mods="$mods|$m"
+      [ -n "$kernel" ] || [ -e "$present" ] || kernel=$(uname -r)
       if [ -e "$present" ]; then s=loaded
       elif grep -qE "/$m\.ko(\.[a-z]+)?\$" "/lib/modules/$kernel/modules.builtin" 2>/dev/null; then s=builtin
       elif grep -qE "(^|/)$m\.ko(\.[a-z]+)?:" "/lib/modules/$kernel/modules.dep" 2>/dev/null; then s=available

@@ -677,7 +677,7 @@ fn healthy_preflight(net: &Net) {
                 "w1" => "10.0.0.11",
                 _ => "10.0.0.12",
             };
-            let facts = format!("@@clock {}\n@@addr 1 lo 127.0.0.1/8 host\n@@addr 2 eth0 {addr}/24 global\n@@link eth0 1500\n@@rp all 0\n@@rp eth0 0\n@@forward 1\n@@conntrack 1 1000\n@@bin bridge\n@@bin host-local\n@@bin loopback\n@@python 1\n@@mod br_netfilter loaded\n@@mod vxlan loaded\n@@done\n",
+            let facts = format!("@@clock {}\n@@addr 1 lo 127.0.0.1/8 host\n@@addr 2 eth0 {addr}/24 global\n@@link eth0 1500\n@@rp all 0\n@@rp eth0 0\n@@forward 1\n@@ctcount 1\n@@ctmax 1000\n@@bin bridge\n@@bin host-local\n@@bin loopback\n@@python 1\n@@mod br_netfilter loaded\n@@mod vxlan loaded\n@@done\n",
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64());
             return Some(ok(&facts));
         }
