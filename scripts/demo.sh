@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# netctl's main job on one machine: a 3-node lab of real systemd + sshd nodes, then `netctl init`
-# (routes provider, host-gw) and `netctl verify`. Installs what is missing; needs root.
+# netctl's main job on one machine: a 3-node lab of real systemd + sshd nodes, then `netctl
+# preflight`, `netctl init` (routes provider, host-gw) and `netctl verify`. Installs what is missing; needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,10 @@ echo "==> netctl lab up --name demo --nodes 3 (the first run builds and caches a
 PROFILE=$("$NETCTL" lab up --name demo --nodes 3 | tail -n 1)
 echo "    profile: $PROFILE"
 
-echo "==> netctl init -p $PROFILE --yes --no-verify"
+echo "==> netctl preflight -p $PROFILE   (what the network needs, on every node and between every pair, before any change)"
+"$NETCTL" preflight -p "$PROFILE"
+
+echo "==> netctl init -p $PROFILE --yes --no-verify   (runs preflight again first, over its own sessions)"
 "$NETCTL" init -p "$PROFILE" --yes --no-verify
 
 echo "==> netctl verify -p $PROFILE   (node checks, and pods made with the real CNI plugins pinging across nodes)"

@@ -139,8 +139,16 @@ fn apply(
     }
     match connect.output {
         Format::Text => {
-            if let Some(p) = report.preflight.as_ref().filter(|p| p.failed()) {
-                out!("{}\n", verify::report::text(p, Default::default()));
+            // A failed preflight is the whole story; a passed one is its verdict line.
+            match report.preflight.as_ref() {
+                Some(p) if p.failed() => out!("{}\n", verify::report::text(p, Default::default())),
+                Some(p) => out!(
+                    "preflight {}: {} passed, 0 failed, {} skipped\n",
+                    p.run_id,
+                    p.summary.pass,
+                    p.summary.skip
+                ),
+                None => {}
             }
             if report.preflight_skipped {
                 out!("preflight: skipped (--skip-preflight)\n");
