@@ -1181,9 +1181,18 @@ mod tests {
             assert!(matches!(direct[&probes[8]], Outcome::Path { .. }), "{out}");
 
             let a = p.a_node();
+            // With SIGCHLD ignored, as bash passes on its `trap '' CHLD` (dash does not): the
+            // listener still waits for its probe children itself.
+            let listen = format!(
+                "exec bash -c {}",
+                shell::sh_quote(&format!(
+                    "trap '' CHLD\n{}",
+                    listen_script(&run, &[Listen::Udp(47064)])
+                ))
+            );
             assert_eq!(
-                listen_on(a, &run, &[Listen::Udp(47064)])[&Listen::Udp(47064)],
-                ListenState::Listening
+                parse_listen(&run_sh(Some(a), None, &listen), &[Listen::Udp(47064)]),
+                BTreeMap::from([(Listen::Udp(47064), ListenState::Listening)])
             );
             use std::os::unix::fs::{FileTypeExt, MetadataExt};
             for fifo in ["ctl", "out"] {
@@ -1202,6 +1211,11 @@ mod tests {
                     fifo[probe]
                 );
             }
+
+            // A second round: the listener took the first child back and takes another.
+            let (out, again, _) = probe_from(a, &run, &probes[..1], path.path().to_str());
+            assert!(!out.contains("@@note"), "{out}");
+            assert!(matches!(again[&probes[0]], Outcome::Ok { .. }), "{out}");
 
             assert_eq!(stop_on(a, &run), Ok(()));
             assert!(

@@ -192,6 +192,11 @@ def bind(spec):
 
 
 def listen(token, lifetime, specs):
+    import signal
+
+    # An ignored SIGCHLD (bash passes its own on through exec) would reap the children this
+    # process waits for, detach's and the probe rounds', behind its back.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.umask(0o077)
     run_dir = RUNS + "/" + token[len(PREFIX):]
     try:
