@@ -650,6 +650,35 @@ mod tests {
         );
     }
 
+    /// The path facts come from `ip` (run by hand, not through python's subprocess): with it,
+    /// the route to this machine's loopback; without it, a failure that says so.
+    #[test]
+    fn path_facts_come_from_ip_or_say_it_is_missing() {
+        let python = ["/usr/bin/python3", "/bin/python3"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("python3");
+        let bin = crate::tempdir::PrivateDir::new("pfag").unwrap();
+        std::os::unix::fs::symlink(python, bin.path().join("python3")).unwrap();
+        let path = Probe::Path(Ipv4Addr::LOCALHOST);
+        let run = format!("t174-{}", std::process::id());
+        let script = probe_script(&run, std::slice::from_ref(&path));
+        let out = run_sh(None, bin.path().to_str(), &script);
+        assert_eq!(
+            parse_probe(&out, std::slice::from_ref(&path))[&path],
+            Outcome::Failed("ip not found on the node".into()),
+            "{out}"
+        );
+        let out = run_sh(None, Some("/usr/sbin:/usr/bin:/sbin:/bin"), &script);
+        assert!(
+            matches!(
+                &parse_probe(&out, std::slice::from_ref(&path))[&path],
+                Outcome::Path { dev, .. } if dev == "lo"
+            ),
+            "{out}"
+        );
+    }
+
     mod real {
         //! As root, in two network namespaces joined by a veth pair: the listener in b, the
         //! probes from a. Each test has its own namespaces, addresses, ports and run ids.

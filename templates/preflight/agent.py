@@ -29,6 +29,8 @@
 # _socket is the socket module without its enum and selectors wrappers: the same calls (accept
 # aside), a quarter less start-up on every node, twice per preflight.
 import _socket as socket
+# _signal likewise: signal's wrapper imports enum, which costs more than the whole probe round.
+import _signal as signal
 import errno
 import os
 import select
@@ -37,7 +39,7 @@ import struct
 import sys
 import time
 
-# signal, subprocess and threading are imported where they are used, for the same reason.
+# threading is imported where it is used, for the same reason; 'ip' is run without subprocess.
 
 PREFIX = "netctl-pf-"
 # Where each run's listener keeps its pid (root only); stop.sh removes it, which ends the listener.
@@ -192,11 +194,6 @@ def bind(spec):
 
 
 def listen(token, lifetime, specs):
-    import signal
-
-    # An ignored SIGCHLD (bash passes its own on through exec) would reap the children this
-    # process waits for, detach's and the probe rounds', behind its back.
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.umask(0o077)
     run_dir = RUNS + "/" + token[len(PREFIX):]
     try:
@@ -301,8 +298,6 @@ def remove_run_dir(run_dir):
 
 
 def serve(token, run_dir, lifetime, socks, ctl):
-    import signal
-
     prober = Prober(token, run_dir, ctl)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # Stopped (stop.sh): a probe child goes too, so a stop leaves no process of the run.
@@ -422,8 +417,6 @@ class Prober(object):
 
 def answer_request(token, out, specs):
     """In the forked child: the probes, their lines into OUT, then 'end'; never returns."""
-    import signal
-
     status = 1
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -896,14 +889,12 @@ def path_facts(addrs):
         out[a] = ("probe", "path:" + a, "fail", "an invalid address" if a not in valid else "no route")
     if not valid:
         return out
-    import subprocess
-
     try:
         # One 'ip' for every route and one for the neighbours, however many addresses.
         routes = ip(["-o", "-4", "-force", "-batch", "-"], "".join("route get %s\n" % a for a in valid))
-        neigh = ip(["-4", "neigh", "show"], None)
-    except (OSError, subprocess.SubprocessError) as e:
-        why = "ip not found on the node" if isinstance(e, FileNotFoundError) else "ip failed: " + one_line(e)
+        neigh = ip(["-4", "neigh", "show"], "")
+    except OSError as e:
+        why = "ip not found on the node" if e.errno == errno.ENOENT else "ip failed: " + one_line(e.strerror or e)
         for a in valid:
             out[a] = ("probe", "path:" + a, "fail", why)
         return out
@@ -927,18 +918,81 @@ def path_facts(addrs):
 
 
 def ip(args, stdin):
-    import subprocess
+    """What 'ip ARGS' prints with STDIN as its input, within WAIT_S; OSError (ENOENT: no ip)
+    otherwise. By hand: the subprocess module's import costs more than the rest of a round."""
+    data, out = stdin.encode(), []
+    (in_r, in_w), (out_r, out_w) = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(in_r, 0)
+            os.dup2(out_w, 1)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.execvp("ip", ["ip"] + args)
+        except OSError as e:
+            os._exit(127 if e.errno == errno.ENOENT else 126)
+        finally:
+            os._exit(126)
+    os.close(in_r)
+    os.close(out_w)
+    deadline, ended = time.monotonic() + WAIT_S, False
+    try:
+        os.set_blocking(in_w, False)
+        poller = select.poll()
+        poller.register(out_r, select.POLLIN)
+        poller.register(in_w, select.POLLOUT)
+        open_fds = 2
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OSError(errno.ETIMEDOUT, "no answer in %d s" % WAIT_S)
+            for fd, ev in poller.poll(int(left * 1000) + 1):
+                if fd == in_w:
+                    try:
+                        data = data[os.write(in_w, data):] if data else data
+                    except BrokenPipeError:
+                        data = b""
+                    if not data:
+                        poller.unregister(in_w)
+                        os.close(in_w)
+                        in_w, open_fds = None, open_fds - 1
+                else:
+                    chunk = os.read(out_r, 65536)
+                    if chunk:
+                        out.append(chunk)
+                    else:
+                        poller.unregister(out_r)
+                        open_fds -= 1
+        ended = True
+    finally:
+        if in_w is not None:
+            os.close(in_w)
+        os.close(out_r)
+        status = waited(pid, ended)
+    if status == 127:
+        raise OSError(errno.ENOENT, "ip not found")
+    return b"".join(out).decode("utf-8", "replace")
 
-    r = subprocess.run(["ip"] + args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                       stdin=None if stdin is not None else subprocess.DEVNULL,
-                       universal_newlines=True, timeout=WAIT_S)
-    return r.stdout
+
+def waited(pid, ended):
+    """PID's exit status; killed first unless it ENDED (closed its output: it is exiting)."""
+    try:
+        if not ended:
+            os.kill(pid, 9)
+        status = os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+    return (status >> 8) & 0xFF if status & 0x7F == 0 else -1
 
 
 def main(argv):
     if sys.version_info < (3, 6):
         say("error", "python3 is %d.%d: preflight needs 3.6 or later" % sys.version_info[:2])
         return
+    # An ignored SIGCHLD (bash passes its own on through exec) would reap the children this
+    # process waits for ('ip', detach's, the probe rounds') behind its back.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     mode = argv[1] if len(argv) > 1 else ""
     token = argv[2] if len(argv) > 2 else ""
     if mode not in ("listen", "probe") or not token.startswith(PREFIX) or not run_id_ok(token[len(PREFIX):]):
