@@ -5,7 +5,10 @@
 //! on a port), carried inside the sh scripts built here as a quoted variable, never written to a
 //! file on the node. A listener outlives its SSH session (it has to be there when the other
 //! nodes probe), so it is bounded three ways: `stop_script` ends it, it ends itself when its
-//! directory goes, and at the latest after `LISTEN_LIFETIME_S`.
+//! directory goes, and at the latest after `LISTEN_LIFETIME_S`. The listener also runs its own
+//! node's probes when probe.sh asks it through two FIFOs in its directory (a fork of a python
+//! already loaded, where a python start per node was most of a probe round's cost); without a
+//! listener (host-gw has no port to listen on) probe.sh starts a python of its own.
 //!
 //! Output is parsed strictly: every spec or probe asked for gets an entry, a missing or
 //! unreadable line becomes a failure that says so, and nothing read from the node becomes a path
@@ -26,6 +29,8 @@ const AGENT: &str = include_str!(concat!(
 const LISTEN: File = script_file!("preflight/listen.sh");
 const PROBE: File = script_file!("preflight/probe.sh");
 const STOP: File = script_file!("preflight/stop.sh");
+/// `has_token`, for probe.sh and stop.sh.
+const TOKEN_LIB: File = script_file!("preflight/token.sh");
 /// Each run's listener keeps its pid in RUNS/<run id> (root only); agent.py makes it.
 const RUNS: &str = "/run/netctl/preflight";
 /// What a node says for every spec or probe when it has no python3.
@@ -202,10 +207,14 @@ pub fn parse_listen(out: &str, specs: &[Listen]) -> BTreeMap<Listen, ListenState
         .collect()
 }
 
-/// Every probe at once from one node (one round trip, about 2 s at most whatever the peers do).
+/// Every probe at once from one node (one round trip, about 2 s at most whatever the peers do),
+/// by the node's listener of this run where it runs one (no second python start), else by a
+/// python of its own.
 pub fn probe_script(run_id: &str, probes: &[Probe]) -> String {
     Script::new(PROBE)
+        .include(TOKEN_LIB)
         .var("TOKEN", token(run_id))
+        .var("DIR", run_dir(run_id))
         .var("AGENT", AGENT)
         .args(probes.iter().filter(|p| p.valid().is_ok()).map(Probe::spec))
         .build()
@@ -312,11 +321,18 @@ fn lladdr_ok(mac: &str) -> bool {
 /// Stop run `run_id`'s listener (its pid only while that process carries this run's token) and
 /// remove its directory. Idempotent.
 pub fn stop_script(run_id: &str) -> String {
-    let token = token(run_id);
     Script::new(STOP)
-        .var("TOKEN", &token)
-        .var("DIR", format!("{RUNS}/{run_id}"))
+        .include(TOKEN_LIB)
+        .var("TOKEN", token(run_id))
+        .var("DIR", run_dir(run_id))
         .build()
+}
+
+/// Run `run_id`'s directory on a node: its listener's pid and FIFOs.
+fn run_dir(run_id: &str) -> String {
+    // The id is checked where the token is made; the directory is one path component too.
+    let _checked = token(run_id);
+    format!("{RUNS}/{run_id}")
 }
 
 /// `Err` names what the stop left on the node (for preflight.cleanup).
@@ -576,13 +592,14 @@ mod tests {
         assert_eq!(parse_stop(""), Err("no answer from the stop script".into()));
     }
 
-    /// Runs `script` with sh on stdin, as a node does, with `env -i PATH=$path` when given.
-    fn run_sh(netns: Option<&str>, path: Option<&str>, script: &str) -> String {
+    /// Runs `script` with sh on stdin, as a node does, with `env -i PATH=$path` when given; in
+    /// the network and mount namespaces of process `node` when given.
+    fn run_sh(node: Option<u32>, path: Option<&str>, script: &str) -> String {
         use std::io::Write;
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = std::process::Command::new("ip");
-                c.args(["netns", "exec", ns]);
+        let mut cmd = match node {
+            Some(pid) => {
+                let mut c = std::process::Command::new("nsenter");
+                c.args(["-t", &pid.to_string(), "-n", "-m", "env"]);
                 c
             }
             None => std::process::Command::new("env"),
@@ -633,6 +650,35 @@ mod tests {
         );
     }
 
+    /// The path facts come from `ip` (run by hand, not through python's subprocess): with it,
+    /// the route to this machine's loopback; without it, a failure that says so.
+    #[test]
+    fn path_facts_come_from_ip_or_say_it_is_missing() {
+        let python = ["/usr/bin/python3", "/bin/python3"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("python3");
+        let bin = crate::tempdir::PrivateDir::new("pfag").unwrap();
+        std::os::unix::fs::symlink(python, bin.path().join("python3")).unwrap();
+        let path = Probe::Path(Ipv4Addr::LOCALHOST);
+        let run = format!("t174-{}", std::process::id());
+        let script = probe_script(&run, std::slice::from_ref(&path));
+        let out = run_sh(None, bin.path().to_str(), &script);
+        assert_eq!(
+            parse_probe(&out, std::slice::from_ref(&path))[&path],
+            Outcome::Failed("ip not found on the node".into()),
+            "{out}"
+        );
+        let out = run_sh(None, Some("/usr/sbin:/usr/bin:/sbin:/bin"), &script);
+        assert!(
+            matches!(
+                &parse_probe(&out, std::slice::from_ref(&path))[&path],
+                Outcome::Path { dev, .. } if dev == "lo"
+            ),
+            "{out}"
+        );
+    }
+
     mod real {
         //! As root, in two network namespaces joined by a veth pair: the listener in b, the
         //! probes from a. Each test has its own namespaces, addresses, ports and run ids.
@@ -660,7 +706,9 @@ mod tests {
 
         /// Namespaces pfag-PID-X-a and -b, 10.255.X.1 and .2, or with a router namespace -r
         /// between them; deleted on drop, after the listeners of every run started here are
-        /// stopped (a failed assertion included).
+        /// stopped (a failed assertion included). a and b each have a mount namespace of their
+        /// own too, with a tmpfs on /run, so that each has its own /run/netctl as a node has
+        /// (the lab's included): every script of a node runs there.
         struct Pair {
             a: String,
             b: String,
@@ -669,6 +717,30 @@ mod tests {
             b_addr: Ipv4Addr,
             x: u8,
             runs: std::cell::RefCell<Vec<String>>,
+            /// The processes holding a's and b's mount namespaces, and their pids.
+            mounts: Vec<(std::process::Child, u32)>,
+        }
+
+        /// A process in network namespace `ns` and a mount namespace of its own with a tmpfs
+        /// on /run, and its pid, once the tmpfs is there.
+        fn hold_mounts(ns: &str) -> (std::process::Child, u32) {
+            use std::io::BufRead;
+            let mut child = std::process::Command::new("ip")
+                .args(["netns", "exec", ns, "unshare", "--mount", "--propagation"])
+                .args(["private", "sh", "-c"])
+                .arg("mount -t tmpfs -o mode=0755 pfag /run && echo $$ && exec sleep 600")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let pid = line.trim().parse().unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("no mount namespace for {ns}: {line:?}")
+            });
+            (child, pid)
         }
 
         /// A veth pair between the namespaces `a.0` and `b.0`, its ends named `a.1` and `b.1`,
@@ -695,14 +767,26 @@ mod tests {
                     b_addr: Ipv4Addr::new(10, 255, x + u8::from(router), 2),
                     x,
                     runs: Default::default(),
+                    mounts: Vec::new(),
                 };
+                let mut p = p;
                 for ns in [Some(&p.a), Some(&p.b), p.router.as_ref()]
                     .into_iter()
                     .flatten()
                 {
                     ip(&["netns", "add", ns]);
                 }
+                p.mounts = vec![hold_mounts(&p.a), hold_mounts(&p.b)];
                 p
+            }
+
+            /// The process whose namespaces are a's (to run a script there, to see its files).
+            fn a_node(&self) -> u32 {
+                self.mounts[0].1
+            }
+
+            fn b_node(&self) -> u32 {
+                self.mounts[1].1
             }
 
             /// a and b on one segment.
@@ -760,28 +844,42 @@ mod tests {
                 run
             }
 
+            /// A listener on b.
             fn listen(&self, run: &str, specs: &[Listen]) -> BTreeMap<Listen, ListenState> {
-                parse_listen(
-                    &run_sh(Some(&self.b), None, &listen_script(run, specs)),
-                    specs,
-                )
+                listen_on(self.b_node(), run, specs)
             }
 
+            /// Probes from a.
             fn probe(&self, run: &str, probes: &[Probe]) -> (BTreeMap<Probe, Outcome>, Duration) {
                 let t = Instant::now();
-                let out = run_sh(Some(&self.a), None, &probe_script(run, probes));
+                let out = run_sh(Some(self.a_node()), None, &probe_script(run, probes));
                 (parse_probe(&out, probes), t.elapsed())
             }
 
+            /// Stops b's listener.
             fn stop(&self, run: &str) -> Result<(), String> {
-                parse_stop(&run_sh(Some(&self.b), None, &stop_script(run)))
+                stop_on(self.b_node(), run)
             }
+        }
+
+        fn listen_on(node: u32, run: &str, specs: &[Listen]) -> BTreeMap<Listen, ListenState> {
+            parse_listen(&run_sh(Some(node), None, &listen_script(run, specs)), specs)
+        }
+
+        fn stop_on(node: u32, run: &str) -> Result<(), String> {
+            parse_stop(&run_sh(Some(node), None, &stop_script(run)))
         }
 
         impl Drop for Pair {
             fn drop(&mut self) {
                 for run in self.runs.borrow().iter() {
-                    let _ = self.stop(run);
+                    for (_, node) in &self.mounts {
+                        let _ = stop_on(*node, run);
+                    }
+                }
+                for (child, _) in &mut self.mounts {
+                    let _ = child.kill();
+                    let _ = child.wait();
                 }
                 for ns in [Some(&self.a), Some(&self.b), self.router.as_ref()]
                     .into_iter()
@@ -809,17 +907,19 @@ mod tests {
             found
         }
 
-        fn dir(run: &str) -> std::path::PathBuf {
-            std::path::Path::new(RUNS).join(run)
+        /// Run `run`'s directory on `node`, as this process sees it.
+        fn dir(node: u32, run: &str) -> std::path::PathBuf {
+            std::path::PathBuf::from(format!("/proc/{node}/root{RUNS}/{run}"))
         }
 
-        fn assert_gone(run: &str) {
+        fn assert_gone(node: u32, run: &str) {
             assert_eq!(
                 holders(run),
                 Vec::<String>::new(),
                 "a listener of {run} is left"
             );
-            assert!(!dir(run).exists(), "{} is left", dir(run).display());
+            let dir = dir(node, run);
+            assert!(!dir.exists(), "{} is left", dir.display());
         }
 
         #[test]
@@ -836,11 +936,13 @@ mod tests {
                 "{got:?}"
             );
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            let meta = std::fs::symlink_metadata(dir(&run)).unwrap();
+            let meta = std::fs::symlink_metadata(dir(p.b_node(), &run)).unwrap();
             assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o700, 0));
-            let pid = std::fs::read_to_string(dir(&run).join("pid")).unwrap();
+            let pid = std::fs::read_to_string(dir(p.b_node(), &run).join("pid")).unwrap();
             assert_eq!(holders(&run), [pid.trim()]);
-            let parent = std::fs::metadata("/run/netctl").unwrap().permissions();
+            let parent = std::fs::metadata(format!("/proc/{}/root/run/netctl", p.b_node()))
+                .unwrap()
+                .permissions();
             assert_eq!(parent.mode() & 0o7777, 0o755);
 
             let b = p.b_addr;
@@ -855,7 +957,7 @@ mod tests {
             ];
             let (got, took) = p.probe(&run, &probes);
             // Every probe is answered: none waits out its 2 s.
-            assert!(took < Duration::from_millis(1900), "{took:?}");
+            assert!(took < Duration::from_millis(1900), "{took:?} {got:?}");
             for probe in &probes[..6] {
                 assert!(
                     matches!(got[probe], Outcome::Ok { .. }),
@@ -881,7 +983,7 @@ mod tests {
             );
 
             assert_eq!(p.stop(&run), Ok(()));
-            assert_gone(&run);
+            assert_gone(p.b_node(), &run);
             assert_eq!(p.stop(&run), Ok(()), "a second stop is fine");
         }
 
@@ -933,8 +1035,8 @@ mod tests {
 
             assert_eq!(p.stop(&run), Ok(()));
             assert_eq!(p.stop(&other), Ok(()));
-            assert_gone(&run);
-            assert_gone(&other);
+            assert_gone(p.b_node(), &run);
+            assert_gone(p.b_node(), &other);
         }
 
         /// b's link takes 1280 bytes: a don't-fragment ping bigger than that is lost, one bigger
@@ -1015,7 +1117,273 @@ mod tests {
                 }
             );
             assert_eq!(p.stop(&run), Ok(()));
-            assert_gone(&run);
+            assert_gone(p.b_node(), &run);
+        }
+
+        /// Probes from `node`'s shell, with `env -i PATH=$path` when given: the output, the
+        /// outcomes and the time taken.
+        fn probe_from(
+            node: u32,
+            run: &str,
+            probes: &[Probe],
+            path: Option<&str>,
+        ) -> (String, BTreeMap<Probe, Outcome>, Duration) {
+            let t = Instant::now();
+            let out = run_sh(Some(node), path, &probe_script(run, probes));
+            let got = parse_probe(&out, probes);
+            (out, got, t.elapsed())
+        }
+
+        /// A PATH with what probe.sh needs to reach a listener and no python3: a probe round
+        /// run with it is answered by the listener, or fails with NO_PYTHON.
+        fn without_python() -> crate::tempdir::PrivateDir {
+            let d = crate::tempdir::PrivateDir::new("pfag").unwrap();
+            for tool in ["sh", "tr", "timeout", "cat"] {
+                let real = ["/usr/bin", "/bin"]
+                    .iter()
+                    .map(|b| std::path::Path::new(b).join(tool))
+                    .find(|p| p.exists())
+                    .unwrap_or_else(|| panic!("no {tool}"));
+                std::os::unix::fs::symlink(real, d.path().join(tool)).unwrap();
+            }
+            d
+        }
+
+        /// The same outcome but for the milliseconds.
+        fn alike(a: &Outcome, b: &Outcome) -> bool {
+            matches!((a, b), (Outcome::Ok { .. }, Outcome::Ok { .. })) || a == b
+        }
+
+        /// Listener `run`'s pid on `node`, from its pid file.
+        fn listener_pid(node: u32, run: &str) -> i32 {
+            let pid = std::fs::read_to_string(dir(node, run).join("pid")).unwrap();
+            pid.trim().parse().unwrap()
+        }
+
+        fn signal(pid: i32, sig: i32) {
+            // SAFETY: kill has no memory preconditions; the pid is a listener this test started.
+            assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill {pid} {sig}");
+        }
+
+        /// The listener of a node does that node's probes (a probe round with no python3 on
+        /// its PATH passes), with the outcomes a python of their own finds: echoes of every
+        /// kind, a refused port, pings with and without don't-fragment, too big, a connect and
+        /// the path. Its FIFOs are root's alone, and gone after the stop.
+        #[test]
+        fn the_listener_probes_as_a_python_of_their_own_does() {
+            if !root() {
+                return;
+            }
+            let p = Pair::up(171);
+            let run = p.run_id(1);
+            let specs = [Listen::Udp(47061), Listen::Tcp(47062), Listen::Ipip];
+            let got = p.listen(&run, &specs);
+            assert!(
+                got.values().all(|s| *s == ListenState::Listening),
+                "{got:?}"
+            );
+            let b = p.b_addr;
+            let probes = [
+                Probe::Echo(Listen::Udp(47061), b),
+                Probe::Echo(Listen::Tcp(47062), b),
+                Probe::Echo(Listen::Ipip, b),
+                Probe::Echo(Listen::Udp(47063), b),
+                Probe::Ping(b, 0),
+                Probe::Ping(b, 1500),
+                Probe::Ping(b, 1501),
+                Probe::Connect(b.to_string(), 47062),
+                Probe::Path(b),
+            ];
+            let (out, direct, _) = probe_from(p.a_node(), &run, &probes, None);
+            for i in [0, 1, 2, 4, 5, 7] {
+                assert!(
+                    matches!(direct[&probes[i]], Outcome::Ok { .. }),
+                    "{:?}: {out}",
+                    probes[i]
+                );
+            }
+            assert_eq!(direct[&probes[3]], Outcome::Failed("refused".into()));
+            assert_eq!(
+                direct[&probes[6]],
+                Outcome::Failed("too big: path MTU 1500".into())
+            );
+            assert!(matches!(direct[&probes[8]], Outcome::Path { .. }), "{out}");
+
+            let a = p.a_node();
+            // With SIGCHLD ignored, as bash passes on its `trap '' CHLD` (dash does not): the
+            // listener still waits for its probe children itself.
+            let listen = format!(
+                "exec bash -c {}",
+                shell::sh_quote(&format!(
+                    "trap '' CHLD\n{}",
+                    listen_script(&run, &[Listen::Udp(47064)])
+                ))
+            );
+            assert_eq!(
+                parse_listen(&run_sh(Some(a), None, &listen), &[Listen::Udp(47064)]),
+                BTreeMap::from([(Listen::Udp(47064), ListenState::Listening)])
+            );
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            for fifo in ["ctl", "out"] {
+                let meta = std::fs::symlink_metadata(dir(a, &run).join(fifo)).unwrap();
+                assert!(meta.file_type().is_fifo(), "{fifo}: {meta:?}");
+                assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o600, 0), "{fifo}");
+            }
+            let path = without_python();
+            let (out, fifo, _) = probe_from(a, &run, &probes, path.path().to_str());
+            assert!(!out.contains("@@note"), "{out}");
+            for probe in &probes {
+                assert!(
+                    alike(&direct[probe], &fifo[probe]),
+                    "{probe:?}: {:?} directly, {:?} through the listener",
+                    direct[probe],
+                    fifo[probe]
+                );
+            }
+
+            // A second round: the listener took the first child back and takes another.
+            let (out, again, _) = probe_from(a, &run, &probes[..1], path.path().to_str());
+            assert!(!out.contains("@@note"), "{out}");
+            assert!(matches!(again[&probes[0]], Outcome::Ok { .. }), "{out}");
+
+            assert_eq!(stop_on(a, &run), Ok(()));
+            assert!(
+                !dir(a, &run).exists(),
+                "the FIFOs or the directory are left"
+            );
+            assert_eq!(p.stop(&run), Ok(()));
+            assert_gone(p.b_node(), &run);
+        }
+
+        /// While a's listener probes b (a probe that waits out its 2 s keeps its child busy),
+        /// it answers b's echoes, which b's listener sends.
+        #[test]
+        fn a_listener_probes_while_it_answers_echoes() {
+            if !root() {
+                return;
+            }
+            let p = Pair::up(172);
+            let run = p.run_id(1);
+            let specs = [Listen::Udp(47071), Listen::Tcp(47072), Listen::Ipip];
+            for node in [p.a_node(), p.b_node()] {
+                let got = listen_on(node, &run, &specs);
+                assert!(
+                    got.values().all(|s| *s == ListenState::Listening),
+                    "{got:?}"
+                );
+            }
+            let echoes = |to| {
+                [
+                    Probe::Echo(Listen::Udp(47071), to),
+                    Probe::Echo(Listen::Tcp(47072), to),
+                    Probe::Echo(Listen::Ipip, to),
+                ]
+            };
+            let mut a_probes = echoes(p.b_addr).to_vec();
+            // Nobody has this address: the ping waits out its 2 s.
+            a_probes.push(Probe::Ping(Ipv4Addr::new(10, 255, 172, 77), 0));
+            let b_probes = echoes(p.a_addr);
+            let path = without_python();
+            let path = path.path().to_str().unwrap();
+            let (a, b) = (p.a_node(), p.b_node());
+            let (a_out, b_out) = std::thread::scope(|s| {
+                let a = s.spawn(|| probe_from(a, &run, &a_probes, Some(path)));
+                // Both listeners, and a's probing child.
+                let t = Instant::now();
+                while holders(&run).len() < 3 {
+                    assert!(t.elapsed() < Duration::from_secs(8), "no probe child");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let b = probe_from(b, &run, &b_probes, Some(path));
+                (a.join().unwrap(), b)
+            });
+            for (out, got) in [(&a_out.0, &a_out.1), (&b_out.0, &b_out.1)] {
+                assert!(!out.contains("@@note"), "{out}");
+                for (probe, outcome) in got.iter().filter(|(p, _)| matches!(p, Probe::Echo(..))) {
+                    assert!(matches!(outcome, Outcome::Ok { .. }), "{probe:?}: {out}");
+                }
+            }
+            assert!(
+                matches!(a_out.1[&a_probes[3]], Outcome::Failed(_)),
+                "{}",
+                a_out.0
+            );
+            for node in [p.a_node(), p.b_node()] {
+                assert_eq!(stop_on(node, &run), Ok(()));
+                assert!(!dir(node, &run).exists());
+            }
+            assert_gone(p.a_node(), &run);
+        }
+
+        /// probe.sh runs a python of its own, and says why, when the node's listener was
+        /// killed (its directory left) or does not answer (stopped): the latter within the
+        /// exchange's bound. A stop then leaves nothing, the probe child a stopped listener
+        /// forks once it runs again included.
+        #[test]
+        fn probes_without_a_listener_that_is_gone_or_stuck() {
+            if !root() {
+                return;
+            }
+            let p = Pair::up(173);
+            let (a, b) = (p.a_node(), p.b_addr);
+            let (run, run2) = (p.run_id(1), p.run_id(2));
+            for (r, port) in [(&run, 47081), (&run2, 47082)] {
+                assert_eq!(
+                    p.listen(r, &[Listen::Udp(port)])[&Listen::Udp(port)],
+                    ListenState::Listening
+                );
+            }
+            let echo = |port| [Probe::Echo(Listen::Udp(port), b)];
+
+            // No listener on a: a python of its own, nothing to say.
+            let (out, got, _) = probe_from(a, &run, &echo(47081), None);
+            assert!(!out.contains("@@note"), "{out}");
+            assert!(matches!(got[&echo(47081)[0]], Outcome::Ok { .. }), "{out}");
+
+            assert_eq!(
+                listen_on(a, &run, &[Listen::Udp(47083)])[&Listen::Udp(47083)],
+                ListenState::Listening
+            );
+            let pid = listener_pid(a, &run);
+            signal(pid, libc::SIGKILL);
+            let t = Instant::now();
+            while holders(&run).contains(&pid.to_string()) {
+                assert!(t.elapsed() < Duration::from_secs(5), "{pid} lives on");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let (out, got, took) = probe_from(a, &run, &echo(47081), None);
+            assert!(
+                out.starts_with("@@note probes without this run's listener: it is gone\n"),
+                "{out}"
+            );
+            assert!(matches!(got[&echo(47081)[0]], Outcome::Ok { .. }), "{out}");
+            // It does not wait for the listener (the bound is 8 s).
+            assert!(took < Duration::from_secs(8), "{took:?}");
+
+            assert_eq!(
+                listen_on(a, &run2, &[Listen::Udp(47084)])[&Listen::Udp(47084)],
+                ListenState::Listening
+            );
+            let pid = listener_pid(a, &run2);
+            signal(pid, libc::SIGSTOP);
+            let (out, got, took) = probe_from(a, &run2, &echo(47082), None);
+            signal(pid, libc::SIGCONT);
+            assert!(
+                out.starts_with(
+                    "@@note probes without this run's listener: no answer from it in 8 s\n"
+                ),
+                "{out}"
+            );
+            assert!(matches!(got[&echo(47082)[0]], Outcome::Ok { .. }), "{out}");
+            // The bound, a python's 2 s at most, and a loaded machine.
+            assert!(took < Duration::from_secs(20), "{took:?}");
+
+            for r in [&run, &run2] {
+                assert_eq!(stop_on(a, r), Ok(()));
+                assert_eq!(p.stop(r), Ok(()));
+                assert_gone(a, r);
+                assert_gone(p.b_node(), r);
+            }
         }
 
         /// netctl died: the listener ends at its lifetime, or as soon as its directory goes,
@@ -1030,16 +1398,22 @@ mod tests {
             let script = listen_script(&run, &[Listen::Udp(47021)]);
             let short = script.replacen("\nLIFETIME=120\n", "\nLIFETIME=1\n", 1);
             assert_ne!(script, short);
-            let got = parse_listen(&run_sh(Some(&p.b), None, &short), &[Listen::Udp(47021)]);
+            let got = parse_listen(
+                &run_sh(Some(p.b_node()), None, &short),
+                &[Listen::Udp(47021)],
+            );
             assert_eq!(got[&Listen::Udp(47021)], ListenState::Listening);
             assert_eq!(
                 p.listen(&other, &[Listen::Tcp(47022)])[&Listen::Tcp(47022)],
                 ListenState::Listening
             );
-            std::fs::remove_file(dir(&other).join("pid")).unwrap();
-            std::fs::remove_dir(dir(&other)).unwrap();
+            // Its pid and its FIFOs, then the directory, as a stop removes them.
+            std::fs::remove_dir_all(dir(p.b_node(), &other)).unwrap();
             let t = Instant::now();
-            while !(holders(&other).is_empty() && holders(&run).is_empty() && !dir(&run).exists()) {
+            while !(holders(&other).is_empty()
+                && holders(&run).is_empty()
+                && !dir(p.b_node(), &run).exists())
+            {
                 assert!(
                     t.elapsed() < Duration::from_secs(3),
                     "{:?} {:?}",
@@ -1048,7 +1422,7 @@ mod tests {
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
-            assert_gone(&run);
+            assert_gone(p.b_node(), &run);
             assert_eq!(p.stop(&run), Ok(()));
         }
 
@@ -1073,7 +1447,7 @@ mod tests {
                 String::new(),
             ] {
                 let script = format!(
-                    "mount -t tmpfs -o mode=0755 pfag /run\nmkdir -p /run/netctl/preflight/{run}\nprintf '%s\\n' {} > /run/netctl/preflight/{run}/pid\n{stop}",
+                    "mount -t tmpfs -o mode=0755 pfag /run\nmkdir -p /run/netctl/preflight/{run}\nprintf '%s\\n' {} > /run/netctl/preflight/{run}/pid\nmkfifo /run/netctl/preflight/{run}/ctl /run/netctl/preflight/{run}/out\n{stop}",
                     shell::sh_quote(&pid)
                 );
                 let out = std::process::Command::new("unshare")

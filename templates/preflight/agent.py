@@ -12,7 +12,11 @@
 #
 #   listen TOKEN LIFETIME SPEC...   SPEC: udp:PORT, tcp:PORT or ipip. Binds every SPEC on 0.0.0.0,
 #       then detaches and prints '@@listen SPEC ok|busy|error MSG'; the listener answers requests
-#       carrying TOKEN until LIFETIME seconds pass, its directory is removed, or SIGTERM.
+#       carrying TOKEN until LIFETIME seconds pass, its directory is removed, or SIGTERM. It also
+#       runs this node's probes, so probe.sh starts no python of its own where a listener runs:
+#       a request written into the FIFO 'ctl' in its directory (the PROBEs one a line, then a
+#       line 'end') is answered in the FIFO 'out' by a forked child, with what 'probe' prints
+#       and then a line 'end'.
 #   probe TOKEN PROBE...            PROBE: echo:udp:PORT:ADDR, echo:tcp:PORT:ADDR, echo:ipip:ADDR,
 #       connect:HOST:PORT, ping:ADDR:SIZE (SIZE 0: a small ping; else the whole IP packet, with
 #       don't-fragment), path:ADDR. All at once, within about 2 s; prints '@@probe PROBE ok MS',
@@ -25,6 +29,8 @@
 # _socket is the socket module without its enum and selectors wrappers: the same calls (accept
 # aside), a quarter less start-up on every node, twice per preflight.
 import _socket as socket
+# _signal likewise: signal's wrapper imports enum, which costs more than the whole probe round.
+import _signal as signal
 import errno
 import os
 import select
@@ -33,7 +39,7 @@ import struct
 import sys
 import time
 
-# signal, subprocess and threading are imported where they are used, for the same reason.
+# threading is imported where it is used, for the same reason; 'ip' is run without subprocess.
 
 PREFIX = "netctl-pf-"
 # Where each run's listener keeps its pid (root only); stop.sh removes it, which ends the listener.
@@ -41,6 +47,13 @@ PARENT = "/run/netctl"
 RUNS = "/run/netctl/preflight"
 # Marks a run directory whose listen created PARENT: its stop removes PARENT again if empty.
 MADE_PARENT = "made-parent"
+# The FIFOs in a run directory through which the listener runs this node's probes.
+CTL, OUT = "ctl", "out"
+# A request bigger than this is not a probe round's (a few hundred specs): it is dropped.
+MAX_REQUEST = 1 << 20
+# How long a probe child waits for probe.sh to open 'out' (its bound is longer), and lives at most.
+OUT_WAIT_S = 3.0
+CHILD_MAX_S = 15.0
 WAIT_S = 2.0
 RESEND_S = 0.25
 MAX_MSG = 128
@@ -202,9 +215,12 @@ def listen(token, lifetime, specs):
                 states.append((spec, "busy"))
             else:
                 states.append((spec, "error " + one_line(e.strerror or e)))
-    started = bool(socks) and detach(run_dir, lambda: serve(token, run_dir, lifetime, socks))
+    ctl = make_fifos(run_dir) if socks else None
+    started = bool(socks) and detach(run_dir, lambda: serve(token, run_dir, lifetime, socks, ctl))
     for _, s in socks:
         s.close()
+    for fd in ctl or ():
+        os.close(fd)
     if not started:
         remove_run_dir(run_dir)
         if socks:
@@ -239,11 +255,37 @@ def detach(run_dir, serve_fn):
         os._exit(status)
 
 
+def make_fifos(run_dir):
+    """Make RUN_DIR/ctl and RUN_DIR/out (0600) and open ctl for reading and writing (the write
+    end held so that ctl never reads as closed between requests): the two fds, or None when
+    they cannot be made, and then probe.sh runs a python of its own."""
+    ctl = run_dir + "/" + CTL
+    fds = []
+    try:
+        for name in (CTL, OUT):
+            # mkfifo fails on anything already there: only FIFOs this listener made are used.
+            os.mkfifo(run_dir + "/" + name, 0o600)
+        for flags in (os.O_RDONLY, os.O_WRONLY):
+            fds.append(os.open(ctl, flags | os.O_NONBLOCK | os.O_NOFOLLOW))
+            if not own_fifo(fds[-1]):
+                raise OSError(errno.EPERM, "not the FIFO made")
+        return tuple(fds)
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        return None
+
+
+def own_fifo(fd):
+    st = os.fstat(fd)
+    return stat.S_ISFIFO(st.st_mode) and st.st_uid == 0
+
+
 def remove_run_dir(run_dir):
     """Remove RUN_DIR and, when they are empty, the directory of runs and PARENT if this run
     made it (a listen on a fresh node leaves the node as it was)."""
     made_parent = os.path.lexists(run_dir + "/" + MADE_PARENT)
-    for name in ("pid", MADE_PARENT):
+    for name in ("pid", MADE_PARENT, CTL, OUT):
         try:
             os.unlink(run_dir + "/" + name)
         except OSError:
@@ -255,10 +297,11 @@ def remove_run_dir(run_dir):
             return
 
 
-def serve(token, run_dir, lifetime, socks):
-    import signal
-
+def serve(token, run_dir, lifetime, socks, ctl):
+    prober = Prober(token, run_dir, ctl)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Stopped (stop.sh): a probe child goes too, so a stop leaves no process of the run.
+    signal.signal(signal.SIGTERM, lambda signum, frame: prober.end())
     deadline = time.monotonic() + lifetime
     poller = select.poll()
     kinds = {}
@@ -267,6 +310,8 @@ def serve(token, run_dir, lifetime, socks):
         s.setblocking(False)
         kinds[s.fileno()] = (spec.partition(":")[0], s)
         poller.register(s.fileno(), select.POLLIN)
+    if ctl:
+        poller.register(ctl[0], select.POLLIN)
     while True:
         now = time.monotonic()
         if now >= deadline or not os.path.isdir(run_dir):
@@ -274,9 +319,13 @@ def serve(token, run_dir, lifetime, socks):
         for fd in [fd for fd, c in conns.items() if c[2] <= now]:
             poller.unregister(fd)
             conns.pop(fd)[0].close()
+        prober.reap(now)
         for fd, _ in poller.poll(500):
             if fd in conns:
                 serve_conn(token, poller, conns, fd)
+                continue
+            if ctl and fd == ctl[0]:
+                prober.read()
                 continue
             kind, s = kinds[fd]
             try:
@@ -301,9 +350,110 @@ def serve(token, run_dir, lifetime, socks):
                         s.sendto(b"\0" + ans, (src, 0))
             except OSError:
                 pass
+    prober.kill()
     # Gone by itself (lifetime): leave nothing behind. After a stop the directory is gone already.
     if os.path.isdir(run_dir):
         remove_run_dir(run_dir)
+
+
+class Prober(object):
+    """The listener's side of ctl: whole requests read from it, each run in a forked child (the
+    interpreter and this text are loaded already, so a fork costs a fraction of a python start)
+    while the listener goes on answering the other nodes' echoes. One child at a time; a request
+    that comes meanwhile waits in the buffer."""
+
+    def __init__(self, token, run_dir, ctl):
+        self.token, self.out, self.ctl = token, run_dir + "/" + OUT, ctl
+        self.buf, self.child, self.child_end = b"", None, 0.0
+
+    def read(self):
+        while True:
+            try:
+                data = os.read(self.ctl[0], 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self.buf += data
+            if len(self.buf) > MAX_REQUEST:
+                self.buf = b""
+        self.start()
+
+    def start(self):
+        if self.child is not None:
+            return
+        lines = self.buf.split(b"\n")
+        if b"end" not in lines[:-1]:
+            return
+        i = lines.index(b"end")
+        self.buf = b"\n".join(lines[i + 1:])
+        specs = [line.decode("ascii", "replace") for line in lines[:i] if line]
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            answer_request(self.token, self.out, specs)
+        self.child, self.child_end = pid, time.monotonic() + CHILD_MAX_S
+
+    def reap(self, now):
+        if self.child is None:
+            return
+        if now >= self.child_end:
+            self.kill()
+        elif os.waitpid(self.child, os.WNOHANG)[0] != 0:
+            self.child = None
+        self.start()
+
+    def kill(self):
+        # Our own child, not yet waited for: its pid cannot have been reused.
+        if self.child is not None:
+            os.kill(self.child, 9)
+            os.waitpid(self.child, 0)
+            self.child = None
+
+    def end(self):
+        self.kill()
+        os._exit(0)
+
+
+def answer_request(token, out, specs):
+    """In the forked child: the probes, their lines into OUT, then 'end'; never returns."""
+    status = 1
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Nothing of the listener's: its sockets and ctl stay with it (a TCP connection it
+        # closes must close, not live on here).
+        os.closerange(3, 1 << 16)
+        fd = open_out(out, time.monotonic() + OUT_WAIT_S)
+        if fd is not None:
+            os.dup2(fd, 1)
+            os.close(fd)
+            try:
+                probe(token, specs)
+            except Exception as e:
+                say("error", "the agent failed: %s: %s" % (type(e).__name__, one_line(e)))
+            sys.stdout.write("end\n")
+            sys.stdout.flush()
+            status = 0
+    finally:
+        os._exit(status)
+
+
+def open_out(path, until):
+    """OUT for writing once probe.sh has it open for reading, else None at UNTIL: a reader that
+    gave up never leaves the child waiting."""
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        except OSError as e:
+            if e.errno != errno.ENXIO or time.monotonic() >= until:
+                return None
+            time.sleep(0.005)
+            continue
+        if not own_fifo(fd):
+            os.close(fd)
+            return None
+        os.set_blocking(fd, True)
+        return fd
 
 
 def serve_conn(token, poller, conns, fd):
@@ -739,14 +889,12 @@ def path_facts(addrs):
         out[a] = ("probe", "path:" + a, "fail", "an invalid address" if a not in valid else "no route")
     if not valid:
         return out
-    import subprocess
-
     try:
         # One 'ip' for every route and one for the neighbours, however many addresses.
         routes = ip(["-o", "-4", "-force", "-batch", "-"], "".join("route get %s\n" % a for a in valid))
-        neigh = ip(["-4", "neigh", "show"], None)
-    except (OSError, subprocess.SubprocessError) as e:
-        why = "ip not found on the node" if isinstance(e, FileNotFoundError) else "ip failed: " + one_line(e)
+        neigh = ip(["-4", "neigh", "show"], "")
+    except OSError as e:
+        why = "ip not found on the node" if e.errno == errno.ENOENT else "ip failed: " + one_line(e.strerror or e)
         for a in valid:
             out[a] = ("probe", "path:" + a, "fail", why)
         return out
@@ -770,18 +918,81 @@ def path_facts(addrs):
 
 
 def ip(args, stdin):
-    import subprocess
+    """What 'ip ARGS' prints with STDIN as its input, within WAIT_S; OSError (ENOENT: no ip)
+    otherwise. By hand: the subprocess module's import costs more than the rest of a round."""
+    data, out = stdin.encode(), []
+    (in_r, in_w), (out_r, out_w) = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(in_r, 0)
+            os.dup2(out_w, 1)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.execvp("ip", ["ip"] + args)
+        except OSError as e:
+            os._exit(127 if e.errno == errno.ENOENT else 126)
+        finally:
+            os._exit(126)
+    os.close(in_r)
+    os.close(out_w)
+    deadline, ended = time.monotonic() + WAIT_S, False
+    try:
+        os.set_blocking(in_w, False)
+        poller = select.poll()
+        poller.register(out_r, select.POLLIN)
+        poller.register(in_w, select.POLLOUT)
+        open_fds = 2
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OSError(errno.ETIMEDOUT, "no answer in %d s" % WAIT_S)
+            for fd, ev in poller.poll(int(left * 1000) + 1):
+                if fd == in_w:
+                    try:
+                        data = data[os.write(in_w, data):] if data else data
+                    except BrokenPipeError:
+                        data = b""
+                    if not data:
+                        poller.unregister(in_w)
+                        os.close(in_w)
+                        in_w, open_fds = None, open_fds - 1
+                else:
+                    chunk = os.read(out_r, 65536)
+                    if chunk:
+                        out.append(chunk)
+                    else:
+                        poller.unregister(out_r)
+                        open_fds -= 1
+        ended = True
+    finally:
+        if in_w is not None:
+            os.close(in_w)
+        os.close(out_r)
+        status = waited(pid, ended)
+    if status == 127:
+        raise OSError(errno.ENOENT, "ip not found")
+    return b"".join(out).decode("utf-8", "replace")
 
-    r = subprocess.run(["ip"] + args, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                       stdin=None if stdin is not None else subprocess.DEVNULL,
-                       universal_newlines=True, timeout=WAIT_S)
-    return r.stdout
+
+def waited(pid, ended):
+    """PID's exit status; killed first unless it ENDED (closed its output: it is exiting)."""
+    try:
+        if not ended:
+            os.kill(pid, 9)
+        status = os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+    return (status >> 8) & 0xFF if status & 0x7F == 0 else -1
 
 
 def main(argv):
     if sys.version_info < (3, 6):
         say("error", "python3 is %d.%d: preflight needs 3.6 or later" % sys.version_info[:2])
         return
+    # An ignored SIGCHLD (bash passes its own on through exec) would reap the children this
+    # process waits for ('ip', detach's, the probe rounds') behind its back.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     mode = argv[1] if len(argv) > 1 else ""
     token = argv[2] if len(argv) > 2 else ""
     if mode not in ("listen", "probe") or not token.startswith(PREFIX) or not run_id_ok(token[len(PREFIX):]):

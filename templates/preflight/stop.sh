@@ -1,16 +1,8 @@
 # netctl preflight: stop this run's listener and remove its directory $DIR. The pid in $DIR/pid
 # is killed only while that process's command line carries $TOKEN as a word of its own, so a
 # stale pid never kills another process. Prints `@@stopped`, or `@@left WHAT` for each thing
-# still there. Idempotent: a second stop finds nothing and says `@@stopped`.
-has_token() {
-  c=$(tr '\0' '\n' 2>/dev/null < "/proc/$1/cmdline") || return 1
-  case "
-$c
-" in *"
-$TOKEN
-"*) return 0 ;; esac
-  return 1
-}
+# still there. Idempotent: a second stop finds nothing and says `@@stopped`. has_token is
+# templates/preflight/token.sh's.
 pid=
 if [ -d "$DIR" ] && [ ! -L "$DIR" ] && [ -f "$DIR/pid" ]; then
   read -r pid < "$DIR/pid" || pid=
@@ -25,7 +17,7 @@ fi
 if [ -d "$DIR" ] && [ ! -L "$DIR" ]; then
   made=
   [ -e "$DIR/made-parent" ] && made=1
-  rm -f "$DIR/pid" "$DIR/made-parent"
+  rm -f "$DIR/pid" "$DIR/made-parent" "$DIR/ctl" "$DIR/out"
   # The directory of runs, and /run/netctl when this run's listen made it, go when empty.
   rmdir "$DIR" 2>/dev/null && rmdir "${DIR%/*}" 2>/dev/null && [ -n "$made" ] && rmdir "${DIR%/*/*}" 2>/dev/null
 fi
