@@ -61,17 +61,7 @@ async fn node_stage(st: Stage, node: Node, line: crate::printer::NodeLine) -> No
         Ok(r) => r,
         Err(e) => {
             line.done("unreachable");
-            let mut checks = vec![Check::fail(
-                "node.ssh",
-                &node.name,
-                format!("cannot reach the node: {e}"),
-                if e.is_refusal() {
-                    "the host key is not trusted: check it, then pass --accept-new-host-keys or fix known_hosts".to_string()
-                } else {
-                    format!("is sshd running on {}:{}? (ssh.port / nodes[].sshPort)", node.address, node.ssh_port)
-                },
-            )
-            .took(start)];
+            let mut checks = vec![crate::verify::unreachable(&node, &e).took(start)];
             checks.extend(
                 crate::verify::node_script_ids()
                     .map(|id| Check::skip(id, &node.name, "node unreachable (node.ssh)")),

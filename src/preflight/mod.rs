@@ -30,29 +30,6 @@ use crate::verify::{Check, Report};
 use agent::{Listen, ListenState, Outcome, Probe};
 use pairs::{Pair, Verdict};
 
-/// Every check id preflight reports besides `node.ssh`, in report order (`verify::CHECK_IDS`
-/// holds them too, which orders the report).
-pub const IDS: &[&str] = &[
-    "preflight.interface",
-    "preflight.modules",
-    "preflight.rp-filter",
-    "preflight.forwarding",
-    "preflight.conntrack",
-    "preflight.clock",
-    "preflight.cni-plugins",
-    "preflight.runtime-cni",
-    "preflight.api-server",
-    "preflight.vxlan",
-    "preflight.wireguard",
-    "preflight.bgp",
-    "preflight.ipip",
-    "preflight.weave",
-    "preflight.layer2",
-    "preflight.mtu",
-    "preflight.cleanup",
-    "preflight.interrupted",
-];
-
 /// One node after the first round trip.
 struct Reached {
     node: Node,
@@ -434,17 +411,7 @@ async fn first_round(
             Ok(r) => Arc::new(r),
             Err(e) => {
                 line.done("unreachable");
-                let mut rows = vec![Check::fail(
-                    "node.ssh",
-                    &node.name,
-                    format!("cannot reach the node: {e}"),
-                    if e.is_refusal() {
-                        "the host key is not trusted: check it, then pass --accept-new-host-keys or fix known_hosts".to_string()
-                    } else {
-                        format!("is sshd running on {}:{}? (ssh.port / nodes[].sshPort)", node.address, node.ssh_port)
-                    },
-                )
-                .took(start)];
+                let mut rows = vec![crate::verify::unreachable(&node, &e).took(start)];
                 rows.extend(
                     node::IDS
                         .iter()

@@ -241,6 +241,23 @@ fn order(id: &str) -> usize {
         .unwrap_or(CHECK_IDS.len())
 }
 
+/// `node.ssh` for a node that cannot be reached (verify's and preflight's), with what to do.
+pub fn unreachable(node: &crate::profile::Node, e: &crate::remote::RemoteError) -> Check {
+    Check::fail(
+        "node.ssh",
+        &node.name,
+        format!("cannot reach the node: {e}"),
+        if e.is_refusal() {
+            "the host key is not trusted: check it, then pass --accept-new-host-keys or fix known_hosts".to_string()
+        } else {
+            format!(
+                "is sshd running on {}:{}? (ssh.port / nodes[].sshPort)",
+                node.address, node.ssh_port
+            )
+        },
+    )
+}
+
 /// The short random part of a run id, for names of things verify creates (test pods, smoke objects).
 pub fn run_suffix(run_id: &str) -> String {
     run_id

@@ -178,38 +178,43 @@ impl Init<'_> {
             first.ways_out(&profile)
         );
         for p in std::mem::take(&mut self.ready) {
-            let _ = lock::unlock(&p.remote, &run.id).await;
-            p.line.done("refused");
             let mismatch = found.iter().find(|(n, _)| *n == p.node.name);
-            let error = match mismatch {
-                Some((_, m)) => m.describe(),
-                None => "not applied: another node records another network".into(),
+            let (result, error) = match mismatch {
+                Some((_, m)) => (Outcome::Refused, m.describe()),
+                None => (
+                    Outcome::Planned,
+                    "not applied: another node records another network".into(),
+                ),
             };
-            self.reports.insert(
-                p.node.name.clone(),
-                NodeReport {
-                    name: p.node.name.clone(),
-                    result: if mismatch.is_some() {
-                        Outcome::Refused
-                    } else {
-                        Outcome::Planned
-                    },
-                    files_changed: p.changes.files_changed(),
-                    commands_run: 0,
-                    restarts: p.changes.restart.len(),
-                    restarted: vec![],
-                    restarts_skipped: vec![],
-                    error: Some(error),
-                    remote_executions: Some(p.remote.executions()),
-                    changes: None,
-                },
-            );
-            if let Ok(remote) = Arc::try_unwrap(p.remote) {
-                remote.close().await;
-            }
+            self.leave(p, "refused", result, Some(error)).await;
         }
         self.refusal = Some(msg);
         Flow::Stop
+    }
+
+    /// A node left before any change (a refusal, a failed preflight): its lock released, its
+    /// session closed, its report.
+    async fn leave(&mut self, p: Prepared, done: &str, result: Outcome, error: Option<String>) {
+        let _ = lock::unlock(&p.remote, &self.run.id).await;
+        p.line.done(done);
+        self.reports.insert(
+            p.node.name.clone(),
+            NodeReport {
+                name: p.node.name.clone(),
+                result,
+                files_changed: p.changes.files_changed(),
+                commands_run: 0,
+                restarts: p.changes.restart.len(),
+                restarted: vec![],
+                restarts_skipped: vec![],
+                error,
+                remote_executions: Some(p.remote.executions()),
+                changes: None,
+            },
+        );
+        if let Ok(remote) = Arc::try_unwrap(p.remote) {
+            remote.close().await;
+        }
     }
 
     /// Everything the network needs, checked over the sessions prepare opened before the question
@@ -228,26 +233,8 @@ impl Init<'_> {
             return Flow::Next;
         }
         for p in std::mem::take(&mut self.ready) {
-            let _ = lock::unlock(&p.remote, &run.id).await;
-            p.line.done("not applied (preflight)");
-            self.reports.insert(
-                p.node.name.clone(),
-                NodeReport {
-                    name: p.node.name.clone(),
-                    result: Outcome::Planned,
-                    files_changed: p.changes.files_changed(),
-                    commands_run: 0,
-                    restarts: p.changes.restart.len(),
-                    restarted: vec![],
-                    restarts_skipped: vec![],
-                    error: None,
-                    remote_executions: Some(p.remote.executions()),
-                    changes: None,
-                },
-            );
-            if let Ok(remote) = Arc::try_unwrap(p.remote) {
-                remote.close().await;
-            }
+            self.leave(p, "not applied (preflight)", Outcome::Planned, None)
+                .await;
         }
         Flow::Stop
     }
