@@ -169,6 +169,8 @@ fn verify_then_switch_passes_ten_of_ten_on_six_nodes() {
             &[
                 "switch",
                 "--yes",
+                // Ten switches about the gates; preflight is tested in tests/preflight.rs.
+                "--skip-preflight",
                 "--networking",
                 "routes",
                 "--backend",
