@@ -140,12 +140,22 @@ async fn preflight(
         .collect();
     let open = Arc::new(open);
     let reached = fleet::run(jobs, run.concurrency, {
-        let (run, cluster, listens, open) =
-            (run.clone(), cluster.clone(), listens.clone(), open.clone());
+        let (run, cluster, needs, listens, open) = (
+            run.clone(),
+            cluster.clone(),
+            needs.clone(),
+            listens.clone(),
+            open.clone(),
+        );
         move |(i, node, line)| {
-            let (run, cluster, listens, open) =
-                (run.clone(), cluster.clone(), listens.clone(), open.clone());
-            async move { first_round(&run, &cluster, i, node, line, &listens, &open).await }
+            let (run, cluster, needs, listens, open) = (
+                run.clone(),
+                cluster.clone(),
+                needs.clone(),
+                listens.clone(),
+                open.clone(),
+            );
+            async move { first_round(&run, &cluster, &needs, i, node, line, &listens, &open).await }
         }
     })
     .await;
@@ -394,9 +404,11 @@ fn not_listening(t: &Traffic, peer: &str, state: Option<&ListenState>) -> String
 
 /// Connect, read the facts and start the listeners on one node; Err: its rows when it cannot be
 /// reached (and whether that was a refusal).
+#[allow(clippy::too_many_arguments)]
 async fn first_round(
     run: &Run,
     cluster: &Cluster,
+    needs: &Needs,
     i: usize,
     node: Node,
     line: NodeLine,
@@ -429,7 +441,6 @@ async fn first_round(
     )
     .took(start)];
     line.phase("facts");
-    let needs = crate::provider::needs::needs(cluster);
     let plan = crate::provider::node_plan(cluster, &node, &run.inputs);
     let n = cluster.nodes.len();
     // The route to a few peers shows the interface of a daemon that just dials them (weave).
@@ -471,7 +482,7 @@ async fn first_round(
                 let (t0, t1) = (epoch_s(before), epoch_s(after));
                 let skew = f.clock.map(|c| (c - (t0 + t1) / 2.0, (t1 - t0) / 2.0));
                 checks.extend(
-                    node::checks(cluster, &needs, &node, &plan, &f)
+                    node::checks(cluster, needs, &node, &plan, &f)
                         .into_iter()
                         .chain([node::clock(&node, skew)])
                         .map(|c| c.took(start)),
