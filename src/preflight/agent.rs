@@ -1466,6 +1466,49 @@ mod tests {
             assert!(alive, "stop killed a process without the token");
         }
 
+        /// The stop returns only once the listener has ended, not as soon as its command line
+        /// is gone: a process frees its memory before it ends and has no command line while it
+        /// does. A listener that holds 1 GiB takes a while over that; the stop waits it out.
+        #[test]
+        fn the_stop_returns_when_the_listener_has_ended() {
+            if !root() {
+                return;
+            }
+            let run = format!("t167-{}", std::process::id());
+            let mut fake = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import sys, time\nheld = b'x' * (1 << 30)\nprint('held', flush=True)\ntime.sleep(60)",
+                    &token(&run),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut held = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(fake.stdout.take().unwrap()),
+                &mut held,
+            )
+            .unwrap();
+            assert_eq!(held, "held\n");
+            let script = format!(
+                "mount -t tmpfs -o mode=0755 pfag /run\nmkdir -p /run/netctl/preflight/{run}\necho {} > /run/netctl/preflight/{run}/pid\n{}",
+                fake.id(),
+                stop_script(&run)
+            );
+            let out = std::process::Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+                .output()
+                .unwrap();
+            // Ended: not waited for by this test yet, so a zombie.
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", fake.id())).unwrap();
+            let state = stat.rsplit_once(") ").unwrap().1.split(' ').next().unwrap();
+            let _ = fake.kill();
+            let _ = fake.wait();
+            assert_eq!(parse_stop(&String::from_utf8_lossy(&out.stdout)), Ok(()));
+            assert_eq!(state, "Z", "the stop returned while the listener was ending: {stat}");
+        }
+
         /// The directory is root's alone or the listener does not start: a symlink, another
         /// owner or a directory others can write is refused (in a mount namespace of its own,
         /// so the machine's /run is not touched).

@@ -1,8 +1,8 @@
 # netctl preflight: stop this run's listener and remove its directory $DIR. The pid in $DIR/pid
 # is killed only while that process's command line carries $TOKEN as a word of its own, so a
 # stale pid never kills another process. Prints `@@stopped`, or `@@left WHAT` for each thing
-# still there. Idempotent: a second stop finds nothing and says `@@stopped`. has_token is
-# templates/preflight/token.sh's.
+# still there. Idempotent: a second stop finds nothing and says `@@stopped`. has_token and ending
+# are templates/preflight/token.sh's.
 pid=
 if [ -d "$DIR" ] && [ ! -L "$DIR" ] && [ -f "$DIR/pid" ]; then
   read -r pid < "$DIR/pid" || pid=
@@ -13,6 +13,9 @@ if [ -n "$pid" ] && has_token "$pid"; then
   i=0
   while [ "$i" -lt 10 ] && has_token "$pid"; do sleep 0.1; i=$((i + 1)); done
   if has_token "$pid"; then kill -KILL "$pid" 2>/dev/null; sleep 0.1; fi
+  # Its command line went before it ended: the stop returns when it has ended (up to 5 s).
+  i=0
+  while [ "$i" -lt 50 ] && ending "$pid"; do sleep 0.1; i=$((i + 1)); done
 fi
 if [ -d "$DIR" ] && [ ! -L "$DIR" ]; then
   made=
