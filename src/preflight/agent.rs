@@ -1506,7 +1506,10 @@ mod tests {
             let _ = fake.kill();
             let _ = fake.wait();
             assert_eq!(parse_stop(&String::from_utf8_lossy(&out.stdout)), Ok(()));
-            assert_eq!(state, "Z", "the stop returned while the listener was ending: {stat}");
+            assert_eq!(
+                state, "Z",
+                "the stop returned while the listener was ending: {stat}"
+            );
         }
 
         /// The directory is root's alone or the listener does not start: a symlink, another

@@ -87,13 +87,23 @@ pub fn processes_in_node(lab: &Lab, i: usize) -> BTreeSet<String> {
         if !in_node {
             continue;
         }
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+        // By its name, which a process keeps to its end: its command line goes while it frees
+        // its memory, and an sshd child ending as its client left would read as "".
+        let Ok(comm) = std::fs::read_to_string(e.path().join("comm")) else {
             continue;
         };
-        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if !cmdline.starts_with("sshd") && !cmdline.starts_with("/usr/sbin/sshd") {
-            found.insert(cmdline.trim_end().to_string());
+        if comm.starts_with("sshd") {
+            continue;
         }
+        let cmdline = std::fs::read(e.path().join("cmdline"))
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .unwrap_or_default();
+        let cmdline = cmdline.trim_end();
+        found.insert(if cmdline.is_empty() {
+            format!("[{}]", comm.trim_end())
+        } else {
+            cmdline.to_string()
+        });
     }
     found
 }
