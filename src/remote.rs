@@ -207,6 +207,29 @@ impl Remote {
         Ok(self.exec.run("probe", script, Some(limit)).await?)
     }
 
+    /// Start a read-only script that stays on its channel, reading requests from stdin and
+    /// answering on stdout until `finish` (preflight's agent); `limit` bounds the start.
+    pub async fn converse(
+        &self,
+        script: &str,
+        limit: Duration,
+    ) -> Result<Conversation, RemoteError> {
+        match &self.exec {
+            Exec::Ssh(s) => Ok(Conversation::Ssh(
+                s.converse("the preflight agent", script.as_bytes(), limit)
+                    .await?,
+            )),
+            #[cfg(test)]
+            Exec::Fake(f) => {
+                let out = f.run("converse", script);
+                Ok(Conversation::Fake {
+                    node: f.clone(),
+                    out: String::from_utf8_lossy(&out.stdout).into_owned(),
+                })
+            }
+        }
+    }
+
     /// Run a script that changes the node (skipped under --dry-run: what would change is the
     /// plan, printed from the diff).
     pub async fn change(&self, title: &str, script: &str) -> Result<String, RemoteError> {
@@ -230,6 +253,72 @@ impl Remote {
 
     pub async fn close(self) {
         self.exec.close().await
+    }
+}
+
+/// A script on its channel (`Remote::converse`). The fake answers each request by the rules,
+/// titled "converse" (the script), "converse request" and "converse end".
+pub enum Conversation {
+    Ssh(crate::transport::Conversation),
+    #[cfg(test)]
+    Fake {
+        node: std::sync::Arc<fake::Node>,
+        out: String,
+    },
+}
+
+impl Conversation {
+    /// Stdout up to and including the line `marker` (all of it when the script ends first).
+    pub async fn until(&mut self, marker: &str, limit: Duration) -> Result<String, RemoteError> {
+        match self {
+            Conversation::Ssh(c) => Ok(c.until(marker, limit).await?),
+            #[cfg(test)]
+            Conversation::Fake { out, .. } => Ok(std::mem::take(out)),
+        }
+    }
+
+    /// Send `request`, then `until(marker)`.
+    pub async fn ask(
+        &mut self,
+        request: &str,
+        marker: &str,
+        limit: Duration,
+    ) -> Result<String, RemoteError> {
+        match self {
+            Conversation::Ssh(c) => {
+                c.send(request.as_bytes()).await?;
+                Ok(c.until(marker, limit).await?)
+            }
+            #[cfg(test)]
+            Conversation::Fake { node, .. } => Ok(String::from_utf8_lossy(
+                &node.run("converse request", request).stdout,
+            )
+            .into_owned()),
+        }
+    }
+
+    /// Whether the script has ended.
+    pub fn ended(&self) -> bool {
+        match self {
+            Conversation::Ssh(c) => c.ended(),
+            #[cfg(test)]
+            Conversation::Fake { .. } => false,
+        }
+    }
+
+    /// Close its stdin and wait up to `limit` for it to end: its exit status and stderr.
+    pub async fn finish(self, limit: Duration) -> Result<(u32, String), RemoteError> {
+        match self {
+            Conversation::Ssh(c) => Ok(c.finish(limit).await?),
+            #[cfg(test)]
+            Conversation::Fake { node, .. } => {
+                let out = node.run("converse end", "");
+                Ok((
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                ))
+            }
+        }
     }
 }
 

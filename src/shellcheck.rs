@@ -126,20 +126,11 @@ fn scripts() -> Vec<(String, String)> {
         "test pods' leftovers".into(),
         dataplane::pods_left_script(&steps),
     ));
-    use crate::preflight::agent::{self, Listen, Probe};
-    let peer = "10.240.0.12".parse().unwrap();
+    use crate::preflight::agent::{self, Listen};
     v.push((
-        "preflight listen".into(),
-        agent::listen_script(run, &[Listen::Udp(8472), Listen::Ipip]),
+        "preflight agent".into(),
+        agent::serve_script(run, &[Listen::Udp(8472), Listen::Ipip]),
     ));
-    v.push((
-        "preflight probe".into(),
-        agent::probe_script(
-            run,
-            &[Probe::Echo(Listen::Tcp(179), peer), Probe::Path(peer)],
-        ),
-    ));
-    v.push(("preflight stop".into(), agent::stop_script(run)));
     v
 }
 

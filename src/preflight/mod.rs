@@ -1,11 +1,12 @@
 //! `netctl preflight`, and the first phase of `init` and `switch`: everything the chosen network
-//! needs, checked on every node and between node pairs before anything changes. Three round trips
-//! per node, each over every node in the sliding window before the next starts:
-//! 1. facts (one read-only script: interfaces, kernel, sysctls, plugins, the clock) and a listener
-//!    per port or protocol the network uses (`agent`, gone by itself after `LISTEN_LIFETIME_S`);
-//! 2. probes from each node to its peers (`pairs`): echoes off the listeners, don't-fragment
-//!    pings of the backend's packet size, the route and neighbour to each peer, the API server;
-//! 3. the listeners stopped and their directory removed (`preflight.cleanup`).
+//! needs, checked on every node and between node pairs before anything changes. One remote
+//! execution per node, in three rounds, each over every node before the next starts:
+//! 1. facts (one read-only script: interfaces, kernel, sysctls, plugins, the clock), whose end
+//!    execs the agent on the same channel: a listener per port or protocol the network uses;
+//! 2. probes from each node to its peers (`pairs`), asked of its agent over that channel: echoes
+//!    off the other agents, don't-fragment pings of the backend's packet size, the route and
+//!    neighbour to each peer, the API server;
+//! 3. each agent's stdin closed: it ends, and leaves nothing on the node (`preflight.cleanup`).
 //!
 //! Nothing else on a node is changed, so no lock is taken. The report is verify's.
 
@@ -18,27 +19,37 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 use crate::fleet;
 use crate::printer::{NodeLine, Progress};
 use crate::profile::{Cluster, Node};
 use crate::provider::needs::{Needs, Proto, Traffic};
-use crate::remote::Remote;
+use crate::remote::{Conversation, Remote};
 use crate::run::Run;
 use crate::verify::{Check, Report};
 use agent::{Listen, ListenState, Outcome, Probe};
 use pairs::{Pair, Verdict};
 
-/// One node after the first round trip.
+/// How long a node's agent has for a probe request (its probes take about 2 s, the routes up to
+/// 4 s more; it kills a prober after 15 s), and to end once its stdin is closed.
+const ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(12);
+const END_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One node after the first round.
 struct Reached {
     node: Node,
     remote: Arc<Remote>,
     line: NodeLine,
     facts: Option<node::Facts>,
     listening: BTreeMap<Listen, ListenState>,
+    /// Its agent, or why it has none (no python3, the script failed).
+    agent: Result<Conversation, String>,
     checks: Vec<Check>,
 }
+
+/// Each reached node's agent, taken by its probe rounds in turn and by the end.
+type Agents = Arc<BTreeMap<usize, Mutex<Result<Conversation, String>>>>;
 
 fn listen_of(p: Proto) -> Listen {
     match p {
@@ -220,19 +231,30 @@ async fn preflight(
         plans.push((i, probes));
     }
     let run_id = run.id.clone();
-    let sessions: BTreeMap<usize, (Arc<Remote>, NodeLine)> = up
+    let lines: BTreeMap<usize, NodeLine> = up
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| (i, (r.remote.clone(), r.line.clone()))))
+        .filter_map(|(i, r)| r.as_ref().map(|r| (i, r.line.clone())))
         .collect();
-    let sessions = Arc::new(sessions);
-    // Round 1 always finishes (each node's script is bounded): every listener it started is
-    // known, so the stop round below reaches it. The probes stop at a Ctrl-C.
+    let agents: Agents = Arc::new(
+        up.iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let r = r.as_mut()?;
+                Some((
+                    i,
+                    Mutex::new(std::mem::replace(&mut r.agent, Err(String::new()))),
+                ))
+            })
+            .collect(),
+    );
+    // Round 1 always finishes (each node's script is bounded): every agent it started is known,
+    // so round 3 reaches it. The probes stop at a Ctrl-C.
     let mut interrupted = *rx.borrow();
     let mut outcomes = Vec::new();
     if !interrupted {
         tokio::select! {
-            o = probe_round(&sessions, &run_id, plans, run.concurrency) => outcomes = o,
+            o = probe_round(&agents, &lines, plans, n) => outcomes = o,
             _ = ctrl_c_seen(rx.clone()) => interrupted = true,
         }
     }
@@ -252,37 +274,40 @@ async fn preflight(
         })
         .filter(|(_, failed)| !failed.is_empty())
         .collect();
-    if !again.is_empty() && !*rx.borrow() {
-        for (i, second) in probe_round(&sessions, &run_id, again, run.concurrency).await {
-            let got = &mut outcomes
-                .iter_mut()
-                .find(|(j, _)| *j == i)
-                .expect("probed")
-                .1;
-            for (p, o) in second {
-                if !matches!(o, Outcome::Failed(_)) {
-                    got.insert(p, o);
+    if !again.is_empty() && !interrupted {
+        tokio::select! {
+            second = probe_round(&agents, &lines, again, n) => {
+                for (i, second) in second {
+                    let got = &mut outcomes
+                        .iter_mut()
+                        .find(|(j, _)| *j == i)
+                        .expect("probed")
+                        .1;
+                    for (p, o) in second {
+                        if !matches!(o, Outcome::Failed(_)) {
+                            got.insert(p, o);
+                        }
+                    }
                 }
             }
+            _ = ctrl_c_seen(rx.clone()) => interrupted = true,
         }
     }
 
-    // Round 3: the listeners stopped, wherever one was started.
-    let stops = fleet::run(sessions.keys().copied().collect(), run.concurrency, {
-        let (sessions, run_id, started_any) =
-            (sessions.clone(), run_id.clone(), !listens.is_empty());
+    // Round 3: every agent's stdin closed; it ends, and with it its listeners.
+    let ends = fleet::run(agents.keys().copied().collect(), n, {
+        let (agents, lines) = (agents.clone(), lines.clone());
         move |i| {
-            let (sessions, run_id) = (sessions.clone(), run_id.clone());
+            let (agents, line) = (agents.clone(), lines[&i].clone());
             async move {
-                let (remote, line) = &sessions[&i];
-                if !started_any {
-                    line.done("checked");
-                    return (i, Ok(()));
-                }
-                line.phase("stop listeners");
-                let res = match remote.probe(&agent::stop_script(&run_id)).await {
-                    Ok(o) => agent::parse_stop(&String::from_utf8_lossy(&o.stdout)),
-                    Err(e) => Err(format!("the stop script failed: {e}")),
+                line.phase("end the agent");
+                let agent = std::mem::replace(&mut *agents[&i].lock().await, Err(String::new()));
+                let res = match agent {
+                    Err(_) => Ok(()),
+                    Ok(c) => match c.finish(END_LIMIT).await {
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(format!("the agent did not end: {e}")),
+                    },
                 };
                 line.done("checked");
                 (i, res)
@@ -298,16 +323,15 @@ async fn preflight(
         checks.append(&mut r.checks);
         checks.push(api_server(&cluster, &r.node, by_node.get(&i)));
     }
-    for (i, res) in stops {
+    for (i, res) in ends {
         let name = &names[i];
         checks.push(match res {
-            Ok(()) if listens.is_empty() => Check::pass("preflight.cleanup", name, "no listener was started"),
-            Ok(()) => Check::pass("preflight.cleanup", name, "the listeners stopped and their directory removed"),
-            Err(left) => Check::fail(
+            Ok(()) => Check::pass("preflight.cleanup", name, "the agent and its listeners ended; nothing was written on the node"),
+            Err(e) => Check::fail(
                 "preflight.cleanup",
                 name,
-                format!("left behind: {left}"),
-                format!("remove /run/netctl/preflight/{run_id} on the node (its listener exits by itself within {} s)", agent::LISTEN_LIFETIME_S),
+                e,
+                format!("it was killed; if a python3 with `netctl-pf-{run_id}` in its command line still runs on the node, it exits by itself within {} s", agent::LISTEN_LIFETIME_S),
             ),
         });
     }
@@ -315,7 +339,7 @@ async fn preflight(
         checks.push(Check::fail(
             "preflight.interrupted",
             crate::verify::CLUSTER,
-            "interrupted (Ctrl-C): the probes did not finish; every listener started was stopped",
+            "interrupted (Ctrl-C): the probes did not finish; every agent started was ended",
             "re-run netctl preflight",
         ));
     } else {
@@ -330,7 +354,7 @@ async fn preflight(
             remote.close().await;
         }
     }
-    drop(sessions);
+    drop(agents);
     let order: BTreeMap<&str, usize> = names
         .iter()
         .enumerate()
@@ -347,31 +371,36 @@ async fn ctrl_c_seen(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-/// One round of probes: each node its own, in the window.
+/// One round of probes: each node's asked of its agent, all nodes at once (a request on an open
+/// channel costs the node a fork of its agent, not a connection or a shell).
 async fn probe_round(
-    sessions: &Arc<BTreeMap<usize, (Arc<Remote>, NodeLine)>>,
-    run_id: &str,
+    agents: &Agents,
+    lines: &BTreeMap<usize, NodeLine>,
     plans: Vec<(usize, Vec<Probe>)>,
-    concurrency: usize,
+    at_once: usize,
 ) -> Vec<(usize, BTreeMap<Probe, Outcome>)> {
-    fleet::run(plans, concurrency, {
-        let (sessions, run_id) = (sessions.clone(), run_id.to_string());
+    fleet::run(plans, at_once, {
+        let (agents, lines) = (agents.clone(), lines.clone());
         move |(i, probes)| {
-            let (sessions, run_id) = (sessions.clone(), run_id.clone());
+            let (agents, line) = (agents.clone(), lines[&i].clone());
             async move {
-                let (remote, line) = &sessions[&i];
                 line.phase("probe peers");
-                let parsed = match remote.probe(&agent::probe_script(&run_id, &probes)).await {
-                    Ok(o) => agent::parse_probe(&String::from_utf8_lossy(&o.stdout), &probes),
-                    Err(e) => probes
+                let mut agent = agents[&i].lock().await;
+                let failed = |why: String| {
+                    probes
                         .iter()
-                        .map(|p| {
-                            (
-                                p.clone(),
-                                Outcome::Failed(format!("the probe script failed: {e}")),
-                            )
-                        })
-                        .collect(),
+                        .map(|p| (p.clone(), Outcome::Failed(why.clone())))
+                        .collect()
+                };
+                let parsed = match &mut *agent {
+                    Err(why) => failed(why.clone()),
+                    Ok(c) => match c
+                        .ask(&agent::probe_request(&probes), agent::END, ANSWER_LIMIT)
+                        .await
+                    {
+                        Ok(out) => agent::parse_probe(&out, &probes),
+                        Err(e) => failed(format!("no answer from the agent: {e}")),
+                    },
                 };
                 (i, parsed)
             }
@@ -455,29 +484,41 @@ async fn first_round(
     };
     let start = Instant::now();
     let before = SystemTime::now();
-    // The facts and the listener in one execution: one round trip and one remote shell fewer
-    // per node (the listener's half starts python; the clock is read before it).
+    // The facts and the agent in one execution: the script's end execs the agent, which binds
+    // the listeners, says `READY` and stays on the channel for rounds 2 and 3.
     let mut script = node::script(cluster, &peer_addrs);
-    if !listens.is_empty() {
-        script.push('\n');
-        script.push_str(&agent::listen_script(&run.id, listens));
-    }
-    let got = remote.probe(&script).await;
-    let after = SystemTime::now();
-    let listening = if listens.is_empty() {
-        BTreeMap::new()
-    } else {
-        match &got {
-            Ok(out) => agent::parse_listen(&String::from_utf8_lossy(&out.stdout), listens),
-            Err(e) => listens
-                .iter()
-                .map(|l| (*l, ListenState::Failed(format!("the script failed: {e}"))))
-                .collect(),
-        }
+    script.push('\n');
+    script.push_str(&agent::serve_script(&run.id, listens));
+    let limit = std::time::Duration::from_secs(cluster.profile.ssh.command_timeout);
+    let mut conversation = None;
+    let got = match remote.converse(&script, limit).await {
+        Ok(mut c) => match c.until(agent::READY, limit).await {
+            Ok(out) => {
+                conversation = Some(c);
+                Ok(out)
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
     };
+    let after = SystemTime::now();
+    let listening = match &got {
+        Ok(out) => agent::parse_listen(out, listens),
+        Err(e) => listens
+            .iter()
+            .map(|l| (*l, ListenState::Failed(format!("the script failed: {e}"))))
+            .collect(),
+    };
+    let agent =
+        match (conversation, &got) {
+            (Some(c), Ok(out)) if !c.ended() && out.lines().any(|l| l == agent::READY) => Ok(c),
+            (_, Ok(out)) => Err(agent::node_error(out)
+                .unwrap_or_else(|| "the preflight agent did not start".into())),
+            (_, Err(e)) => Err(format!("the script failed: {e}")),
+        };
     let facts = match got {
         Ok(out) => {
-            let f = node::parse(&String::from_utf8_lossy(&out.stdout));
+            let f = node::parse(&out);
             if f.done {
                 let (t0, t1) = (epoch_s(before), epoch_s(after));
                 let skew = f.clock.map(|c| (c - (t0 + t1) / 2.0, (t1 - t0) / 2.0));
@@ -515,6 +556,7 @@ async fn first_round(
         line,
         facts,
         listening,
+        agent,
         checks,
     })
 }

@@ -8,6 +8,8 @@
 //! backup of what they replace.
 
 mod auth;
+mod converse;
+pub use converse::Conversation;
 mod jump;
 pub use jump::Bastions;
 mod known_hosts;

@@ -13,6 +13,7 @@ use russh::{ChannelMsg, Disconnect, Sig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
+use super::converse::Conversation;
 use super::known_hosts;
 use super::sudo::{self, Mode};
 use super::{auth, proxy, secrets, upload};
@@ -261,6 +262,32 @@ impl Session {
             });
         }
         Ok(out)
+    }
+
+    /// Start `script` as root (as `run_script` does) and keep its channel: the script goes on
+    /// reading stdin and answering on stdout (see converse.rs). `limit` bounds the start.
+    pub async fn converse(
+        &self,
+        what: &str,
+        script: &[u8],
+        limit: Duration,
+    ) -> Result<Conversation, TransportError> {
+        self.execs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (command, stdin) = sudo::wrap(&self.sudo, script);
+        let channel = timeout(limit, self.handle.channel_open_session())
+            .await
+            .map_err(|_| TransportError::CommandTimeout {
+                node: self.node.clone(),
+                command: what.to_string(),
+                timeout: limit,
+            })?
+            .map_err(|e| TransportError::Ssh {
+                node: self.node.clone(),
+                action: format!("opening a channel for {what}"),
+                source: e,
+            })?;
+        Conversation::start(&self.node, what, channel, &command, &stdin, limit).await
     }
 
     /// The node this session talks to.

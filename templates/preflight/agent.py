@@ -2,25 +2,25 @@
 # network needs (a UDP or TCP port, IP-in-IP, the path MTU, one layer-2 segment) is tested with
 # real packets before anything changes. Nothing else on a node can listen on a port, hence Python.
 #
-# It runs as: python3 -B -I -S -c AGENT MODE TOKEN ... (AGENT: this text, in a shell variable) from
-# templates/preflight/listen.sh and probe.sh, and is never written to a file on the node.
+# It runs as: python3 -B -I -S -c AGENT serve TOKEN LIFETIME SPEC... (AGENT: this text, in a
+# shell variable), exec'd by templates/preflight/serve.sh at the end of round 1's script, in the
+# foreground of that SSH channel; it is never written to a file on the node.
 # Standard library only (the modules python3-minimal has), Python 3.6 or later; no f-strings, so
 # an older python3 reaches the version check below instead of failing on a syntax error.
 # What this text must not hold: tera tag openings (a brace then a brace, percent or hash), since
 # build.rs embeds every file under templates/ and tera parses them all; and no backquote or
 # dollar sign, which shellcheck flags inside the single quotes that carry it.
 #
-#   listen TOKEN LIFETIME SPEC...   SPEC: udp:PORT, tcp:PORT or ipip. Binds every SPEC on 0.0.0.0,
-#       then detaches and prints '@@listen SPEC ok|busy|error MSG'; the listener answers requests
-#       carrying TOKEN until LIFETIME seconds pass, its directory is removed, or SIGTERM. It also
-#       runs this node's probes, so probe.sh starts no python of its own where a listener runs:
-#       a request written into the FIFO 'ctl' in its directory (the PROBEs one a line, then a
-#       line 'end') is answered in the FIFO 'out' by a forked child, with what 'probe' prints
-#       and then a line 'end'.
-#   probe TOKEN PROBE...            PROBE: echo:udp:PORT:ADDR, echo:tcp:PORT:ADDR, echo:ipip:ADDR,
-#       connect:HOST:PORT, ping:ADDR:SIZE (SIZE 0: a small ping; else the whole IP packet, with
-#       don't-fragment), path:ADDR. All at once, within about 2 s; prints '@@probe PROBE ok MS',
-#       '@@probe PROBE fail REASON' or '@@path ADDR dev D via G|- src S|- lladdr M|-'.
+#   serve TOKEN LIFETIME SPEC...   SPEC: udp:PORT, tcp:PORT or ipip. Binds every SPEC on
+#       0.0.0.0, prints '@@listen SPEC ok|busy|error MSG' for each, then '@@ready', and answers
+#       echoes carrying TOKEN until its stdin ends (netctl is done with it, or gone), LIFETIME
+#       seconds pass, or SIGTERM or SIGHUP. A request on stdin (PROBEs one a line, then a line
+#       'end') is answered on stdout by a forked child: one line per probe, then 'end'.
+#       PROBE: echo:udp:PORT:ADDR, echo:tcp:PORT:ADDR, echo:ipip:ADDR, connect:HOST:PORT,
+#       ping:ADDR:SIZE (SIZE 0: a small ping; else the whole IP packet, with don't-fragment),
+#       path:ADDR. All at once, within about 2 s; '@@probe PROBE ok MS', '@@probe PROBE fail
+#       REASON' or '@@path ADDR dev D via G|- src S|- lladdr M|-'.
+#   Nothing is left on the node: no file, and no process once stdin ends.
 #
 # A request is 'TOKEN q N', its answer 'TOKEN r N' (N: digits); anything else is ignored. Over TCP
 # both end with a newline; over IP-in-IP both follow a zero byte, so the kernel's ipip handler,
@@ -34,7 +34,6 @@ import _signal as signal
 import errno
 import os
 import select
-import stat
 import struct
 import sys
 import time
@@ -42,17 +41,9 @@ import time
 # threading is imported where it is used, for the same reason; 'ip' is run without subprocess.
 
 PREFIX = "netctl-pf-"
-# Where each run's listener keeps its pid (root only); stop.sh removes it, which ends the listener.
-PARENT = "/run/netctl"
-RUNS = "/run/netctl/preflight"
-# Marks a run directory whose listen created PARENT: its stop removes PARENT again if empty.
-MADE_PARENT = "made-parent"
-# The FIFOs in a run directory through which the listener runs this node's probes.
-CTL, OUT = "ctl", "out"
 # A request bigger than this is not a probe round's (a few hundred specs): it is dropped.
 MAX_REQUEST = 1 << 20
-# How long a probe child waits for probe.sh to open 'out' (its bound is longer), and lives at most.
-OUT_WAIT_S = 3.0
+# How long a probe child lives at most (its probes take about 2 s, the routes up to 4 s more).
 CHILD_MAX_S = 15.0
 WAIT_S = 2.0
 RESEND_S = 0.25
@@ -64,10 +55,6 @@ IP_MTU_DISCOVER = 10
 IP_PMTUDISC_DONT = 0
 IP_PMTUDISC_DO = 2
 IP_MTU = 14
-
-
-class Refused(Exception):
-    """Something on the node this agent will not use; the message says what."""
 
 
 def say(*words):
@@ -140,40 +127,6 @@ def reason(err):
 # ---- listen -------------------------------------------------------------------------------
 
 
-def owned_dir(path, mode, exclusive):
-    """Make PATH (MODE) or accept the one there when it is a real directory of root's that
-    nobody else can write. True when this call made it."""
-    try:
-        os.mkdir(path, mode)
-        os.chmod(path, mode)  # the umask is 077 for what follows; PARENT is 0755 as lock.sh makes it
-        made = True
-    except FileExistsError:
-        if exclusive:
-            raise Refused("%s exists already" % path)
-        made = False
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise Refused("%s is not a directory" % path)
-    if st.st_uid != 0 or st.st_mode & 0o022:
-        raise Refused("%s is not root's alone" % path)
-    return made
-
-
-def make_run_dir(run_dir):
-    for attempt in (1, 2, 3):
-        try:
-            made_parent = owned_dir(PARENT, 0o755, False)
-            owned_dir(RUNS, 0o700, False)
-            owned_dir(run_dir, 0o700, True)
-            break
-        except FileNotFoundError:
-            # Another run's stop removed an empty RUNS or PARENT between two of these steps.
-            if attempt == 3:
-                raise
-    if made_parent:
-        os.close(os.open(run_dir + "/" + MADE_PARENT, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
 def bind(spec):
     kind, _, port = spec.partition(":")
     if kind == "ipip" and port == "":
@@ -194,15 +147,6 @@ def bind(spec):
 
 
 def listen(token, lifetime, specs):
-    os.umask(0o077)
-    run_dir = RUNS + "/" + token[len(PREFIX):]
-    try:
-        make_run_dir(run_dir)
-    except (OSError, Refused) as e:
-        why = one_line(e.strerror if isinstance(e, OSError) else e)
-        for spec in specs:
-            say("listen", spec, "error", "cannot make %s: %s" % (run_dir, why))
-        return
     socks, states = [], []
     for spec in specs:
         try:
@@ -215,93 +159,20 @@ def listen(token, lifetime, specs):
                 states.append((spec, "busy"))
             else:
                 states.append((spec, "error " + one_line(e.strerror or e)))
-    ctl = make_fifos(run_dir) if socks else None
-    started = bool(socks) and detach(run_dir, lambda: serve(token, run_dir, lifetime, socks, ctl))
-    for _, s in socks:
-        s.close()
-    for fd in ctl or ():
-        os.close(fd)
-    if not started:
-        remove_run_dir(run_dir)
-        if socks:
-            states = [(spec, "error the listener did not start" if st == "ok" else st) for spec, st in states]
     for spec, st in states:
         say("listen", spec, st)
-
-
-def detach(run_dir, serve_fn):
-    """Run SERVE_FN in a grandchild in a session of its own with stdio on /dev/null, so the SSH
-    session ends at once; True when it runs and its pid is in RUN_DIR/pid."""
+    say("ready")
     sys.stdout.flush()
-    pid = os.fork()
-    if pid:
-        return os.waitpid(pid, 0)[1] == 0
-    status = 1
-    try:
-        os.setsid()
-        child = os.fork()
-        if child == 0:
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            status = 0
-            serve_fn()
-        else:
-            fd = os.open(run_dir + "/pid", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            os.write(fd, ("%d\n" % child).encode())
-            os.close(fd)
-            status = 0
-    finally:
-        os._exit(status)
+    serve(token, lifetime, socks)
 
 
-def make_fifos(run_dir):
-    """Make RUN_DIR/ctl and RUN_DIR/out (0600) and open ctl for reading and writing (the write
-    end held so that ctl never reads as closed between requests): the two fds, or None when
-    they cannot be made, and then probe.sh runs a python of its own."""
-    ctl = run_dir + "/" + CTL
-    fds = []
-    try:
-        for name in (CTL, OUT):
-            # mkfifo fails on anything already there: only FIFOs this listener made are used.
-            os.mkfifo(run_dir + "/" + name, 0o600)
-        for flags in (os.O_RDONLY, os.O_WRONLY):
-            fds.append(os.open(ctl, flags | os.O_NONBLOCK | os.O_NOFOLLOW))
-            if not own_fifo(fds[-1]):
-                raise OSError(errno.EPERM, "not the FIFO made")
-        return tuple(fds)
-    except OSError:
-        for fd in fds:
-            os.close(fd)
-        return None
-
-
-def own_fifo(fd):
-    st = os.fstat(fd)
-    return stat.S_ISFIFO(st.st_mode) and st.st_uid == 0
-
-
-def remove_run_dir(run_dir):
-    """Remove RUN_DIR and, when they are empty, the directory of runs and PARENT if this run
-    made it (a listen on a fresh node leaves the node as it was)."""
-    made_parent = os.path.lexists(run_dir + "/" + MADE_PARENT)
-    for name in ("pid", MADE_PARENT, CTL, OUT):
-        try:
-            os.unlink(run_dir + "/" + name)
-        except OSError:
-            pass
-    for d in (run_dir, RUNS, PARENT) if made_parent else (run_dir, RUNS):
-        try:
-            os.rmdir(d)
-        except OSError:
-            return
-
-
-def serve(token, run_dir, lifetime, socks, ctl):
-    prober = Prober(token, run_dir, ctl)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    # Stopped (stop.sh): a probe child goes too, so a stop leaves no process of the run.
-    signal.signal(signal.SIGTERM, lambda signum, frame: prober.end())
+def serve(token, lifetime, socks):
+    prober = Prober(token)
+    # Ended by a signal (the channel's hangup included): a probe child goes too, so nothing of
+    # the run is left.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: prober.end())
+    os.set_blocking(0, False)
     deadline = time.monotonic() + lifetime
     poller = select.poll()
     kinds = {}
@@ -310,11 +181,10 @@ def serve(token, run_dir, lifetime, socks, ctl):
         s.setblocking(False)
         kinds[s.fileno()] = (spec.partition(":")[0], s)
         poller.register(s.fileno(), select.POLLIN)
-    if ctl:
-        poller.register(ctl[0], select.POLLIN)
+    poller.register(0, select.POLLIN)
     while True:
         now = time.monotonic()
-        if now >= deadline or not os.path.isdir(run_dir):
+        if now >= deadline or prober.done:
             break
         for fd in [fd for fd, c in conns.items() if c[2] <= now]:
             poller.unregister(fd)
@@ -324,7 +194,7 @@ def serve(token, run_dir, lifetime, socks, ctl):
             if fd in conns:
                 serve_conn(token, poller, conns, fd)
                 continue
-            if ctl and fd == ctl[0]:
+            if fd == 0:
                 prober.read()
                 continue
             kind, s = kinds[fd]
@@ -351,28 +221,28 @@ def serve(token, run_dir, lifetime, socks, ctl):
             except OSError:
                 pass
     prober.kill()
-    # Gone by itself (lifetime): leave nothing behind. After a stop the directory is gone already.
-    if os.path.isdir(run_dir):
-        remove_run_dir(run_dir)
 
 
 class Prober(object):
-    """The listener's side of ctl: whole requests read from it, each run in a forked child (the
-    interpreter and this text are loaded already, so a fork costs a fraction of a python start)
-    while the listener goes on answering the other nodes' echoes. One child at a time; a request
-    that comes meanwhile waits in the buffer."""
+    """The listener's side of its stdin: whole requests read from it, each run in a forked child
+    (the interpreter and this text are loaded already, so a fork costs a fraction of a python
+    start) while the listener goes on answering the other nodes' echoes. One child at a time; a
+    request that comes meanwhile waits in the buffer. The end of stdin ends the listener."""
 
-    def __init__(self, token, run_dir, ctl):
-        self.token, self.out, self.ctl = token, run_dir + "/" + OUT, ctl
-        self.buf, self.child, self.child_end = b"", None, 0.0
+    def __init__(self, token):
+        self.token = token
+        self.buf, self.child, self.child_end, self.done = b"", None, 0.0, False
 
     def read(self):
         while True:
             try:
-                data = os.read(self.ctl[0], 65536)
+                data = os.read(0, 65536)
             except BlockingIOError:
                 break
+            except OSError:
+                data = b""
             if not data:
+                self.done = True
                 break
             self.buf += data
             if len(self.buf) > MAX_REQUEST:
@@ -380,18 +250,18 @@ class Prober(object):
         self.start()
 
     def start(self):
-        if self.child is not None:
+        if self.child is not None or self.done:
             return
         lines = self.buf.split(b"\n")
         if b"end" not in lines[:-1]:
             return
         i = lines.index(b"end")
         self.buf = b"\n".join(lines[i + 1:])
-        specs = [line.decode("ascii", "replace") for line in lines[:i] if line]
+        specs = [line.decode("ascii", "replace") for line in lines[:i] if line.strip()]
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
-            answer_request(self.token, self.out, specs)
+            answer_request(self.token, specs)
         self.child, self.child_end = pid, time.monotonic() + CHILD_MAX_S
 
     def reap(self, now):
@@ -415,45 +285,27 @@ class Prober(object):
         os._exit(0)
 
 
-def answer_request(token, out, specs):
-    """In the forked child: the probes, their lines into OUT, then 'end'; never returns."""
+def answer_request(token, specs):
+    """In the forked child: the probes, their lines on stdout, then 'end'; never returns."""
     status = 1
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        # Nothing of the listener's: its sockets and ctl stay with it (a TCP connection it
-        # closes must close, not live on here).
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        # Nothing of the listener's: its sockets stay with it (a TCP connection it closes must
+        # close, not live on here), and stdin is its alone.
         os.closerange(3, 1 << 16)
-        fd = open_out(out, time.monotonic() + OUT_WAIT_S)
-        if fd is not None:
-            os.dup2(fd, 1)
-            os.close(fd)
-            try:
-                probe(token, specs)
-            except Exception as e:
-                say("error", "the agent failed: %s: %s" % (type(e).__name__, one_line(e)))
-            sys.stdout.write("end\n")
-            sys.stdout.flush()
-            status = 0
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        try:
+            probe(token, specs)
+        except Exception as e:
+            say("error", "the agent failed: %s: %s" % (type(e).__name__, one_line(e)))
+        sys.stdout.write("end\n")
+        sys.stdout.flush()
+        status = 0
     finally:
         os._exit(status)
-
-
-def open_out(path, until):
-    """OUT for writing once probe.sh has it open for reading, else None at UNTIL: a reader that
-    gave up never leaves the child waiting."""
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError as e:
-            if e.errno != errno.ENXIO or time.monotonic() >= until:
-                return None
-            time.sleep(0.005)
-            continue
-        if not own_fifo(fd):
-            os.close(fd)
-            return None
-        os.set_blocking(fd, True)
-        return fd
 
 
 def serve_conn(token, poller, conns, fd):
@@ -991,16 +843,14 @@ def main(argv):
         say("error", "python3 is %d.%d: preflight needs 3.6 or later" % sys.version_info[:2])
         return
     # An ignored SIGCHLD (bash passes its own on through exec) would reap the children this
-    # process waits for ('ip', detach's, the probe rounds') behind its back.
+    # process waits for ('ip', the probe rounds') behind its back.
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     mode = argv[1] if len(argv) > 1 else ""
     token = argv[2] if len(argv) > 2 else ""
-    if mode not in ("listen", "probe") or not token.startswith(PREFIX) or not run_id_ok(token[len(PREFIX):]):
+    if mode != "serve" or not token.startswith(PREFIX) or not run_id_ok(token[len(PREFIX):]):
         say("error", "the agent was called wrongly")
         return
-    if mode == "probe":
-        probe(token, argv[3:])
-    elif len(argv) > 3 and argv[3].isdigit():
+    if len(argv) > 3 and argv[3].isdigit():
         listen(token, int(argv[3]), argv[4:])
     else:
         say("error", "the agent was called wrongly")

@@ -662,37 +662,34 @@ fn a_resume_after_a_killed_rollback_switches_again_the_nodes_it_had_put_back() {
 /// probe answered, every listener stopped.
 fn healthy_preflight(net: &Net) {
     use crate::remote::fake::ok;
-    net.on(|node, title, script| {
-        if title != "probe" {
-            return None;
-        }
-        let args: Vec<&str> = script
-            .lines()
-            .find_map(|l| l.strip_prefix("set -- "))
-            .map(|a| a.split_whitespace().map(|w| w.trim_matches('\'')).collect())
-            .unwrap_or_default();
-        if script.contains("netctl preflight: one read-only script") {
+    net.on(|node, title, script| match title {
+        // Round 1: the facts, then the agent's listeners (the `set --` words of its script).
+        "converse" => {
             let addr = match node {
                 "c1" => "10.0.0.10",
                 "w1" => "10.0.0.11",
                 _ => "10.0.0.12",
             };
-            let facts = format!("@@clock {}\n@@addr 1 lo 127.0.0.1/8 host\n@@addr 2 eth0 {addr}/24 global\n@@link eth0 1500\n@@rp all 0\n@@rp eth0 0\n@@forward 1\n@@ctcount 1\n@@ctmax 1000\n@@bin bridge\n@@bin host-local\n@@bin loopback\n@@python 1\n@@mod br_netfilter loaded\n@@mod vxlan loaded\n@@done\n",
+            let specs: String = script
+                .lines()
+                .filter_map(|l| l.strip_prefix("set -- "))
+                .next_back()
+                .map(|a| a.split_whitespace().map(|w| format!("@@listen {} ok\n", w.trim_matches('\''))).collect())
+                .unwrap_or_default();
+            let facts = format!("@@clock {}\n@@addr 1 lo 127.0.0.1/8 host\n@@addr 2 eth0 {addr}/24 global\n@@link eth0 1500\n@@rp all 0\n@@rp eth0 0\n@@forward 1\n@@ctcount 1\n@@ctmax 1000\n@@bin bridge\n@@bin host-local\n@@bin loopback\n@@python 1\n@@mod br_netfilter loaded\n@@mod vxlan loaded\n@@done\n{specs}@@ready\n",
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64());
-            return Some(ok(&facts));
+            Some(ok(&facts))
         }
-        if script.contains("start this run's listener") {
-            let lines: String = args.iter().map(|a| format!("@@listen {a} ok\n")).collect();
-            return Some(ok(&lines));
+        // Round 2: every probe asked passes.
+        "converse request" => {
+            let lines: String = script
+                .lines()
+                .take_while(|l| *l != "end")
+                .map(|p| format!("@@probe {p} ok 1\n"))
+                .collect();
+            Some(ok(&format!("{lines}end\n")))
         }
-        if script.contains("every probe in") {
-            let lines: String = args.iter().map(|a| format!("@@probe {a} ok 1\n")).collect();
-            return Some(ok(&lines));
-        }
-        if script.contains("stop this run's listener") {
-            return Some(ok("@@stopped\n"));
-        }
-        None
+        _ => None,
     });
 }
 
@@ -716,7 +713,7 @@ fn a_failed_preflight_stops_the_switch_before_any_change() {
 }
 
 /// A passing preflight lets the switch go on (to its next phase: here kubectl is missing), and
-/// every node's listener was stopped after every node had probed its peers.
+/// every node's agent was started, asked for its probes once (none failed) and ended, in that order.
 #[test]
 fn a_passing_preflight_lets_the_switch_go_on_and_stops_its_listeners() {
     let mut o = to_vxlan();
@@ -724,22 +721,21 @@ fn a_passing_preflight_lets_the_switch_go_on_and_stops_its_listeners() {
     let (r, net) = switch(o, None, healthy_preflight);
     let msg = r.unwrap_err().to_string();
     assert!(msg.contains("kubectl is needed"), "{msg}");
-    let last_probe = |n: &str| {
-        net.calls(n)
-            .iter()
-            .rposition(|c| c.script.contains("every probe in"))
-            .expect("probed")
-    };
     for n in NODES {
         let calls = net.calls(n);
-        let listen = calls
-            .iter()
-            .position(|c| c.script.contains("start this run's listener"));
-        let stop = calls
-            .iter()
-            .position(|c| c.script.contains("stop this run's listener"));
-        assert!(listen.is_some() && stop.is_some(), "{n}: {calls:?}");
-        assert!(stop.unwrap() > last_probe(n), "{n}");
+        let titles: Vec<&str> = calls.iter().map(|c| c.title.as_str()).collect();
+        let at = |t: &str| titles.iter().position(|x| *x == t);
+        let (start, asked, end) = (at("converse"), at("converse request"), at("converse end"));
+        assert!(
+            start.is_some() && asked.is_some() && end.is_some(),
+            "{n}: {titles:?}"
+        );
+        assert!(start < asked && asked < end, "{n}: {titles:?}");
+        assert_eq!(
+            titles.iter().rposition(|x| *x == "converse request"),
+            asked,
+            "{n}: one probe round, none failed: {titles:?}"
+        );
     }
     assert_released(&net);
     assert_untouched(&net);
