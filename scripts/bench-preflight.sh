@@ -31,7 +31,7 @@ WORK=$(mktemp -d)
 neigh=net.ipv4.neigh.default
 old2=$(sysctl -n $neigh.gc_thresh2) old3=$(sysctl -n $neigh.gc_thresh3)
 cleanup() {
-    for f in "$WORK"/cm-*; do [ -S "$f" ] && ssh -o ControlPath="$f" -O exit x 2>/dev/null || true; done
+    for f in "$WORK"/cm-*; do if [ -S "$f" ]; then ssh -o ControlPath="$f" -O exit x 2>/dev/null || true; fi; done
     "$NETCTL" lab down --name "$NAME" >/dev/null 2>&1 || true
     sysctl -q -w $neigh.gc_thresh3="$old3" $neigh.gc_thresh2="$old2"
     rm -rf "$WORK"
@@ -83,30 +83,27 @@ for k, v in r.items():
 PY
 }
 
-# The rounds, seen from outside: a node's listener directory (/run/netctl/preflight/RUN, a bind
-# mount of the lab's node directory) appears in round 1 (connect, facts, listeners) and goes in
-# round 3 (stop). Sampled every 50 ms while netctl runs: round 1 ends when every node has one,
-# round 2 (probes) when the first goes, round 3 when none is left. Only backends with listeners.
+# The rounds, seen from outside: every node's agent (a python3 whose command line carries the run's
+# token, netctl-pf-RUN; the lab's nodes share this machine's processes) starts in round 1, forks
+# a prober in round 2 and ends in round 3. Their number, sampled every 50 ms while netctl runs:
+# round 1 ends when there are N, round 2 when they drop below N again, round 3 when none is left.
 watch_rounds() {
     local t0; t0=$(now)
     while :; do
-        set -- "$LAB"/nodes/*/fs/run/netctl/preflight/*/
-        [ -d "$1" ] || set --
-        echo "$(secs "$t0" "$(now)") $#"
+        echo "$(secs "$t0" "$(now)") $(pgrep -fc 'netctl-pf-[0-9A-Za-z-]+ [0-9]+' || true)"
         [ -e "$WORK/done" ] && break
         sleep 0.05
     done > "$WORK/rounds"
 }
 rounds() {
-    # Two passes: the most listeners seen at once (every reached node's) marks round 1's end.
-    awk 'NR == FNR { if ($2 > n) n = $2; next }
+    awk -v n="$N" '
         $2 > 0 && first == "" { first = $1 }
-        n > 0 && $2 == n && all == "" { all = $1 }
+        $2 >= n && all == "" { all = $1 }
         all != "" && $2 < n && gone == "" { gone = $1 }
         all != "" && $2 == 0 && none == "" { none = $1 }
-        END { if (all == "") print "  rounds: no listeners seen"
-              else printf "  rounds (from outside, +-0.05 s; %d listeners): first listener %s s, round 1 (connect, facts, listeners) ends %s s, round 2 (probes) ends %s s, round 3 (stop) ends %s s\n", n, first, all, gone, none }' \
-        "$WORK/rounds" "$WORK/rounds"
+        END { if (all == "") print "  rounds: never every agent at once"
+              else printf "  rounds (from outside, +-0.05 s): first agent %s s, round 1 (connect, facts, agents) ends %s s, round 2 (probes) ends %s s, round 3 (end) ends %s s\n", first, all, gone, none }' \
+        "$WORK/rounds"
 }
 
 for run in "vxlan" "host-gw" "vxlan --concurrency 250"; do
