@@ -33,14 +33,8 @@ const SERVE: File = script_file!("preflight/serve.sh");
 /// What a node says for every spec or probe when it has no python3.
 pub const NO_PYTHON: &str = "python3 not found on the node";
 
-/// What a listener takes on a node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum Listen {
-    Udp(u16),
-    Tcp(u16),
-    /// IP protocol 4, through a raw socket.
-    Ipip,
-}
+/// What an agent listens on: the traffic a network needs between nodes.
+pub use crate::provider::needs::Proto as Listen;
 
 impl Listen {
     /// The agent's name for it: "udp:8472", "tcp:179", "ipip".

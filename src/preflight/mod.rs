@@ -24,7 +24,7 @@ use tokio::sync::{watch, Mutex};
 use crate::fleet;
 use crate::printer::{NodeLine, Progress};
 use crate::profile::{Cluster, Node};
-use crate::provider::needs::{Needs, Proto, Traffic};
+use crate::provider::needs::{Needs, Traffic};
 use crate::remote::{Conversation, Remote};
 use crate::run::Run;
 use crate::verify::{Check, Report};
@@ -50,14 +50,6 @@ struct Reached {
 
 /// Each reached node's agent, taken by its probe rounds in turn and by the end.
 type Agents = Arc<BTreeMap<usize, Mutex<Result<Conversation, String>>>>;
-
-fn listen_of(p: Proto) -> Listen {
-    match p {
-        Proto::Udp(port) => Listen::Udp(port),
-        Proto::Tcp(port) => Listen::Tcp(port),
-        Proto::Ipip => Listen::Ipip,
-    }
-}
 
 fn epoch_s(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
@@ -136,7 +128,7 @@ async fn preflight(
     let names: Vec<String> = cluster.nodes.iter().map(|n| n.name.clone()).collect();
     let n = names.len();
     let listens: Vec<Listen> = {
-        let mut l: Vec<Listen> = needs.traffic.iter().map(|t| listen_of(t.proto)).collect();
+        let mut l: Vec<Listen> = needs.traffic.iter().map(|t| t.proto).collect();
         l.sort();
         l.dedup();
         l
@@ -198,7 +190,7 @@ async fn preflight(
                 continue;
             };
             for t in &needs.traffic {
-                let l = listen_of(t.proto);
+                let l = t.proto;
                 match peer.listening.get(&l) {
                     Some(ListenState::Listening) => probes.push(Probe::Echo(l, addr(j))),
                     other => skipped.push((
@@ -421,7 +413,7 @@ fn uplink_mtu(needs: &Needs, r: &Reached) -> u32 {
 }
 
 fn not_listening(t: &Traffic, peer: &str, state: Option<&ListenState>) -> String {
-    let what = listen_of(t.proto).describe();
+    let what = t.proto.describe();
     match state {
         Some(ListenState::Busy) => format!(
             "{what} is in use on {peer} (the running network's own socket): not probed; verify checks the running network"
@@ -607,7 +599,7 @@ fn pair_checks(
         let traffic: Vec<&Traffic> = needs.traffic.iter().filter(|t| t.check == id).collect();
         let what = traffic
             .iter()
-            .map(|t| listen_of(t.proto).describe())
+            .map(|t| t.proto.describe())
             .collect::<Vec<_>>()
             .join(", ");
         let mut ps: Vec<Pair> = Vec::new();
@@ -615,7 +607,7 @@ fn pair_checks(
             // A pair fails when any of the check's probes failed; skipped where none was sent.
             let mut verdict = None;
             for t in &traffic {
-                let l = listen_of(t.proto);
+                let l = t.proto;
                 match outcome(i, &Probe::Echo(l, addr(j))) {
                     Some(Outcome::Ok { .. }) => {
                         verdict.get_or_insert(Verdict::Pass);

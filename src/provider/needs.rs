@@ -18,7 +18,8 @@ pub struct Traffic {
     pub what: &'static str,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// Also what preflight's agent listens on and probes (`preflight::agent::Listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Udp(u16),
