@@ -88,6 +88,14 @@ PY
 # a prober in round 2 and ends in round 3. Their number, sampled every 50 ms while netctl runs:
 # round 1 ends when there are N, round 2 when they drop below N again, round 3 when none is left.
 watch_rounds() {
+    local t0; t0=$(now)
+    while :; do
+        echo "$(secs "$t0" "$(now)") $(pgrep -fc 'netctl-pf-[0-9A-Za-z-]+ [0-9]+' || true)"
+        [ -e "$WORK/done" ] && break
+        sleep 0.05
+    done > "$WORK/rounds"
+}
+rounds() {
     # Two passes: the most agents seen at once, up to N (probers are counted too), marks round 1's
     # end: a sample can miss the moment all N run when the rounds are short.
     awk -v n="$N" 'NR == FNR { if ($2 > m) m = $2; next }
