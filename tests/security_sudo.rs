@@ -269,4 +269,27 @@ fn sudo_without_a_password_for_sh_runs_nothing() {
         "/run/netctl:\n\n/var/lib/netctl:\n",
         "nothing ran: no lock, no state"
     );
+    // preflight's agent, which stays on its channel, is refused the same way: its facts and
+    // listeners never run, and the report says why.
+    let o = netctl()
+        .args(["preflight", "-p"])
+        .arg(&lab.profile)
+        .env("HOME", home.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("NETCTL_SSH_CONFIG")
+        .env("NETCTL_SUDO_PASSWORD", "np pw")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("sudo ran the script's shell without asking for the password"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !text(&o).contains("np pw"),
+        "the password leaked: {}",
+        text(&o)
+    );
 }

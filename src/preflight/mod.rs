@@ -528,18 +528,20 @@ async fn first_round(
         Err(_) => None,
     };
     if facts.is_none() {
+        let (why, hint) = match &agent {
+            Err(e) if e.starts_with("the script failed: ") => {
+                (e.clone(), "fix what it names, then re-run")
+            }
+            _ => (
+                "the preflight facts script did not run to its end".to_string(),
+                "re-run; if it persists, raise ssh.commandTimeout",
+            ),
+        };
         checks.extend(
             node::IDS
                 .iter()
                 .chain(["preflight.clock"].iter())
-                .map(|id| {
-                    Check::fail(
-                        id,
-                        &node.name,
-                        "the preflight facts script did not run to its end",
-                        "re-run; if it persists, raise ssh.commandTimeout",
-                    )
-                }),
+                .map(|id| Check::fail(id, &node.name, why.clone(), hint)),
         );
     }
     Ok(Reached {

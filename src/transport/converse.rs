@@ -12,11 +12,15 @@ use std::time::Duration;
 use russh::{client, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Sig};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::TransportError;
+use super::sudo::{self, Mode};
+use super::{Output, TransportError};
 
 pub struct Conversation {
     node: String,
     what: String,
+    /// How the script became root: with a password, a script that ends having run nothing
+    /// because sudo did not ask for it is told apart (sudo.rs).
+    sudo: Mode,
     reader: ChannelReadHalf,
     writer: ChannelWriteHalf<client::Msg>,
     /// Stdout read and not yet returned.
@@ -31,6 +35,7 @@ impl Conversation {
     pub(crate) async fn start(
         node: &str,
         what: &str,
+        sudo: &Mode,
         channel: russh::Channel<client::Msg>,
         command: &str,
         stdin: &[u8],
@@ -40,6 +45,7 @@ impl Conversation {
         let mut c = Conversation {
             node: node.to_string(),
             what: what.to_string(),
+            sudo: sudo.clone(),
             reader,
             writer,
             buf: Vec::new(),
@@ -67,6 +73,9 @@ impl Conversation {
                 return Ok(String::from_utf8_lossy(&got).into_owned());
             }
             if self.closed {
+                if self.not_asked() {
+                    return Err(sudo::not_asked(&self.node));
+                }
                 let got = std::mem::take(&mut self.buf);
                 return Ok(String::from_utf8_lossy(&got).into_owned());
             }
@@ -120,6 +129,19 @@ impl Conversation {
                     self.what
                 ),
             })
+    }
+
+    /// Ended as the root side does when sudo did not read the password (nothing was run).
+    fn not_asked(&self) -> bool {
+        let Some(status) = self.status else {
+            return false;
+        };
+        let out = Output {
+            status,
+            stdout: Vec::new(),
+            stderr: self.stderr.clone(),
+        };
+        sudo::password_not_asked(&self.sudo, &out)
     }
 
     fn take(&mut self, msg: Option<ChannelMsg>) {

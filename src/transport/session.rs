@@ -256,10 +256,7 @@ impl Session {
             .exec_with_timeout(&command, &stdin, limit.max(self.command_timeout))
             .await?;
         if sudo::password_not_asked(&self.sudo, &out) {
-            return Err(TransportError::Sudo {
-                node: self.node.clone(),
-                message: "sudo ran the script's shell without asking for the password (a NOPASSWD rule for sh?); nothing was run".into(),
-            });
+            return Err(sudo::not_asked(&self.node));
         }
         Ok(out)
     }
@@ -287,7 +284,10 @@ impl Session {
                 action: format!("opening a channel for {what}"),
                 source: e,
             })?;
-        Conversation::start(&self.node, what, channel, &command, &stdin, limit).await
+        Conversation::start(
+            &self.node, what, &self.sudo, channel, &command, &stdin, limit,
+        )
+        .await
     }
 
     /// The node this session talks to.

@@ -92,6 +92,14 @@ pub(crate) fn password_not_asked(mode: &Mode, out: &super::Output) -> bool {
             .is_some_and(|last| last == NOT_ASKED_SAID.as_bytes())
 }
 
+/// The error for `password_not_asked`.
+pub(crate) fn not_asked(node: &str) -> super::TransportError {
+    super::TransportError::Sudo {
+        node: node.to_string(),
+        message: "sudo ran the script's shell without asking for the password (a NOPASSWD rule for sh?); nothing was run".into(),
+    }
+}
+
 /// A password sudo can receive: one line.
 pub(crate) fn check_password(p: &str) -> Result<(), String> {
     if p.contains('\n') || p.contains('\r') {
