@@ -131,6 +131,7 @@ fn scripts() -> Vec<(String, String)> {
         "preflight agent".into(),
         agent::serve_script(run, &[Listen::Udp(8472), Listen::Ipip]),
     ));
+    v.push(("preflight kill".into(), agent::kill_script(run, 4242)));
     v
 }
 

@@ -586,3 +586,105 @@ fn the_api_server_is_tried_from_every_node() {
     assert!(pid.bytes().all(|b| b.is_ascii_digit()), "{pid}");
     lab.exec("node-1", &format!("kill {pid}"));
 }
+
+/// An agent that does not end when its stdin closes (here: stopped by SIGSTOP once its prober
+/// runs) fails `preflight.cleanup` on its node after 5 s, and netctl has it killed (SIGKILL
+/// through its channel): nothing of the run is left.
+#[test]
+fn an_agent_that_does_not_end_fails_cleanup_and_is_killed() {
+    if !can_run("an_agent_that_does_not_end_fails_cleanup_and_is_killed") {
+        return;
+    }
+    let lab = Lab::up("pf11", "netns", 2, 175);
+    // The probe round lasts its 2 s (an API server address nobody has): time to stop node-2's
+    // agent once it has forked its prober, which still answers for it. host-gw: no listener,
+    // so a stopped agent fails no peer's echo (with vxlan node-1's could still be on its way).
+    let node1 = lab.exec_ok("node-1", "ip -o -4 addr show dev eth0 | awk '{print $4}'");
+    let (net, _) = node1.trim().rsplit_once('.').expect("node-1's address");
+    let silent = format!("https://{net}.250:6443");
+    let profile = lab.profile_variant("host-gw-silent-api", move |v| {
+        v["networking"]["routes"]["backend"] = "host-gw".into();
+        v["kubernetes"]["apiServer"] = silent.clone().into();
+    });
+    let child = labkit::netctl()
+        .args(["preflight", "--output", "json", "-p"])
+        .arg(&profile)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    let agent = loop {
+        let run = agents_in(&lab, 2);
+        // The agent is the one whose parent is not one of them (its prober's parent is it).
+        if let [(a, _), (b, b_parent)] = run.as_slice() {
+            break if b_parent == a { *a } else { *b };
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agent and prober on node-2: {run:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // SAFETY: kill has no memory preconditions; the agent was started for this test's run.
+    assert_eq!(unsafe { libc::kill(agent as i32, libc::SIGSTOP) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    let want = [
+        ("preflight.api-server", "node-1"),
+        ("preflight.api-server", "node-2"),
+        ("preflight.cleanup", "node-2"),
+    ];
+    assert_fails_exactly(&o, &v, &want, "node-2's agent stopped");
+    let c = checks(&v)
+        .find(|c| c["id"] == "preflight.cleanup" && c["subject"] == "node-2")
+        .unwrap();
+    assert!(
+        str_of(&c["detail"]).contains("the agent did not end"),
+        "{c}"
+    );
+    let t = Instant::now();
+    while !agents_in(&lab, 2).is_empty() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "the stopped agent was not killed: {:?}",
+            agents_in(&lab, 2)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(agents_in(&lab, 1).is_empty());
+}
+
+/// (pid, parent pid) of the preflight agents' processes in netns node `i`, by pid.
+fn agents_in(lab: &Lab, i: usize) -> Vec<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = format!("/run/netns/{}-{}", lab.name, lab.node(i));
+    let want = format!("net:[{}]", std::fs::metadata(&ns).unwrap().ino());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::fs::read_link(e.path().join("ns/net")).is_ok_and(|l| l.to_string_lossy() == want) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if !cmdline
+            .split(|b| *b == 0)
+            .any(|w| w.starts_with(b"netctl-pf-"))
+        {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        found.push((pid, parent));
+    }
+    found.sort();
+    found
+}

@@ -30,6 +30,7 @@ const AGENT: &str = include_str!(concat!(
     "/templates/preflight/agent.py"
 ));
 const SERVE: File = script_file!("preflight/serve.sh");
+const KILL: File = script_file!("preflight/kill.sh");
 /// What a node says for every spec or probe when it has no python3.
 pub const NO_PYTHON: &str = "python3 not found on the node";
 
@@ -203,6 +204,28 @@ pub fn node_error(out: &str) -> Option<String> {
     shell::tagged(out)
         .find(|t| t.tag == "error")
         .map(|t| t.rest.to_string())
+}
+
+/// The agent's pid as it printed it in round 1 (`@@pid PID`), for `kill_script`.
+pub fn parse_pid(out: &str) -> Option<u32> {
+    shell::tagged(out)
+        .find(|t| t.tag == "pid")
+        .and_then(|t| t.rest.parse().ok())
+        .filter(|pid| *pid > 1)
+}
+
+/// Kill run `run_id`'s agent, `pid`, that did not end when its stdin closed: only while that
+/// process carries the run's token. `parse_kill` reads the answer.
+pub fn kill_script(run_id: &str, pid: u32) -> String {
+    Script::new(KILL)
+        .var("TOKEN", token(run_id))
+        .var("PID", pid.to_string())
+        .build()
+}
+
+/// Whether the kill script killed the agent (else it was gone already).
+pub fn parse_kill(out: &str) -> bool {
+    shell::tagged(out).any(|t| t.tag == "killed")
 }
 
 /// A request for every probe at once from one node (answered within about 2 s whatever the
@@ -405,6 +428,30 @@ mod tests {
             parse_probe(out, std::slice::from_ref(&bad))[&bad],
             Outcome::Failed("an invalid host name: \"x;reboot\"".into())
         );
+    }
+
+    /// Only a plain number above 1 is a pid: nothing else from the node reaches the kill script.
+    #[test]
+    fn pid_lines() {
+        assert_eq!(
+            parse_pid("@@listen udp:8472 ok\n@@pid 4242\n@@ready\n"),
+            Some(4242)
+        );
+        for bad in [
+            "@@pid 1\n",
+            "@@pid -3\n",
+            "@@pid 12 x\n",
+            "@@pid $(reboot)\n",
+            "",
+        ] {
+            assert_eq!(parse_pid(bad), None, "{bad:?}");
+        }
+        let s = kill_script("r1", 4242);
+        assert!(
+            s.contains("\nTOKEN=netctl-pf-r1\nPID=4242\n") || s.contains("\nPID=4242\n"),
+            "{s}"
+        );
+        assert!(parse_kill("@@killed\n") && !parse_kill("@@gone\n") && !parse_kill(""));
     }
 
     #[test]

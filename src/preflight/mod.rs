@@ -43,8 +43,9 @@ struct Reached {
     line: NodeLine,
     facts: Option<node::Facts>,
     listening: BTreeMap<Listen, ListenState>,
-    /// Its agent, or why it has none (no python3, the script failed).
+    /// Its agent, or why it has none (no python3, the script failed), and its pid.
     agent: Result<Conversation, String>,
+    pid: Option<u32>,
     checks: Vec<Check>,
 }
 
@@ -286,11 +287,28 @@ async fn preflight(
         }
     }
 
-    // Round 3: every agent's stdin closed; it ends, and with it its listeners.
+    // Round 3: every agent's stdin closed; it ends, and with it its listeners. One that does not
+    // (stopped, stuck) is killed by its pid, through a script of its own.
+    let killers: BTreeMap<usize, (Arc<Remote>, Option<u32>)> = up
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|r| (i, (r.remote.clone(), r.pid))))
+        .collect();
+    let killers = Arc::new(killers);
     let ends = fleet::run(agents.keys().copied().collect(), n, {
-        let (agents, lines) = (agents.clone(), lines.clone());
+        let (agents, lines, killers, run_id) = (
+            agents.clone(),
+            lines.clone(),
+            killers.clone(),
+            run_id.clone(),
+        );
         move |i| {
-            let (agents, line) = (agents.clone(), lines[&i].clone());
+            let (agents, line, killers, run_id) = (
+                agents.clone(),
+                lines[&i].clone(),
+                killers.clone(),
+                run_id.clone(),
+            );
             async move {
                 line.phase("end the agent");
                 let agent = std::mem::replace(&mut *agents[&i].lock().await, Err(String::new()));
@@ -298,7 +316,7 @@ async fn preflight(
                     Err(_) => Ok(()),
                     Ok(c) => match c.finish(END_LIMIT).await {
                         Ok(_) => Ok(()),
-                        Err(e) => Err(format!("the agent did not end: {e}")),
+                        Err(e) => Err(kill(&killers[&i], &run_id, e.to_string()).await),
                     },
                 };
                 line.done("checked");
@@ -323,7 +341,7 @@ async fn preflight(
                 "preflight.cleanup",
                 name,
                 e,
-                format!("it was killed; if a python3 with `netctl-pf-{run_id}` in its command line still runs on the node, it exits by itself within {} s", agent::LISTEN_LIFETIME_S),
+                format!("see why on the node: a stopped or stuck python3; a python3 with `netctl-pf-{run_id}` in its command line that still runs there exits by itself within {} s of its start", agent::LISTEN_LIFETIME_S),
             ),
         });
     }
@@ -361,6 +379,21 @@ async fn preflight(
 /// Returns once Ctrl-C has been seen.
 async fn ctrl_c_seen(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Kill an agent that did not end (`why`), by its pid; what the cleanup row says.
+async fn kill(node: &(Arc<Remote>, Option<u32>), run_id: &str, why: String) -> String {
+    let (remote, pid) = node;
+    let Some(pid) = pid else {
+        return format!("the agent did not end ({why}), and it gave no pid to kill it by");
+    };
+    match remote.probe(&agent::kill_script(run_id, *pid)).await {
+        Ok(o) if agent::parse_kill(&String::from_utf8_lossy(&o.stdout)) => {
+            format!("the agent did not end within {} s of its stdin closing ({why}); killed (pid {pid})", END_LIMIT.as_secs())
+        }
+        Ok(_) => format!("the agent did not end within {} s of its stdin closing ({why}); it was gone when netctl came to kill it (pid {pid})", END_LIMIT.as_secs()),
+        Err(e) => format!("the agent did not end ({why}), and killing it failed: {e}"),
+    }
 }
 
 /// One round of probes: each node's asked of its agent, all nodes at once (a request on an open
@@ -508,6 +541,7 @@ async fn first_round(
                 .unwrap_or_else(|| "the preflight agent did not start".into())),
             (_, Err(e)) => Err(format!("the script failed: {e}")),
         };
+    let pid = got.as_ref().ok().and_then(|out| agent::parse_pid(out));
     let facts = match got {
         Ok(out) => {
             let f = node::parse(&out);
@@ -551,6 +585,7 @@ async fn first_round(
         facts,
         listening,
         agent,
+        pid,
         checks,
     })
 }

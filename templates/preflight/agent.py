@@ -12,7 +12,7 @@
 # dollar sign, which shellcheck flags inside the single quotes that carry it.
 #
 #   serve TOKEN LIFETIME SPEC...   SPEC: udp:PORT, tcp:PORT or ipip. Binds every SPEC on
-#       0.0.0.0, prints '@@listen SPEC ok|busy|error MSG' for each, then '@@ready', and answers
+#       0.0.0.0, prints '@@listen SPEC ok|busy|error MSG' for each, '@@pid PID', then '@@ready', and answers
 #       echoes carrying TOKEN until its stdin ends (netctl is done with it, or gone), LIFETIME
 #       seconds pass, or SIGTERM or SIGHUP. A request on stdin (PROBEs one a line, then a line
 #       'end') is answered on stdout by a forked child: one line per probe, then 'end'.
@@ -161,6 +161,8 @@ def listen(token, lifetime, specs):
                 states.append((spec, "error " + one_line(e.strerror or e)))
     for spec, st in states:
         say("listen", spec, st)
+    # Its pid, for netctl to kill it by (kill.sh) should it not end when its stdin closes.
+    say("pid", str(os.getpid()))
     say("ready")
     sys.stdout.flush()
     serve(token, lifetime, socks)
