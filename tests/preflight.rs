@@ -416,20 +416,25 @@ fn preflight_leaves_every_node_as_it_found_it() {
     interrupted_preflight_leaves_nothing(&lab);
 }
 
+/// The routes `backend` with `kubernetes.apiServer` an address of the lab's segment that nobody
+/// has: every node's probe round waits out its 2 s on it (and preflight.api-server fails).
+fn silent_api(lab: &Lab, backend: &'static str) -> PathBuf {
+    let node1 = lab.exec_ok("node-1", "ip -o -4 addr show dev eth0 | awk '{print $4}'");
+    let (net, _) = node1.trim().rsplit_once('.').expect("node-1's address");
+    let silent = format!("https://{net}.250:6443");
+    lab.profile_variant(&format!("{backend}-silent-api"), move |v| {
+        v["networking"]["routes"]["backend"] = backend.into();
+        v["kubernetes"]["apiServer"] = silent.clone().into();
+    })
+}
+
 /// Ctrl-C while every node's listener is up: the run does not pass, and its listeners go with
 /// it. A listener left behind would hold udp 8472 for its lifetime, and the next preflight would
 /// take it for the running network's socket and skip the vxlan probes instead of checking them.
 fn interrupted_preflight_leaves_nothing(lab: &Lab) {
     let vxlan = routes(lab, "vxlan");
-    // The probe round lasts its 2 s: the API server is an address of the lab's segment that
-    // nobody has. On 4 nodes the rest of a run is over in a fraction of a second.
-    let node1 = lab.exec_ok("node-1", "ip -o -4 addr show dev eth0 | awk '{print $4}'");
-    let (net, _) = node1.trim().rsplit_once('.').expect("node-1's address");
-    let silent = format!("https://{net}.250:6443");
-    let slow = lab.profile_variant("vxlan-silent-api", move |v| {
-        v["networking"]["routes"]["backend"] = "vxlan".into();
-        v["kubernetes"]["apiServer"] = silent.clone().into();
-    });
+    // On 4 nodes a run is over in a fraction of a second: its probe round lasts 2 s here.
+    let slow = silent_api(lab, "vxlan");
     let before = node_state::traces(lab);
     let mut child = labkit::netctl()
         .args(["preflight", "--output", "json", "-p"])
@@ -596,16 +601,10 @@ fn an_agent_that_does_not_end_fails_cleanup_and_is_killed() {
         return;
     }
     let lab = Lab::up("pf11", "netns", 2, 175);
-    // The probe round lasts its 2 s (an API server address nobody has): time to stop node-2's
-    // agent once it has forked its prober, which still answers for it. host-gw: no listener,
-    // so a stopped agent fails no peer's echo (with vxlan node-1's could still be on its way).
-    let node1 = lab.exec_ok("node-1", "ip -o -4 addr show dev eth0 | awk '{print $4}'");
-    let (net, _) = node1.trim().rsplit_once('.').expect("node-1's address");
-    let silent = format!("https://{net}.250:6443");
-    let profile = lab.profile_variant("host-gw-silent-api", move |v| {
-        v["networking"]["routes"]["backend"] = "host-gw".into();
-        v["kubernetes"]["apiServer"] = silent.clone().into();
-    });
+    // The probe round lasts its 2 s: time to stop node-2's agent once it has forked its
+    // prober, which still answers for it. host-gw: no listener, so a stopped agent fails no
+    // peer's echo (with vxlan node-1's could still be on its way).
+    let profile = silent_api(&lab, "host-gw");
     let child = labkit::netctl()
         .args(["preflight", "--output", "json", "-p"])
         .arg(&profile)

@@ -242,16 +242,20 @@ fn sudo_without_a_password_for_sh_runs_nothing() {
         ),
     );
     let home = tempfile::tempdir().unwrap();
-    let o = netctl()
-        .args(["init", "--yes", "-p"])
-        .arg(&lab.profile)
-        .env("HOME", home.path())
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("NETCTL_SSH_CONFIG")
-        .env("NETCTL_SUDO_PASSWORD", "np pw")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let run = |args: &[&str]| {
+        netctl()
+            .args(args)
+            .arg("-p")
+            .arg(&lab.profile)
+            .env("HOME", home.path())
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("NETCTL_SSH_CONFIG")
+            .env("NETCTL_SUDO_PASSWORD", "np pw")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["init", "--yes"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o)
@@ -271,16 +275,7 @@ fn sudo_without_a_password_for_sh_runs_nothing() {
     );
     // preflight's agent, which stays on its channel, is refused the same way: its facts and
     // listeners never run, and the report says why.
-    let o = netctl()
-        .args(["preflight", "-p"])
-        .arg(&lab.profile)
-        .env("HOME", home.path())
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("NETCTL_SSH_CONFIG")
-        .env("NETCTL_SUDO_PASSWORD", "np pw")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = run(&["preflight"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("sudo ran the script's shell without asking for the password"),

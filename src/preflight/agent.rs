@@ -639,8 +639,9 @@ mod tests {
             Agent::start(Some(node), None, &serve_script(run, specs))
         }
 
-        /// Lines up to and including `marker`, or all to its end.
-        fn read_until(&mut self, marker: &str) -> String {
+        /// Lines up to and including `marker`, or all to its end (`None`: to its end).
+        fn read_until(&mut self, marker: impl Into<Option<&'static str>>) -> String {
+            let marker = marker.into();
             use std::io::BufRead;
             let mut got = String::new();
             loop {
@@ -649,7 +650,7 @@ mod tests {
                     return got;
                 }
                 got.push_str(&line);
-                if line.trim_end_matches('\n') == marker {
+                if marker.is_some_and(|m| line.trim_end_matches('\n') == m) {
                     return got;
                 }
             }
@@ -707,7 +708,7 @@ mod tests {
     /// Runs `script` with sh on stdin to its end, with `env -i PATH=$path`.
     fn run_sh(path: &str, script: &str) -> String {
         let mut a = Agent::start(None, Some(path), script);
-        let rest = a.read_until("\u{0}never");
+        let rest = a.read_until(None);
         format!("{}{rest}", a.first)
     }
 
@@ -959,6 +960,19 @@ mod tests {
             }
             found.sort();
             found
+        }
+
+        /// Waits (8 s at most) until `n` processes carry `run`'s token: its agents and probers.
+        fn wait_for_holders(run: &str, n: usize) {
+            let t = Instant::now();
+            while holders(run).len() < n {
+                assert!(
+                    t.elapsed() < Duration::from_secs(8),
+                    "no probe child: {:?}",
+                    holders(run)
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
 
         fn assert_gone(run: &str) {
@@ -1236,11 +1250,7 @@ mod tests {
             let b_probes = echoes(p.a_addr);
             a.ask(&a_probes);
             // Both agents, and a's probing child.
-            let t = Instant::now();
-            while holders(&run).len() < 3 {
-                assert!(t.elapsed() < Duration::from_secs(8), "no probe child");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_for_holders(&run, 3);
             let (b_out, b_got, _) = b.probe(&b_probes);
             let a_out = a.read_until(END);
             let a_got = parse_probe(&a_out, &a_probes);
@@ -1267,21 +1277,13 @@ mod tests {
             let waits = [Probe::Ping(Ipv4Addr::new(10, 255, 173, 77), 0)];
             let mut a = p.prober(&run);
             a.ask(&waits);
-            let t = Instant::now();
-            while holders(&run).len() < 2 {
-                assert!(t.elapsed() < Duration::from_secs(8), "no probe child");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_for_holders(&run, 2);
             assert_eq!(a.end(), 0);
             assert_gone(&run);
 
             let mut a = p.prober(&run);
             a.ask(&waits);
-            let t = Instant::now();
-            while holders(&run).len() < 2 {
-                assert!(t.elapsed() < Duration::from_secs(8), "no probe child");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_for_holders(&run, 2);
             // SAFETY: kill has no memory preconditions; the pid is the agent this test started.
             assert_eq!(unsafe { libc::kill(a.pid() as i32, libc::SIGHUP) }, 0);
             a.ended_within(Duration::from_secs(3));

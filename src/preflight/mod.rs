@@ -49,8 +49,16 @@ struct Reached {
     checks: Vec<Check>,
 }
 
-/// Each reached node's agent, taken by its probe rounds in turn and by the end.
-type Agents = Arc<BTreeMap<usize, Mutex<Result<Conversation, String>>>>;
+/// A reached node in rounds 2 and 3: its agent, taken by each probe round in turn and then by
+/// the end, and what the end needs to kill one that does not end.
+struct Live {
+    line: NodeLine,
+    remote: Arc<Remote>,
+    pid: Option<u32>,
+    agent: Mutex<Result<Conversation, String>>,
+}
+
+type Agents = Arc<BTreeMap<usize, Live>>;
 
 fn epoch_s(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
@@ -143,23 +151,19 @@ async fn preflight(
         .map(|(i, node)| (i, node.clone(), progress.node(&node.name)))
         .collect();
     let open = Arc::new(open);
-    let reached = fleet::run(jobs, run.concurrency, {
-        let (run, cluster, needs, listens, open) = (
-            run.clone(),
-            cluster.clone(),
-            needs.clone(),
-            listens.clone(),
-            open.clone(),
-        );
-        move |(i, node, line)| {
-            let (run, cluster, needs, listens, open) = (
-                run.clone(),
-                cluster.clone(),
-                needs.clone(),
-                listens.clone(),
-                open.clone(),
-            );
-            async move { first_round(&run, &cluster, &needs, i, node, line, &listens, &open).await }
+    // What every node's first round reads, shared by its tasks.
+    let shared = Arc::new((
+        run.clone(),
+        cluster.clone(),
+        needs.clone(),
+        listens.clone(),
+        open,
+    ));
+    let reached = fleet::run(jobs, run.concurrency, move |(i, node, line)| {
+        let shared = shared.clone();
+        async move {
+            let (run, cluster, needs, listens, open) = &*shared;
+            first_round(run, cluster, needs, i, node, line, listens, open).await
         }
     })
     .await;
@@ -224,20 +228,19 @@ async fn preflight(
         plans.push((i, probes));
     }
     let run_id = run.id.clone();
-    let lines: BTreeMap<usize, NodeLine> = up
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| (i, r.line.clone())))
-        .collect();
     let agents: Agents = Arc::new(
         up.iter_mut()
             .enumerate()
             .filter_map(|(i, r)| {
                 let r = r.as_mut()?;
-                Some((
-                    i,
-                    Mutex::new(std::mem::replace(&mut r.agent, Err(String::new()))),
-                ))
+                let agent = std::mem::replace(&mut r.agent, Err(String::new()));
+                let live = Live {
+                    line: r.line.clone(),
+                    remote: r.remote.clone(),
+                    pid: r.pid,
+                    agent: Mutex::new(agent),
+                };
+                Some((i, live))
             })
             .collect(),
     );
@@ -247,7 +250,7 @@ async fn preflight(
     let mut outcomes = Vec::new();
     if !interrupted {
         tokio::select! {
-            o = probe_round(&agents, &lines, plans, n) => outcomes = o,
+            o = probe_round(&agents, plans, n) => outcomes = o,
             _ = ctrl_c_seen(rx.clone()) => interrupted = true,
         }
     }
@@ -269,7 +272,7 @@ async fn preflight(
         .collect();
     if !again.is_empty() && !interrupted {
         tokio::select! {
-            second = probe_round(&agents, &lines, again, n) => {
+            second = probe_round(&agents, again, n) => {
                 for (i, second) in second {
                     let got = &mut outcomes
                         .iter_mut()
@@ -289,37 +292,22 @@ async fn preflight(
 
     // Round 3: every agent's stdin closed; it ends, and with it its listeners. One that does not
     // (stopped, stuck) is killed by its pid, through a script of its own.
-    let killers: BTreeMap<usize, (Arc<Remote>, Option<u32>)> = up
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| (i, (r.remote.clone(), r.pid))))
-        .collect();
-    let killers = Arc::new(killers);
     let ends = fleet::run(agents.keys().copied().collect(), n, {
-        let (agents, lines, killers, run_id) = (
-            agents.clone(),
-            lines.clone(),
-            killers.clone(),
-            run_id.clone(),
-        );
+        let (agents, run_id) = (agents.clone(), run_id.clone());
         move |i| {
-            let (agents, line, killers, run_id) = (
-                agents.clone(),
-                lines[&i].clone(),
-                killers.clone(),
-                run_id.clone(),
-            );
+            let (agents, run_id) = (agents.clone(), run_id.clone());
             async move {
-                line.phase("end the agent");
-                let agent = std::mem::replace(&mut *agents[&i].lock().await, Err(String::new()));
+                let live = &agents[&i];
+                live.line.phase("end the agent");
+                let agent = std::mem::replace(&mut *live.agent.lock().await, Err(String::new()));
                 let res = match agent {
                     Err(_) => Ok(()),
                     Ok(c) => match c.finish(END_LIMIT).await {
                         Ok(_) => Ok(()),
-                        Err(e) => Err(kill(&killers[&i], &run_id, e.to_string()).await),
+                        Err(e) => Err(kill(live, &run_id, e.to_string()).await),
                     },
                 };
-                line.done("checked");
+                live.line.done("checked");
                 (i, res)
             }
         }
@@ -358,13 +346,14 @@ async fn preflight(
         ));
     }
     watcher.abort();
+    // Its remotes are clones of the nodes': the last holder closes each connection.
+    drop(agents);
     for r in up.into_iter().flatten() {
         drop(r.line);
         if let Ok(remote) = Arc::try_unwrap(r.remote) {
             remote.close().await;
         }
     }
-    drop(agents);
     let order: BTreeMap<&str, usize> = names
         .iter()
         .enumerate()
@@ -382,12 +371,11 @@ async fn ctrl_c_seen(mut rx: watch::Receiver<bool>) {
 }
 
 /// Kill an agent that did not end (`why`), by its pid; what the cleanup row says.
-async fn kill(node: &(Arc<Remote>, Option<u32>), run_id: &str, why: String) -> String {
-    let (remote, pid) = node;
-    let Some(pid) = pid else {
+async fn kill(live: &Live, run_id: &str, why: String) -> String {
+    let Some(pid) = live.pid else {
         return format!("the agent did not end ({why}), and it gave no pid to kill it by");
     };
-    match remote.probe(&agent::kill_script(run_id, *pid)).await {
+    match live.remote.probe(&agent::kill_script(run_id, pid)).await {
         Ok(o) if agent::parse_kill(&String::from_utf8_lossy(&o.stdout)) => {
             format!("the agent did not end within {} s of its stdin closing ({why}); killed (pid {pid})", END_LIMIT.as_secs())
         }
@@ -400,17 +388,16 @@ async fn kill(node: &(Arc<Remote>, Option<u32>), run_id: &str, why: String) -> S
 /// channel costs the node a fork of its agent, not a connection or a shell).
 async fn probe_round(
     agents: &Agents,
-    lines: &BTreeMap<usize, NodeLine>,
     plans: Vec<(usize, Vec<Probe>)>,
     at_once: usize,
 ) -> Vec<(usize, BTreeMap<Probe, Outcome>)> {
     fleet::run(plans, at_once, {
-        let (agents, lines) = (agents.clone(), lines.clone());
+        let agents = agents.clone();
         move |(i, probes)| {
-            let (agents, line) = (agents.clone(), lines[&i].clone());
+            let agents = agents.clone();
             async move {
-                line.phase("probe peers");
-                let mut agent = agents[&i].lock().await;
+                agents[&i].line.phase("probe peers");
+                let mut agent = agents[&i].agent.lock().await;
                 let failed = |why: String| {
                     probes
                         .iter()

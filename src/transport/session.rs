@@ -269,25 +269,39 @@ impl Session {
         script: &[u8],
         limit: Duration,
     ) -> Result<Conversation, TransportError> {
-        self.execs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (command, stdin) = sudo::wrap(&self.sudo, script);
-        let channel = timeout(limit, self.handle.channel_open_session())
-            .await
-            .map_err(|_| TransportError::CommandTimeout {
-                node: self.node.clone(),
-                command: what.to_string(),
-                timeout: limit,
-            })?
-            .map_err(|e| TransportError::Ssh {
-                node: self.node.clone(),
-                action: format!("opening a channel for {what}"),
-                source: e,
-            })?;
+        let channel = self
+            .open_channel(what, what, Instant::now() + limit, limit)
+            .await?;
         Conversation::start(
             &self.node, what, &self.sudo, channel, &command, &stdin, limit,
         )
         .await
+    }
+
+    /// A new channel for an execution (counted), by `deadline`; errors name the command as
+    /// `named` (the timeout's) and `shown` (the SSH error's).
+    async fn open_channel(
+        &self,
+        named: &str,
+        shown: &str,
+        deadline: Instant,
+        limit: Duration,
+    ) -> Result<russh::Channel<client::Msg>, TransportError> {
+        self.execs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        timeout_at(deadline, self.handle.channel_open_session())
+            .await
+            .map_err(|_| TransportError::CommandTimeout {
+                node: self.node.clone(),
+                command: named.to_string(),
+                timeout: limit,
+            })?
+            .map_err(|e| TransportError::Ssh {
+                node: self.node.clone(),
+                action: format!("opening a channel for {shown}"),
+                source: e,
+            })
     }
 
     /// The node this session talks to.
@@ -308,8 +322,6 @@ impl Session {
         stdin: &[u8],
         limit: Duration,
     ) -> Result<Output, TransportError> {
-        self.execs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let deadline = Instant::now() + limit;
         let timed_out = || TransportError::CommandTimeout {
             node: self.node.clone(),
@@ -322,10 +334,14 @@ impl Session {
             source,
         };
 
-        let channel = timeout_at(deadline, self.handle.channel_open_session())
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|e| ssh_err("opening a channel", e))?;
+        let channel = self
+            .open_channel(
+                &first_line(command),
+                &format!("`{}`", first_line(command)),
+                deadline,
+                limit,
+            )
+            .await?;
         let (mut reader, writer) = channel.split();
         timeout_at(deadline, writer.exec(true, command.as_bytes()))
             .await
