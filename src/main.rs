@@ -142,12 +142,7 @@ fn apply(
             // A failed preflight is the whole story; a passed one is its verdict line.
             match report.preflight.as_ref() {
                 Some(p) if p.failed() => out!("{}\n", verify::report::text(p, Default::default())),
-                Some(p) => out!(
-                    "preflight {}: {} passed, 0 failed, {} skipped\n",
-                    p.run_id,
-                    p.summary.pass,
-                    p.summary.skip
-                ),
+                Some(p) => out!("{}", verify::report::verdict(p)),
                 None => {}
             }
             if report.preflight_skipped {

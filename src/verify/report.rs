@@ -134,7 +134,7 @@ fn shorten(items: &[&str]) -> String {
 }
 
 /// The mesh line (when the data plane pinged) and the one verdict line.
-fn verdict(r: &Report) -> String {
+pub fn verdict(r: &Report) -> String {
     let mut out = String::new();
     if let Some(m) = &r.mesh {
         out.push_str(&m.describe());
