@@ -502,57 +502,50 @@ async fn first_round(
     script.push('\n');
     script.push_str(&agent::serve_script(&run.id, listens));
     let limit = std::time::Duration::from_secs(cluster.profile.ssh.command_timeout);
-    let mut conversation = None;
-    let got = match remote.converse(&script, limit).await {
-        Ok(mut c) => match c.until(agent::READY, limit).await {
-            Ok(out) => {
-                conversation = Some(c);
-                Ok(out)
-            }
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(e.to_string()),
-    };
+    let got = async {
+        let mut c = remote.converse(&script, limit).await?;
+        let out = c.until(agent::READY, limit).await?;
+        Ok::<_, crate::remote::RemoteError>((c, out))
+    }
+    .await
+    .map_err(|e| format!("the script failed: {e}"));
     let after = SystemTime::now();
-    let listening = match &got {
-        Ok(out) => agent::parse_listen(out, listens),
-        Err(e) => listens
-            .iter()
-            .map(|l| (*l, ListenState::Failed(format!("the script failed: {e}"))))
-            .collect(),
-    };
-    let agent =
-        match (conversation, &got) {
-            (Some(c), Ok(out)) if !c.ended() && out.lines().any(|l| l == agent::READY) => Ok(c),
-            (_, Ok(out)) => Err(agent::node_error(out)
-                .unwrap_or_else(|| "the preflight agent did not start".into())),
-            (_, Err(e)) => Err(format!("the script failed: {e}")),
-        };
-    let pid = got.as_ref().ok().and_then(|out| agent::parse_pid(out));
-    let facts = match got {
-        Ok(out) => {
-            let f = node::parse(&out);
-            if f.done {
-                let (t0, t1) = (epoch_s(before), epoch_s(after));
-                let skew = f.clock.map(|c| (c - (t0 + t1) / 2.0, (t1 - t0) / 2.0));
-                checks.extend(
-                    node::checks(cluster, needs, &node, &plan, &f)
-                        .into_iter()
-                        .chain([node::clock(&node, skew)])
-                        .map(|c| c.took(start)),
-                );
-                Some(f)
+    // What the node printed (none when the script failed), its agent or why it has none, and
+    // what the agent bound.
+    let (out, agent, listening) = match got {
+        Ok((c, out)) => {
+            let agent = if !c.ended() && out.lines().any(|l| l == agent::READY) {
+                Ok(c)
             } else {
-                None
-            }
+                Err(agent::node_error(&out)
+                    .unwrap_or_else(|| "the preflight agent did not start".into()))
+            };
+            let listening = agent::parse_listen(&out, listens);
+            (Some(out), agent, listening)
         }
-        Err(_) => None,
+        Err(e) => {
+            let listening = listens
+                .iter()
+                .map(|l| (*l, ListenState::Failed(e.clone())))
+                .collect();
+            (None, Err(e), listening)
+        }
     };
+    let pid = out.as_deref().and_then(agent::parse_pid);
+    let facts = out.as_deref().map(node::parse).filter(|f| f.done);
+    if let Some(f) = &facts {
+        let (t0, t1) = (epoch_s(before), epoch_s(after));
+        let skew = f.clock.map(|c| (c - (t0 + t1) / 2.0, (t1 - t0) / 2.0));
+        checks.extend(
+            node::checks(cluster, needs, &node, &plan, f)
+                .into_iter()
+                .chain([node::clock(&node, skew)])
+                .map(|c| c.took(start)),
+        );
+    }
     if facts.is_none() {
-        let (why, hint) = match &agent {
-            Err(e) if e.starts_with("the script failed: ") => {
-                (e.clone(), "fix what it names, then re-run")
-            }
+        let (why, hint) = match (&out, &agent) {
+            (None, Err(e)) => (e.clone(), "fix what it names, then re-run"),
             _ => (
                 "the preflight facts script did not run to its end".to_string(),
                 "re-run; if it persists, raise ssh.commandTimeout",
